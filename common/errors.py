@@ -1,0 +1,155 @@
+"""The one error tree of sshkeep.
+
+Every failure that crosses a boundary (HTTP API, MCP tool, CLI) is an `SshkeepError` with a stable
+`code`, an HTTP `status`, a message naming what is wrong and a `hint` naming the next step. Foreign
+exceptions (OSError, subprocess, tmux, ssh, pydantic) are mapped into this tree at the edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SshkeepError(Exception):
+    """Base of every sshkeep error; carries a stable code, an HTTP status and a hint."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    default_hint: ClassVar[str] = "This is a bug in sshkeep; the daemon log has details."
+
+    def __init__(self, message: str, *, hint: str | None = None, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+        self.context = context
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class BadRequest(SshkeepError):
+    """The request is malformed: bad JSON, unknown field, wrong type, too large."""
+
+    code = "bad_request"
+    status = 400
+    default_hint = "Fix the named field and send the request again."
+
+
+class PayloadTooLarge(BadRequest):
+    code = "payload_too_large"
+    status = 413
+    default_hint = "Send less data per request (split it, or use write_remote_file for files)."
+
+
+class NotFound(SshkeepError):
+    code = "not_found"
+    status = 404
+    default_hint = "Check the id."
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+    default_hint = "Call list_sessions for the ids that exist, or open_session for a new one."
+
+
+class CommandNotFound(NotFound):
+    code = "command_not_found"
+    default_hint = "Use the command_id returned by send_command for this session."
+
+
+class ConnectionNotFound(NotFound):
+    code = "connection_not_found"
+    default_hint = "Call list_available_configs for the configured names."
+
+
+class Conflict(SshkeepError):
+    code = "conflict"
+    status = 409
+    default_hint = "Retry once the other operation has finished."
+
+
+class SessionBusy(Conflict):
+    code = "session_busy"
+    default_hint = (
+        "A command is still running: follow it with get_command, answer it with send_keys, "
+        "or stop it with interrupt_command."
+    )
+
+
+class SessionDisconnected(Conflict):
+    code = "session_disconnected"
+    default_hint = "Call reconnect_session to start a fresh ssh in this session, or close_session."
+
+
+class SessionNotReady(Conflict):
+    code = "session_not_ready"
+    default_hint = "The session is waiting for input: answer with send_keys, or close_session."
+
+
+class ConfigError(SshkeepError):
+    code = "config_error"
+    status = 422
+    default_hint = "Fix config.yml (the message names the entry and field); it is re-read on change."
+
+
+class ConnectFailed(SshkeepError):
+    code = "connect_failed"
+    status = 502
+    default_hint = "Check host, port, user and credentials; the message quotes ssh."
+
+
+class RemoteError(SshkeepError):
+    code = "remote_error"
+    status = 502
+    default_hint = "The remote side refused; the message says why."
+
+
+class TmuxError(SshkeepError):
+    code = "tmux_error"
+    status = 500
+    default_hint = "tmux failed; check that tmux is installed and the daemon log."
+
+
+class DaemonUnavailable(SshkeepError):
+    code = "daemon_unavailable"
+    status = 503
+    default_hint = (
+        "Start it with `sshkeep daemon` (or let `sshkeep mcp` start it) and check `sshkeep status`."
+    )
+
+
+class DaemonAlreadyRunning(SshkeepError):
+    code = "daemon_running"
+    status = 409
+    default_hint = "Use the running daemon, or stop it first (`sshkeep status` shows it)."
+
+
+class Forbidden(SshkeepError):
+    code = "forbidden"
+    status = 403
+    default_hint = "Only the user who owns the daemon may use its socket."
+
+
+_BY_CODE: dict[str, type[SshkeepError]] = {}
+
+
+def _register(cls: type[SshkeepError]) -> None:
+    _BY_CODE.setdefault(cls.code, cls)
+    for sub in cls.__subclasses__():
+        _register(sub)
+
+
+_register(SshkeepError)
+
+
+def from_payload(payload: dict[str, Any], status: int) -> SshkeepError:
+    """Rebuild an error from the API's `{"error": {...}}` body (client side)."""
+    code = str(payload.get("code", "internal_error"))
+    cls = _BY_CODE.get(code, SshkeepError)
+    err = cls(str(payload.get("message", f"HTTP {status}")), hint=payload.get("hint"))
+    if cls is SshkeepError:
+        err.context["code"] = code
+    return err

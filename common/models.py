@@ -1,0 +1,157 @@
+"""The wire format: one pydantic model per API request and reply.
+
+The daemon validates requests with these, the API client parses replies with them, and the MCP
+shim derives its tool schemas from them. Requests forbid unknown fields and bound their sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SESSION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+COMMAND_ID_PATTERN = r"^c[0-9]{1,9}$"
+MAX_COMMAND_CHARS = 256 * 1024
+MAX_WAIT_SECONDS = 50.0
+
+CommandStatus = Literal[
+    "completed", "running", "waiting_input", "interrupted", "timed_out", "disconnected", "failed"
+]
+SessionState = Literal["connecting", "waiting_input", "ready", "busy", "disconnected", "failed"]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=MAX_COMMAND_CHARS)
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+class ErrorDetail(Reply):
+    code: str
+    message: str
+    hint: str = ""
+
+
+class ErrorReply(Reply):
+    error: ErrorDetail
+
+
+# --- health ---------------------------------------------------------------------------------------
+
+
+class Health(Reply):
+    status: Literal["ok"] = "ok"
+    version: str
+    pid: int
+    socket: str
+    sessions: int
+    attach: str = Field(description="Command a person runs to watch the sessions in tmux")
+    uptime_seconds: float
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+
+class OpenSessionRequest(Request):
+    host: str = Field(
+        min_length=1,
+        max_length=255,
+        description="A connection name from config.yml, else an ssh destination ([user@]host or an "
+        "~/.ssh/config alias)",
+    )
+    username: str | None = Field(default=None, min_length=1, max_length=64, description="Login user")
+    port: int | None = Field(default=None, ge=1, le=65535, description="TCP port")
+    timeout: float = Field(default=30.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for login")
+
+
+class Question(Reply):
+    kind: str = Field(
+        description="password, passphrase, host_key, confirm, otp, continuation, fullscreen, prompt"
+    )
+    text: str
+
+
+class SessionInfo(Reply):
+    session_id: str
+    target: str = Field(description="What the session connects to (config name or destination)")
+    connection: str | None = Field(default=None, description="config.yml entry name, if any")
+    state: SessionState
+    shell: str | None = None
+    integrated: bool = Field(default=False, description="Exact completion markers installed")
+    created_at: float
+    tmux_session: str
+    attach: str = Field(description="Command a person runs to watch this session")
+    running_command_id: str | None = None
+    question: Question | None = None
+    message: str | None = Field(default=None, description="ssh's last words for a dead session")
+    hint: str | None = None
+
+
+class SessionList(Reply):
+    sessions: list[SessionInfo]
+
+
+class CloseResult(Reply):
+    session_id: str
+    closed: bool
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+class SendCommandRequest(Request):
+    command: str = Field(
+        min_length=1, max_length=MAX_COMMAND_CHARS, description="Shell command line(s) to run"
+    )
+    timeout: float = Field(
+        default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for completion (max 50)"
+    )
+
+
+class CommandResult(Reply):
+    session_id: str
+    command_id: str
+    command: str = ""
+    status: CommandStatus
+    exit_code: int | None = None
+    output: str = ""
+    offset: int = Field(default=0, description="First line of `output`")
+    next_offset: int | None = Field(default=None, description="Line to pass as offset for the next page")
+    has_more: bool = False
+    total_lines: int = 0
+    truncated: str | None = Field(default=None, description="What was cut from `output`, and how to page")
+    question: Question | None = None
+    hint: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+
+class SendKeysRequest(Request):
+    keys: list[str] = Field(
+        min_length=1,
+        max_length=1000,
+        description="tmux key names (Enter, C-c, Up, Tab, Escape, F1 ...) or literal text, in order",
+    )
+
+
+class SendKeysResult(Reply):
+    session_id: str
+    sent: int
+    running_command_id: str | None = None
+    hint: str | None = None
+
+
+class Snapshot(Reply):
+    session_id: str
+    screen: str
+    lines: int
+    cursor_x: int
+    cursor_y: int
+    alternate_screen: bool
+    state: SessionState

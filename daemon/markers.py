@@ -1,0 +1,81 @@
+"""Invisible prompt markers: what the shell integration prints, and finding them in raw bytes.
+
+Every marker is an OSC 133 sequence carrying the session's nonce, so user programs that print
+their own OSC 133 are never mistaken for ours. tmux does not display OSC sequences, while the
+pipe-pane log keeps them byte for byte.
+
+    ESC ] 133 ; L ; sk=<nonce> BEL                ssh authenticated (ssh LocalCommand)
+    ESC ] 133 ; X ; sk=<nonce> ; sh=<shell> BEL   shell integration installed
+    ESC ] 133 ; C ; sk=<nonce> BEL                command starts (bash PS0, zsh preexec)
+    ESC ] 133 ; D ; <status> ; sk=<nonce>:<seq> BEL   prompt: previous command ended with <status>
+    ESC ] 133 ; P ; sk=<nonce> BEL                continuation prompt (PS2)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_MARKER = re.compile(rb"\x1b\]133;([LXCDP]);([^\x07\x1b]{0,200})\x07")
+_PARTIAL_MAX = 256
+
+
+@dataclass(frozen=True)
+class Marker:
+    """One marker found in the log: kind, absolute byte offsets, and its fields."""
+
+    kind: str
+    start: int
+    end: int
+    status: int | None = None
+    seq: int | None = None
+    shell: str | None = None
+
+
+def _parse_fields(kind: str, fields: str, nonce: str) -> tuple[bool, int | None, int | None, str | None]:
+    parts = fields.split(";")
+    status: int | None = None
+    seq: int | None = None
+    shell: str | None = None
+    if kind == "D":
+        if len(parts) != 2 or not parts[1].startswith(f"sk={nonce}:"):
+            return False, None, None, None
+        try:
+            status = int(parts[0])
+            seq = int(parts[1].rsplit(":", 1)[1])
+        except ValueError:
+            return False, None, None, None
+        return True, status, seq, None
+    if not parts or parts[0] != f"sk={nonce}":
+        return False, None, None, None
+    if kind == "X":
+        for part in parts[1:]:
+            if part.startswith("sh="):
+                shell = part[3:]
+    return True, None, None, shell
+
+
+def find_markers(data: bytes, base: int, nonce: str) -> tuple[list[Marker], int]:
+    """Markers of this nonce in `data` (which starts at absolute offset `base`).
+
+    Returns the markers and how many bytes of `data` are fully scanned: a possible marker cut
+    at the end of `data` is left for the next call.
+    """
+    found: list[Marker] = []
+    for m in _MARKER.finditer(data):
+        kind = m.group(1).decode()
+        ok, status, seq, shell = _parse_fields(kind, m.group(2).decode(errors="replace"), nonce)
+        if ok:
+            found.append(Marker(kind, base + m.start(), base + m.end(), status, seq, shell))
+    consumed = len(data)
+    cut = data.rfind(b"\x1b", max(0, len(data) - _PARTIAL_MAX))
+    if cut != -1 and (not found or base + cut >= found[-1].end) and b"\x07" not in data[cut:]:
+        tail = data[cut:]
+        if tail == b"\x1b"[: len(tail)] or tail.startswith(b"\x1b]"):
+            consumed = cut
+    return found, consumed
+
+
+def strip_markers(data: bytes) -> bytes:
+    """Remove every marker-like sequence (any nonce) from raw bytes."""
+    return _MARKER.sub(b"", data)

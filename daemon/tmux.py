@@ -1,0 +1,232 @@
+"""Talking to our private tmux server without blocking the event loop.
+
+Two ways in: `run()` spawns one `tmux` process (for set-up work and anything that needs stdin,
+like `load-buffer -`), and `ControlClient` keeps one `tmux -C` client whose stdin takes commands,
+so the hot path (typing a command) spawns nothing. Every failure becomes a `TmuxError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from common.errors import TmuxError
+
+log = structlog.get_logger(__name__)
+
+CONTROL_SESSION = "_sshkeep_ctl"
+TMUX_CONF = """\
+set -g remain-on-exit on
+set -g default-size 200x50
+set -g status off
+set -g history-limit 50000
+set -g exit-empty off
+set -g destroy-unattached off
+set -g default-terminal screen-256color
+"""
+
+
+def quote(word: str) -> str:
+    """Quote one word for tmux's command parser (single quotes; no expansion inside)."""
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+class Tmux:
+    """One private tmux server, addressed by `-L name` or `-S path`."""
+
+    def __init__(self, server_args: Sequence[str], conf_path: Path) -> None:
+        self.server_args = list(server_args)
+        self.conf_path = conf_path
+        self._control: ControlClient | None = None
+        self._control_lock = asyncio.Lock()
+
+    def argv(self, *args: str) -> list[str]:
+        return ["tmux", *self.server_args, "-f", str(self.conf_path), *args]
+
+    def write_conf(self) -> None:
+        self.conf_path.parent.mkdir(parents=True, exist_ok=True)
+        self.conf_path.write_text(TMUX_CONF)
+
+    async def run(
+        self, *args: str, stdin: bytes | None = None, timeout: float = 10.0, check: bool = True
+    ) -> str:
+        """Run one tmux command in its own process; return stdout."""
+        env = dict(os.environ)
+        env.pop("TMUX", None)  # a daemon started from inside tmux must still talk to its own server
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv(*args),
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+            )
+        except FileNotFoundError as exc:
+            raise TmuxError("tmux is not installed (no `tmux` on PATH)", hint="Install tmux.") from exc
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        except TimeoutError as exc:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise TmuxError(f"tmux {args[0]} did not answer within {timeout:g}s") from exc
+        if check and proc.returncode != 0:
+            raise TmuxError(f"tmux {args[0]} failed: {err.decode(errors='replace').strip()}")
+        return out.decode(errors="replace")
+
+    async def server_running(self) -> bool:
+        try:
+            await self.run("list-sessions", "-F", "#{session_name}", timeout=5)
+        except TmuxError:
+            return False
+        return True
+
+    async def ensure_server(self) -> None:
+        """Start the server (with a hidden control session) if it is not running."""
+        if await self.server_running():
+            out = await self.run("list-sessions", "-F", "#{session_name}")
+            if CONTROL_SESSION in out.split("\n"):
+                return
+        self.write_conf()
+        await self.run(
+            "new-session", "-d", "-s", CONTROL_SESSION, "-x", "80", "-y", "24", "tail -f /dev/null"
+        )
+
+    async def control(self) -> ControlClient:
+        """The shared control-mode client, (re)started on demand."""
+        async with self._control_lock:
+            if self._control is None or not self._control.alive:
+                await self.ensure_server()
+                client = ControlClient(self.argv("-C", "attach-session", "-t", CONTROL_SESSION))
+                await client.start()
+                self._control = client
+            return self._control
+
+    async def command(self, line: str, timeout: float = 10.0) -> list[str]:
+        """Run one tmux command line through the control client; fall back to a process."""
+        try:
+            client = await self.control()
+            return await client.command(line, timeout)
+        except TmuxError as exc:
+            if "tmux command failed" in exc.message:
+                raise
+            log.warning("tmux_control_fallback", error=exc.message)
+            out = await self.run("source-file", "-", stdin=(line + "\n").encode(), timeout=timeout)
+            return out.splitlines()
+
+    async def close(self) -> None:
+        if self._control is not None:
+            await self._control.close()
+            self._control = None
+
+    async def kill_server(self) -> None:
+        await self.close()
+        with contextlib.suppress(TmuxError):
+            await self.run("kill-server", check=False)
+
+
+class ControlClient:
+    """One `tmux -C` client: commands in on stdin, `%begin/%end/%error` replies out, in order."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self._argv = argv
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pending: deque[asyncio.Future[list[str]]] = deque()
+        self._reader: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+        self.alive = False
+
+    async def start(self) -> None:
+        env = dict(os.environ)
+        env.pop("TMUX", None)
+        self._proc = await asyncio.create_subprocess_exec(
+            *self._argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+            limit=16 * 1024 * 1024,
+        )
+        self.alive = True
+        # The attach itself produces one %begin/%end pair with flags 0 before our commands.
+        self._reader = asyncio.create_task(self._read_loop(), name="tmux-control-reader")
+
+    async def _read_loop(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        stdout = self._proc.stdout
+        body: list[str] | None = None
+        ours = False
+        try:
+            while True:
+                raw = await stdout.readline()
+                if not raw:
+                    break
+                line = raw.decode(errors="replace").rstrip("\n")
+                if body is None:
+                    if line.startswith("%begin "):
+                        parts = line.split()
+                        ours = len(parts) >= 4 and parts[3] == "1"
+                        body = []
+                    # everything else outside a block is a notification we do not need
+                    continue
+                if line.startswith(("%end ", "%error ")):
+                    if ours and self._pending:
+                        fut = self._pending.popleft()
+                        if not fut.done():
+                            if line.startswith("%end "):
+                                fut.set_result(body)
+                            else:
+                                fut.set_exception(TmuxError("tmux command failed: " + " ".join(body)))
+                    body = None
+                    continue
+                body.append(line)
+        except (OSError, ValueError) as exc:  # ValueError: line over the stream limit
+            log.warning("tmux_control_read_error", error=str(exc))
+        finally:
+            self.alive = False
+            while self._pending:
+                fut = self._pending.popleft()
+                if not fut.done():
+                    fut.set_exception(TmuxError("tmux control client exited"))
+
+    async def command(self, line: str, timeout: float = 10.0) -> list[str]:
+        if "\n" in line:
+            raise TmuxError("a tmux control command cannot contain a newline")
+        if not self.alive or self._proc is None or self._proc.stdin is None:
+            raise TmuxError("tmux control client is not running")
+        fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        async with self._write_lock:
+            self._pending.append(fut)
+            try:
+                self._proc.stdin.write(line.encode() + b"\n")
+                await self._proc.stdin.drain()
+            except (OSError, RuntimeError) as exc:
+                self.alive = False
+                raise TmuxError(f"tmux control client is gone: {exc}") from exc
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError as exc:
+            raise TmuxError(f"tmux did not answer `{line.split(' ', 1)[0]}` within {timeout:g}s") from exc
+
+    async def close(self) -> None:
+        self.alive = False
+        if self._proc is not None:
+            if self._proc.stdin is not None:
+                with contextlib.suppress(OSError, RuntimeError):
+                    self._proc.stdin.close()
+            try:
+                await asyncio.wait_for(self._proc.wait(), 2)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self._proc.kill()
+                await self._proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader

@@ -1,0 +1,204 @@
+"""The stdio MCP server: every tool is a thin adapter over one daemon API call.
+
+Parameters reuse the request models' field definitions, results are the reply models
+(structured output) plus a short text rendering, and any `SshkeepError` becomes a tool error
+whose text names the problem and the next step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel
+
+from common.client import ApiClient
+from common.errors import DaemonUnavailable, SshkeepError
+from common.models import (
+    CloseResult,
+    CommandResult,
+    OpenSessionRequest,
+    SendCommandRequest,
+    SendKeysRequest,
+    SendKeysResult,
+    SessionInfo,
+    SessionList,
+    Snapshot,
+)
+from common.paths import Paths
+from shim import render_text
+from shim.autostart import ensure_daemon
+
+INSTRUCTIONS = """\
+sshkeep keeps persistent, interactive SSH terminals for you. Sessions survive client and daemon
+restarts, and a person can watch them in tmux.
+- open_session(host) takes a name from list_available_configs, else an ssh destination.
+- send_command runs one shell command and returns when it ends, with exit_code and only that
+  command's output. Non-zero exit codes are results, not errors.
+- status "running": follow with get_command(wait=...), or interrupt_command.
+- status "waiting_input": the terminal asks something (password, [y/N], unclosed quote, full-screen
+  program). Answer with send_keys, then get_command(wait=...); or interrupt_command.
+- Long output is paged: get_command(offset=next_offset).
+- get_snapshot shows the screen; send_keys types keys (tmux names like Enter, C-c, Up, else text).
+"""
+
+CHUNK_SECONDS = 5.0
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def field(model: type[BaseModel], name: str) -> Any:
+    """The FieldInfo of a request model, so tool schemas come from `common.models`."""
+    return model.model_fields[name]
+
+
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+ACTS = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
+)
+OPENS = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+
+
+def build_server(paths: Paths) -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer("sshkeep", instructions=INSTRUCTIONS)
+    client = ApiClient(paths.socket)
+
+    async def call(fn: Callable[[], Awaitable[M]]) -> M:
+        try:
+            try:
+                return await fn()
+            except DaemonUnavailable:
+                await ensure_daemon(client, paths)
+                return await fn()
+        except SshkeepError as err:
+            raise ToolError(f"[{err.code}] {err.message}\nNext: {err.hint}") from err
+
+    def result(model: BaseModel, text: str) -> CallToolResult:
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
+        )
+
+    @server.tool(annotations=OPENS)
+    async def open_session(
+        host: Annotated[str, field(OpenSessionRequest, "host")],
+        username: Annotated[str | None, field(OpenSessionRequest, "username")] = None,
+        port: Annotated[int | None, field(OpenSessionRequest, "port")] = None,
+    ) -> Annotated[CallToolResult, SessionInfo]:
+        """Open a persistent SSH terminal; returns when the remote shell is ready (or asks something)."""
+        info = await call(
+            lambda: client.open_session(OpenSessionRequest(host=host, username=username, port=port))
+        )
+        return result(info, render_text.session(info))
+
+    @server.tool(annotations=READ_ONLY)
+    async def list_sessions() -> Annotated[CallToolResult, SessionList]:
+        """List every session with its state (ready, busy, waiting_input, disconnected)."""
+        sessions = await call(client.list_sessions)
+        return result(sessions, render_text.sessions(sessions))
+
+    @server.tool(annotations=ACTS)
+    async def send_command(
+        session_id: str,
+        command: Annotated[str, field(SendCommandRequest, "command")],
+        ctx: Context,
+        timeout: Annotated[float, field(SendCommandRequest, "timeout")] = 10.0,
+    ) -> Annotated[CallToolResult, CommandResult]:
+        """Run a shell command in the session and wait (up to `timeout` s) for it to end."""
+        start = time.monotonic()
+        first = min(timeout, CHUNK_SECONDS)
+        res = await call(
+            lambda: client.send_command(session_id, SendCommandRequest(command=command, timeout=first))
+        )
+        res = await _follow(client, call, ctx, res, start, timeout)
+        return result(res, render_text.command(res))
+
+    @server.tool(annotations=READ_ONLY)
+    async def get_command(
+        session_id: str,
+        command_id: str,
+        ctx: Context,
+        offset: int = 0,
+        limit: int | None = None,
+        wait: float = 0.0,
+    ) -> Annotated[CallToolResult, CommandResult]:
+        """Status and output of a command; `wait` s for it to end; page long output with offset/limit."""
+        if not 0 <= wait <= 50:
+            raise ToolError("[bad_request] wait must be between 0 and 50 seconds")
+        start = time.monotonic()
+        res = await call(
+            lambda: client.get_command(
+                session_id, command_id, offset=offset, limit=limit, wait=min(wait, CHUNK_SECONDS)
+            )
+        )
+        if wait > CHUNK_SECONDS:
+            res = await _follow(client, call, ctx, res, start, wait, offset=offset, limit=limit)
+        return result(res, render_text.command(res))
+
+    @server.tool(annotations=ACTS)
+    async def send_keys(
+        session_id: str, keys: Annotated[list[str], field(SendKeysRequest, "keys")]
+    ) -> Annotated[CallToolResult, SendKeysResult]:
+        """Type keys into the terminal: tmux key names (Enter, C-c, Up, Tab) or literal text."""
+        res = await call(lambda: client.send_keys(session_id, SendKeysRequest(keys=keys)))
+        return result(res, f"sent {res.sent} key item(s) to {res.session_id}. {res.hint or ''}".strip())
+
+    @server.tool(annotations=ACTS)
+    async def interrupt_command(session_id: str) -> Annotated[CallToolResult, CommandResult]:
+        """Send Ctrl-C to the running command and wait for the prompt."""
+        res = await call(lambda: client.interrupt(session_id))
+        return result(res, render_text.command(res))
+
+    @server.tool(annotations=READ_ONLY)
+    async def get_snapshot(session_id: str, lines: int | None = None) -> Annotated[CallToolResult, Snapshot]:
+        """The terminal screen as a person sees it (plus `lines` of scrollback)."""
+        res = await call(lambda: client.snapshot(session_id, lines))
+        return result(res, res.screen)
+
+    @server.tool(annotations=ACTS)
+    async def close_session(session_id: str) -> Annotated[CallToolResult, CloseResult]:
+        """End the session: its ssh, tmux session and log."""
+        res = await call(lambda: client.close_session(session_id))
+        return result(res, f"closed {res.session_id}")
+
+    return server
+
+
+async def _follow(
+    client: ApiClient,
+    call: Callable[[Callable[[], Awaitable[CommandResult]]], Awaitable[CommandResult]],
+    ctx: Context,
+    res: CommandResult,
+    start: float,
+    budget: float,
+    offset: int = 0,
+    limit: int | None = None,
+) -> CommandResult:
+    """Keep waiting in short chunks, reporting MCP progress between them."""
+    while res.status == "running":
+        elapsed = time.monotonic() - start
+        if elapsed >= budget - 0.05:
+            break
+        await ctx.report_progress(elapsed, budget, f"{res.command_id} running for {elapsed:.0f}s")
+        step = min(CHUNK_SECONDS, budget - elapsed)
+
+        def again(
+            sid: str = res.session_id, cid: str = res.command_id, wait: float = step
+        ) -> Awaitable[CommandResult]:
+            return client.get_command(sid, cid, offset=offset, limit=limit, wait=wait)
+
+        res = await call(again)
+    return res
+
+
+async def run_stdio(paths: Paths) -> None:
+    server = build_server(paths)
+    await server.run_stdio_async()

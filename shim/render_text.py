@@ -1,0 +1,44 @@
+"""Short text renderings of API replies, for MCP text content and the CLI."""
+
+from __future__ import annotations
+
+from common.models import CommandResult, SessionInfo, SessionList
+
+
+def session(info: SessionInfo) -> str:
+    lines = [f"session {info.session_id} ({info.target}): {info.state}"]
+    if info.shell:
+        lines[0] += f", shell {info.shell}"
+    if info.question is not None:
+        lines.append(f"question ({info.question.kind}): {info.question.text}")
+    if info.message:
+        lines.append(f"ssh said: {info.message}")
+    if info.hint:
+        lines.append(f"hint: {info.hint}")
+    lines.append(f"watch: {info.attach}")
+    return "\n".join(lines)
+
+
+def sessions(listing: SessionList) -> str:
+    if not listing.sessions:
+        return "no sessions"
+    rows = []
+    for s in listing.sessions:
+        running = f" running {s.running_command_id}" if s.running_command_id else ""
+        rows.append(f"{s.session_id}\t{s.state}\t{s.target}{running}")
+    return "\n".join(rows)
+
+
+def command(res: CommandResult) -> str:
+    head = f"[{res.command_id} {res.status}"
+    if res.exit_code is not None:
+        head += f" exit={res.exit_code}"
+    head += "]"
+    parts = [head]
+    if res.output:
+        parts.append(res.output)
+    if res.question is not None:
+        parts.append(f"question ({res.question.kind}): {res.question.text}")
+    if res.hint:
+        parts.append(f"hint: {res.hint}")
+    return "\n".join(parts)
