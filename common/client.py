@@ -19,12 +19,15 @@ from common.models import (
     CommandResult,
     Health,
     OpenSessionRequest,
+    ReconnectRequest,
     SendCommandRequest,
     SendKeysRequest,
     SendKeysResult,
     SessionInfo,
     SessionList,
     Snapshot,
+    WaitForRequest,
+    WaitForResult,
 )
 
 R = TypeVar("R", bound=BaseModel)
@@ -127,6 +130,12 @@ class ApiClient:
 
     async def interrupt(self, sid: str) -> CommandResult:
         return await self.request("POST", f"/v1/sessions/{sid}/interrupt", CommandResult)
+
+    async def wait_for(self, sid: str, req: WaitForRequest) -> WaitForResult:
+        return await self.request("POST", f"/v1/sessions/{sid}/wait", WaitForResult, req)
+
+    async def reconnect(self, sid: str, req: ReconnectRequest) -> SessionInfo:
+        return await self.request("POST", f"/v1/sessions/{sid}/reconnect", SessionInfo, req)
 
     async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
         params = {"lines": str(lines)} if lines else None

@@ -147,6 +147,26 @@ class SendKeysResult(Reply):
     hint: str | None = None
 
 
+class WaitForRequest(Request):
+    pattern: str = Field(min_length=1, max_length=2000, description="Python regular expression to look for")
+    timeout: float = Field(default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait (max 50)")
+
+
+class WaitForResult(Reply):
+    session_id: str
+    matched: bool
+    pattern: str
+    line: str | None = Field(default=None, description="The line that matched")
+    context: str = Field(default="", description="A few lines before and after the match")
+    running_command_id: str | None = None
+    command_status: CommandStatus | None = None
+    hint: str | None = None
+
+
+class ReconnectRequest(Request):
+    timeout: float = Field(default=30.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for login")
+
+
 class Snapshot(Reply):
     session_id: str
     screen: str

@@ -24,11 +24,14 @@ from common.models import (
     CloseResult,
     Health,
     OpenSessionRequest,
+    ReconnectRequest,
     Request,
     SendCommandRequest,
     SendKeysRequest,
     SessionList,
+    WaitForRequest,
 )
+from daemon import api_admin, api_configs, api_files
 from daemon.manager import SessionManager
 
 log = structlog.get_logger(__name__)
@@ -198,14 +201,19 @@ async def interrupt(request: web.Request) -> web.Response:
     return reply(await manager(request).interrupt(request.match_info["sid"]))
 
 
+async def wait_for(request: web.Request) -> web.Response:
+    req = await parse_body(request, WaitForRequest)
+    return reply(await manager(request).wait_for(request.match_info["sid"], req.pattern, req.timeout))
+
+
+async def reconnect(request: web.Request) -> web.Response:
+    req = await parse_body(request, ReconnectRequest)
+    return reply(await manager(request).reconnect(request.match_info["sid"], req.timeout))
+
+
 async def screen(request: web.Request) -> web.Response:
     lines = int(query_number(request, "lines", 0, 0, 50_000))
     return reply(await manager(request).snapshot(request.match_info["sid"], lines or None))
-
-
-def extra_routes() -> list[web.RouteDef]:
-    """Routes added by later mechanisms (configs, files, ...)."""
-    return []
 
 
 def build_app(m: SessionManager) -> web.Application:
@@ -224,7 +232,11 @@ def build_app(m: SessionManager) -> web.Application:
             web.post("/v1/sessions/{sid}/keys", send_keys),
             web.post("/v1/sessions/{sid}/interrupt", interrupt),
             web.get("/v1/sessions/{sid}/screen", screen),
-            *extra_routes(),
+            web.post("/v1/sessions/{sid}/wait", wait_for),
+            web.post("/v1/sessions/{sid}/reconnect", reconnect),
+            *api_configs.routes,
+            *api_files.routes,
+            *api_admin.routes,
         ]
     )
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -33,9 +34,13 @@ from common.models import (
     SendKeysResult,
     SessionInfo,
     Snapshot,
+    WaitForResult,
 )
 from common.paths import Paths, ensure_private_dir
+from daemon.askpass import AuthBroker
 from daemon.keys import keys_command
+from daemon.markers import strip_markers
+from daemon.render import render, split_lines
 from daemon.session import QUIET_FOR_QUESTION, Session
 from daemon.shellinit import SHELLS_WITH_HOOKS, START_FUNCTION
 from daemon.store import CommandRecord, Store
@@ -69,6 +74,7 @@ class SessionManager:
         self.config = config
         self.tmux = Tmux(paths.tmux_args, paths.runtime_dir / "tmux.conf")
         self.store = Store(paths.db_file)
+        self.auth = AuthBroker()
         self.sessions: dict[str, Session] = {}
         self._watcher = LogWatcher(paths.logs_dir, self._on_log_change)
         self._monitor: asyncio.Task[None] | None = None
@@ -118,14 +124,15 @@ class SessionManager:
                 "#{@sshkeep_shell}",
                 "#{pane_dead}",
                 "#{pane_dead_status}",
+                "#{@sshkeep_argv}",
             ]
         )
         lines = await self.tmux.command(f"list-panes -a -F {quote(fmt)}")
         for line in lines:
             parts = line.split("\t")
-            if len(parts) != 9 or not parts[1] or not _SESSION_ID.match(parts[1]):
+            if len(parts) != 10 or not parts[1] or not _SESSION_ID.match(parts[1]):
                 continue
-            pane, sid, nonce, target, conn, created, shell, dead, dead_status = parts
+            pane, sid, nonce, target, conn, created, shell, dead, dead_status, argv_json = parts
             if sid in self.sessions:
                 continue
             s = self._new_session(
@@ -137,6 +144,7 @@ class SessionManager:
                 created_at=float(created or 0),
                 log_path=self.paths.logs_dir / f"{sid}.log",
                 attach=self.paths.attach_command(sid),
+                ssh_argv=_load_argv(argv_json),
             )
             s.setup_sent = s.authenticated = True
             if shell:
@@ -285,16 +293,20 @@ class SessionManager:
         with contextlib.suppress(FileNotFoundError):
             (self.paths.control_dir / sid).unlink()
         created = time.time()
+        env_args: list[str] = []
+        for key, value in self.auth.env_for(sid, conn).items():
+            env_args += ["-e", f"{key}={value}"]
         # One tmux invocation: pipe-pane is attached before tmux reads anything ssh prints.
         out = await self.tmux.run(
             "new-session", "-d", "-s", sid, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
-            "-e", f"SSHKEEP_SESSION={sid}", "--", *argv,
+            "-e", f"SSHKEEP_SESSION={sid}", *env_args, "--", *argv,
             ";", "pipe-pane", "-O", "-t", f"={sid}:", f"exec cat >> {shlex.quote(str(log_path))}",
             ";", "set-option", "-t", f"={sid}:", "@sshkeep_id", sid,
             ";", "set-option", "-t", f"={sid}:", "@sshkeep_nonce", nonce,
             ";", "set-option", "-t", f"={sid}:", "@sshkeep_target", req.host,
             ";", "set-option", "-t", f"={sid}:", "@sshkeep_conn", conn.name if conn else "",
             ";", "set-option", "-t", f"={sid}:", "@sshkeep_created", f"{created:.3f}",
+            ";", "set-option", "-t", f"={sid}:", "@sshkeep_argv", json.dumps(argv),
         )  # fmt: skip
         pane_id = out.strip().splitlines()[0] if out.strip() else ""
         if not pane_id.startswith("%"):
@@ -308,6 +320,7 @@ class SessionManager:
             created_at=created,
             log_path=log_path,
             attach=self.paths.attach_command(sid),
+            ssh_argv=argv,
         )
         self.sessions[sid] = s
         await self.store.save_session(sid, 0, 1)
@@ -363,10 +376,50 @@ class SessionManager:
                 f"session {s.id} is not logged in yet; the terminal asks: {info.question.text}"
             )
 
+    async def reconnect(self, sid: str, timeout: float = 30.0) -> SessionInfo:
+        """Start a fresh ssh in the same pane (same id, same log) after ssh exited."""
+        s = self.get(sid)
+        if not s.dead:
+            raise BadRequest(
+                f"session {sid} is still connected",
+                hint="reconnect_session is for disconnected sessions only.",
+            )
+        if not s.ssh_argv:
+            raise SessionDisconnected(
+                f"session {sid} has no recorded ssh command to restart; close it instead"
+            )
+        nonce = secrets.token_hex(8)
+        argv = [
+            f"LocalCommand=printf '\\033]133;L;sk={nonce}\\007'" if a.startswith("LocalCommand=") else a
+            for a in s.ssh_argv
+        ]
+        with contextlib.suppress(FileNotFoundError):
+            (self.paths.control_dir / sid).unlink()
+        conn = self.config.current().connections.get(s.connection) if s.connection else None
+        env_args = " ".join(f"-e {quote(f'{k}={v}')}" for k, v in self.auth.env_for(sid, conn).items())
+        if s.current is not None:
+            s.current.status = "disconnected"
+            s.current.ended_at = time.time()
+            await self.store.save_command(s.current)
+            s.current = None
+        s.nonce, s.ssh_argv = nonce, argv
+        s.dead = s.integrated = s.x_seen = s.authenticated = s.setup_sent = False
+        s.shell, s.dead_status, s.foreground_busy = None, None, False
+        s.scan_pos = s.current_size()
+        cmd = " ".join(quote(a) for a in argv)
+        await self.tmux.command(
+            f"set-option -t ={sid}: @sshkeep_nonce {nonce} ; "
+            f"set-option -t ={sid}: @sshkeep_argv {quote(json.dumps(argv))}"
+            f" ; set-option -u -t ={sid}: @sshkeep_shell ; respawn-pane -k -t {s.pane_id} {env_args} {cmd}"
+        )
+        log.info("session_reconnecting", session=sid)
+        return await self._wait_ready(s, timeout)
+
     async def _discard(self, s: Session) -> None:
         with contextlib.suppress(TmuxError):
             await self.tmux.command(f"kill-session -t ={s.id}")
         self.sessions.pop(s.id, None)
+        self.auth.forget(s.id)
         await self.store.forget_session(s.id)
         for path in (s.log_path, self.paths.control_dir / s.id):
             with contextlib.suppress(FileNotFoundError):
@@ -615,6 +668,53 @@ class SessionManager:
             ),
         )
 
+    async def wait_for(self, sid: str, pattern: str, timeout: float) -> WaitForResult:
+        """Wait until new output matches `pattern`, the running command ends, or time is up."""
+        s = self.get(sid)
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise BadRequest(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        start_pos = s.current_size()
+        rec = s.current
+        deadline = time.monotonic() + timeout
+        searched_to = start_pos
+        carry = ""
+        async with s.changed:
+            while True:
+                end = s.scan_pos
+                if end > searched_to:
+                    lines = split_lines(carry + render(strip_markers(s.read_log(searched_to, end))))
+                    searched_to = end
+                    for i, line in enumerate(lines):
+                        if regex.search(line):
+                            return WaitForResult(
+                                session_id=sid,
+                                matched=True,
+                                pattern=pattern,
+                                line=line,
+                                context="\n".join(lines[max(0, i - 3) : i + 4]),
+                                running_command_id=s.current.command_id if s.current else None,
+                                command_status="running" if s.current else None,
+                            )
+                    carry = lines[-1] if lines else ""
+                ended = rec is not None and rec.out_end is not None
+                if ended or s.dead or s.closed or time.monotonic() >= deadline:
+                    status = rec.status if ended and rec is not None else ("disconnected" if s.dead else None)
+                    why = (
+                        "the command ended" if ended else ("ssh exited" if s.dead else f"{timeout:g}s passed")
+                    )
+                    return WaitForResult(
+                        session_id=sid,
+                        matched=False,
+                        pattern=pattern,
+                        running_command_id=rec.command_id if rec else None,
+                        command_status=status,  # type: ignore[arg-type]
+                        hint=f"No match: {why}. get_snapshot shows the screen; wait_for again waits longer.",
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic())))
+
     async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
         s = self.get(sid)
         start = f" -S -{lines}" if lines else ""
@@ -637,6 +737,14 @@ class SessionManager:
             alternate_screen=alt == "1",
             state=s.state,
         )
+
+
+def _load_argv(raw: str) -> list[str]:
+    try:
+        value = json.loads(raw) if raw else []
+    except json.JSONDecodeError:
+        return []
+    return [str(x) for x in value] if isinstance(value, list) else []
 
 
 def _first_page(lines: list[str]) -> tuple[list[str], int | None, str | None]:

@@ -45,6 +45,7 @@ class Session:
     created_at: float
     log_path: Path
     attach: str
+    ssh_argv: list[str] = field(default_factory=list)
     shell: str | None = None
     integrated: bool = False
     authenticated: bool = False

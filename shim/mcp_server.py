@@ -9,30 +9,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel
+from mcp_types import CallToolResult
 
 from common.client import ApiClient
-from common.errors import DaemonUnavailable, SshkeepError
 from common.models import (
     CloseResult,
     CommandResult,
     OpenSessionRequest,
+    ReconnectRequest,
     SendCommandRequest,
     SendKeysRequest,
     SendKeysResult,
     SessionInfo,
     SessionList,
     Snapshot,
+    WaitForRequest,
+    WaitForResult,
 )
 from common.paths import Paths
-from shim import render_text
-from shim.autostart import ensure_daemon
+from shim import render_text, tools_admin, tools_configs, tools_files
+from shim.tools_base import ACTS, OPENS, READ_ONLY, Tools, field
 
 INSTRUCTIONS = """\
 sshkeep keeps persistent, interactive SSH terminals for you. Sessions survive client and daemon
@@ -49,43 +50,13 @@ restarts, and a person can watch them in tmux.
 
 CHUNK_SECONDS = 5.0
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def field(model: type[BaseModel], name: str) -> Any:
-    """The FieldInfo of a request model, so tool schemas come from `common.models`."""
-    return model.model_fields[name]
-
-
-READ_ONLY = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-)
-ACTS = ToolAnnotations(
-    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
-)
-OPENS = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-)
-
 
 def build_server(paths: Paths) -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer("sshkeep", instructions=INSTRUCTIONS)
     client = ApiClient(paths.socket)
-
-    async def call(fn: Callable[[], Awaitable[M]]) -> M:
-        try:
-            try:
-                return await fn()
-            except DaemonUnavailable:
-                await ensure_daemon(client, paths)
-                return await fn()
-        except SshkeepError as err:
-            raise ToolError(f"[{err.code}] {err.message}\nNext: {err.hint}") from err
-
-    def result(model: BaseModel, text: str) -> CallToolResult:
-        return CallToolResult(
-            content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
-        )
+    tools = Tools(client, paths)
+    call = tools.call
+    result = tools.result
 
     @server.tool(annotations=OPENS)
     async def open_session(
@@ -158,6 +129,27 @@ def build_server(paths: Paths) -> MCPServer[Any]:
         return result(res, render_text.command(res))
 
     @server.tool(annotations=READ_ONLY)
+    async def wait_for(
+        session_id: str,
+        pattern: Annotated[str, field(WaitForRequest, "pattern")],
+        timeout: Annotated[float, field(WaitForRequest, "timeout")] = 10.0,
+    ) -> Annotated[CallToolResult, WaitForResult]:
+        """Wait until new terminal output matches a regex (or the running command ends)."""
+        res = await call(
+            lambda: client.wait_for(session_id, WaitForRequest(pattern=pattern, timeout=timeout))
+        )
+        text = f"matched: {res.line}\n{res.context}" if res.matched else f"no match. {res.hint or ''}"
+        return result(res, text)
+
+    @server.tool(annotations=OPENS)
+    async def reconnect_session(
+        session_id: str, timeout: Annotated[float, field(ReconnectRequest, "timeout")] = 30.0
+    ) -> Annotated[CallToolResult, SessionInfo]:
+        """Start a fresh ssh in a disconnected session: same id, same log, same tmux window."""
+        info = await call(lambda: client.reconnect(session_id, ReconnectRequest(timeout=timeout)))
+        return result(info, render_text.session(info))
+
+    @server.tool(annotations=READ_ONLY)
     async def get_snapshot(session_id: str, lines: int | None = None) -> Annotated[CallToolResult, Snapshot]:
         """The terminal screen as a person sees it (plus `lines` of scrollback)."""
         res = await call(lambda: client.snapshot(session_id, lines))
@@ -169,6 +161,9 @@ def build_server(paths: Paths) -> MCPServer[Any]:
         res = await call(lambda: client.close_session(session_id))
         return result(res, f"closed {res.session_id}")
 
+    tools_configs.register(server, tools)
+    tools_files.register(server, tools)
+    tools_admin.register(server, tools)
     return server
 
 

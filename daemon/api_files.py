@@ -1,0 +1,7 @@
+"""API routes for files (filled in by its mechanism)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+routes: list[web.RouteDef] = []
