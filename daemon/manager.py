@@ -150,6 +150,7 @@ class SessionManager:
             if shell:
                 s.shell, s.integrated, s.x_seen = shell, True, True
             s.dead = dead == "1"
+            s.dead_at = time.time() if s.dead else None
             s.dead_status = int(dead_status) if dead_status.isdigit() else None
             saved = await self.store.load_session(sid)
             records = await self.store.commands(sid)
@@ -209,6 +210,7 @@ class SessionManager:
                 dead = info is None or info[1] == "1"
                 if dead and not s.dead:
                     s.dead = True
+                    s.dead_at = time.time()
                     if info is not None and info[2].isdigit():
                         s.dead_status = int(info[2])
                     log.info("session_disconnected", session=s.id, status=s.dead_status)
@@ -404,7 +406,7 @@ class SessionManager:
             s.current = None
         s.nonce, s.ssh_argv = nonce, argv
         s.dead = s.integrated = s.x_seen = s.authenticated = s.setup_sent = False
-        s.shell, s.dead_status, s.foreground_busy = None, None, False
+        s.shell, s.dead_status, s.dead_at, s.foreground_busy = None, None, None, False
         s.scan_pos = s.current_size()
         cmd = " ".join(quote(a) for a in argv)
         await self.tmux.command(

@@ -54,6 +54,7 @@ class Session:
     setup_at: float | None = None
     dead: bool = False
     dead_status: int | None = None
+    dead_at: float | None = None
     closed: bool = False
     scan_pos: int = 0
     log_size: int = 0
