@@ -160,6 +160,7 @@ class SessionManager:
                 s.current = running[-1]
             if saved is not None:
                 s.scan_pos, s.next_seq = saved
+            s.next_seq = max([s.next_seq, *(r.seq + 1 for r in records)])
             if s.current is not None:
                 s.scan_pos = min(s.scan_pos, s.current.sent_pos)
             self.sessions[sid] = s

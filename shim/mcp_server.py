@@ -51,9 +51,8 @@ restarts, and a person can watch them in tmux.
 CHUNK_SECONDS = 5.0
 
 
-def build_server(paths: Paths) -> MCPServer[Any]:
+def build_server(paths: Paths, client: ApiClient) -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer("sshkeep", instructions=INSTRUCTIONS)
-    client = ApiClient(paths.socket)
     tools = Tools(client, paths)
     call = tools.call
     result = tools.result
@@ -195,5 +194,5 @@ async def _follow(
 
 
 async def run_stdio(paths: Paths) -> None:
-    server = build_server(paths)
-    await server.run_stdio_async()
+    async with ApiClient(paths.socket) as client:
+        await build_server(paths, client).run_stdio_async()

@@ -1,0 +1,69 @@
+"""Sessions and running commands outlive the daemon: kill -9, restart, adopt."""
+
+from __future__ import annotations
+
+import signal
+
+from mcp import Client
+
+from common.models import OpenSessionRequest, SendCommandRequest
+from tests.instance import Instance
+
+
+def tmux_server_pid(inst: Instance) -> str:
+    out = inst.tmux("display-message", "-p", "#{pid}")
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+async def test_kill_9_mid_command_loses_nothing(instance: Instance) -> None:
+    async with instance.client() as c:
+        info = await c.open_session(OpenSessionRequest(host="bash"))
+        sid = info.session_id
+        first = await c.send_command(sid, SendCommandRequest(command="echo before"))
+        assert first.output == "before"
+        running = await c.send_command(sid, SendCommandRequest(command="sleep 3; echo after-crash", timeout=0.5))
+        assert running.status == "running"
+        cid = running.command_id
+    tmux_pid = tmux_server_pid(instance)
+
+    instance.stop(signal.SIGKILL)
+
+    # The next shim call finds no daemon, starts one, and that daemon adopts the session.
+    async with Client(instance.mcp_params()) as mcp:
+        listed = await mcp.call_tool("list_sessions", {})
+        assert not listed.is_error, listed.content
+        assert listed.structured_content is not None
+        ids = [s["session_id"] for s in listed.structured_content["sessions"]]
+        assert sid in ids
+        res = await mcp.call_tool("get_command", {"session_id": sid, "command_id": cid, "wait": 20})
+        assert not res.is_error, res.content
+        assert res.structured_content is not None
+        assert res.structured_content["status"] == "completed"
+        assert res.structured_content["exit_code"] == 0
+        assert res.structured_content["output"] == "after-crash"
+        again = await mcp.call_tool("send_command", {"session_id": sid, "command": "echo still-here"})
+        assert again.structured_content is not None
+        assert again.structured_content["output"] == "still-here"
+        old = await mcp.call_tool("get_command", {"session_id": sid, "command_id": first.command_id})
+        assert old.structured_content is not None
+        assert old.structured_content["output"] == "before"
+    assert tmux_server_pid(instance) == tmux_pid
+
+
+async def test_command_finishing_while_daemon_down_is_settled(instance: Instance) -> None:
+    async with instance.client() as c:
+        sid = (await c.open_session(OpenSessionRequest(host="dash"))).session_id
+        running = await c.send_command(sid, SendCommandRequest(command="sleep 1; echo done; (exit 3)", timeout=0.2))
+        assert running.status == "running"
+    instance.stop(signal.SIGTERM)
+    # Let the command end while no daemon watches.
+    import asyncio
+
+    await asyncio.sleep(2)
+    instance.start()
+    async with instance.client() as c:
+        res = await c.get_command(sid, running.command_id, wait=10)
+        assert (res.status, res.exit_code, res.output) == ("completed", 3, "done")
+        info = await c.get_session(sid)
+        assert info.state == "ready"
