@@ -126,6 +126,7 @@ class CommandResult(Reply):
     has_more: bool = False
     total_lines: int = 0
     truncated: str | None = Field(default=None, description="What was cut from `output`, and how to page")
+    dropped_bytes: int = Field(default=0, description="Output bytes lost to the per-session log size cap")
     question: Question | None = None
     hint: str | None = None
     started_at: float | None = None

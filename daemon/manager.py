@@ -39,6 +39,7 @@ from common.models import (
 from common.paths import Paths, ensure_private_dir
 from daemon.askpass import AuthBroker
 from daemon.keys import keys_command
+from daemon.logcap import drop_target, punch
 from daemon.markers import strip_markers
 from daemon.render import render, split_lines
 from daemon.session import QUIET_FOR_QUESTION, Session
@@ -54,6 +55,7 @@ Progress = Callable[[float, str], Awaitable[None]]
 FIRST_REPLY_CHARS = 20_000
 DEFAULT_PAGE_LINES = 1000
 PASTE_THRESHOLD = 4096
+DEFAULT_LOG_CAP_MB = 256
 MONITOR_INTERVAL = 0.5
 # Before the shell is integrated only these are questions; a bare remote prompt is not.
 LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "confirm"})
@@ -125,14 +127,15 @@ class SessionManager:
                 "#{pane_dead}",
                 "#{pane_dead_status}",
                 "#{@sshkeep_argv}",
+                "#{@sshkeep_dropped}",
             ]
         )
         lines = await self.tmux.command(f"list-panes -a -F {quote(fmt)}")
         for line in lines:
             parts = line.split("\t")
-            if len(parts) != 10 or not parts[1] or not _SESSION_ID.match(parts[1]):
+            if len(parts) != 11 or not parts[1] or not _SESSION_ID.match(parts[1]):
                 continue
-            pane, sid, nonce, target, conn, created, shell, dead, dead_status, argv_json = parts
+            pane, sid, nonce, target, conn, created, shell, dead, dead_status, argv_json, dropped = parts
             if sid in self.sessions:
                 continue
             s = self._new_session(
@@ -151,6 +154,7 @@ class SessionManager:
                 s.shell, s.integrated, s.x_seen = shell, True, True
             s.dead = dead == "1"
             s.dead_at = time.time() if s.dead else None
+            s.dropped_before = int(dropped) if dropped.isdigit() else 0
             s.dead_status = int(dead_status) if dead_status.isdigit() else None
             saved = await self.store.load_session(sid)
             records = await self.store.commands(sid)
@@ -216,6 +220,29 @@ class SessionManager:
                         s.dead_status = int(info[2])
                     log.info("session_disconnected", session=s.id, status=s.dead_status)
                 self._schedule_scan(s.id)
+            await self._enforce_log_caps()
+
+    def log_cap_bytes(self) -> int:
+        raw = self.config.current().settings.get("log_cap_mb", DEFAULT_LOG_CAP_MB)
+        try:
+            return int(float(raw) * 1024 * 1024)
+        except (TypeError, ValueError):
+            return DEFAULT_LOG_CAP_MB * 1024 * 1024
+
+    async def _enforce_log_caps(self) -> None:
+        cap = self.log_cap_bytes()
+        for s in list(self.sessions.values()):
+            target = drop_target(s.log_size, s.dropped_before, s.scan_pos, cap)
+            if target <= s.dropped_before:
+                continue
+            ok = await asyncio.to_thread(punch, s.log_path, s.dropped_before, target)
+            if not ok:
+                log.warning("log_cap_unsupported", session=s.id, path=str(s.log_path))
+                continue
+            log.info("log_cap_dropped", session=s.id, dropped_before=target)
+            s.dropped_before = target
+            with contextlib.suppress(TmuxError):
+                await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_dropped {target}")
 
     async def _command_finished(self, rec: CommandRecord) -> None:
         s = self.sessions.get(rec.session_id)
@@ -598,6 +625,7 @@ class SessionManager:
             truncated=truncated,
             question=question,
             hint=hint,
+            dropped_bytes=s.dropped_bytes(rec),
             started_at=rec.started_at,
             ended_at=rec.ended_at,
         )

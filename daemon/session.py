@@ -55,6 +55,7 @@ class Session:
     dead: bool = False
     dead_status: int | None = None
     dead_at: float | None = None
+    dropped_before: int = 0
     closed: bool = False
     scan_pos: int = 0
     log_size: int = 0
@@ -229,9 +230,15 @@ class Session:
         return self._after_echo(rec, self.log_size) if self.shell not in ("bash", "zsh") else self.log_size
 
     def output_bytes_range(self, rec: CommandRecord) -> tuple[int, int]:
-        start = self.output_start(rec)
+        start = max(self.output_start(rec), self.dropped_before)
         end = rec.out_end if rec.out_end is not None else max(start, self._safe_end())
-        return start, end
+        return start, max(start, end)
+
+    def dropped_bytes(self, rec: CommandRecord) -> int:
+        """How much of this command's output the log cap has punched out."""
+        start = self.output_start(rec)
+        end = rec.out_end if rec.out_end is not None else self._safe_end()
+        return max(0, min(end, self.dropped_before) - start)
 
     def _safe_end(self) -> int:
         """End of complete data: never cut a marker that is still being written."""
