@@ -55,6 +55,13 @@ Progress = Callable[[float, str], Awaitable[None]]
 FIRST_REPLY_CHARS = 20_000
 DEFAULT_PAGE_LINES = 1000
 PASTE_THRESHOLD = 4096
+NO_SHELL = "none"
+SETUP_GRACE = 4.0
+QUIET_DONE = 1.0
+UNINTEGRATED_HINT = (
+    "This login shell is not sh-compatible, so sshkeep could not install its markers: a command counts "
+    "as done after 1 s of quiet output, and exit codes are unknown (exit_code is null)."
+)
 DEFAULT_LOG_CAP_MB = 256
 MONITOR_INTERVAL = 0.5
 # Before the shell is integrated only these are questions; a bare remote prompt is not.
@@ -150,7 +157,9 @@ class SessionManager:
                 ssh_argv=_load_argv(argv_json),
             )
             s.setup_sent = s.authenticated = True
-            if shell:
+            if shell == NO_SHELL:
+                s.shell = shell
+            elif shell:
                 s.shell, s.integrated, s.x_seen = shell, True, True
             s.dead = dead == "1"
             s.dead_at = time.time() if s.dead else None
@@ -368,10 +377,23 @@ class SessionManager:
                 if s.integrated:
                     await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_shell {quote(s.shell or 'sh')}")
                     return s.info()
+                if s.shell == NO_SHELL:
+                    return s.info(hint=UNINTEGRATED_HINT)
                 if s.dead:
                     await asyncio.sleep(0.05)
                     raise ConnectFailed(f"ssh to {s.target} failed: {s.last_words() or 'ssh exited'}")
                 quiet = s.quiet_for()
+                if (
+                    s.setup_at is not None
+                    and not s.x_seen
+                    and time.monotonic() - s.setup_at > SETUP_GRACE
+                    and quiet >= QUIET_FOR_QUESTION
+                ):
+                    # The setup lines did not run: not an sh-like shell (fish, a router CLI, a REPL).
+                    s.shell = NO_SHELL
+                    await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_shell {NO_SHELL}")
+                    log.warning("session_not_integrated", session=s.id)
+                    continue
                 if quiet >= QUIET_FOR_QUESTION and s.log_size > 0:
                     q = s.pending_question()
                     if q is not None and not s.x_seen and q.kind in LOGIN_QUESTIONS:
@@ -398,7 +420,7 @@ class SessionManager:
                 + ")"
                 + (f": {s.last_words(3)}" if s.last_words(3) else "")
             )
-        if s.integrated:
+        if s.integrated or s.shell == NO_SHELL:
             return
         info = await self._wait_ready(s, max(timeout, 1.0))
         if info.question is not None:
@@ -478,12 +500,12 @@ class SessionManager:
             raise SessionBusy(f"session {sid} is running something typed with send_keys")
         if "\x00" in command:
             raise BadRequest("command contains a NUL byte")
-        text = command
-        if "\n" in text.rstrip("\n"):
-            text = "{\n" + text.rstrip("\n") + "\n}"
-        else:
-            text = text.rstrip("\n")
-        if s.shell not in SHELLS_WITH_HOOKS:
+        text = command.rstrip("\n")
+        if s.shell == NO_SHELL:
+            pass  # typed exactly as given: we cannot know this shell's syntax
+        elif "\n" in text:
+            text = "{\n" + text + "\n}"
+        if s.shell not in SHELLS_WITH_HOOKS and s.shell != NO_SHELL:
             text = f"{START_FUNCTION}; {text}"
         seq = s.next_seq
         s.next_seq += 1
@@ -539,9 +561,12 @@ class SessionManager:
                     return None
                 now = time.monotonic()
                 quiet = s.quiet_for()
+                if s.shell == NO_SHELL and quiet >= QUIET_DONE and s.log_size > rec.sent_pos:
+                    await self._finish_by_quiet(s, rec)
+                    return None
                 if quiet >= QUIET_FOR_QUESTION:
                     q = await self._question(s)
-                    if q is not None:
+                    if q is not None and not (s.shell == NO_SHELL and q.kind in ("prompt", "continuation")):
                         return q
                 if now >= deadline:
                     return None
@@ -554,6 +579,20 @@ class SessionManager:
                     step = min(step, max(0.01, next_progress - now))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(s.changed.wait(), max(0.01, step))
+
+    async def _finish_by_quiet(self, s: Session, rec: CommandRecord) -> None:
+        """Unintegrated shell: the command counts as done once output has been quiet a while."""
+        end = s.log_size
+        data = s.read_log(rec.sent_pos, end)
+        last_nl = data.rfind(b"\n")
+        rec.out_start = s._after_echo(rec, end)
+        # What follows the last line end is the shell's next prompt, not output.
+        rec.out_end = max(rec.out_start, rec.sent_pos + last_nl + 1 if last_nl != -1 else end)
+        rec.status = "interrupted" if s.interrupt_requested else "completed"
+        rec.ended_at = time.time()
+        s.current = None
+        s.interrupt_requested = False
+        await self._command_finished(rec)
 
     async def _question(self, s: Session) -> Question | None:
         alt = False
@@ -591,6 +630,8 @@ class SessionManager:
                     else f"Still running: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
                 )
+        elif s.shell == NO_SHELL:
+            hint = UNINTEGRATED_HINT
         elif status == "interrupted":
             hint = "The command was interrupted (Ctrl-C); the session is ready for the next command."
         lines = await s.output_lines(rec)

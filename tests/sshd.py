@@ -39,7 +39,14 @@ __all__ = [
 
 HOST = "127.0.0.1"
 # shell kind -> login user name
-SHELL_USERS: dict[str, str] = {"bash": "skbash", "zsh": "skzsh", "dash": "skdash", "ash": "skash"}
+SHELL_USERS: dict[str, str] = {
+    "bash": "skbash",
+    "zsh": "skzsh",
+    "dash": "skdash",
+    "ash": "skash",
+    # Not a POSIX shell (like a router CLI): the Python REPL, for the unintegrated fallback.
+    "python": "skpy",
+}
 PASSWORD_USER = "skpass"
 # Machine-wide state of the test users: the busybox `ash` link, locks, the current password.
 STATE_DIR = Path("/usr/local/lib/sshkeep-test")
@@ -202,6 +209,7 @@ def _shells() -> dict[str, str]:
         "zsh": _need("zsh"),
         "dash": _need("dash"),
         "ash": str(ash),
+        "python": "/usr/bin/python3",
     }
 
 
