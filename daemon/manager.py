@@ -55,6 +55,7 @@ Progress = Callable[[float, str], Awaitable[None]]
 FIRST_REPLY_CHARS = 20_000
 DEFAULT_PAGE_LINES = 1000
 PASTE_THRESHOLD = 4096
+POSIX_LINE_LIMIT = 900
 NO_SHELL = "none"
 SETUP_GRACE = 4.0
 QUIET_DONE = 1.0
@@ -500,13 +501,7 @@ class SessionManager:
             raise SessionBusy(f"session {sid} is running something typed with send_keys")
         if "\x00" in command:
             raise BadRequest("command contains a NUL byte")
-        text = command.rstrip("\n")
-        if s.shell == NO_SHELL:
-            pass  # typed exactly as given: we cannot know this shell's syntax
-        elif "\n" in text:
-            text = "{\n" + text + "\n}"
-        if s.shell not in SHELLS_WITH_HOOKS and s.shell != NO_SHELL:
-            text = f"{START_FUNCTION}; {text}"
+        text = typed_text(command.rstrip("\n"), s.shell)
         seq = s.next_seq
         s.next_seq += 1
         rec = CommandRecord(
@@ -809,6 +804,24 @@ class SessionManager:
             alternate_screen=alt == "1",
             state=s.state,
         )
+
+
+def typed_text(command: str, shell: str | None) -> str:
+    """What to type for `command` so the shell runs it as one unit and marks its start."""
+    if shell == NO_SHELL:
+        return command  # typed exactly as given: we cannot know this shell's syntax
+    if shell in SHELLS_WITH_HOOKS:
+        return "{\n" + command + "\n}" if "\n" in command else command
+    if any(len(line.encode()) > POSIX_LINE_LIMIT for line in command.split("\n")):
+        # dash reads through the tty's canonical mode (lines cut at 4095 bytes) and busybox ash's
+        # editor cuts at 1024: build the command in a variable from short quoted lines, then eval.
+        pieces = [command[i : i + 200] for i in range(0, len(command), 200)]
+        lines = [f"__sk_x={shlex.quote(pieces[0])}"]
+        lines += [f'__sk_x="$__sk_x"{shlex.quote(p)}' for p in pieces[1:]]
+        return f"{START_FUNCTION}; {{\n" + "\n".join(lines) + '\neval "$__sk_x"\n}'
+    if "\n" in command:
+        command = "{\n" + command + "\n}"
+    return f"{START_FUNCTION}; {command}"
 
 
 def _load_argv(raw: str) -> list[str]:

@@ -28,3 +28,15 @@ async def test_commands_on_every_shell(instance: Instance, shell: str) -> None:
         assert await run('pwd; echo "$SK_VAR"') == ("completed", 0, "/tmp\nkept")
         assert await run("sleep 1.2; echo slept") == ("completed", 0, "slept")
         assert await run("echo one\necho two") == ("completed", 0, "one\ntwo")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_long_command_goes_through_whole(instance: Instance, shell: str) -> None:
+    """A 6 KB command line (over the tty's 4 KB and ash's 1 KB line limits) runs exactly."""
+    payload = "".join(f"{i:05d}'\"$`\\ " for i in range(600))  # quotes, $, backticks, backslashes
+    async with instance.client() as c:
+        sid = (await c.open_session(OpenSessionRequest(host=shell))).session_id
+        quoted = "'" + payload.replace("'", "'\\''") + "'"
+        r = await c.send_command(sid, SendCommandRequest(command=f"printf '%s\\n' {quoted} | wc -c; echo done"))
+        assert (r.status, r.exit_code) == ("completed", 0), r
+        assert r.output.split() == [str(len(payload.encode()) + 1), "done"]
