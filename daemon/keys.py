@@ -15,7 +15,7 @@ _KEY = re.compile(rf"^(?:(?:[CMS]-)+(?:{_NAMED}|[!-~])|{_NAMED}|\^[A-Za-z\[\]\\@
 
 def is_key_name(item: str) -> bool:
     """True for tmux key names like `Enter`, `C-c`, `M-x`, `Up`, `F5`; False for literal text."""
-    return bool(_KEY.match(item))
+    return _KEY.fullmatch(item) is not None
 
 
 def keys_command(pane_id: str, keys: list[str]) -> str:

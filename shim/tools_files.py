@@ -1,13 +1,118 @@
-"""MCP tools for files (filled in by its mechanism)."""
+"""MCP tools for files and side commands: read_remote_file, write_remote_file, exec_command.
+
+They go over the session's side channel (its authenticated ssh connection), never through the
+terminal: the screen stays as it was.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server import MCPServer
+from mcp_types import CallToolResult
 
-from shim.tools_base import Tools
+from common.models_files import (
+    Encoding,
+    ExecRequest,
+    ExecResult,
+    ReadFileRequest,
+    ReadFileResult,
+    WriteFileRequest,
+    WriteFileResult,
+)
+from shim.tools_base import ACTS, READ_ONLY, Tools, field
+
+
+def render_read(res: ReadFileResult) -> str:
+    head = f"{res.resolved_path}: {res.length} of {res.size} bytes from offset {res.offset}"
+    if res.sha256:
+        head += f", sha256 {res.sha256}"
+    if res.truncated:
+        head += f"; truncated, next_offset={res.next_offset}"
+    if res.encoding == "base64":
+        head += " (base64)"
+    return f"{head}\n{res.content}"
+
+
+def render_write(res: WriteFileResult) -> str:
+    how = "appended" if res.appended else ("created" if res.created else "replaced")
+    text = f"{how} {res.resolved_path}: {res.bytes_written} bytes written, size {res.size}, mode {res.mode}"
+    if res.sha256:
+        text += f", sha256 {res.sha256}"
+    if res.hint:
+        text += f"\nhint: {res.hint}"
+    return text
+
+
+def render_exec(res: ExecResult) -> str:
+    status = "timed out" if res.timed_out else f"exit {res.exit_code}"
+    parts = [f"{status} after {res.duration_seconds:g}s"]
+    if res.stdout:
+        parts.append(f"--- stdout ---\n{res.stdout}")
+    if res.stderr:
+        parts.append(f"--- stderr ---\n{res.stderr}")
+    if res.hint:
+        parts.append(f"hint: {res.hint}")
+    return "\n".join(parts)
 
 
 def register(server: MCPServer[Any], tools: Tools) -> None:
     """Add this group's tools to the server."""
+    client = tools.client
+
+    @server.tool(annotations=READ_ONLY)
+    async def read_remote_file(
+        session_id: str,
+        remote_path: Annotated[str, field(ReadFileRequest, "remote_path")],
+        encoding: Annotated[Encoding, field(ReadFileRequest, "encoding")] = "text",
+        offset: Annotated[int, field(ReadFileRequest, "offset")] = 0,
+        limit: Annotated[int | None, field(ReadFileRequest, "limit")] = None,
+    ) -> Annotated[CallToolResult, ReadFileResult]:
+        """Read a remote file exactly, over the session's connection (not typed into the terminal).
+        Returns content, size, sha256 and, for large files, a byte range to page with offset/limit."""
+        body = ReadFileRequest(remote_path=remote_path, encoding=encoding, offset=offset, limit=limit)
+        res = await tools.call(
+            lambda: client.request("POST", f"/v1/sessions/{session_id}/files/read", ReadFileResult, body)
+        )
+        return tools.result(res, render_read(res))
+
+    @server.tool(annotations=ACTS)
+    async def write_remote_file(
+        session_id: str,
+        remote_path: Annotated[str, field(WriteFileRequest, "remote_path")],
+        content: Annotated[str, field(WriteFileRequest, "content")],
+        encoding: Annotated[Encoding, field(WriteFileRequest, "encoding")] = "text",
+        append: Annotated[bool, field(WriteFileRequest, "append")] = False,
+        mode: Annotated[str | None, field(WriteFileRequest, "mode")] = None,
+        make_parents: Annotated[bool, field(WriteFileRequest, "make_parents")] = False,
+        expected_sha256: Annotated[str | None, field(WriteFileRequest, "expected_sha256")] = None,
+    ) -> Annotated[CallToolResult, WriteFileResult]:
+        """Write a remote file exactly and atomically (temp file + rename; readers never see half a
+        file), keeping an existing file's mode. Over the session's connection, not the terminal."""
+        body = WriteFileRequest(
+            remote_path=remote_path,
+            content=content,
+            encoding=encoding,
+            append=append,
+            mode=mode,
+            make_parents=make_parents,
+            expected_sha256=expected_sha256,
+        )
+        res = await tools.call(
+            lambda: client.request("POST", f"/v1/sessions/{session_id}/files/write", WriteFileResult, body)
+        )
+        return tools.result(res, render_write(res))
+
+    @server.tool(annotations=ACTS)
+    async def exec_command(
+        session_id: str,
+        command: Annotated[str, field(ExecRequest, "command")],
+        timeout: Annotated[float, field(ExecRequest, "timeout")] = 10.0,
+    ) -> Annotated[CallToolResult, ExecResult]:
+        """Run a non-interactive command beside the terminal (same connection, no tty, empty stdin):
+        separate stdout, stderr and exit code; the terminal and its shell state are untouched."""
+        body = ExecRequest(command=command, timeout=timeout)
+        res = await tools.call(
+            lambda: client.request("POST", f"/v1/sessions/{session_id}/exec", ExecResult, body)
+        )
+        return tools.result(res, render_exec(res))

@@ -1,0 +1,608 @@
+"""Issue 5: files and side commands over the session's side channel, never through the terminal.
+
+The "remote" host is this machine (the test sshd on 127.0.0.1), so every transfer is checked
+against the real file with plain local reads and writes, byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import pwd
+import re
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mcp import Client
+
+from common.client import ApiClient
+from common.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    RemoteError,
+    SessionDisconnected,
+)
+from common.models import OpenSessionRequest, ReconnectRequest, SendCommandRequest, SendKeysRequest
+from common.models_files import (
+    ExecRequest,
+    ExecResult,
+    ReadFileRequest,
+    ReadFileResult,
+    WriteFileRequest,
+    WriteFileResult,
+)
+from tests.instance import Instance
+from tests.sshd import SshServer
+
+HOSTILE_NAMES = [
+    "with space.txt",
+    "it's.txt",
+    'double "quoted".txt',
+    "dollar $HOME ${X}.txt",
+    "back `tick` $(id).txt",
+    "-leading-dash.txt",
+    "--",
+    "ünïcødé ✓ 日本.txt",
+    "semi;colon|pipe&amp*star?.txt",
+    "new\nline.txt",
+]
+TRICKY_TEXT = (
+    'He said "hi" & it\'s $HOME and ${PATH} and `uname -a` and $(id)\n'
+    "\ttabs, back\\slashes \\n, ünïcødé ✓ 日本語 🙂\r\n"
+    "no final newline"
+)
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def workdir(sshd: SshServer) -> Iterator[Path]:
+    """A local directory the remote (bash) user owns: what it writes there, the test can check."""
+    user = pwd.getpwnam(sshd.users["bash"])
+    d = Path(tempfile.mkdtemp(prefix="sk-files-", dir="/tmp"))
+    os.chown(d, user.pw_uid, user.pw_gid)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def own(path: Path, sshd: SshServer, text: str) -> Path:
+    """Create `path` holding `text`, owned by the remote (bash) user."""
+    path.write_text(text)
+    user = pwd.getpwnam(sshd.users["bash"])
+    os.chown(path, user.pw_uid, user.pw_gid)
+    return path
+
+
+def temp_leftovers(d: Path) -> list[Path]:
+    """Temporary files of atomic writes left anywhere below `d` (there must be none)."""
+    return [p for p in d.rglob("*") if ".sk-" in p.name]
+
+
+async def mcp_call(c: Client, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    res = await c.call_tool(name, args)
+    text = " ".join(getattr(x, "text", "") for x in res.content)
+    assert not res.is_error, f"{name} failed: {text[:2000]}"
+    assert res.structured_content is not None
+    return res.structured_content
+
+
+async def mcp_error(c: Client, name: str, args: dict[str, Any]) -> str:
+    res = await c.call_tool(name, args)
+    text = " ".join(getattr(x, "text", "") for x in res.content)
+    assert res.is_error, f"{name} should fail, got {str(res.structured_content)[:500]}"
+    return text
+
+
+async def read(c: ApiClient, sid: str, path: str | Path, **kw: Any) -> ReadFileResult:
+    body = ReadFileRequest(remote_path=str(path), **kw)
+    return await c.request("POST", f"/v1/sessions/{sid}/files/read", ReadFileResult, body)
+
+
+async def write(c: ApiClient, sid: str, path: str | Path, content: str | bytes, **kw: Any) -> WriteFileResult:
+    if isinstance(content, bytes):
+        kw["encoding"] = "base64"
+        content = base64.b64encode(content).decode()
+    body = WriteFileRequest(remote_path=str(path), content=content, **kw)
+    return await c.request("POST", f"/v1/sessions/{sid}/files/write", WriteFileResult, body)
+
+
+async def run_exec(c: ApiClient, sid: str, command: str, timeout: float = 20.0) -> ExecResult:
+    body = ExecRequest(command=command, timeout=timeout)
+    return await c.request("POST", f"/v1/sessions/{sid}/exec", ExecResult, body)
+
+
+async def open_bash(c: ApiClient) -> str:
+    info = await c.open_session(OpenSessionRequest(host="bash"))
+    assert info.state == "ready", info
+    return info.session_id
+
+
+def channel_opens(instance: Instance, sid: str) -> int:
+    """How often the daemon opened a side channel for `sid` (from its JSON log)."""
+    return len(
+        re.findall(
+            rf'"session": "{re.escape(sid)}"[^\n]*"event": "side_channel_opened"', instance.daemon_log()
+        )
+    )
+
+
+def side_processes(instance: Instance, sid: str) -> list[int]:
+    """Local ssh processes that are side clients of this session's master."""
+    control = str(instance.paths.control_dir / sid)
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"-S" in argv and control.encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+async def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- the issue's "must show", through the real MCP client --------------------------------------------
+
+
+async def test_exact_transfers_through_mcp_leave_the_screen_alone(instance: Instance, workdir: Path) -> None:
+    line = "line {:06d}: quotes ' \" $HOME `x` \\ ünïcødé ✓ 日本 — tab\there\n"
+    per_line = len(line.format(0).encode())
+    text = "".join(line.format(i) for i in range(1_300_000 // per_line + 1))
+    assert 1_300_000 <= len(text.encode()) < 1_400_000
+    big = workdir / "big.txt"
+    big.write_bytes(text.encode())
+    binary = bytes(range(256)) * 64
+    (workdir / "all-bytes.bin").write_bytes(binary)
+
+    async with Client(instance.mcp_params()) as c:
+        info = await mcp_call(c, "open_session", {"host": "bash"})
+        assert info["state"] == "ready", info
+        sid = info["session_id"]
+        done = await mcp_call(c, "send_command", {"session_id": sid, "command": "echo before-transfers"})
+        assert done["output"] == "before-transfers"
+        before = await mcp_call(c, "get_snapshot", {"session_id": sid})
+        assert "before-transfers" in before["screen"]
+
+        # A 1.3 MB text file, exactly.
+        r = await mcp_call(c, "read_remote_file", {"session_id": sid, "remote_path": str(big)})
+        assert r["content"] == text
+        assert r["size"] == len(text.encode()) == r["length"]
+        assert r["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+        assert r["truncated"] is False and r["next_offset"] is None
+        assert r["resolved_path"] == str(big)
+
+        # 16 KB holding every byte value, exactly, as base64; refused as text with a hint.
+        r = await mcp_call(
+            c,
+            "read_remote_file",
+            {"session_id": sid, "remote_path": str(workdir / "all-bytes.bin"), "encoding": "base64"},
+        )
+        assert base64.b64decode(r["content"]) == binary
+        assert r["sha256"] == hashlib.sha256(binary).hexdigest()
+        err = await mcp_error(
+            c, "read_remote_file", {"session_id": sid, "remote_path": str(workdir / "all-bytes.bin")}
+        )
+        assert "base64" in err and "all-bytes.bin" in err
+
+        # A 300 KB binary write lands exactly.
+        payload = os.urandom(300 * 1024)
+        w = await mcp_call(
+            c,
+            "write_remote_file",
+            {
+                "session_id": sid,
+                "remote_path": str(workdir / "upload.bin"),
+                "content": base64.b64encode(payload).decode(),
+                "encoding": "base64",
+            },
+        )
+        assert (workdir / "upload.bin").read_bytes() == payload
+        assert w["bytes_written"] == w["size"] == len(payload)
+        assert w["sha256"] == hashlib.sha256(payload).hexdigest()
+        assert w["created"] is True and w["atomic"] is True
+
+        # Text with quotes, $, backticks and unicode, to a path with spaces and quotes.
+        weird = workdir / "dir with spaces" / 'it\'s a "quoted" $HOME `name`.txt'
+        w = await mcp_call(
+            c,
+            "write_remote_file",
+            {"session_id": sid, "remote_path": str(weird), "content": TRICKY_TEXT, "make_parents": True},
+        )
+        assert weird.read_bytes() == TRICKY_TEXT.encode()
+        r = await mcp_call(c, "read_remote_file", {"session_id": sid, "remote_path": str(weird)})
+        assert r["content"] == TRICKY_TEXT
+
+        # Append.
+        log = workdir / "append.log"
+        await mcp_call(
+            c, "write_remote_file", {"session_id": sid, "remote_path": str(log), "content": "first\n"}
+        )
+        w = await mcp_call(
+            c,
+            "write_remote_file",
+            {"session_id": sid, "remote_path": str(log), "content": "second ✓\n", "append": True},
+        )
+        assert w["appended"] is True and w["size"] == len("first\nsecond ✓\n".encode())
+        assert log.read_text() == "first\nsecond ✓\n"
+
+        # Hostile names: written, listed by the shell exactly, read back.
+        hostile = workdir / "hostile"
+        for name in HOSTILE_NAMES:
+            content = f"content of {name!r}\n"
+            await mcp_call(
+                c,
+                "write_remote_file",
+                {
+                    "session_id": sid,
+                    "remote_path": str(hostile / name),
+                    "content": content,
+                    "make_parents": True,
+                },
+            )
+            assert (hostile / name).read_text() == content, name
+            r = await mcp_call(c, "read_remote_file", {"session_id": sid, "remote_path": str(hostile / name)})
+            assert r["content"] == content, name
+        assert sorted(os.listdir(hostile)) == sorted(HOSTILE_NAMES)
+
+        # A missing file is a tool error naming the path.
+        missing = str(workdir / "no such 'file'.txt")
+        err = await mcp_error(c, "read_remote_file", {"session_id": sid, "remote_path": missing})
+        assert missing in err and "no such file" in err
+
+        # Nothing of this went through the terminal.
+        after = await mcp_call(c, "get_snapshot", {"session_id": sid})
+        assert after["screen"] == before["screen"]
+        assert (after["cursor_x"], after["cursor_y"]) == (before["cursor_x"], before["cursor_y"])
+        done = await mcp_call(c, "send_command", {"session_id": sid, "command": "echo still-fine"})
+        assert (done["status"], done["output"]) == ("completed", "still-fine")
+
+    # No temporary file was left behind by the atomic writes.
+    assert temp_leftovers(workdir) == []
+
+
+async def test_exec_command_through_mcp(instance: Instance) -> None:
+    async with Client(instance.mcp_params()) as c:
+        info = await mcp_call(c, "open_session", {"host": "bash"})
+        sid = info["session_id"]
+        before = await mcp_call(c, "get_snapshot", {"session_id": sid})
+        r = await mcp_call(
+            c,
+            "exec_command",
+            {"session_id": sid, "command": "echo 'out ✓'; echo \"err $((6*7))\" >&2; exit 3"},
+        )
+        assert (r["exit_code"], r["stdout"], r["stderr"], r["timed_out"]) == (3, "out ✓\n", "err 42\n", False)
+        after = await mcp_call(c, "get_snapshot", {"session_id": sid})
+        assert after["screen"] == before["screen"]
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        for name in ("read_remote_file", "write_remote_file", "exec_command"):
+            assert tools[name].description and tools[name].output_schema, name
+        ann = tools["read_remote_file"].annotations
+        assert ann is not None and ann.read_only_hint is True
+        assert tools["write_remote_file"].input_schema["required"] == ["session_id", "remote_path", "content"]
+
+
+# --- write semantics --------------------------------------------------------------------------------
+
+
+async def test_write_semantics(instance: Instance, workdir: Path, sshd: SshServer) -> None:
+    async with instance.client() as c:
+        sid = await open_bash(c)
+
+        # An existing file keeps its mode; the replacement is a new inode (temp file + rename).
+        f = own(workdir / "kept-mode.sh", sshd, "old\n")
+        f.chmod(0o750)
+        inode = f.stat().st_ino
+        w = await write(c, sid, f, "new content\n")
+        assert f.read_text() == "new content\n"
+        assert stat.S_IMODE(f.stat().st_mode) == 0o750 and w.mode == "0750"
+        assert f.stat().st_ino != inode
+        assert w.created is False and w.atomic is True
+
+        # An explicit mode wins, exactly (no umask).
+        w = await write(c, sid, f, "x", mode="0604")
+        assert stat.S_IMODE(f.stat().st_mode) == 0o604 and w.mode == "0604"
+        w = await write(c, sid, workdir / "new-exec", "#!/bin/sh\n", mode="755")
+        assert stat.S_IMODE((workdir / "new-exec").stat().st_mode) == 0o755
+
+        # expected_sha256: refuse when the file changed since it was read.
+        r = await read(c, sid, f)
+        assert r.sha256 == hashlib.sha256(b"x").hexdigest()
+        f.write_text("changed by someone else")
+        with pytest.raises(Conflict) as exc:
+            await write(c, sid, f, "mine", expected_sha256=r.sha256)
+        assert str(f) in exc.value.message
+        assert f.read_text() == "changed by someone else"
+        fresh = await read(c, sid, f)
+        await write(c, sid, f, "mine", expected_sha256=fresh.sha256)
+        assert f.read_text() == "mine"
+
+        # make_parents, and the error without it.
+        deep = workdir / "a" / "b c" / "d" / "file.txt"
+        with pytest.raises(NotFound) as nf:
+            await write(c, sid, deep, "deep")
+        assert "make_parents" in nf.value.hint and str(deep) in nf.value.message
+        await write(c, sid, deep, "deep", make_parents=True)
+        assert deep.read_text() == "deep"
+
+        # A symlink is followed: its target is replaced, the link stays a link.
+        target = own(workdir / "target.txt", sshd, "t0")
+        link = workdir / "link.txt"
+        link.symlink_to(target)
+        w = await write(c, sid, link, "through the link")
+        assert link.is_symlink() and target.read_text() == "through the link"
+        assert w.resolved_path == str(target)
+
+        # Empty files, and ~/ paths (the remote home directory).
+        await write(c, sid, workdir / "empty", "")
+        assert (workdir / "empty").read_bytes() == b""
+        assert (await read(c, sid, workdir / "empty")).content == ""
+        home = Path(pwd.getpwnam(sshd.users["bash"]).pw_dir)
+        name = f"sk-files-test-{os.getpid()}.txt"
+        try:
+            w = await write(c, sid, f"~/{name}", "in home")
+            assert (home / name).read_text() == "in home" and w.resolved_path == str(home / name)
+            assert (await read(c, sid, name)).content == "in home"  # relative = home too
+        finally:
+            (home / name).unlink(missing_ok=True)
+
+        # CRLF and every byte survive a base64 round trip through write then read.
+        blob = bytes(range(256)) * 3 + b"\r\n\r\n\x00"
+        await write(c, sid, workdir / "blob", blob)
+        got = await read(c, sid, workdir / "blob", encoding="base64")
+        assert base64.b64decode(got.content) == blob
+
+
+async def test_paging(instance: Instance, workdir: Path) -> None:
+    text = "".join(f"{i}: ünïcødé ✓ 日本語\n" for i in range(2000))
+    data = text.encode()
+    (workdir / "paged.txt").write_bytes(data)
+    async with instance.client() as c:
+        sid = await open_bash(c)
+        # Text pages never split a character; joined they are the file.
+        pages: list[str] = []
+        offset = 0
+        while True:
+            r = await read(c, sid, workdir / "paged.txt", offset=offset, limit=1001)
+            assert r.size == len(data) and r.offset == offset
+            assert r.sha256 is None or (offset == 0 and not r.truncated)
+            pages.append(r.content)
+            if not r.truncated:
+                break
+            assert r.next_offset is not None and 0 < r.next_offset - offset <= 1001
+            offset = r.next_offset
+        assert "".join(pages) == text and len(pages) > 10
+        # base64 pages are exact byte ranges.
+        r = await read(c, sid, workdir / "paged.txt", encoding="base64", offset=5, limit=7)
+        assert base64.b64decode(r.content) == data[5:12] and r.next_offset == 12
+        # An offset inside a character is refused in text mode, with a hint.
+        cut = data.index("ü".encode()) + 1
+        with pytest.raises(BadRequest) as exc:
+            await read(c, sid, workdir / "paged.txt", offset=cut, limit=10)
+        assert "offset" in exc.value.message
+        # Past the end: empty, not an error.
+        r = await read(c, sid, workdir / "paged.txt", offset=len(data) + 10)
+        assert (r.content, r.length, r.truncated) == ("", 0, False)
+
+
+async def test_remote_errors_name_the_path(instance: Instance, workdir: Path, sshd: SshServer) -> None:
+    async with instance.client() as c:
+        sid = await open_bash(c)
+        with pytest.raises(NotFound) as nf:
+            await read(c, sid, workdir / "missing.txt")
+        assert str(workdir / "missing.txt") in nf.value.message
+
+        with pytest.raises(BadRequest) as bad:
+            await read(c, sid, workdir)
+        assert "is a directory" in bad.value.message and str(workdir) in bad.value.message
+        with pytest.raises(BadRequest) as bad:
+            await write(c, sid, workdir, "x")
+        assert "directory" in bad.value.message
+
+        # The remote user is not root: /etc/shadow and /root are closed to it.
+        with pytest.raises(RemoteError) as denied:
+            await read(c, sid, "/etc/shadow")
+        assert "/etc/shadow" in denied.value.message and "permission denied" in denied.value.message
+        with pytest.raises(RemoteError) as denied:
+            await write(c, sid, "/root/sk-denied.txt", "x")
+        assert "/root/sk-denied.txt" in denied.value.message and "permission denied" in denied.value.message
+        assert "sk-denied.txt" not in os.listdir("/root")
+
+        # A read-only file is not replaced behind its owner's back, though its directory is writable.
+        ro = own(workdir / "read-only.txt", sshd, "keep me")
+        ro.chmod(0o444)
+        with pytest.raises(RemoteError) as denied:
+            await write(c, sid, ro, "overwritten")
+        assert str(ro) in denied.value.message and "permission denied" in denied.value.message
+        assert ro.read_text() == "keep me"
+
+        # A FIFO would block the SFTP server: refused up front.
+        fifo = workdir / "fifo"
+        os.mkfifo(fifo)
+        with pytest.raises(BadRequest) as bad:
+            await read(c, sid, fifo)
+        assert "regular file" in bad.value.message
+
+        # Bad input is refused before anything moves.
+        with pytest.raises(BadRequest):
+            await write(c, sid, workdir / "b64", "not base64 !!", encoding="base64")
+        assert not (workdir / "b64").exists()
+        assert temp_leftovers(workdir) == []
+
+        # The session still works, and the channel survived the errors.
+        assert (await read(c, sid, ro)).content == "keep me"
+
+
+async def test_transfer_limit_is_configurable(instance: Instance, workdir: Path) -> None:
+    (workdir / "big.bin").write_bytes(b"z" * 300_000)
+    config = {"connections": instance.connections, "settings": {"max_transfer_mb": 0.1}}
+    path = instance.home / "config.yml"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    async with instance.client() as c:
+        sid = await open_bash(c)
+        with pytest.raises(PayloadTooLarge) as exc:
+            await read(c, sid, workdir / "big.bin")
+        assert str(workdir / "big.bin") in exc.value.message and "limit" in exc.value.message
+        assert "offset" in exc.value.hint
+        r = await read(c, sid, workdir / "big.bin", limit=100_000)
+        assert r.length == 100_000 and r.truncated and r.next_offset == 100_000
+        with pytest.raises(PayloadTooLarge):
+            await write(c, sid, workdir / "too-big.bin", b"y" * 200_000)
+        assert not (workdir / "too-big.bin").exists()
+
+
+# --- side commands ----------------------------------------------------------------------------------
+
+
+async def test_exec_beside_a_running_command(instance: Instance) -> None:
+    async with instance.client() as c:
+        sid = await open_bash(c)
+        await c.send_command(sid, SendCommandRequest(command="cd /tmp && export SK_IN_PANE=1"))
+        running = await c.send_command(sid, SendCommandRequest(command="sleep 30; echo slept", timeout=0.5))
+        assert running.status == "running"
+        before = await c.snapshot(sid)
+
+        r = await run_exec(c, sid, "pwd; echo \"[$SK_IN_PANE]\"; printf 'e1\\ne2\\n' >&2; exit 5")
+        # Its own shell: the login directory and environment, not the pane's.
+        assert r.exit_code == 5 and r.stderr == "e1\ne2\n" and r.timed_out is False
+        assert r.stdout.splitlines()[1] == "[]" and r.stdout.splitlines()[0] != "/tmp"
+        r = await run_exec(c, sid, "head -c 3000000 /dev/zero | tr '\\0' a")
+        assert r.exit_code == 0 and r.stdout_truncated and len(r.stdout) == 1024 * 1024
+        assert r.hint and "read_remote_file" in r.hint
+
+        r = await run_exec(c, sid, "sleep 20", timeout=1)
+        assert r.timed_out is True and r.exit_code is None and r.hint
+
+        after = await c.snapshot(sid)
+        assert after.screen == before.screen
+        info = await c.get_session(sid)
+        assert info.state == "busy" and info.running_command_id == running.command_id
+        stopped = await c.interrupt(sid)
+        assert stopped.status == "interrupted"
+        done = await c.send_command(sid, SendCommandRequest(command='pwd; echo "$SK_IN_PANE"'))
+        assert done.output == "/tmp\n1"
+
+
+# --- life of the side channel --------------------------------------------------------------------------
+
+
+async def test_one_channel_reused_released_on_exit_and_reopened(instance: Instance, workdir: Path) -> None:
+    (workdir / "f.txt").write_text("hello")
+    async with instance.client() as c:
+        sid = await open_bash(c)
+        for _ in range(5):
+            assert (await read(c, sid, workdir / "f.txt")).content == "hello"
+        await write(c, sid, workdir / "g.txt", "written")
+        assert channel_opens(instance, sid) == 1
+        assert len(side_processes(instance, sid)) == 1
+
+        # The remote shell exits while the side channel is open: the pane's ssh must still end.
+        await c.send_keys(sid, SendKeysRequest(keys=["exit", "Enter"]))
+
+        async def disconnected() -> bool:
+            return (await c.get_session(sid)).state == "disconnected"
+
+        await wait_until(disconnected, 30, "the session to disconnect after `exit`")
+        assert '"event": "side_channel_released"' in instance.daemon_log()
+        with pytest.raises(SessionDisconnected) as exc:
+            await read(c, sid, workdir / "f.txt")
+        assert "reconnect_session" in exc.value.hint
+        with pytest.raises(SessionDisconnected):
+            await run_exec(c, sid, "true")
+
+        # After a reconnect the channel reopens over the new master.
+        info = await c.reconnect(sid, ReconnectRequest())
+        assert info.state == "ready"
+        assert (await read(c, sid, workdir / "f.txt")).content == "hello"
+        assert channel_opens(instance, sid) == 2
+
+        await c.close_session(sid)
+
+        async def no_side_clients() -> bool:
+            return side_processes(instance, sid) == []
+
+        await wait_until(no_side_clients, 20, "the side channel's ssh to exit after close_session")
+
+
+async def test_password_session_needs_no_new_login(
+    instance: Instance, sshd: SshServer, workdir: Path
+) -> None:
+    (workdir / "pw.txt").write_text("over the password login")
+    os.chmod(workdir / "pw.txt", 0o644)
+    os.chmod(workdir, 0o755)  # readable by the password user too
+    instance.write_config({**instance.connections, "pw": sshd.password_connection()})
+    async with instance.client() as c:
+        info = await c.open_session(OpenSessionRequest(host="pw"))
+        sid = info.session_id
+        if info.state == "waiting_input":
+            assert info.question is not None and info.question.kind == "password", info
+            await c.send_keys(sid, SendKeysRequest(keys=[sshd.password, "Enter"]))
+
+            async def ready() -> bool:
+                return (await c.get_session(sid)).state == "ready"
+
+            await wait_until(ready, 30, "the password login")
+        logins = sshd.log().count(f"Accepted password for {sshd.password_user}")
+        r = await read(c, sid, workdir / "pw.txt")
+        assert r.content == "over the password login"
+        e = await run_exec(c, sid, "id -un")
+        assert e.stdout == f"{sshd.password_user}\n"
+        # Both went over the existing connection: sshd saw no further login.
+        assert sshd.log().count(f"Accepted password for {sshd.password_user}") == logins
+
+
+async def test_concurrent_transfers_and_daemon_restart(instance: Instance, workdir: Path) -> None:
+    blobs = {f"blob-{i}.bin": os.urandom(50_000 + i * 7919) for i in range(6)}
+    for name, blob in blobs.items():
+        (workdir / name).write_bytes(blob)
+    async with instance.client() as c:
+        sid = await open_bash(c)
+
+        async def roundtrip(name: str) -> bytes:
+            got = await read(c, sid, workdir / name, encoding="base64")
+            await write(c, sid, workdir / f"copy-{name}", base64.b64decode(got.content))
+            return base64.b64decode(got.content)
+
+        results = await asyncio.gather(*(roundtrip(n) for n in blobs), run_exec(c, sid, "echo beside"))
+        assert dict(zip(blobs, results[:-1], strict=True)) == blobs
+        assert isinstance(results[-1], ExecResult) and results[-1].stdout == "beside\n"
+        for name, blob in blobs.items():
+            assert (workdir / f"copy-{name}").read_bytes() == blob
+        assert channel_opens(instance, sid) == 1
+
+    # A restarted daemon adopts the session and opens a fresh channel over the same master.
+    instance.stop()
+    instance.start()
+    async with instance.client() as c:
+        got = await read(c, sid, workdir / "blob-0.bin", encoding="base64")
+        assert base64.b64decode(got.content) == blobs["blob-0.bin"]
+        assert (await run_exec(c, sid, "echo adopted")).stdout == "adopted\n"
+
+        async def only_the_new_channel() -> bool:
+            return len(side_processes(instance, sid)) == 1
+
+        await wait_until(only_the_new_channel, 20, "the old daemon's side channel to end")
