@@ -140,8 +140,12 @@ class Connection(BaseModel):
     def has_secret(self) -> bool:
         return self.password is not None or self.key_passphrase is not None
 
-    def ssh_args(self) -> list[str]:
-        """ssh argv pieces that go before the destination (never a secret)."""
+    def ssh_args(self, proxy_command: str | None = None) -> list[str]:
+        """ssh argv pieces that go before the destination (never a secret).
+
+        `proxy_command` replaces `-J proxy_jump` (see `LoadedConfig.ssh_args`: a jump host that is
+        itself an entry carries its own user, port, key and options, which `-J` would drop).
+        """
         args: list[str] = []
         if self.user:
             args += ["-l", self.user]
@@ -149,11 +153,17 @@ class Connection(BaseModel):
             args += ["-p", str(self.port)]
         if self.key_file is not None:
             args += ["-i", str(self.key_file)]
-        if self.proxy_jump:
+        if proxy_command is not None:
+            args += ["-o", f"ProxyCommand={proxy_command}"]
+        elif self.proxy_jump:
             args += ["-J", self.proxy_jump]
         for key, value in self.ssh_options.items():
             args += ["-o", f"{key}={value}"]
         return args
+
+    def has_option(self, name: str) -> bool:
+        """Whether `ssh_options` sets `name` (ssh option names are case-insensitive)."""
+        return any(key.lower() == name.lower() for key in self.ssh_options)
 
     def public_view(self) -> dict[str, object]:
         """What agents may see about this entry (no secret, no key path)."""
@@ -179,10 +189,63 @@ class LoadedConfig:
     errors: dict[str, str] = field(default_factory=dict)
     file_error: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    # Every entry name the file holds, also when a file error keeps them all from being used.
+    names: set[str] = field(default_factory=set)
 
     @property
     def info_dir(self) -> Path:
         return self.path.parent / "info"
+
+    def lookup(self, name: str) -> Connection | None:
+        """The entry `name`, or None when the file has no such entry (then it is an ssh destination).
+
+        An entry that exists but cannot be used raises ConfigError naming entry and field.
+        """
+        conn = self.connections.get(name)
+        if conn is not None:
+            return conn
+        if name in self.errors:
+            raise ConfigError(self.errors[name])
+        if name in self.names and self.file_error is not None:
+            raise ConfigError(self.file_error)
+        return None
+
+    def jump_chain(self, conn: Connection) -> list[Connection]:
+        """The entries `conn` jumps through, nearest first (a proxy_jump that is no entry ends it)."""
+        chain: list[Connection] = []
+        seen = [conn.name]
+        current = conn
+        while current.proxy_jump is not None:
+            jump = self.lookup(current.proxy_jump)
+            if jump is None:
+                break
+            if jump.name in seen:
+                raise ConfigError(
+                    f"connections.{current.name}.proxy_jump: jump hosts loop "
+                    f"({' -> '.join([*seen, jump.name])})",
+                    hint="Make the chain of proxy_jump entries end at a host reached directly.",
+                )
+            seen.append(jump.name)
+            chain.append(jump)
+            current = jump
+        return chain
+
+    def ssh_args(self, conn: Connection) -> list[str]:
+        """ssh argv pieces for `conn`, its jump hosts resolved.
+
+        A `proxy_jump` naming another entry becomes a ProxyCommand running ssh with that entry's
+        user, port, key and ssh_options (ssh's own -J would pass none of them on). A configured
+        secret adds NumberOfPasswordPrompts=1: a wrong one fails once instead of being retried.
+        """
+        chain = self.jump_chain(conn)
+        proxy: str | None = None
+        for jump in reversed(chain):
+            argv = ["ssh", *jump.ssh_args(proxy), *_secret_options(jump), "-W", "[%h]:%p", "--", jump.host]
+            # ssh %-expands ProxyCommand: only our own -W target is meant to be expanded.
+            words = [a if a == "[%h]:%p" else a.replace("%", "%%") for a in argv]
+            # ssh runs it as `sh -c "exec <command>"`; the variable tells askpass which hop asks.
+            proxy = f"env SSHKEEP_ASKPASS_HOP={jump.name} " + " ".join(shlex.quote(w) for w in words)
+        return [*conn.ssh_args(proxy), *_secret_options(conn)]
 
     def get(self, name: str) -> Connection:
         """The valid entry `name`; ConfigError if it (or the file) is invalid, else ConnectionNotFound."""
@@ -200,6 +263,12 @@ class LoadedConfig:
         """Where entry `name`'s info file lives, or None when it has none."""
         conn = self.get(name)
         return resolve_info_path(conn.info_file, self.info_dir) if conn.info_file else None
+
+
+def _secret_options(conn: Connection) -> list[str]:
+    if conn.has_secret and not conn.has_option("NumberOfPasswordPrompts"):
+        return ["-o", "NumberOfPasswordPrompts=1"]
+    return []
 
 
 # --- YAML ---------------------------------------------------------------------------------------------
@@ -388,6 +457,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfi
     if not isinstance(entries, dict):
         result.file_error = f"{path}: connections: not a mapping of name to entry"
         return result
+    result.names = {str(key) for key in entries}
     if _holds_secret(entries):
         result.file_error = _permission_error(path, mode)
         if result.file_error:

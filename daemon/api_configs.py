@@ -1,7 +1,152 @@
-"""API routes for configs (filled in by its mechanism)."""
+"""Connection routes: the configured entries, their info files, and the askpass exchange.
+
+`GET /v1/configs` lists every config.yml entry (never a secret), the broken ones with the error
+naming entry and field, and the concrete `Host` aliases of ~/.ssh/config (marked as such).
+`GET /v1/configs/{name}/info` returns an entry's info file (mcp-ssh-interactive's path rules:
+relative → `<config dir>/info/`, `~` and `/` absolute). `POST /v1/askpass` serves the SSH_ASKPASS
+helper (see daemon/askpass.py).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
+
 from aiohttp import web
 
-routes: list[web.RouteDef] = []
+from common.config import LoadedConfig, resolve_info_path, ssh_config_aliases
+from common.errors import ConfigError, NotFound
+from common.models_configs import (
+    AskpassReply,
+    AskpassRequest,
+    ConfigEntry,
+    ConfigEntryError,
+    ConfigList,
+    ServerInfo,
+)
+from daemon import app as core
+from daemon import openapi
+
+MAX_INFO_BYTES = 1024 * 1024
+
+
+def config_list(cfg: LoadedConfig, aliases: list[str]) -> ConfigList:
+    """The listing: config entries first, then ssh_config aliases no entry shadows."""
+    entries = [
+        ConfigEntry(
+            name=conn.name,
+            source="config",
+            host=conn.host,
+            user=conn.user,
+            port=conn.port,
+            description=conn.description,
+            has_info=conn.info_file is not None,
+            proxy_jump=conn.proxy_jump,
+        )
+        for conn in cfg.connections.values()
+    ]
+    taken = set(cfg.connections) | set(cfg.errors) | cfg.names
+    entries += [ConfigEntry(name=alias, source="ssh_config") for alias in aliases if alias not in taken]
+    errors = [ConfigEntryError(name=name, message=message) for name, message in cfg.errors.items()]
+    hint = None
+    if cfg.file_error is not None:
+        hint = f"Fix {cfg.path}; it is re-read when it changes."
+    elif errors:
+        hint = "Broken entries cannot be opened until config.yml is fixed; the others work."
+    elif not entries:
+        hint = f"No connections configured: add them to {cfg.path}, or open_session with user@host."
+    return ConfigList(
+        config_file=str(cfg.path), configs=entries, errors=errors, file_error=cfg.file_error, hint=hint
+    )
+
+
+async def list_configs(request: web.Request) -> web.Response:
+    m = core.manager(request)
+    cfg = await asyncio.to_thread(m.config.current)
+    aliases = await asyncio.to_thread(ssh_config_aliases)
+    return core.reply(config_list(cfg, aliases))
+
+
+def read_info(cfg: LoadedConfig, name: str) -> ServerInfo:
+    """Entry `name` with its info file's text; clear errors for every way that can fail."""
+    conn = cfg.get(name)
+    if conn.info_file is None:
+        raise NotFound(
+            f"connection {name!r} has no info_file",
+            hint=f"Add `info_file: {name}.md` to the entry and put notes in {cfg.info_dir}/{name}.md.",
+        )
+    path = resolve_info_path(conn.info_file, cfg.info_dir)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_INFO_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise NotFound(
+            f"info file of {name!r} not found: {path}",
+            hint=f"Create {path}, or fix connections.{name}.info_file "
+            "(relative paths are under the info/ dir next to config.yml).",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read info file of {name!r} ({path}): {exc.strerror or exc}") from exc
+    if len(data) > MAX_INFO_BYTES:
+        raise ConfigError(f"info file of {name!r} ({path}) is larger than {MAX_INFO_BYTES} bytes")
+    return ServerInfo(
+        name=conn.name,
+        host=conn.host,
+        user=conn.user,
+        port=conn.port,
+        description=conn.description,
+        info_file=str(path),
+        content=data.decode("utf-8", errors="replace"),
+    )
+
+
+async def server_info(request: web.Request) -> web.Response:
+    m = core.manager(request)
+    cfg = await asyncio.to_thread(m.config.current)
+    info = await asyncio.to_thread(read_info, cfg, request.match_info["name"])
+    return core.reply(info)
+
+
+def peer_pid(request: web.Request) -> int | None:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    pid, _uid, _gid = struct.unpack("3i", creds)
+    return int(pid) or None
+
+
+async def askpass(request: web.Request) -> web.Response:
+    req = await core.parse_body(request, AskpassRequest)
+    m = core.manager(request)
+    return core.reply(m.auth.decide(req.token, req.prompt, req.hop, peer_pid(request)))
+
+
+routes: list[web.RouteDef] = [
+    web.get("/v1/configs", list_configs),
+    web.get("/v1/configs/{name}/info", server_info),
+    web.post("/v1/askpass", askpass),
+]
+
+openapi.OPERATIONS.update(
+    {
+        ("GET", "/v1/configs"): openapi.Op(
+            "list_available_configs",
+            "Configured connections (never a secret), broken entries, and ~/.ssh/config aliases",
+            ConfigList,
+        ),
+        ("GET", "/v1/configs/{name}/info"): openapi.Op(
+            "get_server_info", "The markdown notes of a configured connection", ServerInfo
+        ),
+        ("POST", "/v1/askpass"): openapi.Op(
+            "askpass",
+            "For sshkeep's SSH_ASKPASS helper only: answers a login prompt of a session's ssh",
+            AskpassReply,
+            AskpassRequest,
+        ),
+    }
+)

@@ -18,7 +18,6 @@ from common.config import ConfigSource, Connection
 from common.errors import (
     BadRequest,
     CommandNotFound,
-    ConfigError,
     ConnectFailed,
     SessionBusy,
     SessionDisconnected,
@@ -37,7 +36,7 @@ from common.models import (
     WaitForResult,
 )
 from common.paths import Paths, ensure_private_dir
-from daemon.askpass import AuthBroker
+from daemon.askpass import AuthBroker, failure_hint
 from daemon.keys import keys_command
 from daemon.logcap import drop_target, punch
 from daemon.markers import strip_markers
@@ -84,7 +83,7 @@ class SessionManager:
         self.config = config
         self.tmux = Tmux(paths.tmux_args, paths.runtime_dir / "tmux.conf")
         self.store = Store(paths.db_file)
-        self.auth = AuthBroker()
+        self.auth = AuthBroker(paths, config)
         self.sessions: dict[str, Session] = {}
         self._watcher = LogWatcher(paths.logs_dir, self._on_log_change)
         self._monitor: asyncio.Task[None] | None = None
@@ -110,6 +109,7 @@ class SessionManager:
         self._watcher.stop()
         for task in list(self._scan_tasks.values()):
             task.cancel()
+        await self.store.flush()
         for s in self.sessions.values():
             await self.store.save_session(s.id, s.scan_pos, s.next_seq)
         await self.tmux.close()
@@ -210,6 +210,9 @@ class SessionManager:
         fmt = quote("#{pane_id}\t#{pane_dead}\t#{pane_dead_status}")
         while True:
             await asyncio.sleep(MONITOR_INTERVAL)
+            # Only judge sessions that existed when list-panes was sent: a session opened while it
+            # ran has a pane the listing may predate, and must not be marked dead for that.
+            known = set(self.sessions)
             try:
                 lines = await self.tmux.command(f"list-panes -a -F {fmt}")
             except TmuxError as exc:
@@ -221,6 +224,8 @@ class SessionManager:
                 if len(parts) == 3:
                     panes[parts[0]] = parts
             for s in list(self.sessions.values()):
+                if s.id not in known:
+                    continue
                 info = panes.get(s.pane_id)
                 dead = info is None or info[1] == "1"
                 if dead and not s.dead:
@@ -256,9 +261,7 @@ class SessionManager:
 
     async def _command_finished(self, rec: CommandRecord) -> None:
         s = self.sessions.get(rec.session_id)
-        await self.store.save_command(rec)
-        if s is not None:
-            await self.store.save_session(s.id, s.scan_pos, s.next_seq)
+        self.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq) if s is not None else None)
 
     # --- lookups ----------------------------------------------------------------------------------
 
@@ -279,12 +282,9 @@ class SessionManager:
 
     def _ssh_argv(self, req: OpenSessionRequest, sid: str, nonce: str) -> tuple[list[str], Connection | None]:
         cfg = self.config.current()
-        conn: Connection | None = None
-        if req.host in cfg.errors:
-            raise ConfigError(cfg.errors[req.host])
-        if req.host in cfg.connections:
-            conn = cfg.connections[req.host]
-            extra = conn.ssh_args()
+        conn = cfg.lookup(req.host)  # ConfigError (naming entry and field) for a broken entry
+        if conn is not None:
+            extra = cfg.ssh_args(conn)
             dest = conn.host
         else:
             if req.host.startswith("-") or not _DESTINATION.match(req.host):
@@ -382,7 +382,8 @@ class SessionManager:
                     return s.info(hint=UNINTEGRATED_HINT)
                 if s.dead:
                     await asyncio.sleep(0.05)
-                    raise ConnectFailed(f"ssh to {s.target} failed: {s.last_words() or 'ssh exited'}")
+                    words = s.last_words() or "ssh exited"
+                    raise ConnectFailed(f"ssh to {s.target} failed: {words}", hint=failure_hint(words))
                 quiet = s.quiet_for()
                 if (
                     s.setup_at is not None
@@ -456,8 +457,8 @@ class SessionManager:
             await self.store.save_command(s.current)
             s.current = None
         s.nonce, s.ssh_argv = nonce, argv
-        s.dead = s.integrated = s.x_seen = s.authenticated = s.setup_sent = False
-        s.shell, s.dead_status, s.dead_at, s.foreground_busy = None, None, None, False
+        s.integrated = s.x_seen = s.authenticated = s.setup_sent = False
+        s.shell, s.foreground_busy = None, False
         s.scan_pos = s.current_size()
         cmd = " ".join(quote(a) for a in argv)
         await self.tmux.command(
@@ -465,6 +466,9 @@ class SessionManager:
             f"set-option -t ={sid}: @sshkeep_argv {quote(json.dumps(argv))}"
             f" ; set-option -u -t ={sid}: @sshkeep_shell ; respawn-pane -k -t {s.pane_id} {env_args} {cmd}"
         )
+        # Alive only once the respawn is done: a monitor poll answered before it (pane still dead)
+        # would otherwise mark the session dead again and fail this reconnect at once.
+        s.dead, s.dead_status, s.dead_at = False, None, None
         log.info("session_reconnecting", session=sid)
         return await self._wait_ready(s, timeout)
 
@@ -520,7 +524,7 @@ class SessionManager:
         s.current = rec
         s.commands[rec.command_id] = rec
         s.interrupt_requested = False
-        await self.store.save_command(rec)
+        self.store.save_soon(rec, (sid, s.scan_pos, s.next_seq))
         try:
             await self._type(s, text)
         except TmuxError:
@@ -608,7 +612,7 @@ class SessionManager:
         question: Question | None = None
         hint: str | None = None
         status = rec.status
-        if rec.out_end is None:
+        if rec.out_end is None and rec.status in ("running", "waiting_input"):
             if s.dead:
                 status = "disconnected"
                 hint = "ssh exited while the command ran; reconnect_session starts a new ssh, close_session ends it."  # noqa: E501
@@ -702,6 +706,8 @@ class SessionManager:
         rec = s.current
         s.interrupt_requested = rec is not None
         await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
+        # Quiet time counts from the keys: the question that was pending is not the answer to them.
+        s.last_growth = time.monotonic()
         if rec is None:
             if not s.commands:
                 raise CommandNotFound(f"session {sid} has no running command (Ctrl-C was sent anyway)")
@@ -710,6 +716,7 @@ class SessionManager:
         if rec.out_end is None and not s.dead:
             # Some programs ignore one Ctrl-C (or sit in a prompt): try once more, then report.
             await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
+            s.last_growth = time.monotonic()
             await self._wait_command(s, rec, 2.0)
         return await self._result(s, rec, first=True)
 
@@ -723,6 +730,8 @@ class SessionManager:
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
         await self.tmux.command(line)
+        # A question pending before these keys must not be reported again before the terminal reacts.
+        s.last_growth = time.monotonic()
         rec = s.current
         return SendKeysResult(
             session_id=sid,
@@ -751,7 +760,8 @@ class SessionManager:
             while True:
                 end = s.scan_pos
                 if end > searched_to:
-                    lines = split_lines(carry + render(strip_markers(s.read_log(searched_to, end))))
+                    text = carry + render(strip_markers(s.read_log(searched_to, end)))
+                    lines = split_lines(text)
                     searched_to = end
                     for i, line in enumerate(lines):
                         if regex.search(line):
@@ -764,7 +774,8 @@ class SessionManager:
                                 running_command_id=s.current.command_id if s.current else None,
                                 command_status="running" if s.current else None,
                             )
-                    carry = lines[-1] if lines else ""
+                    # Only an unfinished last line continues in the next chunk.
+                    carry = lines[-1] if lines and not text.endswith("\n") else ""
                 ended = rec is not None and rec.out_end is not None
                 if ended or s.dead or s.closed or time.monotonic() >= deadline:
                     status = rec.status if ended and rec is not None else ("disconnected" if s.dead else None)

@@ -271,7 +271,10 @@ class Session:
         stripped = tail.rstrip()
         if self.last_ps2_end >= 0 and self.current is not None and self.last_ps2_end >= self.current.sent_pos:
             after = self.read_log(self.last_ps2_end, self.log_size)
-            if not re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", after).strip(b" >\r\n\t"):
+            # No line end since the last PS2 marker: the shell still reads that line. This also
+            # holds for zsh, whose PS2 names the construct ("quote> ") and is followed by zle's
+            # own escapes (ESC =, ESC [?2004h).
+            if b"\n" not in after or not re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", after).strip(b" >\r\n\t"):
                 return Question(
                     kind="continuation",
                     text="the shell waits for more input (unclosed quote, bracket or here-document)",

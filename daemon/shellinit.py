@@ -12,7 +12,7 @@ import re
 
 _NONCE = re.compile(r"^[0-9a-f]{8,32}$")
 
-PAGER_ENV = "PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER= MANPAGER=cat GIT_EDITOR=: LESS=-FRX SYSTEMD_COLORS=0"
+PAGER_ENV = "PAGER=cat GIT_PAGER=cat SYSTEMD_PAGER= MANPAGER=cat GIT_EDITOR=: LESS=-FR SYSTEMD_COLORS=0"
 
 SHELLS_WITH_HOOKS = frozenset({"bash", "zsh"})
 # dash and ash have no pre-exec hook: the typed command is prefixed with this function's call.

@@ -9,7 +9,8 @@ import asyncio
 import os
 import sqlite3
 import threading
-from dataclasses import asdict, dataclass, fields
+from collections import deque
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,8 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._queue: deque[tuple[CommandRecord, tuple[str, int, int] | None]] = deque()
+        self._writer: asyncio.Task[None] | None = None
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -108,6 +111,28 @@ class Store:
             self._exec("DELETE FROM sessions WHERE session_id=?", (session_id,))
 
         await asyncio.to_thread(run)
+
+    def save_soon(self, rec: CommandRecord, session: tuple[str, int, int] | None = None) -> None:
+        """Queue a record (and session counters) for writing, off the caller's hot path.
+
+        Writes happen in order in one background task; `flush()` waits for them.
+        """
+        self._queue.append((replace(rec), session))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._queue:
+            rec, session = self._queue.popleft()
+            await self.save_command(rec)
+            if session is not None:
+                await self.save_session(*session)
+
+    async def flush(self) -> None:
+        if self._writer is not None:
+            await self._writer
+        if self._queue:
+            await self._drain()
 
     def close(self) -> None:
         with self._lock:

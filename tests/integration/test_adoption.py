@@ -22,7 +22,9 @@ async def test_kill_9_mid_command_loses_nothing(instance: Instance) -> None:
         sid = info.session_id
         first = await c.send_command(sid, SendCommandRequest(command="echo before"))
         assert first.output == "before"
-        running = await c.send_command(sid, SendCommandRequest(command="sleep 3; echo after-crash", timeout=0.5))
+        running = await c.send_command(
+            sid, SendCommandRequest(command="sleep 3; echo after-crash", timeout=0.5)
+        )
         assert running.status == "running"
         cid = running.command_id
     tmux_pid = tmux_server_pid(instance)
@@ -54,7 +56,9 @@ async def test_kill_9_mid_command_loses_nothing(instance: Instance) -> None:
 async def test_command_finishing_while_daemon_down_is_settled(instance: Instance) -> None:
     async with instance.client() as c:
         sid = (await c.open_session(OpenSessionRequest(host="dash"))).session_id
-        running = await c.send_command(sid, SendCommandRequest(command="sleep 1; echo done; (exit 3)", timeout=0.2))
+        running = await c.send_command(
+            sid, SendCommandRequest(command="sleep 1; echo done; (exit 3)", timeout=0.2)
+        )
         assert running.status == "running"
     instance.stop(signal.SIGTERM)
     # Let the command end while no daemon watches.

@@ -33,4 +33,9 @@ async def test_log_cap_reports_dropped_output(instance: Instance) -> None:
         assert st.st_size > 3_000_000  # offsets never move
         assert st.st_blocks * 512 < 1_600_000  # but the disk holds at most about the cap
         after = await c.send_command(sid, SendCommandRequest(command="echo fine"))
-        assert (after.status, after.exit_code, after.output, after.dropped_bytes) == ("completed", 0, "fine", 0)
+        assert (after.status, after.exit_code, after.output, after.dropped_bytes) == (
+            "completed",
+            0,
+            "fine",
+            0,
+        )

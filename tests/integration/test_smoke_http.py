@@ -37,6 +37,8 @@ async def test_long_command_goes_through_whole(instance: Instance, shell: str) -
     async with instance.client() as c:
         sid = (await c.open_session(OpenSessionRequest(host=shell))).session_id
         quoted = "'" + payload.replace("'", "'\\''") + "'"
-        r = await c.send_command(sid, SendCommandRequest(command=f"printf '%s\\n' {quoted} | wc -c; echo done"))
+        r = await c.send_command(
+            sid, SendCommandRequest(command=f"printf '%s\\n' {quoted} | wc -c; echo done")
+        )
         assert (r.status, r.exit_code) == ("completed", 0), r
         assert r.output.split() == [str(len(payload.encode()) + 1), "done"]

@@ -1,0 +1,142 @@
+"""daemon.shellinit: the setup lines, checked as text and run in real local bash/zsh/dash/ash."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from daemon.markers import Marker, find_markers
+from daemon.shellinit import setup_lines
+
+NONCE = "0123456789abcdef"
+
+# Interactive shells without any rc file; their prompts go to stderr (ash: stdout).
+SHELL_ARGV = {
+    "bash": ["bash", "--norc", "--noprofile", "-i"],
+    "zsh": ["zsh", "-f", "-i"],
+    "dash": ["dash", "-i"],
+    "ash": ["busybox", "ash", "-i"],
+}
+PARSE_ARGV = {
+    "bash": ["bash", "--norc", "--noprofile", "-n", "-c"],
+    "zsh": ["zsh", "-f", "-n", "-c"],
+    "dash": ["dash", "-n", "-c"],
+    "ash": ["busybox", "ash", "-n", "-c"],
+}
+
+
+def run_shell(shell: str, script: str, tmp_path: Path) -> list[Marker]:
+    """Feed `script` to an interactive `shell`; return our markers from everything it printed."""
+    assert shutil.which(SHELL_ARGV[shell][0]), f"{shell} is needed for this test (tests/run.sh installs it)"
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "dumb", "PS1": "$ "}
+    done = subprocess.run(
+        SHELL_ARGV[shell], input=script.encode(), capture_output=True, env=env, timeout=30, cwd=tmp_path
+    )
+    (tmp_path / "out").write_bytes(done.stdout + b"\n--stderr--\n" + done.stderr)
+    found: list[Marker] = []
+    for stream in (done.stdout, done.stderr):
+        markers, consumed = find_markers(stream, 0, NONCE)
+        assert consumed == len(stream)
+        found += markers
+    return found
+
+
+def output_of(tmp_path: Path) -> str:
+    return (tmp_path / "out").read_bytes().decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "abc", "0123456789ABCDEF", "0123456789abcdeg", "0123abcd'; rm -rf ~", "a" * 33]
+)
+def test_nonce_must_be_lowercase_hex(bad: str) -> None:
+    with pytest.raises(ValueError, match="nonce"):
+        setup_lines(bad)
+
+
+def test_lines_are_short_plain_and_out_of_history() -> None:
+    lines = setup_lines(NONCE)
+    assert lines
+    for line in lines:
+        # busybox ash cuts interactive input lines at 1024 bytes.
+        assert len(line.encode()) < 1000, line
+        # A leading space keeps the line out of history (HISTCONTROL=ignorespace, hist_ignore_space).
+        assert line.startswith(" ") and not line.startswith("  ")
+        # Raw ESC/BEL would make the echoed line itself look like a marker.
+        assert line.isascii() and line.isprintable(), line
+        assert "\x1b" not in line and "\x07" not in line and "\n" not in line
+    joined = "\n".join(lines)
+    assert NONCE in joined
+    assert find_markers(joined.encode(), 0, NONCE) == ([], len(joined))
+
+
+@pytest.mark.parametrize("shell", sorted(PARSE_ARGV))
+def test_lines_parse_in_every_shell(shell: str) -> None:
+    assert shutil.which(PARSE_ARGV[shell][0])
+    for line in setup_lines(NONCE):
+        done = subprocess.run([*PARSE_ARGV[shell], line], capture_output=True, text=True, timeout=10)
+        assert done.returncode == 0 and not done.stderr, (shell, line, done.stderr)
+
+
+@pytest.mark.parametrize("shell", sorted(SHELL_ARGV))
+def test_integration_runs_and_reports_exit_codes(shell: str, tmp_path: Path) -> None:
+    script = "\n".join(setup_lines(NONCE)) + "\nfalse\n(exit 7)\necho hello\nexit\n"
+    markers = run_shell(shell, script, tmp_path)
+    xs = [m for m in markers if m.kind == "X"]
+    assert [m.shell for m in xs] == [shell], output_of(tmp_path)
+    ds = [m for m in markers if m.kind == "D"]
+    # The last three prompts report the three commands' exit codes, in sequence.
+    assert [m.status for m in ds[-3:]] == [1, 7, 0], output_of(tmp_path)
+    seqs = [m.seq for m in ds if m.seq is not None]
+    assert len(seqs) == len(ds)
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert "hello" in output_of(tmp_path)
+    if shell in ("bash", "zsh"):
+        # A start marker precedes each command's output.
+        assert sum(1 for m in markers if m.kind == "C") >= 3
+
+
+@pytest.mark.parametrize("shell", sorted(SHELL_ARGV))
+def test_pagers_are_neutralised(shell: str, tmp_path: Path) -> None:
+    probe = 'echo "pagers:$PAGER|$GIT_PAGER|$MANPAGER|$SYSTEMD_PAGER|"'
+    script = "\n".join(setup_lines(NONCE)) + f"\n{probe}\nexit\n"
+    run_shell(shell, script, tmp_path)
+    assert "pagers:cat|cat|cat||" in output_of(tmp_path)
+
+
+@pytest.mark.parametrize("shell", sorted(SHELL_ARGV))
+def test_continuation_prompt_is_marked(shell: str, tmp_path: Path) -> None:
+    script = "\n".join(setup_lines(NONCE)) + "\necho 'open\nclosed'\nexit\n"
+    markers = run_shell(shell, script, tmp_path)
+    assert any(m.kind == "P" for m in markers), output_of(tmp_path)
+
+
+def test_bash_chains_the_users_prompt_command(tmp_path: Path) -> None:
+    script = "PROMPT_COMMAND='echo \"user:$?\"'\n" + "\n".join(setup_lines(NONCE)) + "\nfalse\nexit\n"
+    markers = run_shell("bash", script, tmp_path)
+    # The user's hook still runs, and still sees the command's status.
+    assert "user:1" in output_of(tmp_path)
+    assert [m.status for m in markers if m.kind == "D"][-1] == 1
+
+
+def test_zsh_chains_the_users_precmd(tmp_path: Path) -> None:
+    script = (
+        '__user_hook() { echo "zuser:$?"; }\nprecmd_functions=(__user_hook)\n'
+        + "\n".join(setup_lines(NONCE))
+        + "\nfalse\nexit\n"
+    )
+    markers = run_shell("zsh", script, tmp_path)
+    assert "zuser:1" in output_of(tmp_path)
+    assert [m.status for m in markers if m.kind == "D"][-1] == 1
+
+
+@pytest.mark.parametrize("shell", ["dash", "ash"])
+def test_posix_shells_keep_the_users_prompt(shell: str, tmp_path: Path) -> None:
+    script = "PS1='mine> '\n" + "\n".join(setup_lines(NONCE)) + "\nfalse\nexit\n"
+    markers = run_shell(shell, script, tmp_path)
+    out = output_of(tmp_path)
+    last_d = [m for m in markers if m.kind == "D"][-1]
+    assert last_d.status == 1
+    assert f"sk={NONCE}:{last_d.seq}\x07mine> " in out
