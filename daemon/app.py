@@ -31,7 +31,7 @@ from common.models import (
     SessionList,
     WaitForRequest,
 )
-from daemon import api_admin, api_configs, api_files
+from daemon import api_admin, api_configs, api_files, audit
 from daemon.manager import SessionManager
 
 log = structlog.get_logger(__name__)
@@ -68,7 +68,7 @@ def peer_uid(request: web.Request) -> int | None:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12]
+    rid = request.get("request_id") or request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12]
     structlog.contextvars.bind_contextvars(request_id=rid)
     try:
         uid = peer_uid(request)
@@ -111,6 +111,10 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise BadRequest(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except RecursionError as exc:
+        raise BadRequest("request body is nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer literal with more than 4300 digits
+        raise BadRequest(f"request body is not acceptable JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     try:
@@ -220,6 +224,8 @@ def build_app(m: SessionManager) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY)
     app[MANAGER] = m
     app[STARTED] = time.monotonic()
+    audit.install(app, m)  # outermost middleware: it sees the final status of every request
+    app.cleanup_ctx.append(api_admin.dead_session_reaper)
     app.add_routes(
         [
             web.get("/v1/health", health),

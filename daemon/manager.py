@@ -136,14 +136,28 @@ class SessionManager:
                 "#{pane_dead_status}",
                 "#{@sshkeep_argv}",
                 "#{@sshkeep_dropped}",
+                "#{pane_dead_time}",
             ]
         )
         lines = await self.tmux.command(f"list-panes -a -F {quote(fmt)}")
         for line in lines:
             parts = line.split("\t")
-            if len(parts) != 11 or not parts[1] or not _SESSION_ID.match(parts[1]):
+            if len(parts) != 12 or not parts[1] or not _SESSION_ID.match(parts[1]):
                 continue
-            pane, sid, nonce, target, conn, created, shell, dead, dead_status, argv_json, dropped = parts
+            (
+                pane,
+                sid,
+                nonce,
+                target,
+                conn,
+                created,
+                shell,
+                dead,
+                dead_status,
+                argv_json,
+                dropped,
+                dead_time,
+            ) = parts
             if sid in self.sessions:
                 continue
             s = self._new_session(
@@ -163,7 +177,8 @@ class SessionManager:
             elif shell:
                 s.shell, s.integrated, s.x_seen = shell, True, True
             s.dead = dead == "1"
-            s.dead_at = time.time() if s.dead else None
+            # tmux knows when ssh exited, so a daemon restart does not reset the reaper's clock.
+            s.dead_at = (float(dead_time) if dead_time.isdigit() else time.time()) if s.dead else None
             s.dropped_before = int(dropped) if dropped.isdigit() else 0
             s.dead_status = int(dead_status) if dead_status.isdigit() else None
             saved = await self.store.load_session(sid)

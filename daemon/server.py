@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import IO
 
@@ -18,10 +19,11 @@ import structlog
 from aiohttp import web
 
 from common.config import ConfigSource
-from common.errors import DaemonAlreadyRunning
+from common.errors import DaemonAlreadyRunning, SshkeepError
 from common.paths import Paths, ensure_private_dir
 from daemon.app import build_app
 from daemon.manager import SessionManager
+from daemon.sdnotify import Notifier, listen_socket
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +47,41 @@ def take_lock(lock_path: Path, socket_path: Path) -> IO[str]:
     return f
 
 
+def activated_socket(socket_path: Path) -> socket.socket | None:
+    """The listening socket sshkeep.socket passed us, checked to be this instance's socket."""
+    sock = listen_socket()
+    if sock is None:
+        return None
+    name = sock.getsockname() if sock.family == socket.AF_UNIX else None
+    if sock.type != socket.SOCK_STREAM or name != str(socket_path):
+        sock.close()
+        raise SshkeepError(
+            f"socket activation passed {name or sock.family.name!r}, but this daemon serves {socket_path}",
+            hint="Reinstall the units for this instance: `sshkeep service install`, then "
+            "`systemctl --user daemon-reload && systemctl --user restart sshkeep.socket`.",
+        )
+    return sock
+
+
+async def listen(runner: web.AppRunner, socket_path: Path, activated: socket.socket | None) -> None:
+    """Serve on the socket systemd passed, else bind our own (0600)."""
+    if activated is not None:
+        await web.SockSite(runner, activated).start()
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(socket_path)  # stale: we hold the lock, so no daemon serves it
+        old_umask = os.umask(0o177)
+        try:
+            site = web.UnixSite(runner, str(socket_path))
+            await site.start()
+        finally:
+            os.umask(old_umask)
+    os.chmod(socket_path, 0o600)
+
+
 async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
+    notifier = Notifier.from_env()  # before any child (tmux) could inherit $NOTIFY_SOCKET
+    activated = activated_socket(paths.socket)
     ensure_private_dir(paths.runtime_dir)
     ensure_private_dir(paths.socket.parent)
     lock = take_lock(paths.socket.parent / (paths.socket.name + ".lock"), paths.socket)
@@ -53,17 +89,10 @@ async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
     runner: web.AppRunner | None = None
     try:
         await m.start()
+        await asyncio.to_thread(m.auth.install)  # the SSH_ASKPASS helper, in the runtime dir
         runner = web.AppRunner(build_app(m), access_log=None, handle_signals=False)
         await runner.setup()
-        with contextlib.suppress(FileNotFoundError):
-            paths.socket.unlink()  # stale: we hold the lock, so no daemon serves it
-        old_umask = os.umask(0o177)
-        try:
-            site = web.UnixSite(runner, str(paths.socket))
-            await site.start()
-        finally:
-            os.umask(old_umask)
-        os.chmod(paths.socket, 0o600)
+        await listen(runner, paths.socket, activated)
         log.info("daemon_listening", socket=str(paths.socket), pid=os.getpid(), sessions=len(m.sessions))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -71,12 +100,15 @@ async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         if ready is not None:
             ready.set()
+        notifier.ready(f"serving {len(m.sessions)} sessions on {paths.socket}")
         await stop.wait()
         log.info("daemon_stopping")
+        notifier.stopping("stopping; the sessions keep running in tmux")
     finally:
         if runner is not None:
             await runner.cleanup()
-        with contextlib.suppress(FileNotFoundError):
-            paths.socket.unlink()
+        if activated is None:  # an activated socket stays: systemd owns it, connections queue there
+            with contextlib.suppress(FileNotFoundError):
+                paths.socket.unlink()
         await m.stop()
         lock.close()

@@ -12,15 +12,18 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
+from common import systemd
 from common.errors import TmuxError
 
 log = structlog.get_logger(__name__)
 
 CONTROL_SESSION = "_sshkeep_ctl"
+SERVER_START_TIMEOUT = 15.0
 TMUX_CONF = """\
 set -g remain-on-exit on
 set -g default-size 200x50
@@ -35,6 +38,42 @@ set -g default-terminal screen-256color
 def quote(word: str) -> str:
     """Quote one word for tmux's command parser (single quotes; no expansion inside)."""
     return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+def count_commands(line: str) -> int:
+    """How many commands tmux parses from one line: 1 + each `;` outside quotes and escapes.
+
+    A control client gets one `%begin`/`%end` block per command of a line (`a ; b` gives two),
+    and one `%error` block ends the line (a parse error, or a command that failed: tmux skips the
+    rest), so replies can only be matched to lines by counting.
+    """
+    count = 1
+    quote_char = ""
+    escaped = False
+    for ch in line.rstrip().rstrip(";"):
+        if escaped:
+            escaped = False
+        elif quote_char:
+            if ch == quote_char:
+                quote_char = ""
+            elif ch == "\\" and quote_char == '"':
+                escaped = True
+        elif ch == "\\":
+            escaped = True
+        elif ch in "'\"":
+            quote_char = ch
+        elif ch == ";":
+            count += 1
+    return count
+
+
+@dataclass
+class _Pending:
+    """One command line sent to the control client, waiting for its `left` reply blocks."""
+
+    future: asyncio.Future[list[str]]
+    left: int
+    body: list[str] = field(default_factory=list)
 
 
 class Tmux:
@@ -88,15 +127,55 @@ class Tmux:
         return True
 
     async def ensure_server(self) -> None:
-        """Start the server (with a hidden control session) if it is not running."""
-        if await self.server_running():
+        """Start the server (with a hidden control session) if it is not running.
+
+        Under systemd the server must not be forked into the daemon's cgroup: stopping or
+        restarting the daemon's unit would kill it and every session. So it is started by
+        `sshkeep-tmux.service` when that unit is installed for this server, else in a transient
+        scope of its own (`systemd-run --scope`).
+        """
+        running = await self.server_running()
+        if running:
             out = await self.run("list-sessions", "-F", "#{session_name}")
             if CONTROL_SESSION in out.split("\n"):
                 return
         self.write_conf()
-        await self.run(
-            "new-session", "-d", "-s", CONTROL_SESSION, "-x", "80", "-y", "24", "tail -f /dev/null"
-        )
+        size = ("-x", "80", "-y", "24")
+        new_control = ("new-session", "-d", "-s", CONTROL_SESSION, *size, "tail -f /dev/null")
+        placement = None if running else await systemd.tmux_placement(self.server_args)
+        if placement == "unit":
+            await self._start_unit()
+        elif placement is not None:
+            description = f"sshkeep tmux server ({' '.join(self.server_args)})"
+            argv = systemd.scope_argv(placement, description, self.argv(*new_control))
+            code, _, err = await systemd.run(argv, timeout=30)
+            if code == 0:
+                log.info("tmux_started", placement=placement)
+                return
+            # No scope (e.g. no delegation): a forked server still works, it just dies with us.
+            log.warning("tmux_scope_failed", placement=placement, error=err.strip())
+        await self.run(*new_control)
+
+    async def _start_unit(self) -> None:
+        """Start `sshkeep-tmux.service` and wait until its server answers."""
+        unit = systemd.TMUX_UNIT
+        code, _, err = await systemd.systemctl("start", unit, timeout=60)
+        if code != 0:
+            raise TmuxError(
+                f"`systemctl --user start {unit}` failed: {err.strip() or f'exit status {code}'}",
+                hint=f"See `systemctl --user status {unit}` and `journalctl --user -u {unit}`.",
+            )
+        # Type=exec: the start job ends when tmux is exec'd, a moment before it listens. Never
+        # run a tmux client before it answers: the client would fork a server into our cgroup.
+        deadline = asyncio.get_running_loop().time() + SERVER_START_TIMEOUT
+        while not await self.server_running():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TmuxError(
+                    f"{unit} started but its tmux server did not answer within {SERVER_START_TIMEOUT:g}s",
+                    hint=f"See `systemctl --user status {unit}` and `journalctl --user -u {unit}`.",
+                )
+            await asyncio.sleep(0.05)
+        log.info("tmux_started", placement="unit", unit=unit)
 
     async def control(self) -> ControlClient:
         """The shared control-mode client, (re)started on demand."""
@@ -137,7 +216,7 @@ class ControlClient:
     def __init__(self, argv: list[str]) -> None:
         self._argv = argv
         self._proc: asyncio.subprocess.Process | None = None
-        self._pending: deque[asyncio.Future[list[str]]] = deque()
+        self._pending: deque[_Pending] = deque()
         self._reader: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.alive = False
@@ -177,12 +256,20 @@ class ControlClient:
                     continue
                 if line.startswith(("%end ", "%error ")):
                     if ours and self._pending:
-                        fut = self._pending.popleft()
-                        if not fut.done():
-                            if line.startswith("%end "):
-                                fut.set_result(body)
-                            else:
-                                fut.set_exception(TmuxError("tmux command failed: " + " ".join(body)))
+                        pending = self._pending[0]
+                        if line.startswith("%error "):
+                            self._pending.popleft()
+                            if not pending.future.done():
+                                pending.future.set_exception(
+                                    TmuxError("tmux command failed: " + " ".join(body))
+                                )
+                        else:
+                            pending.body.extend(body)
+                            pending.left -= 1
+                            if pending.left <= 0:
+                                self._pending.popleft()
+                                if not pending.future.done():
+                                    pending.future.set_result(pending.body)
                     body = None
                     continue
                 body.append(line)
@@ -191,7 +278,7 @@ class ControlClient:
         finally:
             self.alive = False
             while self._pending:
-                fut = self._pending.popleft()
+                fut = self._pending.popleft().future
                 if not fut.done():
                     fut.set_exception(TmuxError("tmux control client exited"))
 
@@ -202,7 +289,7 @@ class ControlClient:
             raise TmuxError("tmux control client is not running")
         fut: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         async with self._write_lock:
-            self._pending.append(fut)
+            self._pending.append(_Pending(fut, count_commands(line)))
             try:
                 self._proc.stdin.write(line.encode() + b"\n")
                 await self._proc.stdin.drain()

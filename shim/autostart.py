@@ -1,32 +1,48 @@
 """Finding the daemon, and starting one that outlives the shim when none answers.
 
-The daemon is started in a new session (setsid), with stdio detached, so the MCP host killing the
-shim's process group on shutdown never reaches it.
+When a systemd user manager answers and `sshkeep service install` put a `sshkeep.service` there
+for this instance, the manager starts the daemon (in its own cgroup, restarted on failure).
+Otherwise the daemon is started in a new session (setsid), with stdio detached, so the MCP host
+killing the shim's process group on shutdown never reaches it; and when a user manager answers,
+in a transient scope of its own too, since setsid does not leave the cgroup of the MCP host's
+unit or scope, which systemd may stop with everything in it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
 
+from common import systemd
 from common.client import ApiClient
 from common.errors import DaemonUnavailable
+from common.logs import rotate_daemon_log
 from common.models import Health
 from common.paths import Paths, ensure_private_dir
 
 START_TIMEOUT = 15.0
 
 
-def spawn_daemon(paths: Paths) -> subprocess.Popen[bytes]:
-    """Start `sshkeep daemon` detached from our session, logging to the state dir."""
+class SpawnFailed(DaemonUnavailable):
+    """The spawned process exited with an error before a daemon answered."""
+
+
+def spawn_daemon(paths: Paths, scope: bool = False) -> subprocess.Popen[bytes]:
+    """Start `sshkeep daemon` detached from our session (and cgroup, with `scope`), logging to
+    the state dir."""
+    argv = [sys.executable, "-m", "shim.cli", "daemon"]
+    if scope:
+        argv = systemd.scope_argv("user-scope", f"sshkeep daemon ({paths.socket})", argv)
     ensure_private_dir(paths.state_dir)
+    rotate_daemon_log(paths)
     fd = os.open(paths.daemon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "shim.cli", "daemon"],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=fd,
@@ -44,7 +60,21 @@ async def ensure_daemon(client: ApiClient, paths: Paths) -> Health:
         return await client.health()
     except DaemonUnavailable:
         pass
-    proc = await asyncio.to_thread(spawn_daemon, paths)
+    manager = await systemd.user_manager_environment()
+    if manager is not None and await systemd.daemon_unit_serves(paths, manager):
+        return await _start_unit(client, paths)
+    scope = manager is not None and shutil.which("systemd-run") is not None
+    try:
+        return await _spawn_and_wait(client, paths, scope)
+    except SpawnFailed:
+        if not scope:
+            raise
+    # `systemd-run --scope` itself can fail (no cgroup delegation): a plain setsid daemon still works.
+    return await _spawn_and_wait(client, paths, False)
+
+
+async def _spawn_and_wait(client: ApiClient, paths: Paths, scope: bool) -> Health:
+    proc = await asyncio.to_thread(spawn_daemon, paths, scope)
     deadline = time.monotonic() + START_TIMEOUT
     last: DaemonUnavailable | None = None
     while time.monotonic() < deadline:
@@ -60,7 +90,7 @@ async def ensure_daemon(client: ApiClient, paths: Paths) -> Health:
                 await asyncio.sleep(0.3)
                 return await client.health()
             except DaemonUnavailable:
-                raise DaemonUnavailable(
+                raise SpawnFailed(
                     f"the sshkeep daemon exited with status {code} right after starting; "
                     f"see {paths.daemon_log}"
                 ) from None
@@ -68,4 +98,25 @@ async def ensure_daemon(client: ApiClient, paths: Paths) -> Health:
         f"started a daemon but it did not answer on {paths.socket} within {START_TIMEOUT:g}s"
         + (f" ({last.message})" if last else "")
         + f"; see {paths.daemon_log}"
+    )
+
+
+async def _start_unit(client: ApiClient, paths: Paths) -> Health:
+    """`systemctl --user start sshkeep.service`: with Type=notify it returns once the daemon listens."""
+    unit = systemd.DAEMON_UNIT
+    code, _, err = await systemd.systemctl("start", unit, timeout=START_TIMEOUT + 60)
+    if code == 0:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                return await client.health()
+            except DaemonUnavailable:
+                if time.monotonic() > deadline:
+                    break
+            await asyncio.sleep(0.05)
+        problem = f"{unit} started but no daemon answers on {paths.socket}"
+    else:
+        problem = f"`systemctl --user start {unit}` failed: {err.strip() or f'exit status {code}'}"
+    raise DaemonUnavailable(
+        problem, hint=f"See `systemctl --user status {unit}` and `journalctl --user -u {unit}`."
     )

@@ -11,6 +11,7 @@ from common.client import ApiClient
 from common.errors import SshkeepError
 from common.logs import configure_logging
 from common.paths import resolve_paths
+from shim import human, service
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("mcp", help="run the stdio MCP server (starts the daemon if none answers)")
     st = sub.add_parser("status", help="daemon health, socket, attach command, session count")
     st.add_argument("--json", action="store_true", help="print JSON")
+    human.add_parsers(sub)
+    service.add_parser(sub)
     return p
 
 
@@ -93,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_mcp(args)
     if args.cmd == "status":
         return asyncio.run(_status(args.json))
+    handler = getattr(args, "handler", None)  # subcommands that set_defaults(handler=...)
+    if handler is not None:
+        return int(handler(args))
     return 2
 
 

@@ -1,13 +1,37 @@
-"""MCP tools for admin (filled in by its mechanism)."""
+"""MCP tools for admin: cleaning up dead sessions."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server import MCPServer
+from mcp_types import CallToolResult
 
-from shim.tools_base import Tools
+from common.models_admin import CleanupRequest, CleanupResult
+from shim.tools_base import ACTS, Tools, field
+
+
+def render_cleanup(res: CleanupResult) -> str:
+    if res.removed:
+        text = f"closed {len(res.removed)} disconnected session(s): {', '.join(res.removed)}"
+    else:
+        text = "no disconnected session to close"
+    if res.kept:
+        kept = ", ".join(res.kept)
+        text += f"\nkept {len(res.kept)} disconnected for less than {res.max_age_seconds:g}s: {kept}"
+    return text
 
 
 def register(server: MCPServer[Any], tools: Tools) -> None:
     """Add this group's tools to the server."""
+
+    @server.tool(annotations=ACTS)
+    async def cleanup_dead_sessions(
+        max_age_seconds: Annotated[float, field(CleanupRequest, "max_age_seconds")] = 0.0,
+    ) -> Annotated[CallToolResult, CleanupResult]:
+        """Close disconnected sessions (ssh exited) dead for at least max_age_seconds (0: all of them)."""
+        body = CleanupRequest(max_age_seconds=max_age_seconds)
+        res = await tools.call(
+            lambda: tools.client.request("POST", "/v1/sessions/cleanup", CleanupResult, body)
+        )
+        return tools.result(res, render_cleanup(res))

@@ -31,6 +31,7 @@ declare -A PACKAGE_OF=(
     [chpasswd]=passwd
     [python3]=python3
     [curl]=curl
+    [systemd-analyze]=systemd # verifies the unit files; installs without booting systemd
 )
 
 have() { PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$1" >/dev/null 2>&1; }
