@@ -90,6 +90,10 @@ class SessionInfo(Reply):
     running_command_id: str | None = None
     question: Question | None = None
     message: str | None = Field(default=None, description="ssh's last words for a dead session")
+    exit_status: int | None = Field(
+        default=None,
+        description="ssh's exit status once it has exited (128+N: killed by signal N)",
+    )
     hint: str | None = None
 
 
@@ -151,6 +155,11 @@ class SendKeysResult(Reply):
 class WaitForRequest(Request):
     pattern: str = Field(min_length=1, max_length=2000, description="Python regular expression to look for")
     timeout: float = Field(default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait (max 50)")
+    since: int | None = Field(
+        default=None,
+        ge=0,
+        description="Search output from this log position (a previous reply's `searched_to`)",
+    )
 
 
 class WaitForResult(Reply):
@@ -161,6 +170,7 @@ class WaitForResult(Reply):
     context: str = Field(default="", description="A few lines before and after the match")
     running_command_id: str | None = None
     command_status: CommandStatus | None = None
+    searched_to: int = Field(default=0, description="Log position searched up to; pass as `since` to go on")
     hint: str | None = None
 
 

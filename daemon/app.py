@@ -207,7 +207,9 @@ async def interrupt(request: web.Request) -> web.Response:
 
 async def wait_for(request: web.Request) -> web.Response:
     req = await parse_body(request, WaitForRequest)
-    return reply(await manager(request).wait_for(request.match_info["sid"], req.pattern, req.timeout))
+    return reply(
+        await manager(request).wait_for(request.match_info["sid"], req.pattern, req.timeout, req.since)
+    )
 
 
 async def reconnect(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ import secrets
 import shlex
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import structlog
 
@@ -222,7 +223,7 @@ class SessionManager:
             self._rescan.discard(sid)
 
     async def _monitor_loop(self) -> None:
-        fmt = quote("#{pane_id}\t#{pane_dead}\t#{pane_dead_status}")
+        fmt = quote("#{pane_id}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_pid}")
         while True:
             await asyncio.sleep(MONITOR_INTERVAL)
             # Only judge sessions that existed when list-panes was sent: a session opened while it
@@ -236,7 +237,7 @@ class SessionManager:
             panes = {}
             for line in lines:
                 parts = line.split("\t")
-                if len(parts) == 3:
+                if len(parts) == 5:
                     panes[parts[0]] = parts
             for s in list(self.sessions.values()):
                 if s.id not in known:
@@ -246,9 +247,10 @@ class SessionManager:
                 if dead and not s.dead:
                     s.dead = True
                     s.dead_at = time.time()
-                    if info is not None and info[2].isdigit():
-                        s.dead_status = int(info[2])
-                    log.info("session_disconnected", session=s.id, status=s.dead_status)
+                    log.info("session_disconnected", session=s.id)
+                if s.dead and s.dead_status is None and info is not None:
+                    # tmux may mark the pane dead (pty closed) a moment before it reaps ssh.
+                    s.dead_status = _exit_status(info[2], info[3], info[4])
                 self._schedule_scan(s.id)
             await self._enforce_log_caps()
 
@@ -759,14 +761,16 @@ class SessionManager:
             ),
         )
 
-    async def wait_for(self, sid: str, pattern: str, timeout: float) -> WaitForResult:
+    async def wait_for(
+        self, sid: str, pattern: str, timeout: float, since: int | None = None
+    ) -> WaitForResult:
         """Wait until new output matches `pattern`, the running command ends, or time is up."""
         s = self.get(sid)
         try:
             regex = re.compile(pattern)
         except re.error as exc:
             raise BadRequest(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
-        start_pos = s.current_size()
+        start_pos = s.current_size() if since is None else max(s.dropped_before, min(since, s.current_size()))
         rec = s.current
         deadline = time.monotonic() + timeout
         searched_to = start_pos
@@ -788,6 +792,7 @@ class SessionManager:
                                 context="\n".join(lines[max(0, i - 3) : i + 4]),
                                 running_command_id=s.current.command_id if s.current else None,
                                 command_status="running" if s.current else None,
+                                searched_to=searched_to,
                             )
                     # Only an unfinished last line continues in the next chunk.
                     carry = lines[-1] if lines and not text.endswith("\n") else ""
@@ -803,6 +808,7 @@ class SessionManager:
                         pattern=pattern,
                         running_command_id=rec.command_id if rec else None,
                         command_status=status,  # type: ignore[arg-type]
+                        searched_to=searched_to,
                         hint=f"No match: {why}. get_snapshot shows the screen; wait_for again waits longer.",
                     )
                 with contextlib.suppress(TimeoutError):
@@ -848,6 +854,28 @@ def typed_text(command: str, shell: str | None) -> str:
     if "\n" in command:
         command = "{\n" + command + "\n}"
     return f"{START_FUNCTION}; {command}"
+
+
+def _exit_status(status: str, signal: str, pid: str = "") -> int | None:
+    """ssh's exit status as a shell reports it: the code, or 128 + the signal that killed it.
+
+    tmux 3.3 sometimes marks a pane dead (its pty closed) without reaping the process; the
+    zombie's /proc stat still holds the wait status then.
+    """
+    if status.isdigit():
+        return int(status)
+    if signal.isdigit():
+        return 128 + int(signal)
+    if pid.isdigit():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields and fields[0] == "Z" and len(fields) >= 50 and fields[49].isdigit():
+            wait = int(fields[49])
+            return 128 + (wait & 0x7F) if wait & 0x7F else (wait >> 8) & 0xFF
+    return None
 
 
 def _load_argv(raw: str) -> list[str]:

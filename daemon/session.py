@@ -103,6 +103,7 @@ class Session:
             running_command_id=self.current.command_id if self.current else None,
             question=question,
             message=self.last_words() if self.dead else None,
+            exit_status=self.dead_status if self.dead else None,
             hint=hint,
         )
 

@@ -131,12 +131,26 @@ def build_server(paths: Paths, client: ApiClient) -> MCPServer[Any]:
     async def wait_for(
         session_id: str,
         pattern: Annotated[str, field(WaitForRequest, "pattern")],
+        ctx: Context,
         timeout: Annotated[float, field(WaitForRequest, "timeout")] = 10.0,
     ) -> Annotated[CallToolResult, WaitForResult]:
         """Wait until new terminal output matches a regex (or the running command ends)."""
-        res = await call(
-            lambda: client.wait_for(session_id, WaitForRequest(pattern=pattern, timeout=timeout))
-        )
+        start = time.monotonic()
+        since: int | None = None
+        while True:
+            remaining = max(0.0, timeout - (time.monotonic() - start))
+            req = WaitForRequest(pattern=pattern, timeout=min(CHUNK_SECONDS, remaining), since=since)
+
+            def once(r: WaitForRequest = req) -> Awaitable[WaitForResult]:
+                return client.wait_for(session_id, r)
+
+            res = await call(once)
+            # Go on in chunks (reporting progress) while only the chunk's time ran out.
+            if res.matched or res.command_status is not None or remaining <= CHUNK_SECONDS:
+                break
+            since = res.searched_to
+            elapsed = time.monotonic() - start
+            await ctx.report_progress(elapsed, timeout, f"waiting for /{pattern}/ for {elapsed:.0f}s")
         text = f"matched: {res.line}\n{res.context}" if res.matched else f"no match. {res.hint or ''}"
         return result(res, text)
 
