@@ -10,8 +10,6 @@ helper (see daemon/askpass.py).
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
 
 from aiohttp import web
 
@@ -27,6 +25,7 @@ from common.models_configs import (
 )
 from daemon import app as core
 from daemon import openapi
+from daemon.peer import peer_of
 
 MAX_INFO_BYTES = 1024 * 1024
 
@@ -108,22 +107,15 @@ async def server_info(request: web.Request) -> web.Response:
     return core.reply(info)
 
 
-def peer_pid(request: web.Request) -> int | None:
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is None or not hasattr(socket, "SO_PEERCRED"):
-        return None
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return None
-    pid, _uid, _gid = struct.unpack("3i", creds)
-    return int(pid) or None
+def _pid(request: web.Request) -> int | None:
+    peer = peer_of(request)
+    return (peer.pid or None) if peer is not None else None
 
 
 async def askpass(request: web.Request) -> web.Response:
     req = await core.parse_body(request, AskpassRequest)
     m = core.manager(request)
-    return core.reply(m.auth.decide(req.token, req.prompt, req.hop, peer_pid(request)))
+    return core.reply(m.auth.decide(req.token, req.prompt, req.hop, _pid(request)))
 
 
 routes: list[web.RouteDef] = [

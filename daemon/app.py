@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import struct
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,6 +31,7 @@ from common.models import (
 )
 from daemon import api_admin, api_configs, api_files, audit
 from daemon.manager import SessionManager
+from daemon.peer import peer_of
 
 log = structlog.get_logger(__name__)
 
@@ -57,21 +56,13 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def peer_uid(request: web.Request) -> int | None:
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is None or not hasattr(socket, "SO_PEERCRED"):
-        return None
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
-
-
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request.get("request_id") or request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12]
     structlog.contextvars.bind_contextvars(request_id=rid)
     try:
-        uid = peer_uid(request)
+        peer = peer_of(request)
+        uid = peer.uid if peer is not None else None
         if uid is not None and uid != os.getuid():
             log.warning("peer_refused", uid=uid)
             raise Forbidden(f"uid {uid} may not use this daemon (it belongs to uid {os.getuid()})")

@@ -15,8 +15,6 @@ import contextlib
 import json
 import os
 import re
-import socket
-import struct
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -33,6 +31,7 @@ from common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from daemon.keys import is_key_name
 from daemon.manager import SessionManager
 from daemon.openapi import MUTATING, tool_name
+from daemon.peer import peer_of
 
 log = structlog.get_logger(__name__)
 
@@ -233,16 +232,9 @@ def _secret_prompt(request: web.Request) -> bool:
     return q is not None and q.kind in SECRET_QUESTIONS
 
 
-def _peer(request: web.Request) -> dict[str, int] | None:
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is None or not hasattr(socket, "SO_PEERCRED"):
-        return None
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return None
-    pid, uid, _gid = struct.unpack("3i", creds)
-    return {"uid": uid, "pid": pid}
+def _peer_fields(request: web.Request) -> dict[str, int] | None:
+    peer = peer_of(request)
+    return {"uid": peer.uid, "pid": peer.pid} if peer is not None else None
 
 
 def _reply_fields(resp: web.StreamResponse) -> dict[str, Any]:
@@ -328,7 +320,7 @@ def _record(
     record: dict[str, Any] = {
         "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "request_id": rid,
-        "peer": _peer(request),
+        "peer": _peer_fields(request),
         "method": request.method,
         "path": clip(request.path, 512),
         "route": canonical,
