@@ -177,7 +177,21 @@ def build_server(paths: Paths, client: ApiClient) -> MCPServer[Any]:
     tools_configs.register(server, tools)
     tools_files.register(server, tools)
     tools_admin.register(server, tools)
+    forbid_unknown_arguments(server)
     return server
+
+
+def forbid_unknown_arguments(server: MCPServer[Any]) -> None:
+    """Make every tool refuse arguments it does not know (a misspelt `timeout` must not pass silently).
+
+    The SDK builds a permissive argument model per tool; tighten each one and say so in its schema.
+    """
+    manager = getattr(server, "_tool_manager", None)
+    for tool in manager.list_tools() if manager is not None else []:
+        model = tool.fn_metadata.arg_model
+        model.model_config["extra"] = "forbid"
+        model.model_rebuild(force=True)
+        tool.parameters["additionalProperties"] = False
 
 
 async def _follow(

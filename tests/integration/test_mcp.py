@@ -153,3 +153,14 @@ async def test_other_shells_through_mcp(instance: Instance) -> None:
             assert closed == {"session_id": sid, "closed": True}
             listing = await call(c, "list_sessions")
             assert sid not in [s["session_id"] for s in listing["sessions"]]
+
+
+async def test_unknown_arguments_are_refused_by_name(instance: Instance) -> None:
+    async with Client(instance.mcp_params()) as c:
+        sid = await open_bash(c)
+        text = await call_error(c, "send_command", {"session_id": sid, "command": "echo x", "timout": 5})
+        assert "timout" in text
+        tools = (await c.list_tools()).tools
+        assert all(t.input_schema.get("additionalProperties") is False for t in tools)
+        ok = await call(c, "send_command", {"session_id": sid, "command": "echo fine"})
+        assert ok["output"] == "fine"
