@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import libtmux
 import yaml
 from mcp import StdioServerParameters
 
@@ -135,6 +136,11 @@ class Instance:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)
             self.proc = None
+
+    def tmux_server(self) -> libtmux.Server:
+        """libtmux's view of this instance's private tmux server (for inspecting it in tests)."""
+        kind, where = self.paths.tmux_args
+        return libtmux.Server(socket_path=where) if kind == "-S" else libtmux.Server(socket_name=where)
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

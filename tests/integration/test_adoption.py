@@ -51,6 +51,11 @@ async def test_kill_9_mid_command_loses_nothing(instance: Instance) -> None:
         assert old.structured_content is not None
         assert old.structured_content["output"] == "before"
     assert tmux_server_pid(instance) == tmux_pid
+    # The session is still the same tmux session, with its ssh pane alive.
+    server = instance.tmux_server()
+    session = server.sessions.get(session_name=sid)
+    assert session is not None
+    assert session.active_pane is not None and session.active_pane.pane_dead != "1"
 
 
 async def test_command_finishing_while_daemon_down_is_settled(instance: Instance) -> None:
