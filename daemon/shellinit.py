@@ -43,8 +43,8 @@ def setup_lines(nonce: str) -> list[str]:
         f"preexec_functions=(__sk_preexec $preexec_functions); "
         f"unsetopt prompt_sp; setopt hist_ignore_space; "
         # zle mangles typed non-ASCII under a C/POSIX locale; C.UTF-8 fixes it where it exists.
-        f'[[ $(locale charmap 2>/dev/null) != UTF-8 ]] && locale -a 2>/dev/null | grep -qixE "c\\\\.utf-?8" && '
-        f"export LC_CTYPE=C.UTF-8; "
+        "[[ $(locale charmap 2>/dev/null) != UTF-8 ]] && "
+        'locale -a 2>/dev/null | grep -qixE "c\\\\.utf-?8" && export LC_CTYPE=C.UTF-8; '
         f'PS2="%{{$(printf "\\033]133;P;sk={nonce}\\007")%}}$PS2"'
     )
     # dash and ash expand `$((...))` and `$?` in PS1 at print time in the shell itself; the ESC and
