@@ -12,6 +12,12 @@ from aiohttp import web
 from common.models_files import ExecRequest, ReadFileRequest, WriteFileRequest
 from daemon import app as core  # circular: app imports this module; used at call time only
 from daemon import files
+from daemon.sidechannel import channels
+
+
+async def close_side_channels(app: web.Application) -> None:
+    """On shutdown, end every session's SFTP side channel (the sessions themselves stay)."""
+    await channels(app[core.MANAGER]).close_all()
 
 
 async def read_file(request: web.Request) -> web.Response:

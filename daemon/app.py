@@ -171,13 +171,13 @@ async def close_session(request: web.Request) -> web.Response:
 
 async def send_command(request: web.Request) -> web.Response:
     req = await parse_body(request, SendCommandRequest)
-    result = await manager(request).send_command(request.match_info["sid"], req.command, req.timeout)
+    result = await manager(request).commands.send_command(request.match_info["sid"], req.command, req.timeout)
     return reply(result)
 
 
 async def get_command(request: web.Request) -> web.Response:
     cid = request.match_info["cid"]
-    result = await manager(request).get_command(
+    result = await manager(request).commands.get_command(
         request.match_info["sid"],
         None if cid == "last" else cid,
         offset=int(query_number(request, "offset", 0, 0, 1e12)),
@@ -189,17 +189,19 @@ async def get_command(request: web.Request) -> web.Response:
 
 async def send_keys(request: web.Request) -> web.Response:
     req = await parse_body(request, SendKeysRequest)
-    return reply(await manager(request).send_keys(request.match_info["sid"], req.keys))
+    return reply(await manager(request).commands.send_keys(request.match_info["sid"], req.keys))
 
 
 async def interrupt(request: web.Request) -> web.Response:
-    return reply(await manager(request).interrupt(request.match_info["sid"]))
+    return reply(await manager(request).commands.interrupt(request.match_info["sid"]))
 
 
 async def wait_for(request: web.Request) -> web.Response:
     req = await parse_body(request, WaitForRequest)
     return reply(
-        await manager(request).wait_for(request.match_info["sid"], req.pattern, req.timeout, req.since)
+        await manager(request).commands.wait_for(
+            request.match_info["sid"], req.pattern, req.timeout, req.since
+        )
     )
 
 
@@ -210,7 +212,7 @@ async def reconnect(request: web.Request) -> web.Response:
 
 async def screen(request: web.Request) -> web.Response:
     lines = int(query_number(request, "lines", 0, 0, 50_000))
-    return reply(await manager(request).snapshot(request.match_info["sid"], lines or None))
+    return reply(await manager(request).commands.snapshot(request.match_info["sid"], lines or None))
 
 
 def build_app(m: SessionManager) -> web.Application:
@@ -219,6 +221,7 @@ def build_app(m: SessionManager) -> web.Application:
     app[STARTED] = time.monotonic()
     audit.install(app, m)  # outermost middleware: it sees the final status of every request
     app.cleanup_ctx.append(api_admin.dead_session_reaper)
+    app.on_cleanup.append(api_files.close_side_channels)
     app.add_routes(
         [
             web.get("/v1/health", health),

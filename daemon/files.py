@@ -38,7 +38,7 @@ from common.models_files import (
     WriteFileRequest,
     WriteFileResult,
 )
-from daemon.sidechannel import (
+from daemon.sftp import (
     FX_EOF,
     FX_FAILURE,
     FX_NO_SUCH_FILE,
@@ -53,9 +53,8 @@ from daemon.sidechannel import (
     Attrs,
     SftpClient,
     SftpError,
-    channels,
-    run_side_command,
 )
+from daemon.sidechannel import channels, run_side_command
 
 if TYPE_CHECKING:
     from daemon.manager import SessionManager

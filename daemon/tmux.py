@@ -317,3 +317,25 @@ class ControlClient:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+
+
+def pane_exit_status(status: str, signal: str, pid: str = "") -> int | None:
+    """ssh's exit status as a shell reports it: the code, or 128 + the signal that killed it.
+
+    tmux 3.3 sometimes marks a pane dead (its pty closed) without reaping the process; the
+    zombie's /proc stat still holds the wait status then.
+    """
+    if status.isdigit():
+        return int(status)
+    if signal.isdigit():
+        return 128 + int(signal)
+    if pid.isdigit():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields and fields[0] == "Z" and len(fields) >= 50 and fields[49].isdigit():
+            wait = int(fields[49])
+            return 128 + (wait & 0x7F) if wait & 0x7F else (wait >> 8) & 0xFF
+    return None

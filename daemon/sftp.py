@@ -1,0 +1,568 @@
+"""SFTP v3 (draft-ietf-secsh-filexfer-02): the wire protocol and an async client over the pipes of
+one subprocess (an ssh running the sftp subsystem).
+
+Only what file transfer needs is implemented: open/read/write/close, (l|f)stat, (f)setstat, mkdir,
+remove, rename (atomic with `posix-rename@openssh.com`), realpath, and the OpenSSH extensions fsync,
+statvfs and limits. Requests carry ids, so many may be in flight at once: reads and writes are pipelined.
+The session side of the channel (which ssh to run, when to open and close it) is
+daemon/sidechannel.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import stat
+import struct
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+FXP_INIT = 1
+FXP_VERSION = 2
+FXP_OPEN = 3
+FXP_CLOSE = 4
+FXP_READ = 5
+FXP_WRITE = 6
+FXP_LSTAT = 7
+FXP_FSTAT = 8
+FXP_SETSTAT = 9
+FXP_FSETSTAT = 10
+FXP_REMOVE = 13
+FXP_MKDIR = 14
+FXP_REALPATH = 16
+FXP_STAT = 17
+FXP_RENAME = 18
+FXP_STATUS = 101
+FXP_HANDLE = 102
+FXP_DATA = 103
+FXP_NAME = 104
+FXP_ATTRS = 105
+FXP_EXTENDED = 200
+FXP_EXTENDED_REPLY = 201
+
+FX_OK = 0
+FX_EOF = 1
+FX_NO_SUCH_FILE = 2
+FX_PERMISSION_DENIED = 3
+FX_FAILURE = 4
+FX_BAD_MESSAGE = 5
+FX_NO_CONNECTION = 6
+FX_CONNECTION_LOST = 7
+FX_OP_UNSUPPORTED = 8
+
+FXF_READ = 0x01
+FXF_WRITE = 0x02
+FXF_APPEND = 0x04
+FXF_CREAT = 0x08
+FXF_TRUNC = 0x10
+FXF_EXCL = 0x20
+
+ATTR_SIZE = 0x01
+ATTR_UIDGID = 0x02
+ATTR_PERMISSIONS = 0x04
+ATTR_ACMODTIME = 0x08
+ATTR_EXTENDED = 0x80000000
+
+STATUS_NAMES = {
+    FX_OK: "ok",
+    FX_EOF: "end of file",
+    FX_NO_SUCH_FILE: "no such file or directory",
+    FX_PERMISSION_DENIED: "permission denied",
+    FX_FAILURE: "failure",
+    FX_BAD_MESSAGE: "bad message",
+    FX_NO_CONNECTION: "no connection",
+    FX_CONNECTION_LOST: "connection lost",
+    FX_OP_UNSUPPORTED: "operation not supported",
+}
+
+# sftp-server refuses packets over 256 KiB; anything far larger is not SFTP at all (typically a
+# ~/.bashrc that prints text before the server starts, read as a length).
+MAX_PACKET = 256 * 1024
+MAX_SANE_PACKET = 4 * MAX_PACKET
+DEFAULT_CHUNK = 32 * 1024  # what every SFTP server accepts
+MAX_CHUNK = 255 * 1024
+WINDOW = 64  # requests in flight during a transfer
+REQUEST_TIMEOUT = 60.0
+OPEN_TIMEOUT = 20.0
+
+
+class SftpError(Exception):
+    """A non-OK SFTP status from the server."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message or STATUS_NAMES.get(code, f"status {code}"))
+        self.code = code
+        self.message = message or STATUS_NAMES.get(code, f"status {code}")
+
+
+class ChannelLost(Exception):
+    """The side channel died (ssh exited, master gone, protocol broken) before an answer came."""
+
+
+class Writer:
+    """Builds one SFTP packet payload."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def u8(self, v: int) -> Writer:
+        self.parts.append(struct.pack(">B", v))
+        return self
+
+    def u32(self, v: int) -> Writer:
+        self.parts.append(struct.pack(">I", v))
+        return self
+
+    def u64(self, v: int) -> Writer:
+        self.parts.append(struct.pack(">Q", v))
+        return self
+
+    def string(self, v: bytes | str | memoryview) -> Writer:
+        data = v.encode("utf-8") if isinstance(v, str) else bytes(v)
+        self.parts.append(struct.pack(">I", len(data)))
+        self.parts.append(data)
+        return self
+
+    def attrs(self, a: Attrs) -> Writer:
+        self.parts.append(a.encode())
+        return self
+
+    def bytes(self) -> bytes:
+        return b"".join(self.parts)
+
+
+class Reader:
+    """Parses one SFTP packet payload; raises ChannelLost on a short packet."""
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data = data
+        self.pos = pos
+
+    def _take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise ChannelLost("malformed SFTP packet (too short)")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self) -> int:
+        return int(self._take(1)[0])
+
+    def u32(self) -> int:
+        return int(struct.unpack(">I", self._take(4))[0])
+
+    def u64(self) -> int:
+        return int(struct.unpack(">Q", self._take(8))[0])
+
+    def string(self) -> bytes:
+        return self._take(self.u32())
+
+    def text(self) -> str:
+        return self.string().decode("utf-8", errors="replace")
+
+    def attrs(self) -> Attrs:
+        return Attrs.decode(self)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+
+@dataclass
+class Attrs:
+    """SFTP v3 file attributes; None means absent."""
+
+    size: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    permissions: int | None = None
+    atime: int | None = None
+    mtime: int | None = None
+
+    def encode(self) -> bytes:
+        flags = 0
+        w = Writer()
+        if self.size is not None:
+            flags |= ATTR_SIZE
+            w.u64(self.size)
+        if self.uid is not None and self.gid is not None:
+            flags |= ATTR_UIDGID
+            w.u32(self.uid).u32(self.gid)
+        if self.permissions is not None:
+            flags |= ATTR_PERMISSIONS
+            w.u32(self.permissions)
+        if self.atime is not None and self.mtime is not None:
+            flags |= ATTR_ACMODTIME
+            w.u32(self.atime).u32(self.mtime)
+        return struct.pack(">I", flags) + w.bytes()
+
+    @classmethod
+    def decode(cls, r: Reader) -> Attrs:
+        flags = r.u32()
+        a = cls()
+        if flags & ATTR_SIZE:
+            a.size = r.u64()
+        if flags & ATTR_UIDGID:
+            a.uid, a.gid = r.u32(), r.u32()
+        if flags & ATTR_PERMISSIONS:
+            a.permissions = r.u32()
+        if flags & ATTR_ACMODTIME:
+            a.atime, a.mtime = r.u32(), r.u32()
+        if flags & ATTR_EXTENDED:
+            for _ in range(r.u32()):
+                r.string()
+                r.string()
+        return a
+
+    @property
+    def is_dir(self) -> bool:
+        return self.permissions is not None and stat.S_ISDIR(self.permissions)
+
+    @property
+    def is_link(self) -> bool:
+        return self.permissions is not None and stat.S_ISLNK(self.permissions)
+
+    @property
+    def is_regular(self) -> bool:
+        return self.permissions is None or stat.S_ISREG(self.permissions)
+
+    @property
+    def mode(self) -> int | None:
+        """Permission bits (incl. setuid/setgid/sticky), without the file type."""
+        return None if self.permissions is None else stat.S_IMODE(self.permissions)
+
+
+def packet(ptype: int, payload: bytes) -> bytes:
+    """Frame one packet: uint32 length, byte type, payload."""
+    return struct.pack(">IB", len(payload) + 1, ptype) + payload
+
+
+def parse_status(r: Reader) -> tuple[int, str]:
+    """(code, message) of a STATUS payload positioned after the request id."""
+    code = r.u32()
+    message = r.text() if r.remaining >= 4 else ""
+    return code, message
+
+
+Reply = tuple[int, Reader]
+_LOST: Reply = (-1, Reader(b""))
+
+
+class SftpClient:
+    """An SFTP v3 client over one ssh subprocess's pipes; requests may run concurrently."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, label: str) -> None:
+        self.proc = proc
+        self.label = label
+        self.extensions: dict[str, bytes] = {}
+        self.read_chunk = DEFAULT_CHUNK
+        self.write_chunk = DEFAULT_CHUNK
+        self._next_id = 1
+        self._pending: dict[int, asyncio.Future[Reply]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._stderr = bytearray()
+        self.lost: str | None = None
+
+    # --- life -------------------------------------------------------------------------------------
+
+    @classmethod
+    async def start(cls, argv: Sequence[str], label: str, timeout: float = OPEN_TIMEOUT) -> SftpClient:
+        """Spawn `argv` (an ssh running the sftp subsystem) and do the INIT/VERSION handshake."""
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C to the daemon's group must not cut transfers
+        )
+        client = cls(proc, label)
+        client._stderr_task = asyncio.create_task(client._drain_stderr())
+        try:
+            await asyncio.wait_for(client._handshake(), timeout)
+        except TimeoutError as exc:
+            await client.close()
+            raise ChannelLost(f"no SFTP answer within {timeout:g}s{client.stderr_note()}") from exc
+        except ChannelLost as exc:
+            await client.close()
+            raise ChannelLost(f"{exc}{client.stderr_note()}") from exc
+        client._reader = asyncio.create_task(client._read_loop(), name=f"sftp-{label}")
+        if "limits@openssh.com" in client.extensions:
+            with contextlib.suppress(SftpError, ChannelLost, TimeoutError):
+                r = await client._call(FXP_EXTENDED, Writer().string("limits@openssh.com").bytes())
+                max_packet, max_read, max_write = r.u64(), r.u64(), r.u64()
+                cap = min(MAX_CHUNK, max_packet - 1024) if max_packet else MAX_CHUNK
+                client.read_chunk = min(cap, max_read) if max_read else client.read_chunk
+                client.write_chunk = min(cap, max_write) if max_write else client.write_chunk
+        return client
+
+    async def _handshake(self) -> None:
+        self._write(packet(FXP_INIT, struct.pack(">I", 3)))
+        ptype, r = await self._read_packet()
+        if ptype != FXP_VERSION:
+            raise ChannelLost(f"the SFTP server answered INIT with packet type {ptype}")
+        r.u32()  # version: OpenSSH speaks 3; we use nothing newer
+        while r.remaining:
+            name = r.string().decode("utf-8", errors="replace")
+            self.extensions[name] = r.string()
+
+    async def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        with contextlib.suppress(Exception):
+            while chunk := await self.proc.stderr.read(4096):
+                if len(self._stderr) < 8192:
+                    self._stderr += chunk
+
+    def stderr_note(self) -> str:
+        text = self._stderr.decode("utf-8", errors="replace").strip()
+        return f" (ssh said: {text[-500:]})" if text else ""
+
+    @property
+    def alive(self) -> bool:
+        return self.lost is None and self.proc.returncode is None
+
+    async def close(self) -> None:
+        """End the channel: EOF to the server, then make sure the ssh client exits."""
+        self._lose("closed")
+        if self.proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                self.proc.stdin.close()
+        if self.proc.returncode is None:
+            try:
+                await asyncio.wait_for(self.proc.wait(), 2.0)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.proc.wait(), 5.0)
+        if self._stderr_task is not None:
+            # ssh's last words (e.g. "subsystem request failed") may still be in the pipe.
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        for task in (self._reader, self._stderr_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _lose(self, why: str) -> None:
+        if self.lost is None:
+            self.lost = why
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_result(_LOST)
+
+    # --- framing ----------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self.proc.stdin is None or self.proc.stdin.is_closing():
+            raise ChannelLost("the side channel's ssh is gone")
+        self.proc.stdin.write(data)
+
+    async def _read_packet(self) -> Reply:
+        assert self.proc.stdout is not None
+        try:
+            head = await self.proc.stdout.readexactly(5)
+        except asyncio.IncompleteReadError as exc:
+            raise ChannelLost("the side channel closed") from exc
+        length, ptype = struct.unpack(">IB", head)
+        if length < 1 or length > MAX_SANE_PACKET:
+            raise ChannelLost(
+                "the side channel does not speak SFTP (the remote login shell probably prints text "
+                "for non-interactive logins, e.g. in ~/.bashrc)"
+            )
+        try:
+            body = await self.proc.stdout.readexactly(length - 1)
+        except asyncio.IncompleteReadError as exc:
+            raise ChannelLost("the side channel closed mid-packet") from exc
+        return ptype, Reader(body)
+
+    async def _read_loop(self) -> None:
+        why = "the side channel closed"
+        try:
+            while True:
+                ptype, r = await self._read_packet()
+                rid = r.u32()
+                fut = self._pending.pop(rid, None)
+                if fut is not None and not fut.done():
+                    fut.set_result((ptype, r))
+        except ChannelLost as exc:
+            why = str(exc)
+        except asyncio.CancelledError:
+            why = "closed"
+            raise
+        except Exception as exc:  # a reader that dies silently would hang every caller
+            why = f"side channel reader failed: {exc}"
+            log.exception("sftp_reader_failed", channel=self.label)
+        finally:
+            self._lose(why)
+
+    def send(self, ptype: int, body: bytes) -> asyncio.Future[Reply]:
+        """Send one request; the future resolves to its reply (or `_LOST`)."""
+        if self.lost is not None:
+            raise ChannelLost(self.lost)
+        rid = self._next_id
+        self._next_id = (self._next_id + 1) & 0xFFFFFFFF or 1
+        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        self._write(packet(ptype, struct.pack(">I", rid) + body))
+        return fut
+
+    async def drain(self) -> None:
+        if self.proc.stdin is not None:
+            try:
+                await self.proc.stdin.drain()
+            except (ConnectionError, BrokenPipeError) as exc:
+                raise ChannelLost("the side channel's ssh is gone") from exc
+
+    async def wait(self, fut: asyncio.Future[Reply], timeout: float = REQUEST_TIMEOUT) -> Reply:
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError as exc:
+            self._lose(f"no SFTP answer within {timeout:g}s")
+            raise ChannelLost(f"the side channel did not answer within {timeout:g}s") from exc
+        if reply is _LOST:
+            raise ChannelLost((self.lost or "the side channel closed") + self.stderr_note())
+        return reply
+
+    async def _call(self, ptype: int, body: bytes) -> Reader:
+        """One request: return the reply payload; raise SftpError for a non-OK status."""
+        fut = self.send(ptype, body)
+        await self.drain()
+        rtype, r = await self.wait(fut)
+        if rtype == FXP_STATUS:
+            code, message = parse_status(r)
+            if code != FX_OK:
+                raise SftpError(code, message)
+        return r
+
+    @staticmethod
+    def _expect(reply: Reply, want: int) -> Reader:
+        rtype, r = reply
+        if rtype == FXP_STATUS:
+            code, message = parse_status(r)
+            if code != FX_OK or want != FXP_STATUS:
+                raise SftpError(code, message)
+        elif rtype != want:
+            raise ChannelLost(f"unexpected SFTP reply type {rtype} (wanted {want})")
+        return r
+
+    async def _request(self, ptype: int, body: bytes, want: int) -> Reader:
+        fut = self.send(ptype, body)
+        await self.drain()
+        return self._expect(await self.wait(fut), want)
+
+    # --- operations -------------------------------------------------------------------------------
+
+    async def open(self, path: str, flags: int, attrs: Attrs | None = None) -> bytes:
+        body = Writer().string(path).u32(flags).attrs(attrs or Attrs()).bytes()
+        return (await self._request(FXP_OPEN, body, FXP_HANDLE)).string()
+
+    async def close_handle(self, handle: bytes) -> None:
+        await self._request(FXP_CLOSE, Writer().string(handle).bytes(), FXP_STATUS)
+
+    async def stat(self, path: str) -> Attrs:
+        return (await self._request(FXP_STAT, Writer().string(path).bytes(), FXP_ATTRS)).attrs()
+
+    async def lstat(self, path: str) -> Attrs:
+        return (await self._request(FXP_LSTAT, Writer().string(path).bytes(), FXP_ATTRS)).attrs()
+
+    async def fstat(self, handle: bytes) -> Attrs:
+        return (await self._request(FXP_FSTAT, Writer().string(handle).bytes(), FXP_ATTRS)).attrs()
+
+    async def setstat(self, path: str, attrs: Attrs) -> None:
+        await self._request(FXP_SETSTAT, Writer().string(path).attrs(attrs).bytes(), FXP_STATUS)
+
+    async def fsetstat(self, handle: bytes, attrs: Attrs) -> None:
+        await self._request(FXP_FSETSTAT, Writer().string(handle).attrs(attrs).bytes(), FXP_STATUS)
+
+    async def remove(self, path: str) -> None:
+        await self._request(FXP_REMOVE, Writer().string(path).bytes(), FXP_STATUS)
+
+    async def mkdir(self, path: str, attrs: Attrs | None = None) -> None:
+        body = Writer().string(path).attrs(attrs or Attrs()).bytes()
+        await self._request(FXP_MKDIR, body, FXP_STATUS)
+
+    async def rename(self, old: str, new: str) -> None:
+        """Rename, replacing `new` atomically when the server has posix-rename (OpenSSH does)."""
+        if "posix-rename@openssh.com" in self.extensions:
+            body = Writer().string("posix-rename@openssh.com").string(old).string(new).bytes()
+            await self._request(FXP_EXTENDED, body, FXP_STATUS)
+        else:
+            await self._request(FXP_RENAME, Writer().string(old).string(new).bytes(), FXP_STATUS)
+
+    async def realpath(self, path: str) -> str:
+        r = await self._request(FXP_REALPATH, Writer().string(path).bytes(), FXP_NAME)
+        if r.u32() < 1:
+            raise SftpError(FX_FAILURE, "realpath returned no name")
+        return r.string().decode("utf-8", errors="surrogateescape")
+
+    async def fsync(self, handle: bytes) -> None:
+        if "fsync@openssh.com" in self.extensions:
+            body = Writer().string("fsync@openssh.com").string(handle).bytes()
+            await self._request(FXP_EXTENDED, body, FXP_STATUS)
+
+    async def free_bytes(self, path: str) -> int | None:
+        """Bytes available to us on the filesystem holding `path` (statvfs), or None."""
+        if "statvfs@openssh.com" not in self.extensions:
+            return None
+        body = Writer().string("statvfs@openssh.com").string(path).bytes()
+        try:
+            r = await self._request(FXP_EXTENDED, body, FXP_EXTENDED_REPLY)
+        except SftpError:
+            return None
+        _bsize, frsize, _blocks, _bfree, bavail = (r.u64() for _ in range(5))
+        return frsize * bavail
+
+    async def read(self, handle: bytes, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset`, pipelined; fewer only at end of file."""
+        out = bytearray()
+        end = offset + length
+        next_off = offset
+        inflight: deque[tuple[int, int, asyncio.Future[Reply]]] = deque()
+        while True:
+            while len(inflight) < WINDOW and next_off < end:
+                n = min(self.read_chunk, end - next_off)
+                body = Writer().string(handle).u64(next_off).u32(n).bytes()
+                inflight.append((next_off, n, self.send(FXP_READ, body)))
+                next_off += n
+            if not inflight:
+                break
+            await self.drain()
+            off, n, fut = inflight.popleft()
+            rtype, r = await self.wait(fut)
+            if rtype == FXP_STATUS:
+                code, message = parse_status(r)
+                if code == FX_EOF:
+                    break  # requests still in flight answer EOF too; nobody waits for them
+                raise SftpError(code, message)
+            if rtype != FXP_DATA:
+                raise ChannelLost(f"unexpected SFTP reply type {rtype} to READ")
+            data = r.string()
+            out += data
+            if len(data) < n:
+                # A short read (pipes, /proc): ask again from where it stopped, in order.
+                inflight.clear()
+                next_off = off + len(data)
+        return bytes(out)
+
+    async def write(self, handle: bytes, offset: int, data: bytes) -> None:
+        """Write all of `data` at `offset`, pipelined."""
+        view = memoryview(data)
+        inflight: deque[asyncio.Future[Reply]] = deque()
+        pos = 0
+        while pos < len(view) or inflight:
+            while pos < len(view) and len(inflight) < WINDOW:
+                piece = view[pos : pos + self.write_chunk]
+                body = Writer().string(handle).u64(offset + pos).string(piece).bytes()
+                inflight.append(self.send(FXP_WRITE, body))
+                pos += len(piece)
+                await self.drain()
+            self._expect(await self.wait(inflight.popleft()), FXP_STATUS)
