@@ -151,10 +151,8 @@ class Session:
             for marker in found:
                 await self._handle(marker)
             if consumed == 0:
-                break
+                break  # only a marker still being written is left
             self.scan_pos += consumed
-            if chunk_end < size and consumed < len(data):
-                break
         async with self.changed:
             self.changed.notify_all()
 
