@@ -30,6 +30,17 @@ def instance(sshd: SshServer) -> Iterator[Instance]:
         inst.destroy()
 
 
+@pytest.fixture(scope="module")
+def shared(sshd: SshServer) -> Iterator[Instance]:
+    """One daemon for a whole module whose tests each open their own sessions (keeps the suite quick)."""
+    inst = new_instance(default_connections(sshd))
+    try:
+        inst.start()
+        yield inst
+    finally:
+        inst.destroy()
+
+
 @pytest.fixture
 def idle_instance(sshd: SshServer) -> Iterator[Instance]:
     """Like `instance`, but no daemon is started (tests of auto-start and start-up)."""

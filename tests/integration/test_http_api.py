@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.instance import Instance, new_instance
+from tests.instance import Instance
 from tests.integration.conftest import SHELLS, default_connections
 from tests.sshd import SshServer
-
-
-@pytest.fixture(scope="module")
-def shared(sshd: SshServer) -> Iterator[Instance]:
-    """One daemon for the tests that do not care about a fresh one (keeps the suite quick)."""
-    inst = new_instance(default_connections(sshd))
-    try:
-        inst.start()
-        yield inst
-    finally:
-        inst.destroy()
 
 
 def open_session(inst: Instance, host: str) -> str:

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from mcp import Client
 
 from common.models import OpenSessionRequest, SendCommandRequest
-from tests.instance import Instance, new_instance
-from tests.integration.conftest import SHELLS, default_connections
-from tests.sshd import SshServer
-
-
-@pytest.fixture(scope="module")
-def shared(sshd: SshServer) -> Iterator[Instance]:
-    """One daemon for this module; every test opens its own session in it."""
-    inst = new_instance(default_connections(sshd))
-    try:
-        inst.start()
-        yield inst
-    finally:
-        inst.destroy()
+from tests.instance import Instance
+from tests.integration.conftest import SHELLS
 
 
 def text_of(res: Any) -> str:
