@@ -54,8 +54,8 @@ if str(REPO) not in sys.path:
 from mcp import Client, StdioServerParameters  # noqa: E402
 from pydantic import BaseModel, ConfigDict  # noqa: E402
 
-from common.errors import SshkeepError  # noqa: E402
-from common.models import OpenSessionRequest, SendCommandRequest  # noqa: E402
+from sshkeep.common.errors import SshkeepError  # noqa: E402
+from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, SendCommandRequest  # noqa: E402
 from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import SshServer, environment_problem, start_sshd  # noqa: E402
 
@@ -377,7 +377,7 @@ def structured(res: Any) -> dict[str, Any]:
 
 def mcp_params(inst: Instance) -> StdioServerParameters:
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "shim.cli", "--log-level", "WARNING", "mcp"], env=inst.env
+        command=sys.executable, args=["-m", "sshkeep", "--log-level", "WARNING", "mcp"], env=inst.env
     )
 
 
@@ -599,7 +599,9 @@ class Bench:
             got: list[str] = []
             calls = 0
             while offset is not None:
-                p = await self.api.get_command(self.sid, r.command_id, offset=offset, limit=10_000)
+                p = await self.api.get_command(
+                    self.sid, r.command_id, CommandQuery(offset=offset, limit=10_000)
+                )
                 got.extend(p.output.split("\n") if p.output else [])
                 offset = p.next_offset
                 calls += 1

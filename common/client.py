@@ -13,9 +13,20 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from common.errors import DaemonUnavailable, SshkeepError, from_payload
-from common.models import (
+from sshkeep.common.errors import DaemonUnavailable, SshkeepError, from_payload
+from sshkeep.common.models.admin import CleanupRequest, CleanupResult
+from sshkeep.common.models.configs import ConfigList, ServerInfo
+from sshkeep.common.models.files import (
+    ExecRequest,
+    ExecResult,
+    ReadFileRequest,
+    ReadFileResult,
+    WriteFileRequest,
+    WriteFileResult,
+)
+from sshkeep.common.models.sessions import (
     CloseResult,
+    CommandQuery,
     CommandResult,
     Health,
     OpenSessionRequest,
@@ -26,9 +37,11 @@ from common.models import (
     SessionInfo,
     SessionList,
     Snapshot,
+    SnapshotQuery,
     WaitForRequest,
     WaitForResult,
 )
+from sshkeep.common.operations import OPERATIONS
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -95,48 +108,78 @@ class ApiClient:
         except ValidationError as exc:
             raise SshkeepError(f"daemon reply does not match {model.__name__}: {exc}") from exc
 
-    # --- typed calls ------------------------------------------------------------------------------
+    async def call(
+        self,
+        op_id: str,
+        model: type[R],
+        body: BaseModel | None = None,
+        query: BaseModel | None = None,
+        **path: str,
+    ) -> R:
+        """Call operation `op_id` of the table; its method and path come from there."""
+        op = OPERATIONS[op_id]
+        params = None
+        if query is not None:
+            values = query.model_dump(exclude_none=True, exclude_defaults=True)
+            params = {k: str(v) for k, v in values.items()}
+        return await self.request(op.method, op.url(**path), model, body, params=params or None)
+
+    # --- typed calls: one per operation, named by its id (checked against the table by a test) --
 
     async def health(self) -> Health:
-        return await self.request("GET", "/v1/health", Health)
+        return await self.call("health", Health)
+
+    async def list_available_configs(self) -> ConfigList:
+        return await self.call("list_available_configs", ConfigList)
+
+    async def get_server_info(self, config_name: str) -> ServerInfo:
+        return await self.call("get_server_info", ServerInfo, config_name=config_name)
 
     async def list_sessions(self) -> SessionList:
-        return await self.request("GET", "/v1/sessions", SessionList)
+        return await self.call("list_sessions", SessionList)
 
     async def open_session(self, req: OpenSessionRequest) -> SessionInfo:
-        return await self.request("POST", "/v1/sessions", SessionInfo, req)
+        return await self.call("open_session", SessionInfo, req)
 
-    async def get_session(self, sid: str) -> SessionInfo:
-        return await self.request("GET", f"/v1/sessions/{sid}", SessionInfo)
+    async def get_session(self, session_id: str) -> SessionInfo:
+        return await self.call("get_session", SessionInfo, session_id=session_id)
 
-    async def close_session(self, sid: str) -> CloseResult:
-        return await self.request("DELETE", f"/v1/sessions/{sid}", CloseResult)
+    async def close_session(self, session_id: str) -> CloseResult:
+        return await self.call("close_session", CloseResult, session_id=session_id)
 
-    async def send_command(self, sid: str, req: SendCommandRequest) -> CommandResult:
-        return await self.request("POST", f"/v1/sessions/{sid}/commands", CommandResult, req)
+    async def reconnect_session(self, session_id: str, req: ReconnectRequest) -> SessionInfo:
+        return await self.call("reconnect_session", SessionInfo, req, session_id=session_id)
+
+    async def cleanup_dead_sessions(self, req: CleanupRequest) -> CleanupResult:
+        return await self.call("cleanup_dead_sessions", CleanupResult, req)
+
+    async def send_command(self, session_id: str, req: SendCommandRequest) -> CommandResult:
+        return await self.call("send_command", CommandResult, req, session_id=session_id)
 
     async def get_command(
-        self, sid: str, command_id: str, offset: int = 0, limit: int | None = None, wait: float = 0
+        self, session_id: str, command_id: str, query: CommandQuery | None = None
     ) -> CommandResult:
-        params = {"offset": str(offset), "wait": str(wait)}
-        if limit is not None:
-            params["limit"] = str(limit)
-        return await self.request(
-            "GET", f"/v1/sessions/{sid}/commands/{command_id}", CommandResult, params=params
+        return await self.call(
+            "get_command", CommandResult, query=query, session_id=session_id, command_id=command_id
         )
 
-    async def send_keys(self, sid: str, req: SendKeysRequest) -> SendKeysResult:
-        return await self.request("POST", f"/v1/sessions/{sid}/keys", SendKeysResult, req)
+    async def send_keys(self, session_id: str, req: SendKeysRequest) -> SendKeysResult:
+        return await self.call("send_keys", SendKeysResult, req, session_id=session_id)
 
-    async def interrupt(self, sid: str) -> CommandResult:
-        return await self.request("POST", f"/v1/sessions/{sid}/interrupt", CommandResult)
+    async def interrupt_command(self, session_id: str) -> CommandResult:
+        return await self.call("interrupt_command", CommandResult, session_id=session_id)
 
-    async def wait_for(self, sid: str, req: WaitForRequest) -> WaitForResult:
-        return await self.request("POST", f"/v1/sessions/{sid}/wait", WaitForResult, req)
+    async def get_snapshot(self, session_id: str, query: SnapshotQuery | None = None) -> Snapshot:
+        return await self.call("get_snapshot", Snapshot, query=query, session_id=session_id)
 
-    async def reconnect(self, sid: str, req: ReconnectRequest) -> SessionInfo:
-        return await self.request("POST", f"/v1/sessions/{sid}/reconnect", SessionInfo, req)
+    async def wait_for(self, session_id: str, req: WaitForRequest) -> WaitForResult:
+        return await self.call("wait_for", WaitForResult, req, session_id=session_id)
 
-    async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
-        params = {"lines": str(lines)} if lines else None
-        return await self.request("GET", f"/v1/sessions/{sid}/screen", Snapshot, params=params)
+    async def read_remote_file(self, session_id: str, req: ReadFileRequest) -> ReadFileResult:
+        return await self.call("read_remote_file", ReadFileResult, req, session_id=session_id)
+
+    async def write_remote_file(self, session_id: str, req: WriteFileRequest) -> WriteFileResult:
+        return await self.call("write_remote_file", WriteFileResult, req, session_id=session_id)
+
+    async def exec_command(self, session_id: str, req: ExecRequest) -> ExecResult:
+        return await self.call("exec_command", ExecResult, req, session_id=session_id)

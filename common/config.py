@@ -33,7 +33,7 @@ from pydantic import (
     field_validator,
 )
 
-from common.errors import ConfigError, ConnectionNotFound
+from sshkeep.common.errors import ConfigError, ConnectionNotFound
 
 __all__ = [
     "ConfigSource",

@@ -13,9 +13,9 @@ from typing import Any, TextIO
 
 import structlog
 
-from common import settings as tunables
-from common.config import load_config
-from common.paths import Paths
+from sshkeep.common import settings as tunables
+from sshkeep.common.config import load_config
+from sshkeep.common.paths import Paths
 
 SECRET_KEYS = re.compile(
     r"pass(word|wd|phrase)?|secret|token|authorization|askpass|api[_-]?key|credential|cookie",

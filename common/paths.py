@@ -111,7 +111,7 @@ def ensure_private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     st = path.stat()
     if st.st_uid != os.getuid():
-        from common.errors import Forbidden
+        from sshkeep.common.errors import Forbidden
 
         raise Forbidden(f"{path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()})")
     if st.st_mode & 0o077:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from common.paths import Paths, resolve_paths
+from sshkeep.common.paths import Paths, resolve_paths
 
 DAEMON_UNIT = "sshkeep.service"
 TMUX_UNIT = "sshkeep-tmux.service"

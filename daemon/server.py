@@ -18,12 +18,12 @@ from typing import IO
 import structlog
 from aiohttp import web
 
-from common.config import ConfigSource
-from common.errors import DaemonAlreadyRunning, SshkeepError
-from common.paths import Paths, ensure_private_dir
-from daemon.app import build_app
-from daemon.manager import SessionManager
-from daemon.sdnotify import Notifier, listen_socket
+from sshkeep.common.config import ConfigSource
+from sshkeep.common.errors import DaemonAlreadyRunning, SshkeepError
+from sshkeep.common.paths import Paths, ensure_private_dir
+from sshkeep.daemon.api.app import build_app
+from sshkeep.daemon.sdnotify import Notifier, listen_socket
+from sshkeep.daemon.sessions.manager import SessionManager
 
 log = structlog.get_logger(__name__)
 

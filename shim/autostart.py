@@ -17,12 +17,12 @@ import subprocess
 import sys
 import time
 
-from common import systemd
-from common.client import ApiClient
-from common.errors import DaemonUnavailable
-from common.logs import rotate_daemon_log
-from common.models import Health
-from common.paths import Paths, ensure_private_dir
+from sshkeep.common import systemd
+from sshkeep.common.client import ApiClient
+from sshkeep.common.errors import DaemonUnavailable
+from sshkeep.common.logs import rotate_daemon_log
+from sshkeep.common.models.sessions import Health
+from sshkeep.common.paths import Paths, ensure_private_dir
 
 START_TIMEOUT = 15.0
 
@@ -34,7 +34,7 @@ class SpawnFailed(DaemonUnavailable):
 def spawn_daemon(paths: Paths, scope: bool = False) -> subprocess.Popen[bytes]:
     """Start `sshkeep daemon` detached from our session (and cgroup, with `scope`), logging to
     the state dir."""
-    argv = [sys.executable, "-m", "shim.cli", "daemon"]
+    argv = [sys.executable, "-m", "sshkeep", "daemon"]
     if scope:
         argv = systemd.scope_argv("user-scope", f"sshkeep daemon ({paths.socket})", argv)
     ensure_private_dir(paths.state_dir)

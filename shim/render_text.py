@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.models import CommandResult, SessionInfo, SessionList
+from sshkeep.common.models.sessions import CommandResult, SessionInfo, SessionList
 
 
 def session(info: SessionInfo) -> str:

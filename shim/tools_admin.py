@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from mcp.server import MCPServer
 from mcp_types import CallToolResult
 
-from common.models_admin import CleanupRequest, CleanupResult
-from shim.tools_base import ACTS, Tools, field
+from sshkeep.common.models.admin import CleanupRequest, CleanupResult
+from sshkeep.shim.tools_base import Tools, param, tool
 
 
 def render_cleanup(res: CleanupResult) -> str:
@@ -25,13 +25,11 @@ def render_cleanup(res: CleanupResult) -> str:
 def register(server: MCPServer[Any], tools: Tools) -> None:
     """Add this group's tools to the server."""
 
-    @server.tool(annotations=ACTS)
+    @tool(server, "cleanup_dead_sessions")
     async def cleanup_dead_sessions(
-        max_age_seconds: Annotated[float, field(CleanupRequest, "max_age_seconds")] = 0.0,
+        max_age_seconds: Annotated[float, param("cleanup_dead_sessions", "max_age_seconds")] = 0.0,
     ) -> Annotated[CallToolResult, CleanupResult]:
         """Close disconnected sessions (ssh exited) dead for at least max_age_seconds (0: all of them)."""
         body = CleanupRequest(max_age_seconds=max_age_seconds)
-        res = await tools.call(
-            lambda: tools.client.request("POST", "/v1/sessions/cleanup", CleanupResult, body)
-        )
+        res = await tools.call(lambda: tools.client.cleanup_dead_sessions(body))
         return tools.result(res, render_cleanup(res))

@@ -1,4 +1,5 @@
-"""What every group of MCP tools needs: the API client, error mapping, result rendering."""
+"""What every group of MCP tools needs: the table-derived tool decorator and parameters, the API
+client with daemon auto-start, error mapping and result rendering."""
 
 from __future__ import annotations
 
@@ -6,31 +7,58 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
-from common.client import ApiClient
-from common.errors import DaemonUnavailable, SshkeepError
-from common.paths import Paths
-from shim.autostart import ensure_daemon
+from sshkeep.common.client import ApiClient
+from sshkeep.common.errors import DaemonUnavailable, SshkeepError
+from sshkeep.common.operations import OPERATIONS, ToolKind
+from sshkeep.common.paths import Paths
+from sshkeep.shim.autostart import ensure_daemon
 
 M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
 
-READ_ONLY = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-)
-ACTS = ToolAnnotations(
-    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
-)
-OPENS = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-)
+ANNOTATIONS: dict[ToolKind, ToolAnnotations] = {
+    "reads": ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+    ),
+    "acts": ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
+    ),
+    "opens": ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+    ),
+}
 
 
-def field(model: type[BaseModel], name: str) -> Any:
-    """The FieldInfo of a request model, so tool schemas come from `common.models`."""
-    return model.model_fields[name]
+def tool(server: MCPServer[Any], op_id: str) -> Callable[[F], F]:
+    """Register the decorated function as the MCP tool of operation `op_id` (same name, its
+    annotations from the table of operations)."""
+    op = OPERATIONS[op_id]
+    if op.tool is None:
+        raise ValueError(f"operation {op_id!r} is not an MCP tool in the table")
+
+    def register(fn: F) -> F:
+        if fn.__name__ != op_id:
+            raise ValueError(f"tool function {fn.__name__!r} must be named like its operation {op_id!r}")
+        assert op.tool is not None
+        server.tool(name=op_id, annotations=ANNOTATIONS[op.tool])(fn)
+        return fn
+
+    return register
+
+
+def param(op_id: str, name: str) -> Any:
+    """The FieldInfo of a parameter of operation `op_id` (path, query or body model), so each
+    bound and description is written once, in `sshkeep.common.models`."""
+    op = OPERATIONS[op_id]
+    for model in (op.path_params, op.query, op.body):
+        if model is not None and name in model.model_fields:
+            return model.model_fields[name]
+    raise KeyError(f"operation {op_id!r} has no parameter {name!r}")
 
 
 @dataclass

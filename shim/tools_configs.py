@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp_types import CallToolResult
-from pydantic import Field
 
-from common.models_configs import ConfigList, ServerInfo
-from shim.tools_base import READ_ONLY, Tools
+from sshkeep.common.models.configs import ConfigList, ServerInfo
+from sshkeep.shim.tools_base import Tools, param, tool
 
 
 def render_configs(listing: ConfigList) -> str:
@@ -51,20 +49,17 @@ def render_info(info: ServerInfo) -> str:
 def register(server: MCPServer[Any], tools: Tools) -> None:
     """Add this group's tools to the server."""
 
-    @server.tool(annotations=READ_ONLY)
+    @tool(server, "list_available_configs")
     async def list_available_configs() -> Annotated[CallToolResult, ConfigList]:
         """List the connections open_session accepts by name: config.yml entries (with description and
         whether get_server_info has notes) and ~/.ssh/config aliases; broken entries say what to fix."""
-        listing = await tools.call(lambda: tools.client.request("GET", "/v1/configs", ConfigList))
+        listing = await tools.call(tools.client.list_available_configs)
         return tools.result(listing, render_configs(listing))
 
-    @server.tool(annotations=READ_ONLY)
+    @tool(server, "get_server_info")
     async def get_server_info(
-        config_name: Annotated[
-            str, Field(min_length=1, max_length=255, description="A name from list_available_configs")
-        ],
+        config_name: Annotated[str, param("get_server_info", "config_name")],
     ) -> Annotated[CallToolResult, ServerInfo]:
         """Read the notes (markdown info file) kept for a configured server: what it is, how to use it."""
-        path = f"/v1/configs/{urllib.parse.quote(config_name, safe='')}/info"
-        info = await tools.call(lambda: tools.client.request("GET", path, ServerInfo))
+        info = await tools.call(lambda: tools.client.get_server_info(config_name))
         return tools.result(info, render_info(info))

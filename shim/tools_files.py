@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from mcp.server import MCPServer
 from mcp_types import CallToolResult
 
-from common.models_files import (
+from sshkeep.common.models.files import (
     Encoding,
     ExecRequest,
     ExecResult,
@@ -20,7 +20,7 @@ from common.models_files import (
     WriteFileRequest,
     WriteFileResult,
 )
-from shim.tools_base import ACTS, READ_ONLY, Tools, field
+from sshkeep.shim.tools_base import Tools, param, tool
 
 
 def render_read(res: ReadFileResult) -> str:
@@ -60,32 +60,30 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     """Add this group's tools to the server."""
     client = tools.client
 
-    @server.tool(annotations=READ_ONLY)
+    @tool(server, "read_remote_file")
     async def read_remote_file(
-        session_id: str,
-        remote_path: Annotated[str, field(ReadFileRequest, "remote_path")],
-        encoding: Annotated[Encoding, field(ReadFileRequest, "encoding")] = "text",
-        offset: Annotated[int, field(ReadFileRequest, "offset")] = 0,
-        limit: Annotated[int | None, field(ReadFileRequest, "limit")] = None,
+        session_id: Annotated[str, param("read_remote_file", "session_id")],
+        remote_path: Annotated[str, param("read_remote_file", "remote_path")],
+        encoding: Annotated[Encoding, param("read_remote_file", "encoding")] = "text",
+        offset: Annotated[int, param("read_remote_file", "offset")] = 0,
+        limit: Annotated[int | None, param("read_remote_file", "limit")] = None,
     ) -> Annotated[CallToolResult, ReadFileResult]:
         """Read a remote file exactly, over the session's connection (not typed into the terminal).
         Returns content, size, sha256 and, for large files, a byte range to page with offset/limit."""
         body = ReadFileRequest(remote_path=remote_path, encoding=encoding, offset=offset, limit=limit)
-        res = await tools.call(
-            lambda: client.request("POST", f"/v1/sessions/{session_id}/files/read", ReadFileResult, body)
-        )
+        res = await tools.call(lambda: client.read_remote_file(session_id, body))
         return tools.result(res, render_read(res))
 
-    @server.tool(annotations=ACTS)
+    @tool(server, "write_remote_file")
     async def write_remote_file(
-        session_id: str,
-        remote_path: Annotated[str, field(WriteFileRequest, "remote_path")],
-        content: Annotated[str, field(WriteFileRequest, "content")],
-        encoding: Annotated[Encoding, field(WriteFileRequest, "encoding")] = "text",
-        append: Annotated[bool, field(WriteFileRequest, "append")] = False,
-        mode: Annotated[str | None, field(WriteFileRequest, "mode")] = None,
-        make_parents: Annotated[bool, field(WriteFileRequest, "make_parents")] = False,
-        expected_sha256: Annotated[str | None, field(WriteFileRequest, "expected_sha256")] = None,
+        session_id: Annotated[str, param("write_remote_file", "session_id")],
+        remote_path: Annotated[str, param("write_remote_file", "remote_path")],
+        content: Annotated[str, param("write_remote_file", "content")],
+        encoding: Annotated[Encoding, param("write_remote_file", "encoding")] = "text",
+        append: Annotated[bool, param("write_remote_file", "append")] = False,
+        mode: Annotated[str | None, param("write_remote_file", "mode")] = None,
+        make_parents: Annotated[bool, param("write_remote_file", "make_parents")] = False,
+        expected_sha256: Annotated[str | None, param("write_remote_file", "expected_sha256")] = None,
     ) -> Annotated[CallToolResult, WriteFileResult]:
         """Write a remote file exactly and atomically (temp file + rename; readers never see half a
         file), keeping an existing file's mode. Over the session's connection, not the terminal."""
@@ -98,21 +96,17 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
             make_parents=make_parents,
             expected_sha256=expected_sha256,
         )
-        res = await tools.call(
-            lambda: client.request("POST", f"/v1/sessions/{session_id}/files/write", WriteFileResult, body)
-        )
+        res = await tools.call(lambda: client.write_remote_file(session_id, body))
         return tools.result(res, render_write(res))
 
-    @server.tool(annotations=ACTS)
+    @tool(server, "exec_command")
     async def exec_command(
-        session_id: str,
-        command: Annotated[str, field(ExecRequest, "command")],
-        timeout: Annotated[float, field(ExecRequest, "timeout")] = 10.0,
+        session_id: Annotated[str, param("exec_command", "session_id")],
+        command: Annotated[str, param("exec_command", "command")],
+        timeout: Annotated[float, param("exec_command", "timeout")] = 10.0,
     ) -> Annotated[CallToolResult, ExecResult]:
         """Run a non-interactive command beside the terminal (same connection, no tty, empty stdin):
         separate stdout, stderr and exit code; the terminal and its shell state are untouched."""
         body = ExecRequest(command=command, timeout=timeout)
-        res = await tools.call(
-            lambda: client.request("POST", f"/v1/sessions/{session_id}/exec", ExecResult, body)
-        )
+        res = await tools.call(lambda: client.exec_command(session_id, body))
         return tools.result(res, render_exec(res))

@@ -20,8 +20,8 @@ import libtmux
 import yaml
 from mcp import StdioServerParameters
 
-from common.client import ApiClient
-from common.paths import Paths, resolve_paths
+from sshkeep.common.client import ApiClient
+from sshkeep.common.paths import Paths, resolve_paths
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ class Instance:
 
     def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "shim.cli", *args],
+            [sys.executable, "-m", "sshkeep", *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -71,7 +71,7 @@ class Instance:
         )
 
     def mcp_params(self) -> StdioServerParameters:
-        return StdioServerParameters(command=sys.executable, args=["-m", "shim.cli", "mcp"], env=self.env)
+        return StdioServerParameters(command=sys.executable, args=["-m", "sshkeep", "mcp"], env=self.env)
 
     def curl(self, path: str, method: str = "GET", body: object | None = None) -> tuple[int, Any]:
         """What `curl --unix-socket` does, with the real curl binary when present."""
@@ -87,7 +87,7 @@ class Instance:
     def start(self, wait: float = 20.0) -> None:
         log = open(self.home / "daemon.stderr", "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shim.cli", "daemon"],
+            [sys.executable, "-m", "sshkeep", "daemon"],
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -85,8 +85,18 @@ if ! venv_ok; then
 fi
 BIN=$PWD/.venv/bin
 
-say "pip install -e '.[test]'"
-"$BIN/python" -m pip install -q -e '.[test]'
+# The wheel installs common/, daemon/ and shim/ as one package, `sshkeep` (a prefix an editable
+# install cannot add), so the tests run against the installed package, as a user installs it.
+say "pip install '.[test]' (the package as a user installs it)"
+"$BIN/python" -m pip install -q --force-reinstall --no-deps .
+"$BIN/python" -m pip install -q '.[test]'
+
+# mypy reads the sources through a staged `sshkeep` tree of symlinks (build/typecheck/sshkeep).
+stage=build/typecheck/sshkeep
+rm -rf build/typecheck
+mkdir -p "$stage"
+for part in common daemon shim; do ln -s "$PWD/$part" "$stage/$part"; done
+for f in __init__.py __main__.py py.typed; do ln -s "$PWD/shim/_package/$f" "$stage/$f"; done
 
 # --- checks ----------------------------------------------------------------------------------------
 

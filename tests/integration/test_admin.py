@@ -11,9 +11,9 @@ from typing import Any
 import yaml
 from mcp import Client
 
-from common.client import ApiClient
-from common.models import OpenSessionRequest, SendCommandRequest
-from common.models_admin import CleanupRequest, CleanupResult
+from sshkeep.common.client import ApiClient
+from sshkeep.common.models.admin import CleanupRequest, CleanupResult
+from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
 
 
@@ -129,7 +129,7 @@ def test_openapi_document_over_curl(instance: Instance) -> None:
     assert code == 200
     assert doc["openapi"] == "3.1.0"
     assert doc["paths"]["/v1/sessions/cleanup"]["post"]["operationId"] == "cleanup_dead_sessions"
-    send = doc["paths"]["/v1/sessions/{sid}/commands"]["post"]
+    send = doc["paths"]["/v1/sessions/{session_id}/commands"]["post"]
     ref = send["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     model = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert model["additionalProperties"] is False and model["required"] == ["command"]

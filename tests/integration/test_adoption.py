@@ -6,7 +6,7 @@ import signal
 
 from mcp import Client
 
-from common.models import OpenSessionRequest, SendCommandRequest
+from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
 
 
@@ -72,7 +72,7 @@ async def test_command_finishing_while_daemon_down_is_settled(instance: Instance
     await asyncio.sleep(2)
     instance.start()
     async with instance.client() as c:
-        res = await c.get_command(sid, running.command_id, wait=10)
+        res = await c.get_command(sid, running.command_id, CommandQuery(wait=10))
         assert (res.status, res.exit_code, res.output) == ("completed", 3, "done")
         info = await c.get_session(sid)
         assert info.state == "ready"

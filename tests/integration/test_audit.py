@@ -12,8 +12,13 @@ from typing import Any
 import yaml
 from mcp import Client
 
-from common.models import OpenSessionRequest, SendCommandRequest, SendKeysRequest
-from common.models_admin import CleanupRequest, CleanupResult
+from sshkeep.common.models.admin import CleanupRequest, CleanupResult
+from sshkeep.common.models.sessions import (
+    CommandQuery,
+    OpenSessionRequest,
+    SendCommandRequest,
+    SendKeysRequest,
+)
 from tests.instance import Instance
 from tests.rawhttp import raw_request
 
@@ -40,7 +45,7 @@ async def test_mutating_calls_are_audited_with_secrets_masked(instance: Instance
         assert asked.status == "waiting_input" and asked.question is not None, asked
         assert asked.question.kind == "password"
         await c.send_keys(sid, SendKeysRequest(keys=[SECRET, "Enter"]))
-        done = await c.get_command(sid, asked.command_id, wait=20)
+        done = await c.get_command(sid, asked.command_id, CommandQuery(wait=20))
         assert (done.status, done.output) == ("completed", f"Password:\nlen={len(SECRET)}")
         # Reads are not audited.
         await c.list_sessions()
@@ -70,7 +75,7 @@ async def test_mutating_calls_are_audited_with_secrets_masked(instance: Instance
     assert prompt["result"] == "waiting_input"
     assert keys["params"] == {"keys": ["***", "Enter"]}
     assert keys["session_id"] == sid and keys["status"] == 200
-    assert closed["route"] == "/v1/sessions/{sid}" and closed["closed"] is True
+    assert closed["route"] == "/v1/sessions/{session_id}" and closed["closed"] is True
     for x in lines:
         assert x["request_id"] and x["ts"] and x["decision"] == "allowed"
         assert x["peer"]["uid"] == os.getuid() and x["peer"]["pid"] > 0
@@ -166,7 +171,7 @@ async def test_auto_started_daemon_rotates_its_log(idle_instance: Instance) -> N
 
 
 async def test_file_writes_are_audited_by_path_and_size_only(instance: Instance) -> None:
-    from common.models_files import WriteFileRequest, WriteFileResult
+    from sshkeep.common.models.files import WriteFileRequest, WriteFileResult
 
     content = f"password={SECRET}\n" * 40_000  # ~1 MB: summarised off the event loop
     async with instance.client() as c:

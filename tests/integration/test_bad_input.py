@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from common.models import OpenSessionRequest, SendCommandRequest
+from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
 from tests.rawhttp import raw_request
 
@@ -120,7 +120,7 @@ async def test_bad_input_is_a_4xx_json_error(instance: Instance) -> None:
 
 
 async def test_body_over_the_size_limit_is_413(instance: Instance) -> None:
-    from daemon.app import MAX_BODY
+    from sshkeep.daemon.api.app import MAX_BODY
 
     body = b'{"command": "' + b"x" * (MAX_BODY + 1024) + b'"}'
     reply = raw_request(instance.socket, "POST", "/v1/sessions/nosuch-000000/commands", body)

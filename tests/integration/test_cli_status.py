@@ -13,7 +13,7 @@ from tests.instance import Instance
 
 def status_json(inst: Instance, env: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
     done = subprocess.run(
-        [sys.executable, "-m", "shim.cli", "status", "--json"],
+        [sys.executable, "-m", "sshkeep", "status", "--json"],
         env=env or inst.env,
         capture_output=True,
         text=True,

@@ -28,9 +28,15 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from common.errors import BadRequest, ConnectFailed, NotFound, SessionDisconnected
-from common.models import OpenSessionRequest, ReconnectRequest, SendCommandRequest, SendKeysRequest
-from common.models_configs import ConfigList, ServerInfo
+from sshkeep.common.errors import BadRequest, ConnectFailed, NotFound, SessionDisconnected
+from sshkeep.common.models.configs import ConfigList, ServerInfo
+from sshkeep.common.models.sessions import (
+    OpenSessionRequest,
+    ReconnectRequest,
+    SendCommandRequest,
+    SendKeysRequest,
+    SnapshotQuery,
+)
 from tests.instance import Instance
 from tests.sshd import SshServer, _descendants, _die_with_parent, _signal_all
 
@@ -528,7 +534,7 @@ async def test_password_login_never_leaks_the_password(instance: Instance, sshd:
     async with instance.client() as c:
         r = await c.send_command(sid, SendCommandRequest(command="whoami"))
         assert (r.status, r.output) == ("completed", sshd.password_user)
-        snap = await c.snapshot(sid, lines=1000)
+        snap = await c.get_snapshot(sid, SnapshotQuery(lines=1000))
         assert sshd.password not in snap.screen
         assert "password:" not in snap.screen.lower()  # nobody was asked on the screen
     assert f"Accepted password for {sshd.password_user}" in sshd.log()
@@ -569,7 +575,7 @@ async def test_key_passphrase_login(instance: Instance, sshd: SshServer, tmp_pat
     async with instance.client() as c:
         r = await c.send_command(info.session_id, SendCommandRequest(command="whoami"))
         assert (r.status, r.output) == ("completed", "skbash")
-        assert passphrase not in (await c.snapshot(info.session_id, lines=1000)).screen
+        assert passphrase not in (await c.get_snapshot(info.session_id, SnapshotQuery(lines=1000))).screen
         with pytest.raises(ConnectFailed, match=r"skbash@127\.0\.0\.1: Permission denied \(publickey"):
             await c.open_session(OpenSessionRequest(host="badpp"))
     assert files_containing(instance.home, passphrase.encode(), {instance.home / "config.yml"}) == []
@@ -766,7 +772,7 @@ async def test_keyboard_interactive_prompt(instance: Instance, sshd: SshServer, 
         assert info.state == "ready", info
         r = await c.send_command(info.session_id, SendCommandRequest(command="whoami"))
         assert (r.status, r.output) == ("completed", sshd.password_user)
-        assert sshd.password not in (await c.snapshot(info.session_id, lines=1000)).screen
+        assert sshd.password not in (await c.get_snapshot(info.session_id, SnapshotQuery(lines=1000))).screen
 
 
 # --- reconnect -------------------------------------------------------------------------------------
@@ -797,7 +803,7 @@ async def test_reconnect_after_ssh_died(instance: Instance, sshd: SshServer) -> 
             with pytest.raises(SessionDisconnected):
                 await c.send_command(sid, SendCommandRequest(command="echo lost"))
 
-            again = await c.reconnect(sid, ReconnectRequest())
+            again = await c.reconnect_session(sid, ReconnectRequest())
             assert (again.session_id, again.state) == (sid, "ready"), again
             r = await c.send_command(sid, SendCommandRequest(command="echo after-$((6*7))"))
             assert (r.status, r.output) == ("completed", "after-42")
@@ -807,7 +813,7 @@ async def test_reconnect_after_ssh_died(instance: Instance, sshd: SshServer) -> 
             assert log.index(b"before-42") < log.index(b"after-42")  # one log, continued
             assert tmux_sessions(instance).count(sid) == 1
         with pytest.raises(BadRequest, match="still connected"):
-            await c.reconnect(sid, ReconnectRequest())
+            await c.reconnect_session(sid, ReconnectRequest())
 
 
 async def test_reconnect_through_mcp(instance: Instance) -> None:

@@ -11,7 +11,7 @@ import time
 
 from mcp import Client
 
-from common.models import OpenSessionRequest, SendCommandRequest
+from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
 
 
@@ -27,7 +27,7 @@ def test_second_daemon_refuses_clearly(instance: Instance) -> None:
 
 def test_shim_exits_promptly_when_stdin_closes(idle_instance: Instance) -> None:
     shim = subprocess.Popen(
-        [sys.executable, "-m", "shim.cli", "mcp"],
+        [sys.executable, "-m", "sshkeep", "mcp"],
         env=idle_instance.env,
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

@@ -24,8 +24,8 @@ import pytest
 import yaml
 from mcp import Client
 
-from common.client import ApiClient
-from common.errors import (
+from sshkeep.common.client import ApiClient
+from sshkeep.common.errors import (
     BadRequest,
     Conflict,
     NotFound,
@@ -33,14 +33,19 @@ from common.errors import (
     RemoteError,
     SessionDisconnected,
 )
-from common.models import OpenSessionRequest, ReconnectRequest, SendCommandRequest, SendKeysRequest
-from common.models_files import (
+from sshkeep.common.models.files import (
     ExecRequest,
     ExecResult,
     ReadFileRequest,
     ReadFileResult,
     WriteFileRequest,
     WriteFileResult,
+)
+from sshkeep.common.models.sessions import (
+    OpenSessionRequest,
+    ReconnectRequest,
+    SendCommandRequest,
+    SendKeysRequest,
 )
 from tests.instance import Instance
 from tests.sshd import SshServer
@@ -484,7 +489,7 @@ async def test_exec_beside_a_running_command(instance: Instance) -> None:
         await c.send_command(sid, SendCommandRequest(command="cd /tmp && export SK_IN_PANE=1"))
         running = await c.send_command(sid, SendCommandRequest(command="sleep 30; echo slept", timeout=0.5))
         assert running.status == "running"
-        before = await c.snapshot(sid)
+        before = await c.get_snapshot(sid)
 
         r = await run_exec(c, sid, "pwd; echo \"[$SK_IN_PANE]\"; printf 'e1\\ne2\\n' >&2; exit 5")
         # Its own shell: the login directory and environment, not the pane's.
@@ -497,11 +502,11 @@ async def test_exec_beside_a_running_command(instance: Instance) -> None:
         r = await run_exec(c, sid, "sleep 20", timeout=1)
         assert r.timed_out is True and r.exit_code is None and r.hint
 
-        after = await c.snapshot(sid)
+        after = await c.get_snapshot(sid)
         assert after.screen == before.screen
         info = await c.get_session(sid)
         assert info.state == "busy" and info.running_command_id == running.command_id
-        stopped = await c.interrupt(sid)
+        stopped = await c.interrupt_command(sid)
         assert stopped.status == "interrupted"
         done = await c.send_command(sid, SendCommandRequest(command='pwd; echo "$SK_IN_PANE"'))
         assert done.output == "/tmp\n1"
@@ -535,7 +540,7 @@ async def test_one_channel_reused_released_on_exit_and_reopened(instance: Instan
             await run_exec(c, sid, "true")
 
         # After a reconnect the channel reopens over the new master.
-        info = await c.reconnect(sid, ReconnectRequest())
+        info = await c.reconnect_session(sid, ReconnectRequest())
         assert info.state == "ready"
         assert (await read(c, sid, workdir / "f.txt")).content == "hello"
         assert channel_opens(instance, sid) == 2

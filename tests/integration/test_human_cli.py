@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from common.models import OpenSessionRequest, SendCommandRequest
-from common.paths import resolve_paths
-from daemon.logcap import punch
+from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
+from sshkeep.common.paths import resolve_paths
+from sshkeep.daemon.sessions.logcap import punch
 from tests.instance import REPO, Instance
 from tests.integration.conftest import SHELLS
 
@@ -103,7 +103,7 @@ async def test_logs_follow_streams_until_ctrl_c_or_close(instance: Instance) -> 
 
     async def follower() -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shim.cli", "logs", sid, "--follow",
+            sys.executable, "-m", "sshkeep", "logs", sid, "--follow",
             env=instance.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
@@ -175,7 +175,7 @@ async def test_attach_shows_the_session_in_tmux(instance: Instance, outer_tmux: 
     await run(instance, sid, "echo attach-$((6*7))")
 
     env = " ".join(f"{k}={shlex.quote(instance.env[k])}" for k in ("SSHKEEP_HOME", "PYTHONPATH"))
-    cli = f"{shlex.quote(sys.executable)} -m shim.cli attach {sid}"
+    cli = f"{shlex.quote(sys.executable)} -m sshkeep attach {sid}"
     # Inside the outer tmux, $TMUX is set: attach must still reach sshkeep's own server.
     script = f"cd {shlex.quote(str(REPO))} && env {env} {cli}; echo attach-exit=$?; sleep 600"
     started = outer_tmux("new-session", "-d", "-s", "outer", "-x", "200", "-y", "50", script)
@@ -213,7 +213,7 @@ def test_logs_of_a_large_capped_log(tmp_path: Path) -> None:
 
     def logs(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "shim.cli", "logs", "big-1", *args],
+            [sys.executable, "-m", "sshkeep", "logs", "big-1", *args],
             env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
         )  # fmt: skip
 

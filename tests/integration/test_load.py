@@ -12,7 +12,13 @@ import time
 
 import aiohttp
 
-from common.models import CommandResult, Health, OpenSessionRequest, SendCommandRequest, SessionList
+from sshkeep.common.models.sessions import (
+    CommandResult,
+    Health,
+    OpenSessionRequest,
+    SendCommandRequest,
+    SessionList,
+)
 from tests.instance import Instance
 from tests.integration.conftest import SHELLS
 

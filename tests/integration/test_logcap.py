@@ -7,7 +7,7 @@ import os
 
 import yaml
 
-from common.models import OpenSessionRequest, SendCommandRequest
+from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
 
 CAP = 2**20
@@ -24,7 +24,7 @@ async def test_log_cap_reports_dropped_output(instance: Instance) -> None:
         # The monitor enforces the cap once per tick: wait until it has caught up with the output.
         log = instance.paths.logs_dir / f"{sid}.log"
         for _ in range(80):
-            res = await c.get_command(sid, res.command_id, wait=0)
+            res = await c.get_command(sid, res.command_id, CommandQuery(wait=0))
             if res.dropped_bytes > 1_000_000 and os.stat(log).st_blocks * 512 <= CAP * 1.1:
                 break
             await asyncio.sleep(0.25)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from common.models import OpenSessionRequest, SendCommandRequest
+from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
 from tests.integration.conftest import SHELLS
 
@@ -116,7 +116,7 @@ async def test_timeout_interrupt_and_unclosed_quote_other_shells(shared: Instanc
         sid = (await c.open_session(OpenSessionRequest(host=shell))).session_id
         r = await c.send_command(sid, SendCommandRequest(command="sleep 30", timeout=1))
         assert r.status == "running"
-        stopped = await c.interrupt(sid)
+        stopped = await c.interrupt_command(sid)
         assert (stopped.command_id, stopped.status) == (r.command_id, "interrupted")
         r = await c.send_command(sid, SendCommandRequest(command="echo next"))
         assert (r.status, r.exit_code, r.output) == ("completed", 0, "next")
@@ -124,7 +124,7 @@ async def test_timeout_interrupt_and_unclosed_quote_other_shells(shared: Instanc
         r = await c.send_command(sid, SendCommandRequest(command="echo 'unclosed", timeout=10))
         assert r.status == "waiting_input", r
         assert r.question is not None and r.question.kind == "continuation"
-        stopped = await c.interrupt(sid)
+        stopped = await c.interrupt_command(sid)
         assert stopped.status == "interrupted"
         r = await c.send_command(sid, SendCommandRequest(command="echo fine"))
         assert (r.status, r.exit_code, r.output) == ("completed", 0, "fine")

@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from common.models import OpenSessionRequest, SendCommandRequest
-from common.paths import ensure_private_dir, resolve_paths
-from common.systemd import unit_environment
-from shim.service import UNITS, launcher, render
+from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, SendCommandRequest
+from sshkeep.common.paths import ensure_private_dir, resolve_paths
+from sshkeep.common.systemd import unit_environment
+from sshkeep.shim.cli.service import UNITS, launcher, render
 from tests.instance import REPO, Instance
 
 
@@ -81,7 +81,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def sshkeep(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shim.cli", *args],
+        [sys.executable, "-m", "sshkeep", *args],
         env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=REPO,
     )  # fmt: skip
 
@@ -191,11 +191,11 @@ def test_install_launchd_plists(tmp_path: Path) -> None:
 
 
 def test_wheel_carries_the_templates(tmp_path: Path) -> None:
-    """pyproject maps systemd/ and launchd/ into the wheel where shim/service.py looks for them,
+    """pyproject maps systemd/ and launchd/ into the wheel where sshkeep.shim.cli.service looks for them,
     and a service installed from the wheel alone (no source tree) renders the same units."""
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     include = config["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
-    assert include == {"systemd": "shim/_units/systemd", "launchd": "shim/_units/launchd"}
+    assert include["systemd"] == "shim/_units/systemd" and include["launchd"] == "shim/_units/launchd"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(REPO)],
         capture_output=True, text=True, timeout=600,
@@ -207,10 +207,10 @@ def test_wheel_carries_the_templates(tmp_path: Path) -> None:
         names = set(z.namelist())
         for kind, units in UNITS.items():
             for unit in units:
-                assert f"shim/_units/{kind}/{unit.name}" in names
+                assert f"sshkeep/shim/_units/{kind}/{unit.name}" in names
         z.extractall(site)
     script = (
-        "import json, os, shim.service as s; print(json.dumps("
+        "import json, os, sshkeep.shim.cli.service as s; print(json.dumps("
         "[s.__file__, str(s.templates_dir('systemd')), s.render('systemd', dict(os.environ))]))"
     )
     env = clean_env(HOME=str(tmp_path / "home"), PYTHONPATH=str(site))
@@ -224,8 +224,8 @@ def test_wheel_carries_the_templates(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     module, templates, rendered = json.loads(out.stdout)
-    assert module == str(site / "shim" / "service.py")  # not the source tree
-    assert templates == str(site / "shim" / "_units" / "systemd")
+    assert module == str(site / "sshkeep" / "shim" / "cli" / "service.py")  # not the source tree
+    assert templates == str(site / "sshkeep" / "shim" / "_units" / "systemd")
     assert rendered == render("systemd", env)
 
 
@@ -252,7 +252,7 @@ def test_daemon_notifies_ready_after_listening_and_stopping(
     inst = idle_instance
     log = open(inst.home / "daemon.stderr", "ab")  # noqa: SIM115 - handed to the child
     inst.proc = subprocess.Popen(
-        [sys.executable, "-m", "shim.cli", "daemon"],
+        [sys.executable, "-m", "sshkeep", "daemon"],
         env={**inst.env, "NOTIFY_SOCKET": address}, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         start_new_session=True,
     )  # fmt: skip
@@ -284,7 +284,7 @@ def start_activated(inst: Instance, listener: socket.socket) -> subprocess.Popen
     script = f'exec 3<&{fd} {fd}<&-; export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"'
     log = open(inst.home / "daemon.stderr", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        ["bash", "-c", script, "bash", sys.executable, "-m", "shim.cli", "daemon"],
+        ["bash", "-c", script, "bash", sys.executable, "-m", "sshkeep", "daemon"],
         env=inst.env, pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE,
         start_new_session=True,
     )  # fmt: skip
@@ -375,7 +375,7 @@ async def open_with_running_command(inst: Instance) -> tuple[str, str]:
 async def assert_survived(inst: Instance, sid: str, cid: str) -> None:
     async with inst.client() as c:
         assert sid in [s.session_id for s in (await c.list_sessions()).sessions]
-        r = await c.get_command(sid, cid, wait=30)
+        r = await c.get_command(sid, cid, CommandQuery(wait=30))
         assert (r.status, r.exit_code, r.output) == ("completed", 0, "survived"), r
         again = await c.send_command(sid, SendCommandRequest(command="echo still-$((6*7))"))
         assert again.output == "still-42"
@@ -398,7 +398,7 @@ async def test_restarting_the_daemon_keeps_sessions(instance: Instance) -> None:
 def start_tmux_unit(inst: Instance) -> subprocess.Popen[bytes]:
     """What systemd does for sshkeep-tmux.service: run its command in a session of its own."""
     return subprocess.Popen(
-        [sys.executable, "-m", "shim.cli", "service", "tmux-server"],
+        [sys.executable, "-m", "sshkeep", "service", "tmux-server"],
         env=inst.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
@@ -456,7 +456,7 @@ async def test_autostarted_daemon_leaves_the_shims_session(idle_instance: Instan
         daemon = proc_stat(daemon_pid)
         shim_pid = daemon["ppid"]  # the shim spawned it
         shim = proc_stat(shim_pid)
-        assert "shim.cli" in cmdline(shim_pid)
+        assert "-m sshkeep mcp" in cmdline(shim_pid)
         # Its own session and process group: the client's killpg of the shim cannot reach it.
         assert daemon["sid"] == daemon_pid and daemon["pgrp"] == daemon_pid
         assert daemon["sid"] != shim["sid"] and daemon["pgrp"] != shim["pgrp"]

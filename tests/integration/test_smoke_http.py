@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.models import OpenSessionRequest, SendCommandRequest
+from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
 from tests.integration.conftest import SHELLS
 

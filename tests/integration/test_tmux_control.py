@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import TmuxError
-from daemon.tmux import Tmux, count_commands
+from sshkeep.common.errors import TmuxError
+from sshkeep.daemon.sessions.tmux import Tmux, count_commands
 
 
 def test_count_commands_follows_tmux_quoting() -> None:

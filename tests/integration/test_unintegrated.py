@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.models import OpenSessionRequest, SendCommandRequest
+from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
 from tests.sshd import SshServer
 

@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 import yaml
 
-from common.config import ConfigSource
-from common.paths import Paths
-from daemon.askpass import AuthBroker, classify, failure_hint, helper_script
+import sshkeep
+from sshkeep.common.config import ConfigSource
+from sshkeep.common.paths import Paths
+from sshkeep.daemon.sessions.askpass import AuthBroker, classify, failure_hint, helper_script
 
-REPO = Path(__file__).resolve().parents[2]
+SITE = Path(sshkeep.__file__).resolve().parent.parent  # where the installed package lives
 SECRET = "pw-Zq8!x"
 PASSPHRASE = "pp-Kd2#y"
 
@@ -259,7 +260,7 @@ def daemon(tmp_path: Path) -> Iterator[_Daemon]:
 @pytest.fixture
 def helper(tmp_path: Path) -> Path:
     path = tmp_path / "askpass"
-    path.write_text(helper_script(sys.executable, REPO))
+    path.write_text(helper_script(sys.executable, SITE))
     path.chmod(0o700)
     return path
 

@@ -1,4 +1,4 @@
-"""Unit tests for daemon.audit's summaries (what a request turns into in the audit log) and its file."""
+"""sshkeep.daemon.api.audit's summaries (what a request turns into in the audit log) and its file."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common.logs import MASK
-from daemon.audit import MAX_TEXT, AuditLog, cap_daemon_log, summarize_body, summarize_keys
+from sshkeep.common.logs import MASK
+from sshkeep.daemon.api.audit import MAX_TEXT, AuditLog, cap_daemon_log, summarize_body, summarize_keys
 
 SECRET = "Hunter2-s3cr3t"
 
@@ -125,7 +125,7 @@ def test_cap_daemon_log_rotates_our_stderr_and_reopens_it(tmp_path: Path) -> Non
     log = tmp_path / "daemon.log"
     log.write_text("old\n" * 3000)
     code = (
-        "import sys; from pathlib import Path; from daemon.audit import cap_daemon_log\n"
+        "import sys; from pathlib import Path; from sshkeep.daemon.api.audit import cap_daemon_log\n"
         "print('before', file=sys.stderr, flush=True)\n"
         f"assert cap_daemon_log(Path({str(log)!r}), 4096, 2)\n"
         "print('after', file=sys.stderr, flush=True)\n"

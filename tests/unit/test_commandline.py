@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from daemon.commandline import NO_SHELL, POSIX_LINE_LIMIT, typed_text
-from daemon.replies import FIRST_REPLY_CHARS, first_page
-from daemon.shellinit import START_FUNCTION
+from sshkeep.common.terminal.commandline import NO_SHELL, POSIX_LINE_LIMIT, typed_text
+from sshkeep.common.terminal.shellinit import START_FUNCTION
+from sshkeep.daemon.sessions.replies import FIRST_REPLY_CHARS, first_page
 
 
 def test_hooked_shells_get_the_command_as_is() -> None:

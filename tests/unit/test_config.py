@@ -1,4 +1,4 @@
-"""Unit tests for common.config: schema, ${VAR}, error messages, permissions, aliases, reloads."""
+"""Unit tests for sshkeep.common.config: schema, ${VAR}, error messages, permissions, aliases, reloads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common.config import (
+from sshkeep.common.config import (
     ConfigSource,
     Connection,
     LoadedConfig,
@@ -16,7 +16,7 @@ from common.config import (
     resolve_info_path,
     ssh_config_aliases,
 )
-from common.errors import ConfigError, ConnectionNotFound
+from sshkeep.common.errors import ConfigError, ConnectionNotFound
 
 SECRET = "s3cr3t-Hunter2"
 

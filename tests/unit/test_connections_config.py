@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from common.config import LoadedConfig, load_config
-from common.errors import ConfigError
-from daemon.api_configs import config_list
+from sshkeep.common.config import LoadedConfig, load_config
+from sshkeep.common.errors import ConfigError
+from sshkeep.daemon.api.configs import config_list
 
 
 def load(tmp_path: Path, text: str, mode: int = 0o600) -> LoadedConfig:

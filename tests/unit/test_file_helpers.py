@@ -7,9 +7,15 @@ import stat
 
 import pytest
 
-from common.errors import BadRequest, NotFound, RemoteError
-from daemon.files import _check_encoding_text, _may_write, _temp_name, file_error, remote_path
-from daemon.sftp import FX_FAILURE, FX_NO_SUCH_FILE, FX_PERMISSION_DENIED, Attrs, SftpError
+from sshkeep.common.errors import BadRequest, NotFound, RemoteError
+from sshkeep.daemon.files.sftp import FX_FAILURE, FX_NO_SUCH_FILE, FX_PERMISSION_DENIED, Attrs, SftpError
+from sshkeep.daemon.files.transfers import (
+    _check_encoding_text,
+    _may_write,
+    _temp_name,
+    file_error,
+    remote_path,
+)
 
 
 def test_remote_path() -> None:

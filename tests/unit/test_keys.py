@@ -1,4 +1,4 @@
-"""daemon.keys: key names versus literal text, and the tmux command line that sends them."""
+"""sshkeep.common.terminal.keys: key names versus literal text, and the tmux command line that sends them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.keys import is_key_name, keys_command
+from sshkeep.common.terminal.keys import is_key_name, keys_command
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Unit tests for common.logs: the redaction processor, secret masking in text, log rotation."""
+"""Unit tests for sshkeep.common.logs: the redaction processor, secret masking in text, log rotation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from common.logs import MASK, configure_logging, mask_text, redact, rotate
+from sshkeep.common.logs import MASK, configure_logging, mask_text, redact, rotate
 
 SECRET = "Hunter2-s3cr3t"
 

@@ -1,4 +1,4 @@
-"""daemon.markers: finding this session's invisible prompt markers in raw pipe-pane bytes."""
+"""sshkeep.common.terminal.markers: finding this session's invisible prompt markers in raw pipe-pane bytes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from daemon.markers import Marker, find_markers, strip_markers
+from sshkeep.common.terminal.markers import Marker, find_markers, strip_markers
 
 NONCE = "0123456789abcdef"
 OTHER = "fedcba9876543210"

@@ -1,4 +1,4 @@
-"""common.models: strict, bounded requests; tolerant replies; schemas that carry descriptions."""
+"""sshkeep.common.models: strict, bounded requests; tolerant replies; schemas that carry descriptions."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from common import models as m
+from sshkeep.common.models import base as mb
+from sshkeep.common.models import sessions as m
 
-REQUESTS: dict[type[m.Request], dict[str, Any]] = {
+REQUESTS: dict[type[mb.Request], dict[str, Any]] = {
     m.OpenSessionRequest: {"host": "web"},
     m.SendCommandRequest: {"command": "echo X"},
     m.SendKeysRequest: {"keys": ["y", "Enter"]},
     m.WaitForRequest: {"pattern": "done"},
     m.ReconnectRequest: {},
+    m.CommandQuery: {},
+    m.SnapshotQuery: {},
 }
 
 
@@ -25,12 +28,14 @@ def errors_of(model: type[BaseModel], data: dict[str, Any]) -> list[str]:
 
 
 def test_every_request_model_is_listed() -> None:
-    defined = {c for c in vars(m).values() if isinstance(c, type) and issubclass(c, m.Request)} - {m.Request}
+    defined = {c for c in vars(m).values() if isinstance(c, type) and issubclass(c, mb.Request)} - {
+        mb.Request
+    }
     assert defined == set(REQUESTS)
 
 
 @pytest.mark.parametrize("model", list(REQUESTS), ids=lambda c: c.__name__)
-def test_requests_forbid_unknown_fields(model: type[m.Request]) -> None:
+def test_requests_forbid_unknown_fields(model: type[mb.Request]) -> None:
     valid = REQUESTS[model]
     model.model_validate(valid)
     assert errors_of(model, {**valid, "surprise": 1}) == ["surprise"]
@@ -47,7 +52,7 @@ def test_requests_forbid_unknown_fields(model: type[m.Request]) -> None:
         (m.OpenSessionRequest, {"host": "web", "timeout": 0}, "timeout"),
         (m.OpenSessionRequest, {"host": "web", "timeout": 51}, "timeout"),
         (m.SendCommandRequest, {"command": ""}, "command"),
-        (m.SendCommandRequest, {"command": "x" * (m.MAX_COMMAND_CHARS + 1)}, "command"),
+        (m.SendCommandRequest, {"command": "x" * (mb.MAX_COMMAND_CHARS + 1)}, "command"),
         (m.SendCommandRequest, {"command": "ls", "timeout": -1}, "timeout"),
         (m.SendCommandRequest, {"command": "ls", "timeout": 50.5}, "timeout"),
         (m.SendCommandRequest, {"command": "ls", "timeout": "soon"}, "timeout"),
@@ -67,9 +72,9 @@ def test_request_limits(model: type[BaseModel], data: dict[str, Any], field: str
 
 
 def test_limits_accept_their_bounds() -> None:
-    m.SendCommandRequest(command="x" * m.MAX_COMMAND_CHARS, timeout=m.MAX_WAIT_SECONDS)
+    m.SendCommandRequest(command="x" * mb.MAX_COMMAND_CHARS, timeout=mb.MAX_WAIT_SECONDS)
     m.SendCommandRequest(command="ls", timeout=0)
-    m.OpenSessionRequest(host="h" * 255, port=65535, timeout=m.MAX_WAIT_SECONDS)
+    m.OpenSessionRequest(host="h" * 255, port=65535, timeout=mb.MAX_WAIT_SECONDS)
     m.SendKeysRequest(keys=["k"] * 1000)
     assert m.SendCommandRequest(command="ls").timeout == 10.0
     assert m.WaitForRequest(pattern="x").timeout == 10.0
@@ -93,12 +98,12 @@ def test_command_statuses_are_the_documented_ones() -> None:
 
 
 def test_error_reply_shape() -> None:
-    e = m.ErrorReply.model_validate({"error": {"code": "session_not_found", "message": "no session 'x'"}})
+    e = mb.ErrorReply.model_validate({"error": {"code": "session_not_found", "message": "no session 'x'"}})
     assert e.error.code == "session_not_found" and e.error.hint == ""
 
 
 @pytest.mark.parametrize("model", list(REQUESTS), ids=lambda c: c.__name__)
-def test_request_fields_are_described(model: type[m.Request]) -> None:
+def test_request_fields_are_described(model: type[mb.Request]) -> None:
     # These descriptions become the MCP tool parameter docs.
     for name, info in model.model_fields.items():
         assert info.description, f"{model.__name__}.{name} has no description"
@@ -107,10 +112,10 @@ def test_request_fields_are_described(model: type[m.Request]) -> None:
 def test_id_patterns() -> None:
     import re
 
-    session = re.compile(m.SESSION_ID_PATTERN)
+    session = re.compile(mb.SESSION_ID_PATTERN)
     assert session.match("web-1a2b3c") and session.match("a")
     for bad in ("", "-x", "Web", "a b", "a/b", "a" * 64, "x\n"):
         assert not session.fullmatch(bad), bad
-    command = re.compile(m.COMMAND_ID_PATTERN)
+    command = re.compile(mb.COMMAND_ID_PATTERN)
     assert command.match("c1") and command.match("c123456789")
     assert not command.match("c") and not command.match("1") and not command.match("c1234567890")

@@ -9,11 +9,13 @@ import jsonschema
 import pytest
 from aiohttp import web
 
-from common.config import ConfigSource
-from common.paths import resolve_paths
-from daemon.app import VERSION, build_app
-from daemon.manager import SessionManager
-from daemon.openapi import OPERATIONS, document
+from sshkeep import __version__ as VERSION
+from sshkeep.common.config import ConfigSource
+from sshkeep.common.operations import BY_ROUTE
+from sshkeep.common.paths import resolve_paths
+from sshkeep.daemon.api.app import build_app
+from sshkeep.daemon.api.openapi import document
+from sshkeep.daemon.sessions.manager import SessionManager
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def component(doc: dict[str, Any], ref: str) -> dict[str, Any]:
 
 
 def test_every_route_is_documented_from_the_table(app: web.Application) -> None:
-    doc = document(app, VERSION)
+    doc = document(VERSION)
     assert doc["openapi"] == "3.1.0"
     routes = {
         (r.method, r.resource.canonical)
@@ -47,15 +49,15 @@ def test_every_route_is_documented_from_the_table(app: web.Application) -> None:
     }
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == routes
-    missing = sorted(routes - OPERATIONS.keys())
-    assert not missing, f"routes without an entry in daemon.openapi.OPERATIONS: {missing}"
+    missing = sorted(routes - BY_ROUTE.keys())
+    assert not missing, f"routes without a row in sshkeep.common.operations.OPERATIONS: {missing}"
     ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids))
     assert {"send_command", "get_command", "open_session", "cleanup_dead_sessions"} <= set(ids)
 
 
 def test_refs_resolve_and_schemas_are_valid_json_schema(app: web.Application) -> None:
-    doc = document(app, VERSION)
+    doc = document(VERSION)
     schemas = doc["components"]["schemas"]
     for ref in refs(doc):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
@@ -65,10 +67,13 @@ def test_refs_resolve_and_schemas_are_valid_json_schema(app: web.Application) ->
 
 
 def test_path_parameters_and_query_are_described(app: web.Application) -> None:
-    doc = document(app, VERSION)
-    op = doc["paths"]["/v1/sessions/{sid}/commands/{cid}"]["get"]
+    doc = document(VERSION)
+    op = doc["paths"]["/v1/sessions/{session_id}/commands/{command_id}"]["get"]
     params = {p["name"]: p for p in op["parameters"]}
-    assert params["sid"]["in"] == "path" and params["sid"]["schema"]["pattern"].startswith("^[a-z0-9]")
+    sid = params["session_id"]
+    assert sid["in"] == "path" and sid["required"] and sid["schema"]["pattern"].startswith("^[a-z0-9]")
+    assert params["command_id"]["schema"]["pattern"].endswith("|last)$")
+    assert all(p["description"] for p in op["parameters"])
     assert params["offset"]["in"] == "query" and params["offset"]["schema"]["minimum"] == 0
     assert params["wait"]["schema"]["maximum"] == 50
     assert set(op["responses"]) == {"200", "default"}
@@ -76,8 +81,8 @@ def test_path_parameters_and_query_are_described(app: web.Application) -> None:
 
 
 def test_request_schemas_match_what_the_daemon_accepts(app: web.Application) -> None:
-    doc = document(app, VERSION)
-    body = doc["paths"]["/v1/sessions/{sid}/commands"]["post"]["requestBody"]
+    doc = document(VERSION)
+    body = doc["paths"]["/v1/sessions/{session_id}/commands"]["post"]["requestBody"]
     assert body["required"] is True
     schema = component(doc, body["content"]["application/json"]["schema"]["$ref"])
     jsonschema.validate({"command": "ls", "timeout": 5}, schema)
@@ -94,10 +99,10 @@ def test_request_schemas_match_what_the_daemon_accepts(app: web.Application) -> 
 
 
 def test_replies_validate_against_their_schema(app: web.Application) -> None:
-    from common.models import CommandResult
+    from sshkeep.common.models.sessions import CommandResult
 
-    doc = document(app, VERSION)
-    ok = doc["paths"]["/v1/sessions/{sid}/commands"]["post"]["responses"]["200"]
+    doc = document(VERSION)
+    ok = doc["paths"]["/v1/sessions/{session_id}/commands"]["post"]["responses"]["200"]
     schema = component(doc, ok["content"]["application/json"]["schema"]["$ref"])
     sample = CommandResult(session_id="s-1", command_id="c1", status="completed", exit_code=0, output="x")
     jsonschema.validate(sample.model_dump(mode="json"), schema)

@@ -1,4 +1,4 @@
-"""common.paths: SSHKEEP_HOME, XDG, fallbacks, SSHKEEP_SOCKET, and short runtime dirs."""
+"""sshkeep.common.paths: SSHKEEP_HOME, XDG, fallbacks, SSHKEEP_SOCKET, and short runtime dirs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import Forbidden
-from common.paths import ensure_private_dir, resolve_paths
+from sshkeep.common.errors import Forbidden
+from sshkeep.common.paths import ensure_private_dir, resolve_paths
 
 UID = os.getuid()
 # sockaddr_un.sun_path is 108 bytes on Linux, 104 on macOS/BSD.

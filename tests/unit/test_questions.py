@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.questions import KINDS, Question, detect_question
+from sshkeep.common.terminal.questions import KINDS, Question, detect_question
 
 HOST_KEY_TAIL = (
     "The authenticity of host 'box (10.0.0.5)' can't be established.\n"

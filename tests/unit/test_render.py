@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from daemon.render import render, split_lines, strip_escapes
+from sshkeep.common.terminal.render import render, split_lines, strip_escapes
 
 
 @pytest.mark.parametrize(

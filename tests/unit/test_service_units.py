@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from common.models import SessionInfo
-from common.paths import resolve_paths
-from common.systemd import parse_env_lines, scope_argv, tmux_placement, unit_environment
-from daemon.sdnotify import Notifier, socket_address
-from shim.human import age, check_session_id, table, transcript
-from shim.service import KINDS, UNITS, render, service_env, systemd_word
+from sshkeep.common.models.sessions import SessionInfo
+from sshkeep.common.paths import resolve_paths
+from sshkeep.common.systemd import parse_env_lines, scope_argv, tmux_placement, unit_environment
+from sshkeep.daemon.sdnotify import Notifier, socket_address
+from sshkeep.shim.cli.human import age, check_session_id, table, transcript
+from sshkeep.shim.cli.service import KINDS, UNITS, render, service_env, systemd_word
 
 # --- sd_notify ------------------------------------------------------------------------------------
 

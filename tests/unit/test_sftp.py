@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.sftp import (
+from sshkeep.daemon.files.sftp import (
     ATTR_PERMISSIONS,
     ATTR_SIZE,
     FX_FAILURE,

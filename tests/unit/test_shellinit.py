@@ -1,4 +1,4 @@
-"""daemon.shellinit: the setup lines, checked as text and run in real local bash/zsh/dash/ash."""
+"""sshkeep.common.terminal.shellinit: the setup lines, as text and run in local bash/zsh/dash/ash."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.markers import Marker, find_markers
-from daemon.shellinit import setup_lines
+from sshkeep.common.terminal.markers import Marker, find_markers
+from sshkeep.common.terminal.shellinit import setup_lines
 
 NONCE = "0123456789abcdef"
 

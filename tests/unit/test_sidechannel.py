@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tty
 
-from daemon.sidechannel import looks_like_no_master, side_argv, split_ssh_argv, tty_is_raw
+from sshkeep.daemon.files.sidechannel import looks_like_no_master, side_argv, split_ssh_argv, tty_is_raw
 
 # --- side ssh argv -----------------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The wire format: one pydantic model per API request and reply, grouped by what they are about."""

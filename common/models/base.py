@@ -1,0 +1,68 @@
+"""The wire format's base: request/reply base classes, id patterns, size limits and the error body.
+
+The daemon validates requests with these, the API client parses replies with them, and the MCP
+shim derives its tool schemas from them. Requests forbid unknown fields and bound their sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SESSION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+COMMAND_ID_PATTERN = r"^c[0-9]{1,9}$"
+MAX_COMMAND_CHARS = 256 * 1024
+MAX_WAIT_SECONDS = 50.0
+
+CommandStatus = Literal[
+    "completed", "running", "waiting_input", "interrupted", "timed_out", "disconnected", "failed"
+]
+SessionState = Literal["connecting", "waiting_input", "ready", "busy", "disconnected", "failed"]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=MAX_COMMAND_CHARS)
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+class ErrorDetail(Reply):
+    code: str
+    message: str
+    hint: str = ""
+
+
+class ErrorReply(Reply):
+    error: ErrorDetail
+
+
+# --- path parameters ------------------------------------------------------------------------------
+# Every `{…}` of an API path is a field of one of these, so its pattern and description are written
+# once and show in the OpenAPI document and the MCP input schemas alike.
+
+SESSION_ID_FIELD = Field(
+    pattern=SESSION_ID_PATTERN, max_length=63, description="Session id (from open_session or list_sessions)"
+)
+
+
+class SessionPath(Request):
+    session_id: str = SESSION_ID_FIELD
+
+
+class CommandPath(Request):
+    session_id: str = SESSION_ID_FIELD
+    command_id: str = Field(
+        pattern="^(" + COMMAND_ID_PATTERN.strip("^$") + "|last)$",
+        max_length=10,
+        description="Command id from send_command, or `last` for the latest",
+    )
+
+
+class ConfigPath(Request):
+    config_name: str = Field(min_length=1, max_length=255, description="A name from list_available_configs")

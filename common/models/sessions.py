@@ -1,0 +1,175 @@
+"""Wire models for sessions and commands: open, list, send, page, keys, wait, snapshot."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from sshkeep.common.models.base import (
+    MAX_COMMAND_CHARS,
+    MAX_WAIT_SECONDS,
+    CommandStatus,
+    Reply,
+    Request,
+    SessionState,
+)
+
+# --- health ---------------------------------------------------------------------------------------
+
+
+class Health(Reply):
+    status: Literal["ok"] = "ok"
+    version: str
+    pid: int
+    socket: str
+    sessions: int
+    attach: str = Field(description="Command a person runs to watch the sessions in tmux")
+    uptime_seconds: float
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+
+class OpenSessionRequest(Request):
+    host: str = Field(
+        min_length=1,
+        max_length=255,
+        description="A connection name from config.yml, else an ssh destination ([user@]host or an "
+        "~/.ssh/config alias)",
+    )
+    username: str | None = Field(default=None, min_length=1, max_length=64, description="Login user")
+    port: int | None = Field(default=None, ge=1, le=65535, description="TCP port")
+    timeout: float = Field(default=30.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for login")
+
+
+class Question(Reply):
+    kind: str = Field(
+        description="password, passphrase, host_key, confirm, otp, continuation, fullscreen, prompt"
+    )
+    text: str
+
+
+class SessionInfo(Reply):
+    session_id: str
+    target: str = Field(description="What the session connects to (config name or destination)")
+    connection: str | None = Field(default=None, description="config.yml entry name, if any")
+    state: SessionState
+    shell: str | None = None
+    integrated: bool = Field(default=False, description="Exact completion markers installed")
+    created_at: float
+    tmux_session: str
+    attach: str = Field(description="Command a person runs to watch this session")
+    running_command_id: str | None = None
+    question: Question | None = None
+    message: str | None = Field(default=None, description="ssh's last words for a dead session")
+    exit_status: int | None = Field(
+        default=None,
+        description="ssh's exit status once it has exited (128+N: killed by signal N)",
+    )
+    hint: str | None = None
+
+
+class SessionList(Reply):
+    sessions: list[SessionInfo]
+
+
+class CloseResult(Reply):
+    session_id: str
+    closed: bool
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+class SendCommandRequest(Request):
+    command: str = Field(
+        min_length=1, max_length=MAX_COMMAND_CHARS, description="Shell command line(s) to run"
+    )
+    timeout: float = Field(
+        default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for completion (max 50)"
+    )
+
+
+class CommandResult(Reply):
+    session_id: str
+    command_id: str
+    command: str = ""
+    status: CommandStatus
+    exit_code: int | None = None
+    output: str = ""
+    offset: int = Field(default=0, description="First line of `output`")
+    next_offset: int | None = Field(default=None, description="Line to pass as offset for the next page")
+    has_more: bool = False
+    total_lines: int = 0
+    truncated: str | None = Field(default=None, description="What was cut from `output`, and how to page")
+    dropped_bytes: int = Field(default=0, description="Output bytes lost to the per-session log size cap")
+    question: Question | None = None
+    hint: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+
+class SendKeysRequest(Request):
+    keys: list[str] = Field(
+        min_length=1,
+        max_length=1000,
+        description="tmux key names (Enter, C-c, Up, Tab, Escape, F1 ...) or literal text, in order",
+    )
+
+
+class SendKeysResult(Reply):
+    session_id: str
+    sent: int
+    running_command_id: str | None = None
+    hint: str | None = None
+
+
+class WaitForRequest(Request):
+    pattern: str = Field(min_length=1, max_length=2000, description="Python regular expression to look for")
+    timeout: float = Field(default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait (max 50)")
+    since: int | None = Field(
+        default=None,
+        ge=0,
+        description="Search output from this log position (a previous reply's `searched_to`)",
+    )
+
+
+class WaitForResult(Reply):
+    session_id: str
+    matched: bool
+    pattern: str
+    line: str | None = Field(default=None, description="The line that matched")
+    context: str = Field(default="", description="A few lines before and after the match")
+    running_command_id: str | None = None
+    command_status: CommandStatus | None = None
+    searched_to: int = Field(default=0, description="Log position searched up to; pass as `since` to go on")
+    hint: str | None = None
+
+
+class CommandQuery(Request):
+    """Query of `GET …/commands/{command_id}`: which page of the output, and how long to wait."""
+
+    offset: int = Field(default=0, ge=0, le=10**12, description="First output line to return")
+    limit: int | None = Field(default=None, ge=1, le=100_000, description="Lines to return (default: a page)")
+    wait: float = Field(
+        default=0.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the command to end (max 50)"
+    )
+
+
+class SnapshotQuery(Request):
+    lines: int = Field(default=0, ge=0, le=50_000, description="Scrollback lines to include above the screen")
+
+
+class ReconnectRequest(Request):
+    timeout: float = Field(default=30.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for login")
+
+
+class Snapshot(Reply):
+    session_id: str
+    screen: str
+    lines: int
+    cursor_x: int
+    cursor_y: int
+    alternate_screen: bool
+    state: SessionState

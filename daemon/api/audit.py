@@ -1,0 +1,344 @@
+"""The audit log: one JSON line (file mode 0600) per mutating API call, secrets masked.
+
+Each line says when, who (peer uid/pid), which request (id), which session, which tool/route, what
+was asked (command text and keys with secrets masked; for file writes only path and size, never
+the content), the decision (allowed or refused) and the result (HTTP status, result status or
+error code, exit code). The middleware sits outside the error middleware, so it records the final
+status of every request, failures included. The file rotates by size (settings `audit_max_bytes`,
+`audit_keep`); writes go through one worker thread, in order, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from sshkeep.common import settings as tunables
+from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
+from sshkeep.common.operations import MUTATING, op_for
+from sshkeep.common.terminal.keys import is_key_name
+from sshkeep.daemon.api.peer import peer_of
+from sshkeep.daemon.sessions.manager import SessionManager
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+MAX_TEXT = 4096  # chars of a command (or other string) kept in a line
+MAX_ITEMS = 50  # keys / list items kept in a line
+MAX_REPLY_PARSE = 1024 * 1024  # replies larger than this are not parsed for their status
+PARSE_IN_THREAD = 256 * 1024  # request bodies larger than this are summarised off the event loop
+CONTENT_KEYS = frozenset({"content", "data"})  # file bodies: logged as their size only
+SECRET_QUESTIONS = frozenset({"password", "passphrase", "otp"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class AuditLog:
+    """Appends audit records to `path`, rotating it by the current settings."""
+
+    def __init__(self, path: Path, settings: Callable[[], Mapping[str, Any]]) -> None:
+        self.path = path
+        self._settings = settings
+        # One worker: lines stay in order and rotation never races with a write.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+
+    async def write(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._append, line.encode())
+        except OSError as exc:  # a full disk must not fail the request itself
+            log.warning("audit_write_failed", path=str(self.path), error=str(exc))
+
+    def _append(self, data: bytes) -> None:
+        try:
+            settings = self._settings()
+        except Exception:
+            settings = {}
+        max_bytes, keep = tunables.rotation(settings, "audit")
+        rotate(self.path, max_bytes, keep, incoming=len(data))
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+AUDIT = web.AppKey("audit", AuditLog)
+AUDIT_MANAGER = web.AppKey("audit_manager", SessionManager)
+
+
+def install(app: web.Application, m: SessionManager) -> None:
+    """Add the audit middleware as the outermost one, and its log, to `app` (before it starts)."""
+    app[AUDIT] = AuditLog(m.paths.audit_log, lambda: m.config.current().settings)
+    app[AUDIT_MANAGER] = m
+    app.middlewares.insert(0, audit_middleware)
+
+    async def _close(app: web.Application) -> None:
+        await asyncio.to_thread(app[AUDIT].close)
+
+    app.on_cleanup.append(_close)
+    app.cleanup_ctx.append(_daemon_log_keeper)
+
+
+# --- the daemon's own log -----------------------------------------------------------------------
+
+DAEMON_LOG_CHECK_SECONDS = 60.0
+
+
+def cap_daemon_log(path: Path, max_bytes: int, keep: int) -> bool:
+    """Rotate `path` when it is our stderr (an auto-started daemon) and too big; reopen stdout/stderr.
+
+    A daemon started by the shim appends its stderr to `path` for its whole life, so rotating it
+    only at the next start would let a long-lived daemon grow it without bound.
+    """
+    try:
+        ours = os.fstat(2)
+        st = os.stat(path)
+    except OSError:
+        return False
+    if (ours.st_dev, ours.st_ino) != (st.st_dev, st.st_ino) or not rotate(path, max_bytes, keep):
+        return False
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+    return True
+
+
+async def _daemon_log_keeper(app: web.Application) -> AsyncIterator[None]:
+    m = app[AUDIT_MANAGER]
+
+    def check() -> None:
+        max_bytes, keep = tunables.rotation(m.config.current().settings, "daemon_log")
+        if cap_daemon_log(m.paths.daemon_log, max_bytes, keep):
+            log.info("daemon_log_rotated", path=str(m.paths.daemon_log), max_bytes=max_bytes, keep=keep)
+
+    async def loop() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(check)
+            except Exception:
+                log.exception("daemon_log_check_failed")
+            await asyncio.sleep(DAEMON_LOG_CHECK_SECONDS)
+
+    task = asyncio.create_task(loop(), name="daemon-log-keeper")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+# --- summarising requests -----------------------------------------------------------------------
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """Masked `text`, cut to `limit` chars (with the full length noted)."""
+    if len(text) > limit:
+        return mask_text(text[:limit]) + f"… [{len(text)} chars]"
+    return mask_text(text)
+
+
+def summarize(value: Any, key: str = "", depth: int = 0) -> Any:
+    """A loggable, masked, bounded copy of a JSON value."""
+    if key and SECRET_KEYS.search(key):
+        return MASK
+    if key in CONTENT_KEYS:
+        size = len(value) if isinstance(value, str | list | dict) else None
+        return f"<{size} chars>" if isinstance(value, str) else f"<{type(value).__name__} of {size}>"
+    if isinstance(value, str):
+        return clip(value)
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if depth >= 4:
+        return f"<{type(value).__name__}>"
+    if isinstance(value, list):
+        items = [summarize(v, "", depth + 1) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            items.append(f"… [{len(value)} items]")
+        return items
+    if isinstance(value, dict):
+        out = {str(k)[:64]: summarize(v, str(k), depth + 1) for k, v in list(value.items())[:MAX_ITEMS]}
+        if len(value) > MAX_ITEMS:
+            out["…"] = f"[{len(value)} keys]"
+        return out
+    return f"<{type(value).__name__}>"
+
+
+def summarize_keys(keys: list[Any], secret_prompt: bool) -> list[Any]:
+    """Key names as they are; literal text masked entirely when the terminal asked for a secret."""
+    out: list[Any] = []
+    for item in keys[:MAX_ITEMS]:
+        if isinstance(item, str) and is_key_name(item):
+            out.append(item)
+        elif isinstance(item, str) and secret_prompt:
+            out.append(MASK)
+        else:
+            out.append(summarize(item, "", 1))
+    if len(keys) > MAX_ITEMS:
+        out.append(f"… [{len(keys)} items]")
+    return out
+
+
+def summarize_body(raw: bytes | None, secret_prompt: bool) -> Any:
+    if raw is None:
+        return None
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        # Never log what could not be parsed: it may be anything, secrets included.
+        return f"<unparsed body, {len(raw)} bytes>"
+    if not isinstance(data, dict):
+        return f"<{type(data).__name__} body, {len(raw)} bytes>"
+    out = summarize(data, "", 0)
+    if isinstance(out, dict) and isinstance(data.get("keys"), list):
+        out["keys"] = summarize_keys(data["keys"], secret_prompt)
+    return out
+
+
+def _secret_prompt(request: web.Request) -> bool:
+    """Whether the session's terminal is asking for a password (keys typed now are secret)."""
+    sid = request.match_info.get("session_id")
+    if not sid or not request.path.endswith("/keys"):
+        return False
+    s = request.app[AUDIT_MANAGER].sessions.get(sid)
+    if s is None or s.dead:
+        return False
+    try:
+        q = s.pending_question()
+    except Exception:
+        return True  # unsure: mask
+    return q is not None and q.kind in SECRET_QUESTIONS
+
+
+def _peer_fields(request: web.Request) -> dict[str, int] | None:
+    peer = peer_of(request)
+    return {"uid": peer.uid, "pid": peer.pid} if peer is not None else None
+
+
+def _reply_fields(resp: web.StreamResponse) -> dict[str, Any]:
+    """Result status, exit code, ids or error code from a JSON reply."""
+    if not isinstance(resp, web.Response) or not isinstance(resp.body, bytes):
+        return {}
+    if len(resp.body) > MAX_REPLY_PARSE:
+        return {}
+    try:
+        data = json.loads(resp.body)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    err = data.get("error")
+    if isinstance(err, dict):
+        return {"result": err.get("code"), "error": clip(str(err.get("message", "")), 300)}
+    out: dict[str, Any] = {}
+    for name in ("session_id", "command_id", "exit_code", "removed", "closed", "sent"):
+        if name in data:
+            out[name] = data[name]
+    for name in ("status", "state"):
+        if isinstance(data.get(name), str):
+            out["result"] = data[name]
+            break
+    return out
+
+
+def request_id(request: web.Request) -> str:
+    """The caller's X-Request-Id when it is sane, else a fresh one."""
+    given = request.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:12]
+
+
+# --- the middleware -----------------------------------------------------------------------------
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request_id(request)
+    request["request_id"] = rid
+    audited = request.method in MUTATING
+    start = time.monotonic()
+    secret_prompt = audited and _secret_prompt(request)
+    try:
+        resp = await handler(request)
+    except asyncio.CancelledError:
+        if audited:  # the client went away: record it without delaying the cancellation
+            record = _record(request, rid, start, None, None)
+            asyncio.get_running_loop().create_task(request.app[AUDIT].write(record))
+        raise
+    if not resp.prepared:
+        resp.headers["X-Request-Id"] = rid
+    if audited or resp.status == 403:
+        try:
+            params: Any = None
+            # Only a body the handler already read is cached; never read a refused (413) one again.
+            if resp.status != 413 and request.body_exists and request.content.at_eof():
+                raw = await request.read()
+                if len(raw) > PARSE_IN_THREAD:  # e.g. a file write: keep the event loop free
+                    params = await asyncio.to_thread(summarize_body, raw, secret_prompt)
+                else:
+                    params = summarize_body(raw, secret_prompt)
+            elif request.body_exists:
+                params = f"<body not read, {request.content_length} bytes>"
+            record = _record(request, rid, start, resp, params)
+        except Exception:  # auditing must never turn an answered request into a failure
+            log.exception("audit_record_failed", path=request.path)
+        else:
+            await request.app[AUDIT].write(record)
+    return resp
+
+
+def _tool(method: str, canonical: str | None) -> str | None:
+    op = op_for(method, canonical) if canonical else None
+    return op.id if op is not None else None
+
+
+def _record(
+    request: web.Request,
+    rid: str,
+    start: float,
+    resp: web.StreamResponse | None,
+    params: Any,
+) -> dict[str, Any]:
+    route = request.match_info.route
+    canonical = route.resource.canonical if route.resource is not None else None
+    record: dict[str, Any] = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "request_id": rid,
+        "peer": _peer_fields(request),
+        "method": request.method,
+        "path": clip(request.path, 512),
+        "route": canonical,
+        "tool": _tool(request.method, canonical),
+        "session_id": request.match_info.get("session_id"),
+        "params": params,
+    }
+    if resp is None:
+        record.update(status=None, result="client_disconnected", decision="allowed")
+    else:
+        record["status"] = resp.status
+        record.update(_reply_fields(resp))
+        decision = request.get("policy_decision") or ("refused" if resp.status == 403 else "allowed")
+        record["decision"] = decision
+    record["ms"] = round((time.monotonic() - start) * 1000, 1)
+    return record

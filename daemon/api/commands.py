@@ -1,0 +1,57 @@
+"""Routes of commands and the terminal: send, page/wait, keys, interrupt, screen, wait for output."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sshkeep.common.models.sessions import (
+    CommandQuery,
+    CommandResult,
+    SendCommandRequest,
+    SendKeysRequest,
+    SendKeysResult,
+    Snapshot,
+    SnapshotQuery,
+    WaitForRequest,
+    WaitForResult,
+)
+from sshkeep.daemon.api.core import Call, endpoint, manager
+
+routes = web.RouteTableDef()
+
+
+@endpoint(routes, "send_command")
+async def send_command(request: web.Request, call: Call) -> CommandResult:
+    body = call.body(SendCommandRequest)
+    return await manager(request).commands.send_command(call.session_id, body.command, body.timeout)
+
+
+@endpoint(routes, "get_command")
+async def get_command(request: web.Request, call: Call) -> CommandResult:
+    cid = call.params["command_id"]
+    q = call.query(CommandQuery)
+    return await manager(request).commands.get_command(
+        call.session_id, None if cid == "last" else cid, offset=q.offset, limit=q.limit, wait=q.wait
+    )
+
+
+@endpoint(routes, "send_keys")
+async def send_keys(request: web.Request, call: Call) -> SendKeysResult:
+    return await manager(request).commands.send_keys(call.session_id, call.body(SendKeysRequest).keys)
+
+
+@endpoint(routes, "interrupt_command")
+async def interrupt(request: web.Request, call: Call) -> CommandResult:
+    return await manager(request).commands.interrupt(call.session_id)
+
+
+@endpoint(routes, "get_snapshot")
+async def screen(request: web.Request, call: Call) -> Snapshot:
+    lines = call.query(SnapshotQuery).lines
+    return await manager(request).commands.snapshot(call.session_id, lines or None)
+
+
+@endpoint(routes, "wait_for")
+async def wait_for(request: web.Request, call: Call) -> WaitForResult:
+    body = call.body(WaitForRequest)
+    return await manager(request).commands.wait_for(call.session_id, body.pattern, body.timeout, body.since)

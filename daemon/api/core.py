@@ -1,0 +1,196 @@
+"""The HTTP layer's leaf: app keys, request parsing, replies and the error middleware.
+
+Route modules import this module, never the app factory. An endpoint is declared with
+`endpoint(routes, "<operation id>")`: its method, path, models and success status come from the
+table of operations (`sshkeep.common.operations`); the wrapper parses the query and the body with
+the operation's models and serialises the returned reply model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from sshkeep.common.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, SshkeepError
+from sshkeep.common.models.base import Request
+from sshkeep.common.operations import OPERATIONS, Operation
+from sshkeep.daemon.api.peer import peer_of
+from sshkeep.daemon.sessions.manager import SessionManager
+
+log = structlog.get_logger(__name__)
+
+MAX_BODY = 96 * 1024 * 1024
+MANAGER = web.AppKey("manager", SessionManager)
+STARTED = web.AppKey("started", float)
+
+M = TypeVar("M", bound=Request)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(err: SshkeepError) -> web.Response:
+    return web.json_response({"error": err.to_dict()}, status=err.status)
+
+
+def _bounds(info: FieldInfo | None) -> tuple[float | None, float | None]:
+    low = high = None
+    for meta in info.metadata if info is not None else ():
+        for attr in ("ge", "gt"):
+            if getattr(meta, attr, None) is not None:
+                low = getattr(meta, attr)
+        for attr in ("le", "lt"):
+            if getattr(meta, attr, None) is not None:
+                high = getattr(meta, attr)
+    return low, high
+
+
+BOUND_ERRORS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+)
+
+
+def validation_message(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """Pydantic's errors as one line: `field: what is wrong`. With `model` (query strings, where
+    every value arrives as text), bounds are said as a range and unparsable numbers as such."""
+    parts = []
+    for e in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in e["loc"]) or "body"
+        msg = e["msg"]
+        info = model.model_fields.get(str(e["loc"][0])) if model is not None and e["loc"] else None
+        low, high = _bounds(info)
+        if model is not None and e["type"] in BOUND_ERRORS and low is not None and high is not None:
+            msg = f"must be between {low:g} and {high:g}"
+        elif model is not None and e["type"] in ("int_parsing", "float_parsing"):
+            msg = f"not a number ({e.get('input')!r})"
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request.get("request_id") or request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12]
+    structlog.contextvars.bind_contextvars(request_id=rid)
+    try:
+        peer = peer_of(request)
+        uid = peer.uid if peer is not None else None
+        if uid is not None and uid != os.getuid():
+            log.warning("peer_refused", uid=uid)
+            raise Forbidden(f"uid {uid} may not use this daemon (it belongs to uid {os.getuid()})")
+        return await handler(request)
+    except SshkeepError as err:
+        if err.status >= 500:
+            log.warning("request_failed", path=request.path, code=err.code, error=err.message)
+        return error_response(err)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(PayloadTooLarge(f"request body larger than {MAX_BODY} bytes"))
+    except web.HTTPNotFound:
+        return error_response(
+            NotFound(f"no API route {request.method} {request.path}", hint="See GET /v1/health.")
+        )
+    except web.HTTPMethodNotAllowed:
+        return error_response(BadRequest(f"method {request.method} is not allowed on {request.path}"))
+    except web.HTTPException as exc:
+        return error_response(BadRequest(f"{exc.status} {exc.reason}"))
+    except Exception as exc:  # the daemon must survive anything a request does
+        log.exception("request_crashed", path=request.path)
+        return error_response(SshkeepError(f"internal error: {type(exc).__name__}: {exc}"))
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _validate(model: type[M], data: dict[str, Any], query: bool = False) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(validation_message(exc, model if query else None)) from exc
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    raw = await request.read()
+    if not raw:
+        raw = b"{}"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"request body is not UTF-8 (bad byte at offset {exc.start})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except RecursionError as exc:
+        raise BadRequest("request body is nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer literal with more than 4300 digits
+        raise BadRequest(f"request body is not acceptable JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    return _validate(model, data)
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    """The query string through its model (an empty value means the default)."""
+    data = {name: value for name, value in request.query.items() if value != ""}
+    return _validate(model, data, query=True)
+
+
+def reply(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(text=model.model_dump_json(), status=status, content_type="application/json")
+
+
+def manager(request: web.Request) -> SessionManager:
+    return request.app[MANAGER]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A parsed request of one operation: path parameters, query and body, as the table says."""
+
+    op: Operation
+    params: dict[str, str]
+    query_model: Request | None
+    body_model: Request | None
+
+    @property
+    def session_id(self) -> str:
+        return self.params["session_id"]
+
+    def body(self, model: type[M]) -> M:
+        assert isinstance(self.body_model, model), f"{self.op.id} takes no {model.__name__} body"
+        return self.body_model
+
+    def query(self, model: type[M]) -> M:
+        assert isinstance(self.query_model, model), f"{self.op.id} takes no {model.__name__} query"
+        return self.query_model
+
+
+Endpoint = Callable[[web.Request, Call], Awaitable[BaseModel | web.StreamResponse]]
+
+
+def endpoint(routes: web.RouteTableDef, op_id: str) -> Callable[[Endpoint], Endpoint]:
+    """Register `fn` as operation `op_id`'s route; method, path, models and status from the table."""
+    op = OPERATIONS[op_id]
+
+    def register(fn: Endpoint) -> Endpoint:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            query = parse_query(request, op.query) if op.query is not None else None
+            body = await parse_body(request, op.body) if op.body is not None else None
+            out = await fn(request, Call(op, dict(request.match_info), query, body))
+            if isinstance(out, web.StreamResponse):
+                return out
+            return reply(out, op.status)
+
+        handler.__name__ = op.id
+        handler.__doc__ = op.summary
+        routes.route(op.method, op.path)(handler)
+        return fn
+
+    return register

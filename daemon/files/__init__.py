@@ -1,0 +1,1 @@
+"""Files and side commands over a session's SSH master: SFTP, side channels, exec, transfers."""

@@ -1,0 +1,377 @@
+"""Running commands in a session: typing them, waiting for their end or a question, shaping replies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from sshkeep.common.errors import (
+    BadRequest,
+    CommandNotFound,
+    SessionBusy,
+    SessionDisconnected,
+    SessionNotFound,
+    TmuxError,
+)
+from sshkeep.common.models.sessions import (
+    CommandResult,
+    Question,
+    SendKeysResult,
+    Snapshot,
+    WaitForResult,
+)
+from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed_text
+from sshkeep.common.terminal.keys import keys_command
+from sshkeep.common.terminal.markers import strip_markers
+from sshkeep.common.terminal.render import render, split_lines
+from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT, first_page
+from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
+from sshkeep.daemon.sessions.store import CommandRecord
+from sshkeep.daemon.sessions.tmux import quote
+
+if TYPE_CHECKING:
+    from sshkeep.daemon.sessions.manager import SessionManager
+
+Progress = Callable[[float, str], Awaitable[None]]
+
+# An unintegrated shell's command counts as done after this much quiet output.
+QUIET_DONE = 1.0
+
+
+class Commands:
+    """The command half of the API, over the manager's sessions, tmux and store."""
+
+    def __init__(self, manager: SessionManager) -> None:
+        self.m = manager
+
+    async def send_command(
+        self, sid: str, command: str, timeout: float, progress: Progress | None = None
+    ) -> CommandResult:
+        s = self.m.get(sid)
+        await self.m.ensure_ready(s, timeout)
+        if s.current is not None:
+            raise SessionBusy(
+                f"session {sid} is still running command {s.current.command_id} ({s.current.command[:60]!r})"
+            )
+        if s.foreground_busy:
+            raise SessionBusy(f"session {sid} is running something typed with send_keys")
+        if "\x00" in command:
+            raise BadRequest("command contains a NUL byte")
+        text = typed_text(command.rstrip("\n"), s.shell)
+        seq = s.next_seq
+        s.next_seq += 1
+        rec = CommandRecord(
+            session_id=sid,
+            command_id=f"c{seq}",
+            seq=seq,
+            command=command,
+            status="running",
+            exit_code=None,
+            sent_pos=s.current_size(),
+            skip_newlines=text.count("\n") + 1,
+            out_start=None,
+            out_end=None,
+            started_at=time.time(),
+        )
+        s.current = rec
+        s.commands[rec.command_id] = rec
+        s.interrupt_requested = False
+        self.m.store.save_soon(rec, (sid, s.scan_pos, s.next_seq))
+        try:
+            await self._type(s, text)
+        except TmuxError:
+            s.current = None
+            rec.status = "failed"
+            await self.m.store.save_command(rec)
+            raise
+        await self._wait_command(s, rec, timeout, progress)
+        return await self._result(s, rec, first=True)
+
+    async def _type(self, s: Session, text: str) -> None:
+        if "\n" in text or len(text) >= PASTE_THRESHOLD:
+            buf = f"sk-{s.id}"
+            await self.m.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
+            await self.m.tmux.command(
+                f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
+            )
+        else:
+            await self.m.tmux.command(
+                f"send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
+            )
+
+    async def _wait_command(
+        self, s: Session, rec: CommandRecord, timeout: float, progress: Progress | None = None
+    ) -> Question | None:
+        """Wait until the command ends, the session dies, a question shows, or time is up."""
+        start = time.monotonic()
+        deadline = start + timeout
+        next_progress = start + 1.0
+        async with s.changed:
+            while True:
+                if rec.out_end is not None or s.dead or s.closed:
+                    return None
+                now = time.monotonic()
+                quiet = s.quiet_for()
+                if s.shell == NO_SHELL and quiet >= QUIET_DONE and s.log_size > rec.sent_pos:
+                    await self._finish_by_quiet(s, rec)
+                    return None
+                if quiet >= QUIET_FOR_QUESTION:
+                    q = await self._question(s)
+                    if q is not None and not (s.shell == NO_SHELL and q.kind in ("prompt", "continuation")):
+                        return q
+                if now >= deadline:
+                    return None
+                if progress is not None and now >= next_progress:
+                    next_progress = now + 1.0
+                    await progress(now - start, f"{rec.command_id} running for {now - start:.0f}s")
+                step = deadline - now
+                step = min(step, QUIET_FOR_QUESTION - quiet if quiet < QUIET_FOR_QUESTION else 0.25)
+                if progress is not None:
+                    step = min(step, max(0.01, next_progress - now))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait(), max(0.01, step))
+
+    async def _finish_by_quiet(self, s: Session, rec: CommandRecord) -> None:
+        """Unintegrated shell: the command counts as done once output has been quiet a while."""
+        end = s.log_size
+        data = s.read_log(rec.sent_pos, end)
+        last_nl = data.rfind(b"\n")
+        rec.out_start = s._after_echo(rec, end)
+        # What follows the last line end is the shell's next prompt, not output.
+        rec.out_end = max(rec.out_start, rec.sent_pos + last_nl + 1 if last_nl != -1 else end)
+        rec.status = "interrupted" if s.interrupt_requested else "completed"
+        rec.ended_at = time.time()
+        s.current = None
+        s.interrupt_requested = False
+        await self.m.command_finished(rec)
+
+    async def _question(self, s: Session) -> Question | None:
+        alt = False
+        with contextlib.suppress(TmuxError):
+            out = await self.m.tmux.command(f"display-message -p -t {s.pane_id} '#{{alternate_on}}'")
+            alt = bool(out) and out[0].strip() == "1"
+        return s.pending_question(alternate_on=alt)
+
+    async def _result(
+        self,
+        s: Session,
+        rec: CommandRecord,
+        *,
+        first: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> CommandResult:
+        question: Question | None = None
+        hint: str | None = None
+        status = rec.status
+        if rec.out_end is None and rec.status in ("running", "waiting_input"):
+            if s.dead:
+                status = "disconnected"
+                hint = "ssh exited while the command ran; reconnect_session starts a new ssh, close_session ends it."  # noqa: E501
+            elif s.closed:
+                status = "failed"
+                hint = "The session was closed."
+            else:
+                if s.quiet_for() >= QUIET_FOR_QUESTION:
+                    question = await self._question(s)
+                status = "waiting_input" if question is not None else "running"
+                hint = (
+                    WAITING_HINT
+                    if question is not None
+                    else f"Still running: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
+                    "wait=30) follows it; interrupt_command stops it."
+                )
+        elif s.shell == NO_SHELL:
+            hint = UNINTEGRATED_HINT
+        elif status == "interrupted":
+            hint = "The command was interrupted (Ctrl-C); the session is ready for the next command."
+        lines = await s.output_lines(rec)
+        total = len(lines)
+        truncated: str | None = None
+        if first:
+            page, next_offset, truncated = first_page(lines)
+            out_offset = 0
+        else:
+            if offset < 0:
+                raise BadRequest("offset must be >= 0")
+            lim = limit if limit is not None else DEFAULT_PAGE_LINES
+            page = lines[offset : offset + lim]
+            next_offset = offset + len(page) if offset + len(page) < total else None
+            out_offset = offset
+        if next_offset is not None and hint is None:
+            hint = (
+                f"More output: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
+                f"offset={next_offset})."
+            )
+        return CommandResult(
+            session_id=s.id,
+            command_id=rec.command_id,
+            command=rec.command,
+            status=status,
+            exit_code=rec.exit_code,
+            output="\n".join(page),
+            offset=out_offset,
+            next_offset=next_offset,
+            has_more=next_offset is not None,
+            total_lines=total,
+            truncated=truncated,
+            question=question,
+            hint=hint,
+            dropped_bytes=s.dropped_bytes(rec),
+            started_at=rec.started_at,
+            ended_at=rec.ended_at,
+        )
+
+    def _record(self, s: Session, command_id: str | None) -> CommandRecord:
+        if command_id is None:
+            if s.current is not None:
+                return s.current
+            if not s.commands:
+                raise CommandNotFound(f"session {s.id} has run no command yet")
+            return max(s.commands.values(), key=lambda r: r.seq)
+        rec = s.commands.get(command_id)
+        if rec is None:
+            raise CommandNotFound(f"session {s.id} has no command {command_id!r}")
+        return rec
+
+    async def get_command(
+        self,
+        sid: str,
+        command_id: str | None,
+        offset: int = 0,
+        limit: int | None = None,
+        wait: float = 0.0,
+        progress: Progress | None = None,
+    ) -> CommandResult:
+        s = self.m.get(sid)
+        rec = self._record(s, command_id)
+        if wait > 0 and rec.out_end is None:
+            await self._wait_command(s, rec, wait, progress)
+        if offset == 0 and limit is None:
+            return await self._result(s, rec, first=True)
+        return await self._result(s, rec, offset=offset, limit=limit)
+
+    async def interrupt(self, sid: str, timeout: float = 5.0) -> CommandResult:
+        s = self.m.get(sid)
+        if s.dead:
+            raise SessionDisconnected(f"session {sid} is disconnected")
+        rec = s.current
+        s.interrupt_requested = rec is not None
+        await self.m.tmux.command(f"send-keys -t {s.pane_id} C-c")
+        # Quiet time counts from the keys: the question that was pending is not the answer to them.
+        s.last_growth = time.monotonic()
+        if rec is None:
+            if not s.commands:
+                raise CommandNotFound(f"session {sid} has no running command (Ctrl-C was sent anyway)")
+            return await self._result(s, self._record(s, None))
+        await self._wait_command(s, rec, timeout)
+        if rec.out_end is None and not s.dead:
+            # Some programs ignore one Ctrl-C (or sit in a prompt): try once more, then report.
+            await self.m.tmux.command(f"send-keys -t {s.pane_id} C-c")
+            s.last_growth = time.monotonic()
+            await self._wait_command(s, rec, 2.0)
+        return await self._result(s, rec, first=True)
+
+    async def send_keys(self, sid: str, keys: list[str]) -> SendKeysResult:
+        s = self.m.get(sid)
+        if s.dead:
+            raise SessionDisconnected(f"session {sid} is disconnected; keys were not sent")
+        line = keys_command(s.pane_id, keys)
+        if not line:
+            raise BadRequest("keys holds only empty strings")
+        if "\n" in line:
+            raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
+        await self.m.tmux.command(line)
+        # A question pending before these keys must not be reported again before the terminal reacts.
+        s.last_growth = time.monotonic()
+        rec = s.current
+        return SendKeysResult(
+            session_id=sid,
+            sent=len([k for k in keys if k]),
+            running_command_id=rec.command_id if rec else None,
+            hint=(
+                f"Follow it with get_command(session_id={sid!r}, command_id={rec.command_id!r}, wait=10)."
+                if rec
+                else "get_snapshot shows the screen."
+            ),
+        )
+
+    async def wait_for(
+        self, sid: str, pattern: str, timeout: float, since: int | None = None
+    ) -> WaitForResult:
+        """Wait until new output matches `pattern`, the running command ends, or time is up."""
+        s = self.m.get(sid)
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise BadRequest(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        start_pos = s.current_size() if since is None else max(s.dropped_before, min(since, s.current_size()))
+        rec = s.current
+        deadline = time.monotonic() + timeout
+        searched_to = start_pos
+        carry = ""
+        async with s.changed:
+            while True:
+                end = s.scan_pos
+                if end > searched_to:
+                    text = carry + render(strip_markers(s.read_log(searched_to, end)))
+                    lines = split_lines(text)
+                    searched_to = end
+                    for i, line in enumerate(lines):
+                        if regex.search(line):
+                            return WaitForResult(
+                                session_id=sid,
+                                matched=True,
+                                pattern=pattern,
+                                line=line,
+                                context="\n".join(lines[max(0, i - 3) : i + 4]),
+                                running_command_id=s.current.command_id if s.current else None,
+                                command_status="running" if s.current else None,
+                                searched_to=searched_to,
+                            )
+                    # Only an unfinished last line continues in the next chunk.
+                    carry = lines[-1] if lines and not text.endswith("\n") else ""
+                ended = rec is not None and rec.out_end is not None
+                if ended or s.dead or s.closed or time.monotonic() >= deadline:
+                    status = rec.status if ended and rec is not None else ("disconnected" if s.dead else None)
+                    why = (
+                        "the command ended" if ended else ("ssh exited" if s.dead else f"{timeout:g}s passed")
+                    )
+                    return WaitForResult(
+                        session_id=sid,
+                        matched=False,
+                        pattern=pattern,
+                        running_command_id=rec.command_id if rec else None,
+                        command_status=status,
+                        searched_to=searched_to,
+                        hint=f"No match: {why}. get_snapshot shows the screen; wait_for again waits longer.",
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic())))
+
+    async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
+        s = self.m.get(sid)
+        start = f" -S -{lines}" if lines else ""
+        try:
+            screen = await self.m.tmux.command(f"capture-pane -p -J -t {s.pane_id}{start}")
+            info = await self.m.tmux.command(
+                f"display-message -p -t {s.pane_id} '#{{cursor_x}} #{{cursor_y}} #{{alternate_on}}'"
+            )
+        except TmuxError as exc:
+            raise SessionNotFound(f"session {sid}'s pane is gone ({exc.message})") from exc
+        while screen and not screen[-1].strip():
+            screen.pop()
+        cx, cy, alt = [*info[0].split(), "0", "0", "0"][:3] if info else ("0", "0", "0")
+        return Snapshot(
+            session_id=sid,
+            screen="\n".join(line.rstrip() for line in screen),
+            lines=len(screen),
+            cursor_x=int(cx),
+            cursor_y=int(cy),
+            alternate_screen=alt == "1",
+            state=s.state,
+        )

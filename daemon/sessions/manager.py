@@ -1,0 +1,492 @@
+"""The SessionManager: opens, adopts, drives and closes sessions; runs commands in them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import shlex
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from sshkeep.common.config import ConfigSource, Connection
+from sshkeep.common.errors import (
+    BadRequest,
+    ConnectFailed,
+    SessionDisconnected,
+    SessionNotFound,
+    SessionNotReady,
+    TmuxError,
+)
+from sshkeep.common.models.base import SESSION_ID_PATTERN
+from sshkeep.common.models.sessions import OpenSessionRequest, SessionInfo
+from sshkeep.common.paths import Paths, ensure_private_dir
+from sshkeep.common.terminal.commandline import NO_SHELL
+from sshkeep.common.terminal.watch import LogWatcher
+from sshkeep.daemon.sessions.askpass import AuthBroker, failure_hint
+from sshkeep.daemon.sessions.commands import Commands
+from sshkeep.daemon.sessions.logcap import drop_target, punch
+from sshkeep.daemon.sessions.replies import UNINTEGRATED_HINT, login_hint
+from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
+from sshkeep.daemon.sessions.store import CommandRecord, Store
+from sshkeep.daemon.sessions.tmux import Tmux, pane_exit_status, quote
+
+log = structlog.get_logger(__name__)
+
+Progress = Callable[[float, str], Awaitable[None]]
+
+SETUP_GRACE = 4.0
+DEFAULT_LOG_CAP_MB = 256
+MONITOR_INTERVAL = 0.5
+# Before the shell is integrated only these are questions; a bare remote prompt is not.
+LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "confirm"})
+_DESTINATION = re.compile(r"^[A-Za-z0-9_.@%:\[\]-]+$")
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
+
+
+class SessionManager:
+    """Everything the API does to sessions goes through here."""
+
+    def __init__(self, paths: Paths, config: ConfigSource) -> None:
+        self.paths = paths
+        self.config = config
+        self.tmux = Tmux(paths.tmux_args, paths.runtime_dir / "tmux.conf")
+        self.store = Store(paths.db_file)
+        self.auth = AuthBroker(paths, config)
+        self.commands = Commands(self)
+        self.sessions: dict[str, Session] = {}
+        self._watcher = LogWatcher(paths.logs_dir, self._on_log_change)
+        self._monitor: asyncio.Task[None] | None = None
+        self._scan_tasks: dict[str, asyncio.Task[None]] = {}
+        self._rescan: set[str] = set()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for d in (self.paths.state_dir, self.paths.logs_dir, self.paths.runtime_dir, self.paths.control_dir):
+            ensure_private_dir(d)
+        await self.tmux.ensure_server()
+        await self.tmux.control()
+        self._watcher.start()
+        await self.adopt()
+        self._monitor = asyncio.create_task(self._monitor_loop(), name="session-monitor")
+
+    async def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+        self._watcher.stop()
+        for task in list(self._scan_tasks.values()):
+            task.cancel()
+        await self.store.flush()
+        for s in self.sessions.values():
+            await self.store.save_session(s.id, s.scan_pos, s.next_seq)
+        await self.tmux.close()
+        self.store.close()
+
+    def _new_session(self, **kw: object) -> Session:
+        s = Session(**kw)  # type: ignore[arg-type]
+        s.on_finished = self.command_finished
+        s.send_line = self.tmux.command
+        return s
+
+    async def adopt(self) -> None:
+        """Take over every sshkeep session on our tmux server (after a daemon restart)."""
+        fmt = "\t".join(
+            [
+                "#{pane_id}",
+                "#{@sshkeep_id}",
+                "#{@sshkeep_nonce}",
+                "#{@sshkeep_target}",
+                "#{@sshkeep_conn}",
+                "#{@sshkeep_created}",
+                "#{@sshkeep_shell}",
+                "#{pane_dead}",
+                "#{pane_dead_status}",
+                "#{@sshkeep_argv}",
+                "#{@sshkeep_dropped}",
+                "#{pane_dead_time}",
+            ]
+        )
+        lines = await self.tmux.command(f"list-panes -a -F {quote(fmt)}")
+        for line in lines:
+            parts = line.split("\t")
+            if len(parts) != 12 or not parts[1] or not _SESSION_ID.match(parts[1]):
+                continue
+            (
+                pane,
+                sid,
+                nonce,
+                target,
+                conn,
+                created,
+                shell,
+                dead,
+                dead_status,
+                argv_json,
+                dropped,
+                dead_time,
+            ) = parts
+            if sid in self.sessions:
+                continue
+            s = self._new_session(
+                id=sid,
+                pane_id=pane,
+                target=target,
+                connection=conn or None,
+                nonce=nonce,
+                created_at=float(created or 0),
+                log_path=self.paths.logs_dir / f"{sid}.log",
+                attach=self.paths.attach_command(sid),
+                ssh_argv=_load_argv(argv_json),
+            )
+            s.setup_sent = s.authenticated = True
+            if shell == NO_SHELL:
+                s.shell = shell
+            elif shell:
+                s.shell, s.integrated, s.x_seen = shell, True, True
+            s.dead = dead == "1"
+            # tmux knows when ssh exited, so a daemon restart does not reset the reaper's clock.
+            s.dead_at = (float(dead_time) if dead_time.isdigit() else time.time()) if s.dead else None
+            s.dropped_before = int(dropped) if dropped.isdigit() else 0
+            s.dead_status = int(dead_status) if dead_status.isdigit() else None
+            saved = await self.store.load_session(sid)
+            records = await self.store.commands(sid)
+            s.commands = {r.command_id: r for r in records}
+            running = [r for r in records if r.out_end is None and r.status in ("running", "waiting_input")]
+            if running:
+                s.current = running[-1]
+            if saved is not None:
+                s.scan_pos, s.next_seq = saved
+            s.next_seq = max([s.next_seq, *(r.seq + 1 for r in records)])
+            if s.current is not None:
+                s.scan_pos = min(s.scan_pos, s.current.sent_pos)
+            self.sessions[sid] = s
+            await s.scan()
+            log.info("session_adopted", session=sid, target=target, dead=s.dead)
+
+    def _on_log_change(self, name: str) -> None:
+        sid = name[:-4] if name.endswith(".log") else name
+        if sid in self.sessions:
+            self._schedule_scan(sid)
+
+    def _schedule_scan(self, sid: str) -> None:
+        task = self._scan_tasks.get(sid)
+        if task is not None and not task.done():
+            self._rescan.add(sid)
+            return
+        self._scan_tasks[sid] = asyncio.create_task(self._scan(sid))
+
+    async def _scan(self, sid: str) -> None:
+        while True:
+            s = self.sessions.get(sid)
+            if s is None:
+                return
+            try:
+                await s.scan()
+            except Exception:
+                log.exception("scan_failed", session=sid)
+            if sid not in self._rescan:
+                return
+            self._rescan.discard(sid)
+
+    async def _monitor_loop(self) -> None:
+        fmt = quote("#{pane_id}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_pid}")
+        while True:
+            await asyncio.sleep(MONITOR_INTERVAL)
+            # Only judge sessions that existed when list-panes was sent: a session opened while it
+            # ran has a pane the listing may predate, and must not be marked dead for that.
+            known = set(self.sessions)
+            try:
+                lines = await self.tmux.command(f"list-panes -a -F {fmt}")
+            except TmuxError as exc:
+                log.warning("monitor_failed", error=exc.message)
+                continue
+            panes = {}
+            for line in lines:
+                parts = line.split("\t")
+                if len(parts) == 5:
+                    panes[parts[0]] = parts
+            for s in list(self.sessions.values()):
+                if s.id not in known:
+                    continue
+                info = panes.get(s.pane_id)
+                dead = info is None or info[1] == "1"
+                if dead and not s.dead:
+                    s.dead = True
+                    s.dead_at = time.time()
+                    log.info("session_disconnected", session=s.id)
+                if s.dead and s.dead_status is None and info is not None:
+                    # tmux may mark the pane dead (pty closed) a moment before it reaps ssh.
+                    s.dead_status = pane_exit_status(info[2], info[3], info[4])
+                self._schedule_scan(s.id)
+            await self._enforce_log_caps()
+
+    def log_cap_bytes(self) -> int:
+        raw = self.config.current().settings.get("log_cap_mb", DEFAULT_LOG_CAP_MB)
+        try:
+            return int(float(raw) * 1024 * 1024)
+        except (TypeError, ValueError):
+            return DEFAULT_LOG_CAP_MB * 1024 * 1024
+
+    async def _enforce_log_caps(self) -> None:
+        cap = self.log_cap_bytes()
+        for s in list(self.sessions.values()):
+            target = drop_target(s.log_size, s.dropped_before, s.scan_pos, cap)
+            if target <= s.dropped_before:
+                continue
+            ok = await asyncio.to_thread(punch, s.log_path, s.dropped_before, target)
+            if not ok:
+                log.warning("log_cap_unsupported", session=s.id, path=str(s.log_path))
+                continue
+            log.info("log_cap_dropped", session=s.id, dropped_before=target)
+            s.dropped_before = target
+            with contextlib.suppress(TmuxError):
+                await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_dropped {target}")
+
+    async def command_finished(self, rec: CommandRecord) -> None:
+        s = self.sessions.get(rec.session_id)
+        self.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq) if s is not None else None)
+
+    # --- lookups ----------------------------------------------------------------------------------
+
+    def get(self, sid: str) -> Session:
+        if not _SESSION_ID.match(sid):
+            raise BadRequest(
+                f"{sid!r} is not a valid session id (expected lowercase letters, digits and '-')"
+            )
+        s = self.sessions.get(sid)
+        if s is None:
+            raise SessionNotFound(f"no session {sid!r}")
+        return s
+
+    def infos(self) -> list[SessionInfo]:
+        return [s.info() for s in sorted(self.sessions.values(), key=lambda x: x.created_at)]
+
+    # --- open / close -----------------------------------------------------------------------------
+
+    def _ssh_argv(self, req: OpenSessionRequest, sid: str, nonce: str) -> tuple[list[str], Connection | None]:
+        cfg = self.config.current()
+        conn = cfg.lookup(req.host)  # ConfigError (naming entry and field) for a broken entry
+        if conn is not None:
+            extra = cfg.ssh_args(conn)
+            dest = conn.host
+        else:
+            if req.host.startswith("-") or not _DESTINATION.match(req.host):
+                raise BadRequest(
+                    f"host {req.host!r} is neither a config name nor a valid ssh destination",
+                    hint="Use a name from list_available_configs, or [user@]host.",
+                )
+            extra = []
+            dest = req.host
+        if req.username is not None:
+            if req.username.startswith("-") or not re.match(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*$", req.username):
+                raise BadRequest(f"username {req.username!r} is not a valid user name")
+            extra += ["-l", req.username]
+        if req.port is not None:
+            extra += ["-p", str(req.port)]
+        marker = f"printf '\\033]133;L;sk={nonce}\\007'"
+        argv = [
+            "ssh",
+            "-o", "ControlMaster=yes",
+            "-o", f"ControlPath={self.paths.control_dir / sid}",
+            "-o", "ControlPersist=no",
+            "-o", "ServerAliveInterval=15",
+            "-o", "ServerAliveCountMax=4",
+            "-o", "ConnectTimeout=15",
+            "-o", "PermitLocalCommand=yes",
+            "-o", f"LocalCommand={marker}",
+            *extra,
+            "--",
+            dest,
+        ]  # fmt: skip
+        return argv, conn
+
+    def _new_id(self, target: str) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", target.lower()).strip("-")[:24].strip("-") or "s"
+        while True:
+            sid = f"{slug}-{secrets.token_hex(3)}"
+            if sid not in self.sessions:
+                return sid
+
+    async def open(self, req: OpenSessionRequest) -> SessionInfo:
+        sid = self._new_id(req.host)
+        nonce = secrets.token_hex(8)
+        argv, conn = self._ssh_argv(req, sid, nonce)
+        log_path = self.paths.logs_dir / f"{sid}.log"
+        os.close(os.open(log_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+        with contextlib.suppress(FileNotFoundError):
+            (self.paths.control_dir / sid).unlink()
+        created = time.time()
+        env_args: list[str] = []
+        for key, value in self.auth.env_for(sid, conn).items():
+            env_args += ["-e", f"{key}={value}"]
+        # One tmux invocation: pipe-pane is attached before tmux reads anything ssh prints.
+        out = await self.tmux.run(
+            "new-session", "-d", "-s", sid, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
+            "-e", f"SSHKEEP_SESSION={sid}", *env_args, "--", *argv,
+            ";", "pipe-pane", "-O", "-t", f"={sid}:", f"exec cat >> {shlex.quote(str(log_path))}",
+            ";", "set-option", "-t", f"={sid}:", "@sshkeep_id", sid,
+            ";", "set-option", "-t", f"={sid}:", "@sshkeep_nonce", nonce,
+            ";", "set-option", "-t", f"={sid}:", "@sshkeep_target", req.host,
+            ";", "set-option", "-t", f"={sid}:", "@sshkeep_conn", conn.name if conn else "",
+            ";", "set-option", "-t", f"={sid}:", "@sshkeep_created", f"{created:.3f}",
+            ";", "set-option", "-t", f"={sid}:", "@sshkeep_argv", json.dumps(argv),
+        )  # fmt: skip
+        pane_id = out.strip().splitlines()[0] if out.strip() else ""
+        if not pane_id.startswith("%"):
+            raise TmuxError(f"tmux did not report a pane for session {sid}")
+        s = self._new_session(
+            id=sid,
+            pane_id=pane_id,
+            target=req.host,
+            connection=conn.name if conn else None,
+            nonce=nonce,
+            created_at=created,
+            log_path=log_path,
+            attach=self.paths.attach_command(sid),
+            ssh_argv=argv,
+        )
+        self.sessions[sid] = s
+        await self.store.save_session(sid, 0, 1)
+        log.info("session_opening", session=sid, target=req.host)
+        try:
+            return await self._wait_ready(s, req.timeout)
+        except ConnectFailed:
+            await self._discard(s)
+            raise
+
+    async def _wait_ready(self, s: Session, timeout: float) -> SessionInfo:
+        deadline = time.monotonic() + timeout
+        async with s.changed:
+            while True:
+                if s.integrated:
+                    await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_shell {quote(s.shell or 'sh')}")
+                    return s.info()
+                if s.shell == NO_SHELL:
+                    return s.info(hint=UNINTEGRATED_HINT)
+                if s.dead:
+                    await asyncio.sleep(0.05)
+                    words = s.last_words() or "ssh exited"
+                    raise ConnectFailed(f"ssh to {s.target} failed: {words}", hint=failure_hint(words))
+                quiet = s.quiet_for()
+                if (
+                    s.setup_at is not None
+                    and not s.x_seen
+                    and time.monotonic() - s.setup_at > SETUP_GRACE
+                    and quiet >= QUIET_FOR_QUESTION
+                ):
+                    # The setup lines did not run: not an sh-like shell (fish, a router CLI, a REPL).
+                    s.shell = NO_SHELL
+                    await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_shell {NO_SHELL}")
+                    log.warning("session_not_integrated", session=s.id)
+                    continue
+                if quiet >= QUIET_FOR_QUESTION and s.log_size > 0:
+                    q = s.pending_question()
+                    if q is not None and not s.x_seen and q.kind in LOGIN_QUESTIONS:
+                        return s.info(q, hint=login_hint(q))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    words = s.last_words()
+                    raise ConnectFailed(
+                        f"no ready shell on {s.target} within {timeout:g}s"
+                        + (f"; the terminal shows:\n{words}" if words else ""),
+                        hint="Check that the host answers and the login shell is sh-compatible.",
+                    )
+                step = min(
+                    remaining, max(0.05, QUIET_FOR_QUESTION - quiet) if quiet < QUIET_FOR_QUESTION else 0.25
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait(), step)
+
+    async def ensure_ready(self, s: Session, timeout: float) -> None:
+        if s.dead:
+            raise SessionDisconnected(
+                f"session {s.id} is disconnected (ssh exited"
+                + (f" with status {s.dead_status}" if s.dead_status is not None else "")
+                + ")"
+                + (f": {s.last_words(3)}" if s.last_words(3) else "")
+            )
+        if s.integrated or s.shell == NO_SHELL:
+            return
+        info = await self._wait_ready(s, max(timeout, 1.0))
+        if info.question is not None:
+            raise SessionNotReady(
+                f"session {s.id} is not logged in yet; the terminal asks: {info.question.text}"
+            )
+
+    async def reconnect(self, sid: str, timeout: float = 30.0) -> SessionInfo:
+        """Start a fresh ssh in the same pane (same id, same log) after ssh exited."""
+        s = self.get(sid)
+        if not s.dead:
+            raise BadRequest(
+                f"session {sid} is still connected",
+                hint="reconnect_session is for disconnected sessions only.",
+            )
+        if not s.ssh_argv:
+            raise SessionDisconnected(
+                f"session {sid} has no recorded ssh command to restart; close it instead"
+            )
+        nonce = secrets.token_hex(8)
+        argv = [
+            f"LocalCommand=printf '\\033]133;L;sk={nonce}\\007'" if a.startswith("LocalCommand=") else a
+            for a in s.ssh_argv
+        ]
+        with contextlib.suppress(FileNotFoundError):
+            (self.paths.control_dir / sid).unlink()
+        conn = self.config.current().connections.get(s.connection) if s.connection else None
+        env_args = " ".join(f"-e {quote(f'{k}={v}')}" for k, v in self.auth.env_for(sid, conn).items())
+        if s.current is not None:
+            s.current.status = "disconnected"
+            s.current.ended_at = time.time()
+            await self.store.save_command(s.current)
+            s.current = None
+        s.nonce, s.ssh_argv = nonce, argv
+        s.integrated = s.x_seen = s.authenticated = s.setup_sent = False
+        s.shell, s.foreground_busy = None, False
+        s.scan_pos = s.current_size()
+        cmd = " ".join(quote(a) for a in argv)
+        await self.tmux.command(
+            f"set-option -t ={sid}: @sshkeep_nonce {nonce} ; "
+            f"set-option -t ={sid}: @sshkeep_argv {quote(json.dumps(argv))}"
+            f" ; set-option -u -t ={sid}: @sshkeep_shell ; respawn-pane -k -t {s.pane_id} {env_args} {cmd}"
+        )
+        # Alive only once the respawn is done: a monitor poll answered before it (pane still dead)
+        # would otherwise mark the session dead again and fail this reconnect at once.
+        s.dead, s.dead_status, s.dead_at = False, None, None
+        log.info("session_reconnecting", session=sid)
+        return await self._wait_ready(s, timeout)
+
+    async def _discard(self, s: Session) -> None:
+        with contextlib.suppress(TmuxError):
+            await self.tmux.command(f"kill-session -t ={s.id}")
+        self.sessions.pop(s.id, None)
+        self.auth.forget(s.id)
+        await self.store.forget_session(s.id)
+        for path in (s.log_path, self.paths.control_dir / s.id):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    async def close(self, sid: str) -> None:
+        s = self.get(sid)
+        s.closed = True
+        await self._discard(s)
+        async with s.changed:
+            s.changed.notify_all()
+        log.info("session_closed", session=sid)
+
+    # --- commands ---------------------------------------------------------------------------------
+
+
+def _load_argv(raw: str) -> list[str]:
+    try:
+        value = json.loads(raw) if raw else []
+    except json.JSONDecodeError:
+        return []
+    return [str(x) for x in value] if isinstance(value, list) else []

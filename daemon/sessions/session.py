@@ -1,0 +1,292 @@
+"""One SSH session: its tmux pane, its raw log, the markers in it, and its commands.
+
+The pipe-pane log is the source of truth. `scan()` reads what is new in it, finds this session's
+markers and moves the state machine: L (ssh authenticated) -> setup typed -> X (integrated) ->
+D (prompt, idle). A command record knows where its output starts (C marker, or after the echoed
+input) and ends (the D marker that carries its exit status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from sshkeep.common.models.base import SessionState
+from sshkeep.common.models.sessions import Question, SessionInfo
+from sshkeep.common.terminal import markers as mk
+from sshkeep.common.terminal.questions import detect_question
+from sshkeep.common.terminal.render import render, split_lines
+from sshkeep.common.terminal.shellinit import setup_lines
+from sshkeep.daemon.sessions.store import CommandRecord
+from sshkeep.daemon.sessions.tmux import quote
+
+log = structlog.get_logger(__name__)
+
+QUIET_FOR_QUESTION = 0.5
+READ_CHUNK = 4 * 1024 * 1024
+TAIL_BYTES = 8192
+
+
+@dataclass
+class Session:
+    """State of one session; owned and driven by the SessionManager."""
+
+    id: str
+    pane_id: str
+    target: str
+    connection: str | None
+    nonce: str
+    created_at: float
+    log_path: Path
+    attach: str
+    ssh_argv: list[str] = field(default_factory=list)
+    shell: str | None = None
+    integrated: bool = False
+    authenticated: bool = False
+    x_seen: bool = False
+    setup_sent: bool = False
+    setup_at: float | None = None
+    dead: bool = False
+    dead_status: int | None = None
+    dead_at: float | None = None
+    dropped_before: int = 0
+    closed: bool = False
+    scan_pos: int = 0
+    log_size: int = 0
+    last_growth: float = field(default_factory=time.monotonic)
+    last_ps2_end: int = -1
+    last_marker_end: int = 0
+    foreground_busy: bool = False
+    current: CommandRecord | None = None
+    commands: dict[str, CommandRecord] = field(default_factory=dict)
+    next_seq: int = 1
+    interrupt_requested: bool = False
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    on_finished: Callable[[CommandRecord], Awaitable[None]] | None = None
+    send_line: Callable[[str], Awaitable[object]] | None = None
+    _lines_cache: tuple[str, list[str]] | None = None
+
+    # --- state ------------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        if self.dead:
+            return "disconnected"
+        if not self.integrated and not (self.setup_sent and self.shell == "none"):
+            return "connecting"
+        if self.current is not None or self.foreground_busy:
+            return "busy"
+        return "ready"
+
+    @property
+    def tmux_session(self) -> str:
+        return self.id
+
+    def info(self, question: Question | None = None, hint: str | None = None) -> SessionInfo:
+        state: SessionState = "waiting_input" if question is not None and not self.dead else self.state
+        return SessionInfo(
+            session_id=self.id,
+            target=self.target,
+            connection=self.connection,
+            state=state,
+            shell=self.shell,
+            integrated=self.integrated,
+            created_at=self.created_at,
+            tmux_session=self.tmux_session,
+            attach=self.attach,
+            running_command_id=self.current.command_id if self.current else None,
+            question=question,
+            message=self.last_words() if self.dead else None,
+            exit_status=self.dead_status if self.dead else None,
+            hint=hint,
+        )
+
+    # --- log reading ------------------------------------------------------------------------------
+
+    def read_log(self, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        with open(self.log_path, "rb") as f:
+            f.seek(start)
+            return f.read(end - start)
+
+    def current_size(self) -> int:
+        try:
+            return os.stat(self.log_path).st_size
+        except FileNotFoundError:
+            return 0
+
+    def last_words(self, lines: int = 6) -> str:
+        size = self.current_size()
+        text = render(mk.strip_markers(self.read_log(max(0, size - TAIL_BYTES), size)))
+        kept = [ln for ln in split_lines(text) if ln.strip()]
+        return "\n".join(kept[-lines:])
+
+    def screen_tail(self) -> str:
+        """The rendered end of the log, for question detection."""
+        size = self.log_size
+        start = max(0, size - TAIL_BYTES)
+        if self.current is not None:
+            start = max(start, self.output_start(self.current))
+        return render(mk.strip_markers(self.read_log(start, size)))
+
+    # --- scanning ---------------------------------------------------------------------------------
+
+    async def scan(self) -> None:
+        """Consume new log bytes, act on markers, wake waiters."""
+        size = self.current_size()
+        if size != self.log_size:
+            self.last_growth = time.monotonic()
+            self.log_size = size
+        while self.scan_pos < size:
+            chunk_end = min(size, self.scan_pos + READ_CHUNK)
+            data = await self._read_maybe_threaded(self.scan_pos, chunk_end)
+            found, consumed = mk.find_markers(data, self.scan_pos, self.nonce)
+            for marker in found:
+                await self._handle(marker)
+            if consumed == 0:
+                break  # only a marker still being written is left
+            self.scan_pos += consumed
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def _read_maybe_threaded(self, start: int, end: int) -> bytes:
+        if end - start > 256 * 1024:
+            return await asyncio.to_thread(self.read_log, start, end)
+        return self.read_log(start, end)
+
+    async def _handle(self, m: mk.Marker) -> None:
+        self.last_marker_end = max(self.last_marker_end, m.end)
+        if m.kind == "L":
+            self.authenticated = True
+            if not self.setup_sent:
+                await self.send_setup()
+        elif m.kind == "X":
+            self.shell = m.shell
+            self.x_seen = True
+        elif m.kind == "P":
+            self.last_ps2_end = m.end
+        elif m.kind == "C":
+            rec = self.current
+            if rec is not None and rec.out_start is None and m.start >= rec.sent_pos:
+                rec.out_start = m.end
+            elif rec is None and self.integrated:
+                self.foreground_busy = True
+        elif m.kind == "D":
+            self.foreground_busy = False
+            if not self.integrated and self.x_seen:
+                self.integrated = True
+                log.info("session_ready", session=self.id, shell=self.shell)
+                return
+            rec = self.current
+            if rec is not None and m.start >= rec.sent_pos:
+                rec.out_end = m.start
+                if rec.out_start is None:
+                    rec.out_start = self._after_echo(rec, m.start)
+                rec.exit_code = m.status
+                rec.status = "interrupted" if self.interrupt_requested else "completed"
+                rec.ended_at = time.time()
+                self.current = None
+                self.interrupt_requested = False
+                if self.on_finished is not None:
+                    await self.on_finished(rec)
+
+    async def send_setup(self) -> None:
+        self.setup_sent = True
+        self.setup_at = time.monotonic()
+        if self.send_line is None:
+            return
+        parts: list[str] = []
+        for line in setup_lines(self.nonce):
+            parts.append(f"send-keys -t {self.pane_id} -l -- {quote(line)}")
+            parts.append(f"send-keys -t {self.pane_id} Enter")
+        await self.send_line(" ; ".join(parts))
+
+    # --- command output ---------------------------------------------------------------------------
+
+    def _after_echo(self, rec: CommandRecord, limit: int) -> int:
+        """Where output starts when no C marker came: after the echoed input's line ends."""
+        data = self.read_log(rec.sent_pos, limit)
+        pos = 0
+        for _ in range(rec.skip_newlines):
+            nl = data.find(b"\n", pos)
+            if nl == -1:
+                return limit
+            pos = nl + 1
+        # Continuation prompts printed while the shell read the input are not output.
+        start = rec.sent_pos + pos
+        return max(start, self.last_ps2_end if rec.sent_pos <= self.last_ps2_end <= limit else start)
+
+    def output_start(self, rec: CommandRecord) -> int:
+        if rec.out_start is not None:
+            return rec.out_start
+        return self._after_echo(rec, self.log_size) if self.shell not in ("bash", "zsh") else self.log_size
+
+    def output_bytes_range(self, rec: CommandRecord) -> tuple[int, int]:
+        start = max(self.output_start(rec), self.dropped_before)
+        end = rec.out_end if rec.out_end is not None else max(start, self._safe_end())
+        return start, max(start, end)
+
+    def dropped_bytes(self, rec: CommandRecord) -> int:
+        """How much of this command's output the log cap has punched out."""
+        start = self.output_start(rec)
+        end = rec.out_end if rec.out_end is not None else self._safe_end()
+        return max(0, min(end, self.dropped_before) - start)
+
+    def _safe_end(self) -> int:
+        """End of complete data: never cut a marker that is still being written."""
+        return self.scan_pos
+
+    async def output_lines(self, rec: CommandRecord) -> list[str]:
+        """The command's rendered output, as lines (cached once the command is done)."""
+        if rec.out_end is not None and self._lines_cache and self._lines_cache[0] == rec.command_id:
+            return self._lines_cache[1]
+        start, end = self.output_bytes_range(rec)
+        raw = await self._read_maybe_threaded(start, end)
+        if len(raw) > 256 * 1024:
+            lines = await asyncio.to_thread(_render_lines, raw)
+        else:
+            lines = _render_lines(raw)
+        if rec.out_end is not None:
+            self._lines_cache = (rec.command_id, lines)
+        return lines
+
+    # --- questions --------------------------------------------------------------------------------
+
+    def quiet_for(self) -> float:
+        return time.monotonic() - self.last_growth
+
+    def pending_question(self, alternate_on: bool = False) -> Question | None:
+        """What the terminal is asking, judged from the quiet end of the log."""
+        if alternate_on:
+            return Question(kind="fullscreen", text="a full-screen program is running (alternate screen)")
+        tail = self.screen_tail()
+        stripped = tail.rstrip()
+        if self.last_ps2_end >= 0 and self.current is not None and self.last_ps2_end >= self.current.sent_pos:
+            after = self.read_log(self.last_ps2_end, self.log_size)
+            # No line end since the last PS2 marker: the shell still reads that line. This also
+            # holds for zsh, whose PS2 names the construct ("quote> ") and is followed by zle's
+            # own escapes (ESC =, ESC [?2004h).
+            if b"\n" not in after or not re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", after).strip(b" >\r\n\t"):
+                return Question(
+                    kind="continuation",
+                    text="the shell waits for more input (unclosed quote, bracket or here-document)",
+                )
+        if not stripped:
+            return None
+        q = detect_question(tail)
+        if q is None:
+            return None
+        return Question(kind=q.kind, text=q.text)
+
+
+def _render_lines(raw: bytes) -> list[str]:
+    text = render(mk.strip_markers(raw))
+    return split_lines(text)

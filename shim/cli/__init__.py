@@ -1,0 +1,1 @@
+"""The human command line: `sshkeep status|ls|attach|logs|service …`."""
