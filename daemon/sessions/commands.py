@@ -15,6 +15,7 @@ from sshkeep.common.errors import (
     SessionBusy,
     SessionDisconnected,
     SessionNotFound,
+    TmuxCommandFailed,
     TmuxError,
 )
 from sshkeep.common.models.sessions import (
@@ -361,7 +362,7 @@ class Commands:
             info = await self.m.tmux.command(
                 f"display-message -p -t {s.pane_id} '#{{cursor_x}} #{{cursor_y}} #{{alternate_on}}'"
             )
-        except TmuxError as exc:
+        except TmuxCommandFailed as exc:
             raise SessionNotFound(f"session {sid}'s pane is gone ({exc.message})") from exc
         while screen and not screen[-1].strip():
             screen.pop()
