@@ -18,6 +18,7 @@ import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from pydantic import (
 )
 
 from sshkeep.common.errors import ConfigError, ConnectionNotFound
+from sshkeep.common.settings import Settings
 
 __all__ = [
     "ConfigSource",
@@ -195,6 +197,11 @@ class LoadedConfig:
     @property
     def info_dir(self) -> Path:
         return self.path.parent / "info"
+
+    @cached_property
+    def tunables(self) -> Settings:
+        """`settings:` parsed and bounded (once per load of the file)."""
+        return Settings.parse(self.settings)
 
     def lookup(self, name: str) -> Connection | None:
         """The entry `name`, or None when the file has no such entry (then it is an ssh destination).

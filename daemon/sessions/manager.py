@@ -1,4 +1,7 @@
-"""The SessionManager: opens, adopts, drives and closes sessions; runs commands in them."""
+"""The SessionManager: opens, adopts, watches, reconnects and closes sessions.
+
+Commands in a session are the command runner's (daemon/sessions/commands.py); the composition root
+(daemon/server.py) builds both and gives the runner what it needs from here."""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import re
 import secrets
 import shlex
 import time
-from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -28,7 +30,6 @@ from sshkeep.common.paths import Paths, ensure_private_dir
 from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.watch import LogWatcher
 from sshkeep.daemon.sessions.askpass import AuthBroker, failure_hint
-from sshkeep.daemon.sessions.commands import Commands
 from sshkeep.daemon.sessions.logcap import drop_target, punch
 from sshkeep.daemon.sessions.options import (
     PANE_FORMAT,
@@ -46,10 +47,7 @@ from sshkeep.daemon.sessions.tmux import Tmux, quote
 
 log = structlog.get_logger(__name__)
 
-Progress = Callable[[float, str], Awaitable[None]]
-
 SETUP_GRACE = 4.0
-DEFAULT_LOG_CAP_MB = 256
 MONITOR_INTERVAL = 0.5
 # Before the shell is integrated only these are questions; a bare remote prompt is not.
 LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "confirm"})
@@ -60,13 +58,14 @@ _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 class SessionManager:
     """Everything the API does to sessions goes through here."""
 
-    def __init__(self, paths: Paths, config: ConfigSource) -> None:
+    def __init__(
+        self, paths: Paths, config: ConfigSource, tmux: Tmux, store: Store, auth: AuthBroker
+    ) -> None:
         self.paths = paths
         self.config = config
-        self.tmux = Tmux(paths.tmux_args, paths.runtime_dir / "tmux.conf")
-        self.store = Store(paths.db_file)
-        self.auth = AuthBroker(paths, config)
-        self.commands = Commands(self)
+        self.tmux = tmux
+        self.store = store
+        self.auth = auth
         self.sessions: dict[str, Session] = {}
         self._watcher = LogWatcher(paths.logs_dir, self._on_log_change)
         self._monitor: asyncio.Task[None] | None = None
@@ -95,8 +94,6 @@ class SessionManager:
         await self.store.flush()
         for s in self.sessions.values():
             await self.store.save_session(s.id, s.scan_pos, s.next_seq)
-        await self.tmux.close()
-        self.store.close()
 
     def _new_session(self, **kw: object) -> Session:
         s = Session(**kw)  # type: ignore[arg-type]
@@ -206,15 +203,8 @@ class SessionManager:
                 self._schedule_scan(s.id)
             await self._enforce_log_caps()
 
-    def log_cap_bytes(self) -> int:
-        raw = self.config.current().settings.get("log_cap_mb", DEFAULT_LOG_CAP_MB)
-        try:
-            return int(float(raw) * 1024 * 1024)
-        except (TypeError, ValueError):
-            return DEFAULT_LOG_CAP_MB * 1024 * 1024
-
     async def _enforce_log_caps(self) -> None:
-        cap = self.log_cap_bytes()
+        cap = self.config.current().tunables.log_cap_bytes
         for s in list(self.sessions.values()):
             target = drop_target(s.log_size, s.dropped_before, s.scan_pos, cap)
             if target <= s.dropped_before:
@@ -455,5 +445,3 @@ class SessionManager:
         async with s.changed:
             s.changed.notify_all()
         log.info("session_closed", session=sid)
-
-    # --- commands ---------------------------------------------------------------------------------

@@ -17,12 +17,11 @@ from mcp.server import MCPServer
 
 from sshkeep import __version__
 from sshkeep.common.client import ApiClient
-from sshkeep.common.config import ConfigSource
 from sshkeep.common.operations import BY_ROUTE, OPERATIONS
 from sshkeep.common.paths import resolve_paths
 from sshkeep.daemon.api.app import build_app
 from sshkeep.daemon.api.openapi import document
-from sshkeep.daemon.sessions.manager import SessionManager
+from sshkeep.daemon.server import Daemon
 from sshkeep.shim.mcp_server import build_server
 from sshkeep.shim.tools_base import ANNOTATIONS
 
@@ -40,7 +39,7 @@ def paths(tmp_path: Path) -> Any:
 
 @pytest.fixture
 def app(paths: Any) -> web.Application:
-    return build_app(SessionManager(paths, ConfigSource(paths.config_file)))
+    return build_app(Daemon(paths).services())
 
 
 @pytest.fixture
