@@ -9,7 +9,7 @@ import time
 import pytest
 from mcp import Client
 
-from sshkeep.common.errors import SessionDisconnected
+from sshkeep.common.errors import DaemonUnavailable, SessionDisconnected
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
 from tests.support import call, eventually, mcp_open_session
@@ -75,15 +75,13 @@ async def test_wait_for_spans_chunks_with_progress(instance: Instance) -> None:
 
 async def test_shim_starts_the_daemon_before_the_first_tool_call(idle_instance: Instance) -> None:
     """The daemon's start-up overlaps the MCP handshake instead of delaying the first tool call."""
-    from sshkeep.common.errors import DaemonUnavailable
-
     async with Client(idle_instance.mcp_params()), idle_instance.client() as c:
-        for _ in range(200):  # no tool has been called: the shim started the daemon on its own
+
+        async def answers() -> bool:
             try:
-                health = await c.health()
-                break
+                return (await c.health()).status == "ok"
             except DaemonUnavailable:
-                await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("no daemon answered although the shim is up")
-    assert health.status == "ok"
+                return False
+
+        # No tool has been called: the shim started the daemon on its own.
+        await eventually(answers, "the daemon the shim started while initialising", timeout=10)
