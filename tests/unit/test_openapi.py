@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -11,17 +10,7 @@ from aiohttp import web
 
 from sshkeep import __version__ as VERSION
 from sshkeep.common.operations import BY_ROUTE
-from sshkeep.common.paths import resolve_paths
-from sshkeep.daemon.api.app import build_app
 from sshkeep.daemon.api.openapi import document
-from sshkeep.daemon.server import Daemon
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> web.Application:
-    paths = resolve_paths({"SSHKEEP_HOME": str(tmp_path), "HOME": str(tmp_path)})
-    paths.state_dir.mkdir(parents=True)
-    return build_app(Daemon(paths).services())
 
 
 def refs(node: Any) -> list[str]:
