@@ -1,20 +1,25 @@
-"""The async API client (aiohttp over the daemon's Unix socket), used by the shim and the CLI.
+"""The async API client (HTTP over the daemon's Unix socket), used by the shim and the CLI.
 
 Transport failures become `DaemonUnavailable`; API errors come back as the same `SshkeepError`
-subclass the daemon raised.
+subclass the daemon raised. Calls go over keep-alive connections (`sshkeep.common.unixhttp`,
+standard library only: the shim starts without importing an HTTP library). Each reply is
+validated into its model once; the model keeps the JSON it came from (`Reply.wire`), so the MCP
+shim passes that on as structured content instead of dumping the model again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
-import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from sshkeep.common.errors import DaemonUnavailable, SshkeepError, from_payload
 from sshkeep.common.models.admin import CleanupRequest, CleanupResult
+from sshkeep.common.models.base import Reply
 from sshkeep.common.models.configs import ConfigList, ServerInfo
 from sshkeep.common.models.files import (
     ExecRequest,
@@ -42,17 +47,20 @@ from sshkeep.common.models.sessions import (
     WaitForResult,
 )
 from sshkeep.common.operations import OPERATIONS
+from sshkeep.common.unixhttp import HttpUnavailable, Pool
 
 R = TypeVar("R", bound=BaseModel)
 
+_JSON_BODY = {"Content-Type": "application/json"}
+
 
 class ApiClient:
-    """One connection pool to one daemon socket."""
+    """Keep-alive connections to one daemon socket."""
 
     def __init__(self, socket_path: Path, timeout: float = 120.0) -> None:
         self.socket_path = socket_path
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
-        self._session: aiohttp.ClientSession | None = None
+        self._timeout = timeout
+        self._pool: Pool | None = None
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -60,19 +68,15 @@ class ApiClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self.socket_path)),
-                timeout=self._timeout,
-                base_url="http://localhost",
-            )
-        return self._session
+    def _http(self) -> Pool:
+        if self._pool is None:
+            self._pool = Pool(str(self.socket_path))
+        return self._pool
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def request(
         self,
@@ -82,31 +86,30 @@ class ApiClient:
         body: BaseModel | None = None,
         params: dict[str, str] | None = None,
     ) -> R:
-        data = body.model_dump_json(exclude_none=True) if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        data = body.model_dump_json(exclude_none=True).encode() if body is not None else None
+        target = f"{path}?{urlencode(params)}" if params else path
         try:
-            async with self._http().request(method, path, data=data, params=params, headers=headers) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError) as exc:
+            async with asyncio.timeout(self._timeout):
+                resp = await self._http().request(method, target, data, _JSON_BODY if data is not None else {})
+        except HttpUnavailable as exc:
             raise DaemonUnavailable(f"no sshkeep daemon answers on {self.socket_path} ({exc})") from exc
-        except aiohttp.ClientError as exc:
-            raise DaemonUnavailable(
-                f"lost the connection to the daemon on {self.socket_path}: {exc}"
-            ) from exc
         except TimeoutError as exc:
             raise DaemonUnavailable(f"the daemon on {self.socket_path} did not answer in time") from exc
+        status = resp.status
         try:
-            payload: Any = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            payload: Any = json.loads(resp.body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SshkeepError(f"daemon sent a non-JSON reply (HTTP {status})") from exc
         if status >= 400:
             err = payload.get("error", {}) if isinstance(payload, dict) else {}
             raise from_payload(err if isinstance(err, dict) else {}, status)
         try:
-            return model.model_validate(payload)
+            out = model.model_validate(payload)
         except ValidationError as exc:
             raise SshkeepError(f"daemon reply does not match {model.__name__}: {exc}") from exc
+        if isinstance(out, Reply) and isinstance(payload, dict):
+            out.wire = payload
+        return out
 
     async def call(
         self,

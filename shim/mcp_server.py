@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.stdio import stdio_server
 
 from sshkeep import __version__
 from sshkeep.common.client import ApiClient
 from sshkeep.common.paths import Paths
 from sshkeep.shim import tools_admin, tools_commands, tools_configs, tools_files, tools_sessions
+from sshkeep.shim.stdio import event_loop_stdio
 from sshkeep.shim.tools_base import Tools
 
 TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin)
@@ -60,4 +62,19 @@ async def run_stdio(paths: Paths) -> None:
         tools = Tools(client, paths)
         server = build_server(paths, client, tools)
         tools.start_daemon_early()
+        await serve_stdio(server)
+
+
+async def serve_stdio(server: MCPServer[Any]) -> None:
+    """The SDK's stdio server, reading and writing on the event loop (`shim/stdio.py`) when it can."""
+    lowlevel = getattr(server, "_lowlevel_server", None)
+    if lowlevel is None or __import__("os").environ.get("SK_SDK_STDIO"):
         await server.run_stdio_async()
+        return
+    async with event_loop_stdio() as streams:
+        if streams is None:
+            await server.run_stdio_async()
+            return
+        stdin, stdout = streams
+        async with stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())

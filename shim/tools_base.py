@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from sshkeep.common.client import ApiClient
 from sshkeep.common.errors import DaemonUnavailable, SshkeepError
+from sshkeep.common.models.base import Reply
 from sshkeep.common.operations import OPERATIONS, ToolKind
 from sshkeep.common.paths import Paths
 from sshkeep.shim.autostart import ensure_daemon
@@ -99,6 +100,10 @@ class Tools:
 
     @staticmethod
     def result(model: BaseModel, text: str) -> CallToolResult:
+        """The tool's result: `text`, and the reply as structured content (the daemon's JSON as it
+        came, when the model was validated from it; the SDK checks it against the output schema)."""
+        wire = model.wire if isinstance(model, Reply) else None
         return CallToolResult(
-            content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
+            content=[TextContent(type="text", text=text)],
+            structured_content=wire if wire is not None else model.model_dump(mode="json"),
         )

@@ -6,9 +6,9 @@ shim derives its tool schemas from them. Requests forbid unknown fields and boun
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 SESSION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 COMMAND_ID_PATTERN = r"^c[0-9]{1,9}$"
@@ -26,7 +26,20 @@ class Request(BaseModel):
 
 
 class Reply(BaseModel):
+    """A reply. `wire` holds the JSON it was validated from when the API client made it (never
+    serialised): the shim passes that on instead of dumping the model again. Replies are not
+    changed after they are made."""
+
     model_config = ConfigDict(extra="ignore")
+    _wire: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def wire(self) -> dict[str, Any] | None:
+        return self._wire
+
+    @wire.setter
+    def wire(self, payload: dict[str, Any]) -> None:
+        self._wire = payload
 
 
 # --- errors ---------------------------------------------------------------------------------------

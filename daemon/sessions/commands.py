@@ -95,6 +95,9 @@ class Commands:
             await self.store.save_command(rec)
             raise
         await self._wait_command(s, rec, timeout)
+        if rec.out_end is None:
+            # Still running when the caller is told so: its record must survive a daemon crash.
+            await self.store.flush()
         return await self._result(s, rec, first=True)
 
     async def _type(self, s: Session, text: str) -> None:

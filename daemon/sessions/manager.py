@@ -91,9 +91,9 @@ class SessionManager:
         self._watcher.stop()
         for task in list(self._scan_tasks.values()):
             task.cancel()
-        await self.store.flush()
         for s in self.sessions.values():
-            await self.store.save_session(s.id, s.scan_pos, s.next_seq)
+            self.store.save_session_soon(s.id, s.scan_pos, s.next_seq)
+        await self.store.flush()
 
     def _new_session(self, **kw: object) -> Session:
         s = Session(**kw)  # type: ignore[arg-type]
@@ -320,7 +320,7 @@ class SessionManager:
             ssh_argv=argv,
         )
         self.sessions[sid] = s
-        await self.store.save_session(sid, 0, 1)
+        self.store.save_session_soon(sid, 0, 1)
         log.info("session_opening", session=sid, target=req.host)
         try:
             return await self._wait_ready(s, req.timeout)
@@ -432,6 +432,7 @@ class SessionManager:
         with contextlib.suppress(TmuxError):
             await self.tmux.command(f"kill-session -t ={s.id}")
         self.sessions.pop(s.id, None)
+        s.close_log()
         self.auth.forget(s.id)
         await self.store.forget_session(s.id)
         for path in (s.log_path, self.paths.control_dir / s.id):

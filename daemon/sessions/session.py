@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
 
 log = structlog.get_logger(__name__)
+
+_FD_LOCK = threading.Lock()
 
 QUIET_FOR_QUESTION = 0.5
 READ_CHUNK = 4 * 1024 * 1024
@@ -72,6 +75,7 @@ class Session:
     on_finished: Callable[[CommandRecord], Awaitable[None]] | None = None
     send_line: Callable[[str], Awaitable[object]] | None = None
     _lines_cache: tuple[str, list[str]] | None = None
+    _fd: int | None = None
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -110,18 +114,51 @@ class Session:
 
     # --- log reading ------------------------------------------------------------------------------
 
+    def _log_fd(self) -> int | None:
+        """The log, held open for reading (pread needs no seek; tmux's `cat` appends to the same
+        file for the session's whole life, and the log cap only punches holes in it)."""
+        fd = self._fd
+        if fd is None:
+            try:
+                fd = os.open(self.log_path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            with _FD_LOCK:  # read_log also runs in worker threads
+                if self._fd is None:
+                    self._fd = fd
+                else:
+                    os.close(fd)
+                    fd = self._fd
+        return fd
+
+    def close_log(self) -> None:
+        with _FD_LOCK:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
     def read_log(self, start: int, end: int) -> bytes:
         if end <= start:
             return b""
-        with open(self.log_path, "rb") as f:
-            f.seek(start)
-            return f.read(end - start)
+        fd = self._log_fd()
+        if fd is None:
+            raise FileNotFoundError(self.log_path)
+        data = os.pread(fd, end - start, start)
+        if len(data) < end - start:  # pread may return less than asked: read on to `end` or EOF
+            parts = [data]
+            got = len(data)
+            while got < end - start:
+                more = os.pread(fd, end - start - got, start + got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            data = b"".join(parts)
+        return data
 
     def current_size(self) -> int:
-        try:
-            return os.stat(self.log_path).st_size
-        except FileNotFoundError:
-            return 0
+        fd = self._log_fd()
+        return os.fstat(fd).st_size if fd is not None else 0
 
     def last_words(self, lines: int = 6) -> str:
         size = self.current_size()

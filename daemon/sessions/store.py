@@ -1,6 +1,7 @@
 """Command records in an embedded SQLite database (state dir, 0600).
 
-Calls are small and run in a worker thread so the event loop never waits on the disk.
+Calls are small and run in a worker thread so the event loop never waits on the disk; writes are
+queued and batched (see `Store`), so a command costs no database work while its reply is built.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections import deque
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,33 @@ class CommandRecord:
 _COLUMNS = [f.name for f in fields(CommandRecord)]
 
 
+# How long a queued write may wait, so that a command's start and end (and the next few commands)
+# go to disk in one transaction, after the reply has left.
+WRITE_DELAY = 0.05
+
+_Op = tuple[str, tuple[Any, ...]]  # (SQL, arguments)
+_SAVE_COMMAND = (
+    f"INSERT OR REPLACE INTO commands ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+_SAVE_SESSION = "INSERT OR REPLACE INTO sessions (session_id, scan_pos, next_seq) VALUES (?, ?, ?)"
+
+
+def _row(rec: CommandRecord) -> tuple[Any, ...]:
+    """The record's values now, in column order (the record itself keeps changing)."""
+    return (
+        rec.session_id, rec.command_id, rec.seq, rec.command, rec.status, rec.exit_code, rec.sent_pos,
+        rec.skip_newlines, rec.out_start, rec.out_end, rec.started_at, rec.ended_at,
+    )  # fmt: skip
+
+
 class Store:
-    """Thread-confined SQLite access behind async methods."""
+    """Thread-confined SQLite access behind async methods.
+
+    Every write goes through one ordered queue, written by one worker-thread call per batch in one
+    transaction: `save_soon` queues without waiting (the batch goes out `WRITE_DELAY` later, off
+    the request's path); the awaited methods queue and wait until their batch is on disk. Reads
+    wait for the queue first, so they see every write made before them.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -73,20 +98,82 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
-        self._queue: deque[tuple[CommandRecord, tuple[str, int, int] | None]] = deque()
+        self._queue: list[_Op] = []
         self._writer: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def _write_batch(self, ops: list[_Op]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for sql, args in ops:
+                    self._db.execute(sql, args)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- the write queue ----------------------------------------------------------------------------
+
+    def _queue_op(self, sql: str, args: tuple[Any, ...], delay: float | None) -> None:
+        self._queue.append((sql, args))
+        if delay is not None and self._timer is None and not self._writing():
+            self._timer = asyncio.get_running_loop().call_later(delay, self._start_writer)
+
+    def _writing(self) -> bool:
+        return self._writer is not None and not self._writer.done()
+
+    def _start_writer(self) -> None:
+        self._timer = None
+        if not self._writing():
+            self._writer = asyncio.get_running_loop().create_task(self._drain(), name="store-writer")
+
+    async def _drain(self) -> None:
+        while self._queue:
+            ops, self._queue = self._queue, []
+            await asyncio.to_thread(self._write_batch, ops)
+
+    async def flush(self) -> None:
+        """Wait until every queued write is on disk."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._queue or self._writing():
+            if not self._writing():
+                self._writer = asyncio.get_running_loop().create_task(self._drain(), name="store-writer")
+            assert self._writer is not None
+            await asyncio.shield(self._writer)
+
+    def save_soon(self, rec: CommandRecord, session: tuple[str, int, int] | None = None) -> None:
+        """Queue a record (and session counters) for writing, off the caller's hot path."""
+        self._queue_op(_SAVE_COMMAND, _row(rec), WRITE_DELAY)
+        if session is not None:
+            self._queue_op(_SAVE_SESSION, session, WRITE_DELAY)
+
+    def save_session_soon(self, session_id: str, scan_pos: int, next_seq: int) -> None:
+        self._queue_op(_SAVE_SESSION, (session_id, scan_pos, next_seq), WRITE_DELAY)
+
+    # --- awaited writes and reads -----------------------------------------------------------------
+
     async def save_command(self, rec: CommandRecord) -> None:
-        row = asdict(rec)
-        marks = ", ".join("?" * len(_COLUMNS))
-        sql = f"INSERT OR REPLACE INTO commands ({', '.join(_COLUMNS)}) VALUES ({marks})"
-        await asyncio.to_thread(self._exec, sql, tuple(row[c] for c in _COLUMNS))
+        self._queue_op(_SAVE_COMMAND, _row(rec), None)
+        await self.flush()
+
+    async def save_session(self, session_id: str, scan_pos: int, next_seq: int) -> None:
+        self._queue_op(_SAVE_SESSION, (session_id, scan_pos, next_seq), None)
+        await self.flush()
+
+    async def forget_session(self, session_id: str) -> None:
+        self._queue_op("DELETE FROM commands WHERE session_id=?", (session_id,), None)
+        self._queue_op("DELETE FROM sessions WHERE session_id=?", (session_id,), None)
+        await self.flush()
 
     async def commands(self, session_id: str) -> list[CommandRecord]:
+        await self.flush()
         rows = await asyncio.to_thread(
             self._exec,
             f"SELECT {', '.join(_COLUMNS)} FROM commands WHERE session_id=? ORDER BY seq",
@@ -94,47 +181,12 @@ class Store:
         )
         return [CommandRecord(*row) for row in rows]
 
-    async def save_session(self, session_id: str, scan_pos: int, next_seq: int) -> None:
-        await asyncio.to_thread(
-            self._exec,
-            "INSERT OR REPLACE INTO sessions (session_id, scan_pos, next_seq) VALUES (?, ?, ?)",
-            (session_id, scan_pos, next_seq),
-        )
-
     async def load_session(self, session_id: str) -> tuple[int, int] | None:
+        await self.flush()
         rows = await asyncio.to_thread(
             self._exec, "SELECT scan_pos, next_seq FROM sessions WHERE session_id=?", (session_id,)
         )
         return (int(rows[0][0]), int(rows[0][1])) if rows else None
-
-    async def forget_session(self, session_id: str) -> None:
-        def run() -> None:
-            self._exec("DELETE FROM commands WHERE session_id=?", (session_id,))
-            self._exec("DELETE FROM sessions WHERE session_id=?", (session_id,))
-
-        await asyncio.to_thread(run)
-
-    def save_soon(self, rec: CommandRecord, session: tuple[str, int, int] | None = None) -> None:
-        """Queue a record (and session counters) for writing, off the caller's hot path.
-
-        Writes happen in order in one background task; `flush()` waits for them.
-        """
-        self._queue.append((replace(rec), session))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        while self._queue:
-            rec, session = self._queue.popleft()
-            await self.save_command(rec)
-            if session is not None:
-                await self.save_session(*session)
-
-    async def flush(self) -> None:
-        if self._writer is not None:
-            await self._writer
-        if self._queue:
-            await self._drain()
 
     def close(self) -> None:
         with self._lock:

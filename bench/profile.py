@@ -1,0 +1,167 @@
+"""Where an echo's time goes: CPU per call of the daemon and the shim, and a py-spy profile of each.
+
+    python bench/profile.py [--calls N] [--via http|mcp|both] [--py-spy PATH] [--out DIR]
+
+Starts a loopback sshd and an sshkeep instance (as bench/bench.py does), opens one session, runs
+`echo` N times over HTTP and/or MCP, and reports the CPU seconds the daemon (and the shim) spent per
+call. With py-spy on PATH (or --py-spy), records each process during the calls (only samples holding the GIL: CPU spent in Python) and prints the top
+entries by own time and by total time (py-spy's raw output stays in --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import cpu_seconds, mcp_params, structured  # noqa: E402
+from mcp import Client  # noqa: E402
+
+from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest  # noqa: E402
+from tests.instance import new_instance  # noqa: E402
+from tests.sshd import start_sshd  # noqa: E402
+
+
+def shim_pid(parent: int) -> int | None:
+    """The `sshkeep mcp` process: a child of ours running `-m sshkeep ... mcp`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        if ppid == parent and b"sshkeep" in cmd and b"mcp" in cmd:
+            return int(entry.name)
+    return None
+
+
+def top(raw: Path, n: int = 25) -> str:
+    """py-spy's `--format raw` (collapsed stacks) as the top frames by own and by total samples."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        c = int(count)
+        samples += c
+        frames = stack.split(";")
+        own[frames[-1]] += c
+        for f in set(frames):
+            total[f] += c
+    out = [f"{samples} samples"]
+    out.append("  own%  frame")
+    for f, c in own.most_common(n):
+        out.append(f"  {100 * c / samples:5.1f}  {f}")
+    out.append("  total%  frame")
+    for f, c in total.most_common(n * 2):
+        if "(asyncio" in f or "(selectors" in f or "<module>" in f:
+            continue
+        out.append(f"  {100 * c / samples:6.1f}  {f}")
+    return "\n".join(out)
+
+
+def spy(py_spy: str | None, pid: int, out: Path, rate: int) -> subprocess.Popen[bytes] | None:
+    if not py_spy:
+        return None
+    return subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "-o", str(out),
+         "--nonblocking", "--gil"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def stop_spy(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None:
+        return
+    proc.send_signal(2)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(30)
+
+
+async def run(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="sk-prof-"))
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    sshd = start_sshd(workdir / "sshd")
+    inst = new_instance({"bash": dict(sshd.connection("bash"))})
+    try:
+        inst.start()
+        async with inst.client() as api:
+            health = await api.health()
+            dpid = health.pid
+            sid = (await api.open_session(OpenSessionRequest(host="bash"))).session_id
+            for i in range(20):  # warm-up
+                await api.send_command(sid, SendCommandRequest(command=f"echo w{i}"))
+            if args.via in ("http", "both"):
+                p = spy(args.py_spy, dpid, out / "daemon-http.txt", args.rate)
+                await asyncio.sleep(0.5)
+                c0, t0 = cpu_seconds(dpid), time.perf_counter()
+                for i in range(args.calls):
+                    r = await api.send_command(sid, SendCommandRequest(command=f"echo h{i}"))
+                    assert r.output == f"h{i}", r
+                wall = time.perf_counter() - t0
+                cpu = cpu_seconds(dpid) - c0
+                stop_spy(p)
+                print(f"HTTP: {args.calls} echoes, {1000 * wall / args.calls:.2f} ms each (wall), "
+                      f"daemon CPU {1000 * cpu / args.calls:.2f} ms per echo")  # fmt: skip
+                if p is not None and (out / "daemon-http.txt").exists():
+                    print("daemon during HTTP echoes:\n" + top(out / "daemon-http.txt"))
+            if args.via in ("mcp", "both"):
+                async with Client(mcp_params(inst), read_timeout_seconds=60) as mcp:
+                    for i in range(20):
+                        structured(await mcp.call_tool("send_command", {"session_id": sid, "command": "echo w"}))
+                    spid = shim_pid(os.getpid())
+                    assert spid is not None, "no shim process found"
+                    p1 = spy(args.py_spy, dpid, out / "daemon-mcp.txt", args.rate)
+                    p2 = spy(args.py_spy, spid, out / "shim-mcp.txt", args.rate)
+                    await asyncio.sleep(0.5)
+                    c0, s0, t0 = cpu_seconds(dpid), cpu_seconds(spid), time.perf_counter()
+                    for i in range(args.calls):
+                        res = await mcp.call_tool("send_command", {"session_id": sid, "command": f"echo m{i}"})
+                        assert structured(res)["output"] == f"m{i}", res
+                    wall = time.perf_counter() - t0
+                    cpu, scpu = cpu_seconds(dpid) - c0, cpu_seconds(spid) - s0
+                    stop_spy(p1)
+                    stop_spy(p2)
+                    print(f"MCP: {args.calls} echoes, {1000 * wall / args.calls:.2f} ms each (wall), "
+                          f"daemon CPU {1000 * cpu / args.calls:.2f} ms, shim CPU {1000 * scpu / args.calls:.2f} ms "
+                          "per echo")  # fmt: skip
+                    if p2 is not None and (out / "shim-mcp.txt").exists():
+                        print("shim during MCP echoes:\n" + top(out / "shim-mcp.txt"))
+            await api.close_session(sid)
+    finally:
+        inst.destroy()
+        sshd.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    ap.add_argument("--calls", type=int, default=500)
+    ap.add_argument("--via", choices=("http", "mcp", "both"), default="both")
+    ap.add_argument("--py-spy", default=shutil.which("py-spy"))
+    ap.add_argument("--rate", type=int, default=500)
+    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "sk-profile")
+    asyncio.run(run(ap.parse_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
