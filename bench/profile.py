@@ -4,8 +4,9 @@
 
 Starts a loopback sshd and an sshkeep instance (as bench/bench.py does), opens one session, runs
 `echo` N times over HTTP and/or MCP, and reports the CPU seconds the daemon (and the shim) spent per
-call. With py-spy on PATH (or --py-spy), records each process during the calls (only samples holding the GIL: CPU spent in Python) and prints the top
-entries by own time and by total time (py-spy's raw output stays in --out).
+call. With py-spy on PATH (or --py-spy), records each process during the calls (only samples that
+hold the GIL: CPU spent in Python) and prints the top entries by own time and by total time
+(py-spy's raw output stays in --out).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import cpu_seconds, mcp_params, structured  # noqa: E402
 from mcp import Client  # noqa: E402
 
+from bench import cpu_seconds, mcp_params, structured  # noqa: E402
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest  # noqa: E402
 from tests.instance import new_instance  # noqa: E402
 from tests.sshd import start_sshd  # noqa: E402
@@ -125,8 +126,10 @@ async def run(args: argparse.Namespace) -> None:
                     print("daemon during HTTP echoes:\n" + top(out / "daemon-http.txt"))
             if args.via in ("mcp", "both"):
                 async with Client(mcp_params(inst), read_timeout_seconds=60) as mcp:
-                    for i in range(20):
-                        structured(await mcp.call_tool("send_command", {"session_id": sid, "command": "echo w"}))
+                    for _ in range(20):
+                        structured(
+                            await mcp.call_tool("send_command", {"session_id": sid, "command": "echo w"})
+                        )
                     spid = shim_pid(os.getpid())
                     assert spid is not None, "no shim process found"
                     p1 = spy(args.py_spy, dpid, out / "daemon-mcp.txt", args.rate)
@@ -134,14 +137,17 @@ async def run(args: argparse.Namespace) -> None:
                     await asyncio.sleep(0.5)
                     c0, s0, t0 = cpu_seconds(dpid), cpu_seconds(spid), time.perf_counter()
                     for i in range(args.calls):
-                        res = await mcp.call_tool("send_command", {"session_id": sid, "command": f"echo m{i}"})
+                        res = await mcp.call_tool(
+                            "send_command", {"session_id": sid, "command": f"echo m{i}"}
+                        )
                         assert structured(res)["output"] == f"m{i}", res
                     wall = time.perf_counter() - t0
                     cpu, scpu = cpu_seconds(dpid) - c0, cpu_seconds(spid) - s0
                     stop_spy(p1)
                     stop_spy(p2)
-                    print(f"MCP: {args.calls} echoes, {1000 * wall / args.calls:.2f} ms each (wall), "
-                          f"daemon CPU {1000 * cpu / args.calls:.2f} ms, shim CPU {1000 * scpu / args.calls:.2f} ms "
+                    n = args.calls
+                    print(f"MCP: {n} echoes, {1000 * wall / n:.2f} ms each (wall), "
+                          f"daemon CPU {1000 * cpu / n:.2f} ms, shim CPU {1000 * scpu / n:.2f} ms "
                           "per echo")  # fmt: skip
                     if p2 is not None and (out / "shim-mcp.txt").exists():
                         print("shim during MCP echoes:\n" + top(out / "shim-mcp.txt"))

@@ -90,7 +90,9 @@ class ApiClient:
         target = f"{path}?{urlencode(params)}" if params else path
         try:
             async with asyncio.timeout(self._timeout):
-                resp = await self._http().request(method, target, data, _JSON_BODY if data is not None else {})
+                resp = await self._http().request(
+                    method, target, data, _JSON_BODY if data is not None else {}
+                )
         except HttpUnavailable as exc:
             raise DaemonUnavailable(f"no sshkeep daemon answers on {self.socket_path} ({exc})") from exc
         except TimeoutError as exc:

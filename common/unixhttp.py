@@ -38,7 +38,9 @@ class Response:
     body: bytes
 
 
-def request_bytes(method: str, target: str, body: bytes | None, headers: dict[str, str] | None = None) -> bytes:
+def request_bytes(
+    method: str, target: str, body: bytes | None, headers: dict[str, str] | None = None
+) -> bytes:
     """One request's bytes (Host: localhost, as over any Unix socket)."""
     lines = [f"{method} {target} HTTP/1.1", "Host: localhost"]
     for name, value in (headers or {}).items():
@@ -111,7 +113,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> t
     """The body, and whether the connection may carry another request."""
     length = _content_length(headers)
     if _chunked(headers):
-        parts = []
+        parts: list[bytes] = []
         while True:
             size_line = await reader.readuntil(b"\r\n")
             size_text = size_line.split(b";", 1)[0].strip()
@@ -157,7 +159,9 @@ class Pool:
                 raise
         return conn
 
-    async def request(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Response:
+    async def request(
+        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
+    ) -> Response:
         """Send one request and read its whole reply (the caller bounds the time it may take)."""
         conn = None
         while self._idle:

@@ -68,7 +68,7 @@ async def run_stdio(paths: Paths) -> None:
 async def serve_stdio(server: MCPServer[Any]) -> None:
     """The SDK's stdio server, reading and writing on the event loop (`shim/stdio.py`) when it can."""
     lowlevel = getattr(server, "_lowlevel_server", None)
-    if lowlevel is None or __import__("os").environ.get("SK_SDK_STDIO"):
+    if lowlevel is None:
         await server.run_stdio_async()
         return
     async with event_loop_stdio() as streams:

@@ -80,7 +80,9 @@ async def event_loop_stdio() -> AsyncIterator[tuple[Lines, Output] | None]:
     transports: list[Any] = []
     try:
         reader = asyncio.StreamReader(limit=LINE_LIMIT)
-        read_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), in_file)
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), in_file
+        )
         transports.append(read_transport)
         write_transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out_file)
         transports.append(write_transport)

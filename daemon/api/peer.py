@@ -16,8 +16,20 @@ class Peer:
     gid: int
 
 
+_PEER = web.RequestKey("peer", object)
+_UNKNOWN = object()
+
+
 def peer_of(request: web.Request) -> Peer | None:
-    """The connecting process's credentials, or None where the OS does not say."""
+    """The connecting process's credentials, or None where the OS does not say (asked once per
+    request: the middlewares all want it)."""
+    cached = request.get(_PEER, _UNKNOWN)
+    if cached is _UNKNOWN:
+        cached = request[_PEER] = _ask(request)
+    return cached if isinstance(cached, Peer) else None
+
+
+def _ask(request: web.Request) -> Peer | None:
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if sock is None or not hasattr(socket, "SO_PEERCRED"):
         return None

@@ -133,7 +133,8 @@ class Commands:
                 step = deadline - now
                 step = min(step, QUIET_FOR_QUESTION - quiet if quiet < QUIET_FOR_QUESTION else 0.25)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(s.changed.wait(), max(0.01, step))
+                    async with asyncio.timeout(max(0.01, step)):  # no task per wake, unlike wait_for
+                        await s.changed.wait()
 
     async def _finish_by_quiet(self, s: Session, rec: CommandRecord) -> None:
         """Unintegrated shell: the command counts as done once output has been quiet a while."""

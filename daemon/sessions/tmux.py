@@ -286,7 +286,8 @@ class ControlClient:
                 self.alive = False
                 raise TmuxError(f"tmux control client is gone: {exc}") from exc
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(fut)
         except TimeoutError as exc:
             raise TmuxError(f"tmux did not answer `{line.split(' ', 1)[0]}` within {timeout:g}s") from exc
 
