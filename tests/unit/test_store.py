@@ -27,8 +27,8 @@ def test_queued_writes_keep_the_state_at_queue_time_and_reads_wait_for_them(tmp_
         assert saved == [record("c1")]  # the queued snapshot, not the live object
         store.save_soon(rec, ("s-1", 120, 2))
         store.save_soon(record("c2"), ("s-1", 130, 3))
-        assert await store.commands("s-1") == [replace(record("c1"), status="completed", out_end=99, exit_code=0),
-                                              record("c2")]  # fmt: skip
+        done = replace(record("c1"), status="completed", out_end=99, exit_code=0)
+        assert await store.commands("s-1") == [done, record("c2")]
         assert await store.load_session("s-1") == (130, 3)
         store.close()
 

@@ -47,7 +47,7 @@ async def serve(path: Path, reply: Reply) -> tuple[asyncio.AbstractServer, list[
                 out = reply(head + body)
                 writer.write(out)
                 await writer.drain()
-                if b"Connection: close" in out or b"Content-Length" not in out and b"chunked" not in out:
+                if b"Connection: close" in out or (b"Content-Length" not in out and b"chunked" not in out):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -72,9 +72,8 @@ def test_pool_reuses_one_connection_and_reads_every_body_kind(tmp_path: Path) ->
     def reply(request: bytes) -> bytes:
         target = request.split(b" ")[1]
         if target == b"/chunked":
-            return (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"
-            )
+            head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            return head + b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"
         if target == b"/close":
             return b"HTTP/1.1 500 Oops\r\nConnection: close\r\n\r\nuntil-eof"
         return ok(request.split(b"\r\n\r\n", 1)[1] or b"empty")
@@ -134,7 +133,11 @@ def test_pool_check_refuses_before_anything_is_sent(tmp_path: Path) -> None:
         raise PermissionError("not ours")
 
     async def main() -> None:
-        server, connections = await serve(sock, lambda req: seen.append(req) or ok(b"x"))  # type: ignore[func-returns-value]
+        def remember(req: bytes) -> bytes:
+            seen.append(req)
+            return ok(b"x")
+
+        server, _ = await serve(sock, remember)
         pool = Pool(str(sock), check=refuse)
         try:
             with pytest.raises(PermissionError):
