@@ -1,7 +1,7 @@
 """The async API client (HTTP over the daemon's Unix socket), used by the shim and the CLI.
 
 Transport failures become `DaemonUnavailable`; API errors come back as the same `SshkeepError`
-subclass the daemon raised. Calls go over keep-alive connections (`sshkeep.common.unixhttp`,
+subclass the daemon raised. Calls go over keep-alive connections (`sshkeep.common.httppool`,
 standard library only: the shim starts without importing an HTTP library). Each reply is
 validated into its model once; the model keeps the JSON it came from (`Reply.wire`), so the MCP
 shim passes that on as structured content instead of dumping the model again.
@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ValidationError
 
 from sshkeep.common.errors import DaemonUnavailable, SshkeepError, from_payload
+from sshkeep.common.httppool import Pool
 from sshkeep.common.models.admin import CleanupRequest, CleanupResult
 from sshkeep.common.models.base import Reply
 from sshkeep.common.models.configs import ConfigList, ServerInfo
@@ -47,7 +48,7 @@ from sshkeep.common.models.sessions import (
     WaitForResult,
 )
 from sshkeep.common.operations import OPERATIONS
-from sshkeep.common.unixhttp import HttpUnavailable, Pool
+from sshkeep.common.unixhttp import HttpUnavailable
 
 R = TypeVar("R", bound=BaseModel)
 

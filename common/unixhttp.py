@@ -1,8 +1,9 @@
 """HTTP/1.1 over the daemon's Unix socket, standard library only.
 
-The API client (`sshkeep.common.client`) sends every call through a `Pool` of keep-alive asyncio
-connections; `sshkeep status` makes one blocking `call` without an event loop. Both frame
-requests and parse replies here. The daemon (aiohttp) answers every API call with a
+The API client (`sshkeep.common.client`) sends every call through a pool of keep-alive asyncio
+connections (`sshkeep.common.httppool`); `sshkeep status` makes one blocking `call` here, without
+an event loop (this module does not even import asyncio). Both frame requests and parse replies
+with this module. The daemon (aiohttp) answers every API call with a
 Content-Length body; chunked bodies and bodies ended by closing the connection are read too.
 
 Nothing here knows the API: a transport failure raises `HttpUnavailable` (the caller says which
@@ -11,17 +12,12 @@ daemon did not answer), and any status comes back as a `Response`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_HEAD = 64 * 1024
-# A connection idle this long is not reused: the server (aiohttp: 75 s) may be closing it just now,
-# and a request sent into a closing connection cannot be told apart from one the server lost.
-REUSE_IDLE_SECONDS = 30.0
 
 # Called with each new connection's socket before anything is sent on it; raises to refuse it.
 ConnectionCheck = Callable[[socket.socket], None]
@@ -71,11 +67,11 @@ def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     return int(parts[1]), headers
 
 
-def _keeps_alive(headers: dict[str, str]) -> bool:
+def keeps_alive(headers: dict[str, str]) -> bool:
     return "close" not in headers.get("connection", "").lower()
 
 
-def _content_length(headers: dict[str, str]) -> int | None:
+def content_length(headers: dict[str, str]) -> int | None:
     value = headers.get("content-length")
     if value is None:
         return None
@@ -84,122 +80,8 @@ def _content_length(headers: dict[str, str]) -> int | None:
     return int(value)
 
 
-def _chunked(headers: dict[str, str]) -> bool:
+def chunked(headers: dict[str, str]) -> bool:
     return "chunked" in headers.get("transfer-encoding", "").lower()
-
-
-# --- asyncio ----------------------------------------------------------------------------------------
-
-
-class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.idle_since = time.monotonic()
-
-    def usable(self) -> bool:
-        return (
-            not self.reader.at_eof()
-            and not self.writer.is_closing()
-            and time.monotonic() - self.idle_since < REUSE_IDLE_SECONDS
-        )
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
-
-
-async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> tuple[bytes, bool]:
-    """The body, and whether the connection may carry another request."""
-    length = _content_length(headers)
-    if _chunked(headers):
-        parts: list[bytes] = []
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size_text = size_line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError as exc:
-                raise HttpUnavailable(f"bad chunk size in the reply: {size_text[:20]!r}") from exc
-            if size == 0:
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
-                    pass
-                return b"".join(parts), _keeps_alive(headers)
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-    if length is not None:
-        return await reader.readexactly(length), _keeps_alive(headers)
-    return await reader.read(), False  # ended by closing the connection
-
-
-class Pool:
-    """Keep-alive connections to one Unix socket; each request takes one, so calls may overlap."""
-
-    def __init__(self, path: str, check: ConnectionCheck | None = None, connect_timeout: float = 5.0) -> None:
-        self.path = path
-        self.check = check
-        self.connect_timeout = connect_timeout
-        self._idle: list[_Connection] = []
-
-    async def _connect(self) -> _Connection:
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_unix_connection(self.path, limit=MAX_HEAD)
-        except TimeoutError as exc:
-            raise HttpUnavailable(f"connecting to {self.path} timed out") from exc
-        except OSError as exc:
-            raise HttpUnavailable(f"{exc.strerror or exc}") from exc
-        conn = _Connection(reader, writer)
-        if self.check is not None:
-            sock = writer.get_extra_info("socket")
-            try:
-                self.check(sock)
-            except BaseException:
-                conn.close()
-                raise
-        return conn
-
-    async def request(
-        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
-    ) -> Response:
-        """Send one request and read its whole reply (the caller bounds the time it may take)."""
-        conn = None
-        while self._idle:
-            candidate = self._idle.pop()
-            if candidate.usable():
-                conn = candidate
-                break
-            candidate.close()
-        if conn is None:
-            conn = await self._connect()
-        keep = False
-        try:
-            conn.writer.write(request_bytes(method, target, body, headers))
-            await conn.writer.drain()
-            head = await conn.reader.readuntil(b"\r\n\r\n")
-            status, reply_headers = parse_head(head)
-            data, keep = await _read_body(conn.reader, reply_headers)
-        except asyncio.IncompleteReadError as exc:
-            raise HttpUnavailable("the connection closed before the whole reply came") from exc
-        except asyncio.LimitOverrunError as exc:
-            raise HttpUnavailable("the reply's head is too long") from exc
-        except (OSError, RuntimeError) as exc:  # RuntimeError: a transport closed under us
-            raise HttpUnavailable(str(exc) or type(exc).__name__) from exc
-        finally:
-            if keep:
-                conn.idle_since = time.monotonic()
-                self._idle.append(conn)
-            else:
-                conn.close()
-        return Response(status, reply_headers, data)
-
-    async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-        for conn in idle:
-            with contextlib.suppress(Exception):
-                await conn.writer.wait_closed()
 
 
 # --- blocking, one call ---------------------------------------------------------------------------
@@ -236,9 +118,9 @@ def call(
             end = buf.index(b"\r\n\r\n") + 4
             status, reply_headers = parse_head(bytes(buf[:end]))
             rest = bytes(buf[end:])
-            if _chunked(reply_headers):
+            if chunked(reply_headers):
                 raise HttpUnavailable("a chunked reply where one body was expected")
-            length = _content_length(reply_headers)
+            length = content_length(reply_headers)
             parts = [rest]
             got = len(rest)
             while length is None or got < length:

@@ -20,7 +20,6 @@ import time
 from sshkeep.common import systemd
 from sshkeep.common.client import ApiClient
 from sshkeep.common.errors import DaemonUnavailable
-from sshkeep.common.logs import rotate_daemon_log
 from sshkeep.common.models.sessions import Health
 from sshkeep.common.paths import Paths, ensure_private_dir
 
@@ -37,6 +36,8 @@ def spawn_daemon(paths: Paths, scope: bool = False) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "sshkeep", "daemon"]
     if scope:
         argv = systemd.scope_argv("user-scope", f"sshkeep daemon ({paths.socket})", argv)
+    from sshkeep.common.logs import rotate_daemon_log  # reads config.yml: only when we start a daemon
+
     ensure_private_dir(paths.state_dir)
     rotate_daemon_log(paths)
     fd = os.open(paths.daemon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

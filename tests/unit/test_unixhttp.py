@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sshkeep.common.unixhttp import HttpUnavailable, Pool, call, parse_head, request_bytes
+from sshkeep.common.httppool import Pool
+from sshkeep.common.unixhttp import HttpUnavailable, call, parse_head, request_bytes
 
 Reply = Callable[[bytes], bytes]
 
