@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from sshkeep.shim.cli.parser import build_parser, resolve
 
@@ -38,54 +39,79 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import asyncio
-
-    return asyncio.run(_status(args.json))
-
-
-async def _status(as_json: bool) -> int:
+    """Daemon health, from one blocking request: no event loop, no pydantic, no HTTP library."""
     import json
 
-    from sshkeep.common.client import ApiClient
     from sshkeep.common.errors import SshkeepError
     from sshkeep.common.paths import resolve_paths
 
     paths = resolve_paths()
-    async with ApiClient(paths.socket, timeout=10) as client:
-        try:
-            health = await client.health()
-        except SshkeepError as err:
-            report = {
-                "status": "not running",
-                "socket": str(paths.socket),
-                "sessions": 0,
-                "attach": paths.attach_command(),
-                "error": err.message,
-            }
-            if as_json:
-                print(json.dumps(report))
-            else:
-                print(
-                    f"daemon: not running ({err.message})\nsocket: {paths.socket}\nstart it: sshkeep daemon"
-                )
-            return 1
-    report = {
-        "status": health.status,
-        "socket": health.socket,
-        "sessions": health.sessions,
-        "attach": health.attach,
-        "pid": health.pid,
-        "version": health.version,
-        "uptime_seconds": health.uptime_seconds,
-    }
-    if as_json:
+    try:
+        health = fetch_health(paths.socket, timeout=10)
+    except SshkeepError as err:
+        report: dict[str, object] = {
+            "status": "not running",
+            "socket": str(paths.socket),
+            "sessions": 0,
+            "attach": paths.attach_command(),
+            "error": err.message,
+        }
+        if args.json:
+            print(json.dumps(report))
+        else:
+            print(f"daemon: not running ({err.message})\nsocket: {paths.socket}\nstart it: sshkeep daemon")
+        return 1
+    report = {name: health[name] for name in STATUS_FIELDS}
+    if args.json:
         print(json.dumps(report))
     else:
         print(
-            f"daemon: {health.status} (pid {health.pid}, version {health.version})\n"
-            f"socket: {health.socket}\nsessions: {health.sessions}\nwatch: {health.attach}"
+            f"daemon: {health['status']} (pid {health['pid']}, version {health['version']})\n"
+            f"socket: {health['socket']}\nsessions: {health['sessions']}\nwatch: {health['attach']}"
         )
     return 0
+
+
+# The `Health` reply's fields and their JSON types (a unit test keeps them in step with the model).
+HEALTH_FIELDS: dict[str, tuple[type, ...]] = {
+    "status": (str,),
+    "version": (str,),
+    "pid": (int,),
+    "socket": (str,),
+    "sessions": (int,),
+    "attach": (str,),
+    "uptime_seconds": (int, float),
+}
+STATUS_FIELDS = ("status", "socket", "sessions", "attach", "pid", "version", "uptime_seconds")
+
+
+def fetch_health(socket_path: Path, timeout: float) -> dict[str, object]:
+    """GET /v1/health, checked field by field against the `Health` reply (as the API client would)."""
+    import json
+
+    from sshkeep.common.errors import DaemonUnavailable, SshkeepError, from_payload
+    from sshkeep.common.unixhttp import HttpUnavailable, call
+
+    try:
+        resp = call(str(socket_path), "GET", "/v1/health", timeout=timeout)
+    except HttpUnavailable as exc:
+        raise DaemonUnavailable(f"no sshkeep daemon answers on {socket_path} ({exc})") from exc
+    try:
+        payload = json.loads(resp.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SshkeepError(f"daemon sent a non-JSON reply (HTTP {resp.status})") from exc
+    if resp.status >= 400:
+        err = payload.get("error", {}) if isinstance(payload, dict) else {}
+        raise from_payload(err if isinstance(err, dict) else {}, resp.status)
+    if not isinstance(payload, dict):
+        raise SshkeepError("daemon reply does not match Health: not a JSON object")
+    for name, kinds in HEALTH_FIELDS.items():
+        value = payload.get(name)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise SshkeepError(f"daemon reply does not match Health: {name} is {value!r}")
+    if payload["status"] != "ok":
+        raise SshkeepError(f"daemon reply does not match Health: status is {payload['status']!r}")
+    return payload
 
 
 def main(argv: list[str] | None = None) -> int:
