@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import delayed  # noqa: E402
 from mcp import Client, StdioServerParameters  # noqa: E402
 from peers import GatewayEcho, bare_pty, gateway_params, install_gateway  # noqa: E402
 
@@ -61,6 +62,8 @@ from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, Sen
 from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import SshServer, environment_problem, start_sshd  # noqa: E402
 
+SECTIONS = ("echo", "rtt", "open", "startup", "output", "files", "scale")
+RTT_MS = 50.0
 READ_FILE_LINES = 200_000  # `seq 1 200000` is 1,288,895 bytes: the 1.3 MB read
 WRITE_BYTES = 1024 * 1024
 
@@ -194,6 +197,13 @@ class LogTail:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._ino, 65536)
 
+    def wait_modified(self, timeout: float) -> None:
+        """Block until the file is written to (or `timeout`), without reading it."""
+        ready, _, _ = select.select([self._ino], [], [], timeout)
+        if ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._ino, 65536)
+
     def close(self) -> None:
         os.close(self._fd)
         os.close(self._ino)
@@ -296,6 +306,34 @@ class RawFloor:
 
     def control_once(self) -> float | None:
         return self._type_and_wait(self._control_send)
+
+    def bulk(self, command: str, timeout: float) -> float | None:
+        """Type `command` (through the control client) and wait until its end shows in the log."""
+        self.n += 1
+        end = re.compile(rb"[\r\n]BE%dQ\r\n" % self.n)
+        fd = os.open(self.log_path, os.O_RDONLY)
+        try:
+            pos = os.fstat(fd).st_size
+            ino = LogTail(self.log_path)
+            try:
+                t0 = time.perf_counter()
+                self._control_send(f"{command}; echo BE{self.n}Q")
+                tail = b""
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    chunk = os.pread(fd, 4 << 20, pos)
+                    if chunk:
+                        pos += len(chunk)
+                        tail = (tail + chunk)[-512:]
+                        if end.search(tail):
+                            return (time.perf_counter() - t0) * 1000
+                        continue
+                    ino.wait_modified(min(0.2, max(0.0, deadline - time.monotonic())))
+            finally:
+                ino.close()
+        finally:
+            os.close(fd)
+        return None
 
     def stop(self) -> None:
         if self.control is not None:
@@ -432,6 +470,54 @@ server.run("stdio")
 """
 
 
+def run_ms(argv: list[str], env: dict[str, str]) -> float:
+    """Wall time of one process run to its end, in ms."""
+    t0 = time.perf_counter()
+    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    return (time.perf_counter() - t0) * 1000
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "sshkeep-bench", "version": "1"}},
+}  # fmt: skip
+
+
+def initialize_ms(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Spawn an MCP stdio server: ms until it answers `initialize`, and until it answers tools/list."""
+    t0 = time.perf_counter()
+    pipe, null = subprocess.PIPE, subprocess.DEVNULL
+    proc = subprocess.Popen(argv, env=env, stdin=pipe, stdout=pipe, stderr=null)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write((json.dumps(INITIALIZE) + "\n").encode())
+        proc.stdin.flush()
+        reply = json.loads(proc.stdout.readline())
+        init = (time.perf_counter() - t0) * 1000
+        if reply.get("id") != 1 or "result" not in reply:
+            raise RuntimeError(f"{argv}: initialize answered {reply}")
+        for msg in ({"jsonrpc": "2.0", "method": "notifications/initialized"},
+                    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}):  # fmt: skip
+            proc.stdin.write((json.dumps(msg) + "\n").encode())
+        proc.stdin.flush()
+        while True:
+            reply = json.loads(proc.stdout.readline())
+            if reply.get("id") == 2:
+                break
+        listed = (time.perf_counter() - t0) * 1000
+        if not reply.get("result", {}).get("tools"):
+            raise RuntimeError(f"{argv}: tools/list answered {reply}")
+        return init, listed
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 # --- the benchmark --------------------------------------------------------------------------------
 
 
@@ -443,10 +529,20 @@ class Plan:
     file_runs: int
     sessions: int
     commands_per_session: int
+    concurrency: int
+    rtt_rounds: int
+    bulk_mb: int
+    bulk_runs: int
+    sftp_mb: int
+    sftp_runs: int
+    idle_seconds: float
+    startup_rounds: int
 
 
 class Bench:
-    def __init__(self, plan: Plan, sshd: SshServer, inst: Instance, raw: RawFloor) -> None:
+    def __init__(
+        self, plan: Plan, sshd: SshServer, inst: Instance, raw: RawFloor, sshd_dir: Path, only: set[str]
+    ) -> None:
         self.plan = plan
         self.sshd = sshd
         self.inst = inst
@@ -454,8 +550,12 @@ class Bench:
         self.table = Table()
         self.api = inst.client()
         self.sid = ""
+        self.sshd_dir = sshd_dir
+        self.only = only
+        self.gateway_script: Path | None = None
 
     async def run(self) -> Table:
+        want = self.only
         try:
             health = await self.api.health()
             self.daemon_pid = health.pid
@@ -468,14 +568,26 @@ class Bench:
                 mcp = await stack.enter_async_context(Client(mcp_params(self.inst), read_timeout_seconds=120))
                 gateway = await self.start_gateway(stack)
                 pty = stack.enter_context(bare_pty(self.sshd, [a for a in ssh_base(self.sshd) if a != "-T"]))
-                await self.echo_rounds(mcp, gateway, pty)
-                await self.overheads(mcp)
-                await self.open_sessions()
-                await self.big_output()
-                await self.files(mcp)
+                if "echo" in want:
+                    await self.echo_rounds(mcp, gateway, pty)
+                    await self.overheads(mcp)
+                if "rtt" in want:
+                    await self.rtt(mcp, self.gateway_script)
+                if "open" in want:
+                    await self.open_sessions()
+                    await self.first_open()
+                if "startup" in want:
+                    await self.startup()
+                if "output" in want:
+                    await self.big_output()
+                    await self.bulk()
+                if "files" in want:
+                    await self.files(mcp)
+                    await self.sftp(mcp)
             await self.api.close_session(self.sid)
             self.sid = ""
-            await self.concurrent(rss0)
+            if "scale" in want:
+                await self.scale(rss0)
         finally:
             await self.api.close()
         return self.table
@@ -488,6 +600,7 @@ class Bench:
         if script is None:
             self.table.skip("mcp-ssh-gateway echo via MCP", "could not install it from PyPI")
             return None
+        self.gateway_script = script
         workdir = Path(tempfile.mkdtemp(prefix="sk-gw-"))
         stack.callback(shutil.rmtree, workdir, True)
         params = gateway_params(script, self.sshd, workdir)
@@ -720,12 +833,219 @@ class Bench:
             with contextlib.suppress(SshkeepError):
                 await self.api.send_command(self.sid, SendCommandRequest(command=f"rm -f {src} {dst}"))
 
-    async def concurrent(self, rss0: int | None) -> None:
-        n, k = self.plan.sessions, self.plan.commands_per_session
-        log(f"{n} concurrent sessions x {k} commands")
+    # --- at 50 ms RTT ------------------------------------------------------------------------------
+
+    async def rtt(self, mcp: Client, gateway_script: Path | None) -> None:
+        """Echo through a delayed path: sshd in a network namespace behind a delaying relay."""
+        why = delayed.problem()
+        names = ("bare pty", "echo via HTTP", "echo via MCP", "mcp-ssh-gateway echo via MCP")
+        if why is not None:
+            for name in names:
+                self.table.skip(f"{RTT_MS:g} ms RTT: {name}", why)
+            return
+        n = self.plan.rtt_rounds
+        log(f"{RTT_MS:g} ms RTT: {n} interleaved rounds (sshd in a network namespace, delaying relay)")
+        with delayed.delayed_sshd(self.sshd, self.sshd_dir, RTT_MS) as path:
+            conns = dict(self.inst.connections)
+            slow = {**self.sshd.connection("bash"), "port": path.port, "ssh_options": path.ssh_options()}
+            conns["slow"] = slow
+            self.inst.write_config(conns)
+            info = await self.api.open_session(OpenSessionRequest(host="slow"))
+            if info.state != "ready":
+                raise RuntimeError(f"the delayed session is not ready: {info}")
+            sid = info.session_id
+            opts = [f"-o{k}={v}" for k, v in path.ssh_options().items()]
+            conn = self.sshd.connection("bash")
+            argv = ["ssh", "-p", str(path.port), "-i", str(conn["key_path"]), *opts]
+            async with contextlib.AsyncExitStack() as stack:
+                pty = stack.enter_context(bare_pty(self.sshd, argv, path.host))
+                gw: GatewayEcho | None = None
+                if gateway_script is not None:
+                    workdir = Path(tempfile.mkdtemp(prefix="sk-gw-rtt-"))
+                    stack.callback(shutil.rmtree, workdir, True)
+                    params = gateway_params(gateway_script, self.sshd, workdir, port=path.port)
+                    client = await stack.enter_async_context(Client(params, read_timeout_seconds=120))
+                    gw = GatewayEcho(client)
+                rows = [self.table.add(Row(f"{RTT_MS:g} ms RTT: {name}", p95=True)) for name in names]
+                bare, http, mcpr, gwr = rows
+                counter = 0
+
+                async def http_echo() -> float:
+                    nonlocal counter
+                    counter += 1
+                    ms, r = await timed(
+                        lambda: self.api.send_command(sid, SendCommandRequest(command=f"echo R{counter}"))
+                    )
+                    if (r.status, r.output) != ("completed", f"R{counter}"):
+                        raise RuntimeError(f"delayed HTTP echo returned {r.status} {r.output!r}")
+                    return ms
+
+                async def mcp_echo() -> float:
+                    nonlocal counter
+                    counter += 1
+                    args = {"session_id": sid, "command": f"echo S{counter}"}
+                    ms, res = await timed(lambda: mcp.call_tool("send_command", args))
+                    if structured(res).get("output") != f"S{counter}":
+                        raise RuntimeError(f"delayed MCP echo returned {res}")
+                    return ms
+
+                for i in range(n + 2):
+                    v = await asyncio.to_thread(pty.once)
+                    samples = [v, await http_echo(), await mcp_echo(), await gw.once() if gw else None]
+                    if i >= 2:  # warm-up rounds
+                        for row, x in zip(rows, samples, strict=True):
+                            if x is not None:
+                                row.samples.append(x)
+                floor = bare.median or float("nan")
+                bare.note = f"ssh -tt through the relay: {RTT_MS:g} ms added per round trip"
+                for row in (http, mcpr, gwr):
+                    if row.median is not None:
+                        row.note = f"+{row.median - floor:.1f} ms over the bare pty"
+                http.note += f" (target <= +2 ms: {'met' if (http.median or 1e9) - floor <= 2 else 'MISSED'})"
+                if gw is None:
+                    gwr.skipped, gwr.note = True, "could not install it from PyPI"
+                elif mcpr.median and gwr.median:
+                    mcpr.note += f"; {mcpr.median / gwr.median:.2f}x mcp-ssh-gateway"
+            await self.api.close_session(sid)
+
+    # --- bulk output -------------------------------------------------------------------------------
+
+    async def bulk(self) -> None:
+        """N MB of terminal output: send_command until completed vs a bare tmux pane and ssh -tt."""
+        mb = self.plan.bulk_mb
+        lines = mb * 1_000_000 // 100  # 99 characters and a newline each
+        command = f"yes {'x' * 97}y | head -n {lines}"
+        log(f"bulk output: {mb} MB x{self.plan.bulk_runs}")
+        row = self.table.add(Row(f"{mb} MB through send_command until completed", unit="ms"))
+        pane = self.table.add(Row("  the same in a bare tmux pane (pipe-pane log, no daemon)"))
+        pty_row = self.table.add(Row("  the same over ssh -tt (no tmux)"))
+        cpu_row = self.table.add(Row("  daemon CPU per MB of output", unit="ms"))
+        cpu_tmux = self.table.add(Row("  tmux server CPU per MB of output", unit="ms"))
+        tmux_pid = self.tmux_pid()
+        rss_peak = 0
+        async with contextlib.AsyncExitStack() as stack:
+            pty = stack.enter_context(bare_pty(self.sshd, [a for a in ssh_base(self.sshd) if a != "-T"]))
+            for _ in range(self.plan.bulk_runs):
+                c0, t0c = cpu_seconds(self.daemon_pid), cpu_seconds(tmux_pid) if tmux_pid else 0.0
+                t0 = time.perf_counter()
+                r = await self.api.send_command(self.sid, SendCommandRequest(command=command, timeout=50))
+                while r.status == "running":
+                    r = await self.api.get_command(self.sid, r.command_id, CommandQuery(wait=50))
+                ms = (time.perf_counter() - t0) * 1000
+                cpu = cpu_seconds(self.daemon_pid) - c0
+                tcpu = (cpu_seconds(tmux_pid) - t0c) if tmux_pid else float("nan")
+                rss_peak = max(rss_peak, rss_kb(self.daemon_pid) or 0)
+                if r.status != "completed" or r.total_lines != lines or r.exit_code != 0:
+                    raise RuntimeError(f"bulk returned {r.status} exit {r.exit_code}, {r.total_lines} lines")
+                row.samples.append(ms)
+                cpu_row.samples.append(1000 * cpu / mb)
+                cpu_tmux.samples.append(1000 * tcpu / mb)
+                raw = await asyncio.to_thread(self.raw.bulk, command, 300)
+                if raw is None:
+                    raise RuntimeError("the bare tmux pane did not finish the bulk command")
+                pane.samples.append(raw)
+                v = await asyncio.to_thread(pty.bulk, command, 300)
+                if v is not None:
+                    pty_row.samples.append(v)
+        ratio = (row.median or 0) / (pane.median or 1)
+        row.note = f"{ratio:.2f}x the bare tmux pane (target <= 1.2x: {'met' if ratio <= 1.2 else 'MISSED'})"
+        per_mb = (cpu_row.median or 0) / 1000
+        cpu_row.note = f"{per_mb:.4f} s/MB (target <= 0.01 s/MB: {'met' if per_mb <= 0.01 else 'MISSED'})"
+        self.table.add(Row("  daemon RSS after the bulk output", unit="MB", value=rss_peak / 1024))
+
+    # --- files -------------------------------------------------------------------------------------
+
+    async def sftp(self, mcp: Client) -> None:
+        """N MB read and written over the warm session vs OpenSSH sftp on a warm ControlMaster."""
+        mb = self.plan.sftp_mb
+        size = mb * 1_000_000
+        tag = f"{os.getpid()}-{time.time_ns()}"
+        src, dst = f"/tmp/sk-bench-sftp-{tag}.txt", f"/tmp/sk-bench-sftp-w-{tag}.txt"
+        log(f"files: {mb} MB x{self.plan.sftp_runs}")
+        # Text content (base64 of random bytes, 76-column lines): readable as text, not compressible.
+        make = f"head -c {size * 3 // 4} /dev/urandom | base64 -w 76 | head -c {size} > {src}; wc -c < {src}"
+        r = await self.api.send_command(self.sid, SendCommandRequest(command=make, timeout=50))
+        if r.output.strip() != str(size):
+            raise RuntimeError(f"could not make the {mb} MB file: {r.output!r}")
+        read = self.table.add(Row(f"read {mb} MB over the warm session (HTTP read_remote_file)"))
+        write = self.table.add(Row(f"write {mb} MB over the warm session (HTTP write_remote_file)"))
+        sread = self.table.add(Row("  OpenSSH sftp get on a warm ControlMaster connection"))
+        swrite = self.table.add(Row("  OpenSSH sftp put on a warm ControlMaster connection"))
+        small = min(mb, 10)
+        mread = self.table.add(Row(f"read {small} MB via MCP read_remote_file"))
+        hread = self.table.add(Row("  the same via HTTP"))
+        work = Path(tempfile.mkdtemp(prefix="sk-sftp-"))
+        master = work / "cm"
+        conn = self.sshd.connection("bash")
+        opts = [f"-o{k}={v}" for k, v in self.sshd.ssh_options().items()]
+        base = ["-p", str(conn["port"]), "-i", str(conn["key_path"]), *opts, "-o", f"ControlPath={master}"]
+        dest = f"{conn['user']}@{conn['host']}"
+        local = work / "local.txt"
+        try:
+            master_argv = ["ssh", *base, "-M", "-o", "ControlPersist=yes", "-fN", dest]
+            await asyncio.to_thread(subprocess.run, master_argv, check=True, timeout=30)
+            for _ in range(self.plan.sftp_runs):
+                ms, got = await timed(
+                    lambda: self.api.read_remote_file(self.sid, ReadFileRequest(remote_path=src, limit=size))
+                )
+                if got.length != size or got.sha256 is None:
+                    raise RuntimeError(f"read {got.length} of {size} bytes")
+                read.samples.append(ms)
+                req = WriteFileRequest(remote_path=dst, content=got.content)
+                ms, wrote = await timed(lambda req=req: self.api.write_remote_file(self.sid, req))  # type: ignore[misc]
+                if wrote.bytes_written != size or wrote.sha256 != got.sha256:
+                    raise RuntimeError(f"wrote {wrote.bytes_written} bytes, {wrote.sha256} != {got.sha256}")
+                write.samples.append(ms)
+                for cmd, row in ((f"get {src} {local}", sread), (f"put {local} {dst}.o", swrite)):
+                    t0 = time.perf_counter()
+                    done = await asyncio.to_thread(
+                        subprocess.run, ["sftp", "-q", *base, "-b", "-", dest], input=cmd.encode(),
+                        capture_output=True, timeout=120, check=False,
+                    )  # fmt: skip
+                    if done.returncode != 0:
+                        raise RuntimeError(f"sftp {cmd}: {done.stderr.decode(errors='replace')}")
+                    row.samples.append((time.perf_counter() - t0) * 1000)
+            args = {"session_id": self.sid, "remote_path": src, "limit": small * 1_000_000}
+            for _ in range(self.plan.sftp_runs):
+                ms, res = await timed(lambda: mcp.call_tool("read_remote_file", args))
+                if len(structured(res).get("content") or "") != small * 1_000_000:
+                    raise RuntimeError("read_remote_file via MCP returned a short content")
+                mread.samples.append(ms)
+                ms, _ = await timed(
+                    lambda: self.api.read_remote_file(
+                        self.sid, ReadFileRequest(remote_path=src, limit=small * 1_000_000)
+                    )
+                )
+                hread.samples.append(ms)
+        finally:
+            stop_argv = ["ssh", *base, "-O", "exit", dest]
+            await asyncio.to_thread(subprocess.run, stop_argv, capture_output=True, timeout=10, check=False)
+            shutil.rmtree(work, ignore_errors=True)
+            with contextlib.suppress(SshkeepError):
+                rm = SendCommandRequest(command=f"rm -f {src} {dst} {dst}.o")
+                await self.api.send_command(self.sid, rm)
+        for row, base_row, what in ((read, sread, "get"), (write, swrite, "put")):
+            speed = (base_row.median or 0) / (row.median or 1)
+            verdict = "met" if speed >= 0.8 else "MISSED"
+            row.note = f"{speed:.2f}x OpenSSH sftp {what}'s speed (target >= 0.8x: {verdict})"
+        for row in (read, write, sread, swrite):
+            if row.median:
+                row.note = (row.note + "; " if row.note else "") + f"{mb / row.median * 1000:.0f} MB/s"
+        ratio = (mread.median or 0) / (hread.median or 1)
+        mread.note = f"{ratio:.1f}x HTTP (target <= 2x: {'met' if ratio <= 2 else 'MISSED'})"
+
+    # --- scale -------------------------------------------------------------------------------------
+
+    def tmux_pid(self) -> int | None:
+        out = self.inst.tmux("display-message", "-p", "#{pid}").stdout.strip()
+        return int(out) if out.isdigit() else None
+
+    async def scale(self, rss0: int | None) -> None:
+        """Many sessions in one daemon: open them 10 at a time, memory, idle CPU, echo under load."""
+        n = self.plan.sessions
+        log(f"{n} sessions: open 10 at a time, idle {self.plan.idle_seconds:g} s, echo under load")
         idle = self.table.get("echo via HTTP (ApiClient.send_command)")
         sids: list[str] = []
-        rss_row = Row("daemon RSS, 0 sessions", unit="MB", value=(rss0 or 0) / 1024)
         try:
             sem = asyncio.Semaphore(10)  # sshd's MaxStartups and a 2-core machine: logins in waves
 
@@ -740,14 +1060,31 @@ class Bench:
             t0 = time.perf_counter()
             opens = await asyncio.gather(*(open_one() for _ in range(n)))
             wall_open = time.perf_counter() - t0
-            self.table.add(
-                Row(
-                    f"open {n} sessions, 10 at a time: each",
-                    samples=list(opens),
-                    p95=True,
-                    note=f"all {n} in {wall_open:.1f} s",
-                )
+            self.table.add(Row(f"open {n} sessions, 10 at a time: each", samples=list(opens), p95=True,
+                               note=f"all {n} in {wall_open:.1f} s"))  # fmt: skip
+            tmux_pid = self.tmux_pid()
+            await asyncio.sleep(2)  # let the logins' after-effects settle
+            rss = rss_kb(self.daemon_pid) or 0
+            self.table.add(Row("daemon RSS, 0 sessions", unit="MB", value=(rss0 or 0) / 1024))
+            row = self.table.add(Row(f"daemon RSS, {n} sessions", unit="MB", value=rss / 1024))
+            row.note = f"target <= 150 MB: {'met' if rss / 1024 <= 150 else 'MISSED'}"
+            if tmux_pid is not None:
+                trss = (rss_kb(tmux_pid) or 0) / 1024
+                self.table.add(Row(f"tmux server RSS, {n} sessions", unit="MB", value=trss))
+            window = self.plan.idle_seconds
+            c0, t0c = cpu_seconds(self.daemon_pid), cpu_seconds(tmux_pid) if tmux_pid else 0.0
+            await asyncio.sleep(window)
+            dcpu = cpu_seconds(self.daemon_pid) - c0
+            tcpu = (cpu_seconds(tmux_pid) - t0c) if tmux_pid else 0.0
+            share = (dcpu + tcpu) / window
+            note = (
+                f"daemon {100 * dcpu / window:.2f}%, tmux {100 * tcpu / window:.2f}% of one core "
+                f"(target <= 1%: {'met' if share <= 0.01 else 'MISSED'})"
             )
+            name = f"idle CPU, daemon + tmux, {n} sessions, {window:g} s"
+            self.table.add(Row(name, unit="%", value=100 * share, note=note))
+            k = self.plan.commands_per_session
+            busy = sids[: self.plan.concurrency]
             lat: list[float] = []
 
             async def worker(sid: str) -> None:
@@ -759,39 +1096,98 @@ class Bench:
                         raise RuntimeError(f"{sid}: echo returned {r.status} {r.output!r}")
                     lat.append(ms)
 
-            tmux_out = self.inst.tmux("display-message", "-p", "#{pid}").stdout.strip()
-            tmux_pid = int(tmux_out) if tmux_out.isdigit() else None
-            cpu0 = cpu_seconds(self.daemon_pid)
-            tcpu0 = cpu_seconds(tmux_pid) if tmux_pid else 0.0
-            busy0 = machine_busy()
+            c0, busy0 = cpu_seconds(self.daemon_pid), machine_busy()
+            t0c = cpu_seconds(tmux_pid) if tmux_pid else 0.0
             t0 = time.perf_counter()
-            await asyncio.gather(*(worker(sid) for sid in sids))
+            await asyncio.gather(*(worker(sid) for sid in busy))
             wall = time.perf_counter() - t0
-            cpu = cpu_seconds(self.daemon_pid) - cpu0
-            tcpu = (cpu_seconds(tmux_pid) - tcpu0) if tmux_pid else float("nan")
-            busy = machine_busy() - busy0
-            row = self.table.add(Row(f"echo under load: {n} sessions x {k} commands", samples=lat, p95=True))
+            cpu = cpu_seconds(self.daemon_pid) - c0
+            tcpu = (cpu_seconds(tmux_pid) - t0c) if tmux_pid else float("nan")
+            mbusy = machine_busy() - busy0
+            row = self.table.add(Row(f"echo under load: {len(busy)} concurrent commands, {k} each",
+                                     samples=lat, p95=True))  # fmt: skip
             idle_p50 = (idle.median if idle else None) or float("nan")
+            ratio = (row.median or 0) / idle_p50
             row.note = (
-                f"{len(lat) / wall:.0f} commands/s; p50 {(row.median or 0) / idle_p50:.1f}x idle HTTP echo; "
-                f"CPU: daemon {cpu / wall:.0%}, tmux server {tcpu / wall:.0%}, "
-                f"machine {busy / wall / (os.cpu_count() or 1):.0%} of {os.cpu_count()} cores"
+                f"p50 {ratio:.1f}x idle HTTP echo (target <= 10x: {'met' if ratio <= 10 else 'MISSED'}); "
+                f"{len(lat) / wall:.0f} commands/s; CPU: daemon {cpu / wall:.0%}, "
+                f"tmux server {tcpu / wall:.0%}, "
+                f"machine {mbusy / wall / (os.cpu_count() or 1):.0%} of {os.cpu_count()} cores"
             )
-            health = await self.api.health()
-            self.table.add(rss_row)
-            rss = rss_kb(health.pid)
-            self.table.add(Row(f"daemon RSS, {health.sessions} sessions", unit="MB", value=(rss or 0) / 1024))
-            if tmux_pid is not None:
-                t = rss_kb(tmux_pid)
-                self.table.add(
-                    Row(f"tmux server RSS, {health.sessions} sessions", unit="MB", value=(t or 0) / 1024)
-                )
         finally:
-            if not any(r is rss_row for r in self.table.rows):
-                self.table.add(rss_row)
             for sid in sids:
                 with contextlib.suppress(SshkeepError):
                     await self.api.close_session(sid)
+
+    # --- start-up ----------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """CLI and shim start-up, interleaved: --help, status, initialize vs a bare SDK server."""
+        n = self.plan.startup_rounds
+        log(f"start-up x{n}")
+        env = self.inst.env
+        script = self.raw.workdir / "noop_mcp_server.py"
+        script.write_text(NOOP_SERVER)
+        rows = {
+            "py": self.table.add(Row("`python -c pass`", p95=True)),
+            "help": self.table.add(Row("`sshkeep --help`", p95=True)),
+            "status": self.table.add(Row("`sshkeep status` (daemon running)", p95=True)),
+            "bare": self.table.add(Row("initialize: a bare MCPServer (mcp SDK, one tool)", p95=True)),
+            "shim": self.table.add(Row("initialize: `sshkeep mcp`", p95=True)),
+            "bare_list": self.table.add(Row("  initialize + tools/list: the bare MCPServer", p95=True)),
+            "shim_list": self.table.add(Row("  initialize + tools/list: `sshkeep mcp`", p95=True)),
+        }
+        py = sys.executable
+        for i in range(n + 1):
+            samples = {
+                "py": run_ms([py, "-c", "pass"], env),
+                "help": run_ms([py, "-m", "sshkeep", "--help"], env),
+                "status": run_ms([py, "-m", "sshkeep", "status"], env),
+            }
+            bare = [py, str(script)]
+            samples["bare"], samples["bare_list"] = await asyncio.to_thread(initialize_ms, bare, env)
+            shim = [py, "-m", "sshkeep", "--log-level", "WARNING", "mcp"]
+            samples["shim"], samples["shim_list"] = await asyncio.to_thread(initialize_ms, shim, env)
+            if i >= 1:
+                for key, v in samples.items():
+                    rows[key].samples.append(v)
+        for key, target in (("help", 100.0), ("status", 100.0)):
+            med = rows[key].median or 0
+            rows[key].note = f"target <= {target:g} ms: {'met' if med <= target else 'MISSED'}"
+        ratio = (rows["shim"].median or 0) / (rows["bare"].median or 1)
+        verdict = "met" if ratio <= 1.1 else "MISSED"
+        rows["shim"].note = f"{ratio:.2f}x the bare server (target <= 1.1x: {verdict})"
+        ratio = (rows["shim_list"].median or 0) / (rows["bare_list"].median or 1)
+        rows["shim_list"].note = f"{ratio:.2f}x the bare server (20 tools vs 1)"
+
+    async def first_open(self) -> None:
+        """open_session through a shim that found no daemon (started it) vs a fresh `ssh host true`."""
+        n = self.plan.opens
+        log(f"first open_session with the daemon's auto-start x{n}")
+        first = self.table.add(Row("first open_session via MCP, daemon auto-started by the shim", p95=False))
+        later = self.table.add(Row("  a later open_session via MCP", p95=False))
+        base = self.table.add(Row("  baseline: fresh `ssh host true`", p95=False))
+        inst = new_instance({"bash": dict(self.sshd.connection("bash"))})
+        try:
+            for _ in range(n):
+                inst.stop()
+                async with Client(mcp_params(inst), read_timeout_seconds=120) as c:
+                    # As an MCP host does: initialize (done), list the tools, then the first call.
+                    await c.list_tools()
+                    ms, res = await timed(lambda: c.call_tool("open_session", {"host": "bash"}))
+                    sid = structured(res)["session_id"]
+                    first.samples.append(ms)
+                    ms, res = await timed(lambda: c.call_tool("open_session", {"host": "bash"}))
+                    later.samples.append(ms)
+                    for s in (sid, structured(res)["session_id"]):
+                        structured(await c.call_tool("close_session", {"session_id": s}))
+                base.samples.append((await asyncio.to_thread(ssh_run, self.sshd, "true"))[0])
+        finally:
+            inst.destroy()
+        b = base.median or 1
+        r1, r2 = (first.median or 0) / b, (later.median or 0) / b
+        first.note = f"{r1:.2f}x a bare ssh login (target <= 1.5x: {'met' if r1 <= 1.5 else 'MISSED'})"
+        later.note = f"{r2:.2f}x a bare ssh login (target <= 1.1x: {'met' if r2 <= 1.1 else 'MISSED'})"
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -820,7 +1216,8 @@ def world(workdir: Path) -> Iterator[tuple[SshServer, Instance, RawFloor]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="fewer iterations (about a minute)")
-    ap.add_argument("--sessions", type=int, default=50, help="concurrent sessions (default 50)")
+    ap.add_argument("--sessions", type=int, default=0, help="sessions of the scale rows (200; quick: 20)")
+    ap.add_argument("--only", default="", help=f"run only these sections: {','.join(SECTIONS)}")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
     args = ap.parse_args(argv)
     problem = environment_problem()
@@ -829,12 +1226,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.quick:
         plan = Plan(
-            echo_rounds=20, opens=3, big_runs=1, file_runs=2, sessions=args.sessions, commands_per_session=3
-        )
+            echo_rounds=30, opens=3, big_runs=1, file_runs=2, sessions=args.sessions or 20,
+            commands_per_session=5, concurrency=min(50, args.sessions or 20), rtt_rounds=10, bulk_mb=10,
+            bulk_runs=1, sftp_mb=10, sftp_runs=2, idle_seconds=10, startup_rounds=5,
+        )  # fmt: skip
     else:
         plan = Plan(
-            echo_rounds=60, opens=5, big_runs=3, file_runs=5, sessions=args.sessions, commands_per_session=10
-        )
+            echo_rounds=60, opens=5, big_runs=3, file_runs=5, sessions=args.sessions or 200,
+            commands_per_session=10, concurrency=min(50, args.sessions or 200), rtt_rounds=30, bulk_mb=100,
+            bulk_runs=3, sftp_mb=50, sftp_runs=5, idle_seconds=60, startup_rounds=10,
+        )  # fmt: skip
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    if only - set(SECTIONS):
+        ap.error(f"--only takes {','.join(SECTIONS)}")
 
     def terminate(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt  # unwind through the finally blocks: everything is cleaned up
@@ -843,7 +1247,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sk-bench-"))
     try:
         with world(workdir) as (sshd, inst, raw):
-            table = asyncio.run(Bench(plan, sshd, inst, raw).run())
+            table = asyncio.run(Bench(plan, sshd, inst, raw, workdir / "sshd", only).run())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     load = os.getloadavg()

@@ -49,9 +49,12 @@ def install_gateway(root: Path) -> Path | None:
     return script if script.is_file() else None
 
 
-def gateway_params(script: Path, sshd: SshServer, workdir: Path) -> StdioServerParameters:
+def gateway_params(
+    script: Path, sshd: SshServer, workdir: Path, port: int | None = None
+) -> StdioServerParameters:
+    """mcp-ssh-gateway with one server, `bench`: the test sshd (or whatever listens on `port`)."""
     conn = sshd.connection("bash")
-    servers = {"servers": {"bench": {"host": conn["host"], "port": conn["port"], "user": conn["user"],
+    servers = {"servers": {"bench": {"host": conn["host"], "port": port or conn["port"], "user": conn["user"],
                                      "key_path": conn["key_path"], "description": "bench sshd"}}}  # fmt: skip
     cache = workdir / "gateway-cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -99,8 +102,9 @@ class GatewayEcho:
 class BarePty:
     """`ssh -tt host` in a pty of its own, already logged in: type `echo X`, read until X comes back."""
 
-    def __init__(self, sshd: SshServer, ssh_argv: list[str]) -> None:
-        self.argv = [*ssh_argv, "-tt", f"{sshd.users['bash']}@{sshd.host}", "exec bash --norc --noprofile"]
+    def __init__(self, sshd: SshServer, ssh_argv: list[str], host: str | None = None) -> None:
+        dest = f"{sshd.users['bash']}@{host or sshd.host}"
+        self.argv = [*ssh_argv, "-tt", dest, "exec bash --norc --noprofile"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.fd = -1
         self.n = 0
@@ -139,6 +143,28 @@ class BarePty:
         ok = self._read_until(re.compile(re.escape(token) + rb"\r?\n"), 10)
         return (time.perf_counter() - start) * 1000 if ok else None
 
+    def bulk(self, command: str, timeout: float) -> float | None:
+        """Run `command` and read all it prints until it ends: ms, or None on a timeout."""
+        self.n += 1
+        token = f"B{self.n}Q".encode()
+        end = re.compile(re.escape(token) + rb"\r?\n")
+        start = time.perf_counter()
+        os.write(self.fd, f"{command}; echo B{self.n}Q\n".encode())
+        tail = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            try:
+                chunk = os.read(self.fd, 1 << 20)
+            except OSError:
+                return None
+            tail = (tail + chunk)[-256:]
+            if end.search(tail):
+                return (time.perf_counter() - start) * 1000
+        return None
+
     def stop(self) -> None:
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -149,8 +175,8 @@ class BarePty:
 
 
 @contextlib.contextmanager
-def bare_pty(sshd: SshServer, ssh_argv: list[str]) -> Iterator[BarePty]:
-    pty = BarePty(sshd, ssh_argv)
+def bare_pty(sshd: SshServer, ssh_argv: list[str], host: str | None = None) -> Iterator[BarePty]:
+    pty = BarePty(sshd, ssh_argv, host)
     try:
         pty.start()
         yield pty

@@ -11,17 +11,18 @@ unit or scope, which systemd may stop with everything in it.
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import shutil
 import subprocess
-import sys
 import time
 
 from sshkeep.common import systemd
 from sshkeep.common.client import ApiClient
 from sshkeep.common.errors import DaemonUnavailable
 from sshkeep.common.models.sessions import Health
-from sshkeep.common.paths import Paths, ensure_private_dir
+from sshkeep.common.paths import Paths
+from sshkeep.shim import early
+from sshkeep.shim.early import EarlyStart
 
 START_TIMEOUT = 15.0
 
@@ -33,30 +34,17 @@ class SpawnFailed(DaemonUnavailable):
 def spawn_daemon(paths: Paths, scope: bool = False) -> subprocess.Popen[bytes]:
     """Start `sshkeep daemon` detached from our session (and cgroup, with `scope`), logging to
     the state dir."""
-    argv = [sys.executable, "-m", "sshkeep", "daemon"]
-    if scope:
-        argv = systemd.scope_argv("user-scope", f"sshkeep daemon ({paths.socket})", argv)
-    from sshkeep.common.logs import rotate_daemon_log  # reads config.yml: only when we start a daemon
-
-    ensure_private_dir(paths.state_dir)
-    rotate_daemon_log(paths)
-    fd = os.open(paths.daemon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            start_new_session=True,
-            close_fds=True,
-            cwd="/",
-        )
-    finally:
-        os.close(fd)
+    prefix = systemd.scope_argv("user-scope", f"sshkeep daemon ({paths.socket})", []) if scope else None
+    return early.spawn_daemon(paths, prefix)
 
 
-async def ensure_daemon(client: ApiClient, paths: Paths) -> Health:
-    """Return the daemon's health, starting a daemon first if none answers."""
+async def ensure_daemon(client: ApiClient, paths: Paths, started: EarlyStart | None = None) -> Health:
+    """Return the daemon's health, starting a daemon first if none answers (or waiting for the
+    one `started` spawned as the shim started)."""
+    proc = await asyncio.to_thread(started.join) if started is not None else None
+    if proc is not None and proc.poll() is None:
+        with contextlib.suppress(SpawnFailed):
+            return await _wait_for(client, paths, proc)
     try:
         return await client.health()
     except DaemonUnavailable:
@@ -76,14 +64,19 @@ async def ensure_daemon(client: ApiClient, paths: Paths) -> Health:
 
 async def _spawn_and_wait(client: ApiClient, paths: Paths, scope: bool) -> Health:
     proc = await asyncio.to_thread(spawn_daemon, paths, scope)
+    return await _wait_for(client, paths, proc)
+
+
+async def _wait_for(client: ApiClient, paths: Paths, proc: subprocess.Popen[bytes]) -> Health:
+    """The health of the daemon `proc` starts (or of another shim's, should that one win)."""
     deadline = time.monotonic() + START_TIMEOUT
     last: DaemonUnavailable | None = None
     while time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
         try:
             return await client.health()
         except DaemonUnavailable as exc:
             last = exc
+        await asyncio.sleep(0.02)
         code = proc.poll()
         if code is not None and code != 0:
             # Another shim may have won the race for the lock: its daemon will answer soon.

@@ -3,23 +3,37 @@
 Parameters reuse the request models' field definitions, results are the reply models
 (structured output) plus a short text rendering, and any `SshkeepError` becomes a tool error
 whose text names the problem and the next step.
+
+Start-up is kept to what a bare SDK server costs: `run_stdio` answers `initialize` before the
+tool modules (and the wire models and API client they need) are imported; the first other
+message registers the tools, before it is handled (`LazyTools`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server import MCPServer
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.stdio import stdio_server
 
 from sshkeep import __version__
-from sshkeep.common.client import ApiClient
 from sshkeep.common.paths import Paths
-from sshkeep.shim import tools_admin, tools_commands, tools_configs, tools_files, tools_sessions
+from sshkeep.shim.early import EarlyStart
 from sshkeep.shim.stdio import event_loop_stdio
-from sshkeep.shim.tools_base import Tools
 
-TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin)
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from sshkeep.common.client import ApiClient
+    from sshkeep.shim.tools_base import Tools
+
+
+def tool_groups() -> tuple[ModuleType, ...]:
+    from sshkeep.shim import tools_admin, tools_commands, tools_configs, tools_files, tools_sessions
+
+    return (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin)
+
 
 INSTRUCTIONS = """\
 sshkeep keeps persistent, interactive SSH terminals for you. Sessions survive client and daemon
@@ -35,12 +49,22 @@ restarts, and a person can watch them in tmux.
 """
 
 
-def build_server(paths: Paths, client: ApiClient, tools: Tools | None = None) -> MCPServer[Any]:
-    server: MCPServer[Any] = MCPServer("sshkeep", version=__version__, instructions=INSTRUCTIONS)
-    tools = tools or Tools(client, paths)
-    for group in TOOL_GROUPS:
+def new_server(middleware: list[Any] | None = None) -> MCPServer[Any]:
+    return MCPServer("sshkeep", version=__version__, instructions=INSTRUCTIONS, middleware=middleware)
+
+
+def register_tools(server: MCPServer[Any], tools: Tools) -> None:
+    for group in tool_groups():
         group.register(server, tools)
     forbid_unknown_arguments(server)
+
+
+def build_server(paths: Paths, client: ApiClient, tools: Tools | None = None) -> MCPServer[Any]:
+    """The server with every tool registered (what `run_stdio` has once the first request came)."""
+    from sshkeep.shim.tools_base import Tools
+
+    server = new_server()
+    register_tools(server, tools or Tools(client, paths))
     return server
 
 
@@ -57,12 +81,45 @@ def forbid_unknown_arguments(server: MCPServer[Any]) -> None:
         tool.parameters["additionalProperties"] = False
 
 
-async def run_stdio(paths: Paths) -> None:
-    async with ApiClient(paths.socket) as client:
-        tools = Tools(client, paths)
-        server = build_server(paths, client, tools)
-        tools.start_daemon_early()
+class LazyTools:
+    """Server middleware: registers the tools (importing their modules, the wire models and the
+    API client) when the first message other than `initialize` arrives, before it is handled,
+    and starts checking the daemon then."""
+
+    def __init__(self, paths: Paths, started: EarlyStart | None) -> None:
+        self.paths = paths
+        self.started = started
+        self.server: MCPServer[Any] | None = None
+        self.client: ApiClient | None = None
+
+    def ready(self) -> None:
+        if self.client is not None or self.server is None:
+            return
+        from sshkeep.common.client import ApiClient
+        from sshkeep.shim.tools_base import Tools
+
+        self.client = ApiClient(self.paths.socket)
+        tools = Tools(self.client, self.paths)
+        register_tools(self.server, tools)
+        tools.start_daemon_early(self.started)
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "initialize":
+            self.ready()
+        return await call_next(ctx)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+
+async def run_stdio(paths: Paths, started: EarlyStart | None = None) -> None:
+    lazy = LazyTools(paths, started)
+    server = lazy.server = new_server(middleware=[lazy])
+    try:
         await serve_stdio(server)
+    finally:
+        await lazy.close()
 
 
 async def serve_stdio(server: MCPServer[Any]) -> None:

@@ -20,6 +20,7 @@ from sshkeep.common.models.base import Reply
 from sshkeep.common.operations import OPERATIONS, ToolKind
 from sshkeep.common.paths import Paths
 from sshkeep.shim.autostart import ensure_daemon
+from sshkeep.shim.early import EarlyStart
 
 log = structlog.get_logger(__name__)
 
@@ -74,14 +75,15 @@ class Tools:
     paths: Paths
     _starting: asyncio.Task[object] | None = field(default=None, init=False, repr=False)
 
-    def start_daemon_early(self) -> None:
+    def start_daemon_early(self, started: EarlyStart | None = None) -> None:
         """Check (or start) the daemon now, while the MCP client is still initialising, so the
-        first tool call does not pay for the daemon's start-up."""
-        self._starting = asyncio.create_task(self._ensure_quietly(), name="sshkeep-daemon-start")
+        first tool call does not pay for the daemon's start-up (`started`: the check the shim
+        made as it started, whose daemon is waited for instead of spawning another)."""
+        self._starting = asyncio.create_task(self._ensure_quietly(started), name="sshkeep-daemon-start")
 
-    async def _ensure_quietly(self) -> object:
+    async def _ensure_quietly(self, started: EarlyStart | None) -> object:
         try:
-            return await ensure_daemon(self.client, self.paths)
+            return await ensure_daemon(self.client, self.paths, started)
         except SshkeepError as err:  # the first tool call tries again and reports it
             log.warning("daemon_start_failed", error=err.message)
             return None

@@ -27,14 +27,19 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
+    from sshkeep.common.paths import resolve_paths
+    from sshkeep.shim.early import EarlyStart
+
+    paths = resolve_paths()
+    started = EarlyStart.begin(paths)  # the daemon starts while the MCP SDK is imported
+
     import asyncio
 
     from sshkeep.common.logs import configure_logging
-    from sshkeep.common.paths import resolve_paths
     from sshkeep.shim.mcp_server import run_stdio
 
     configure_logging(args.log_level)
-    asyncio.run(run_stdio(resolve_paths()))
+    asyncio.run(run_stdio(paths, started))
     return 0
 
 
