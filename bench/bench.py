@@ -978,7 +978,9 @@ class Bench:
         master = work / "cm"
         conn = self.sshd.connection("bash")
         opts = [f"-o{k}={v}" for k, v in self.sshd.ssh_options().items()]
-        base = ["-p", str(conn["port"]), "-i", str(conn["key_path"]), *opts, "-o", f"ControlPath={master}"]
+        common = ["-i", str(conn["key_path"]), *opts, "-o", f"ControlPath={master}"]
+        base = ["-p", str(conn["port"]), *common]
+        sftp_base = ["-P", str(conn["port"]), *common]
         dest = f"{conn['user']}@{conn['host']}"
         local = work / "local.txt"
         try:
@@ -999,7 +1001,7 @@ class Bench:
                 for cmd, row in ((f"get {src} {local}", sread), (f"put {local} {dst}.o", swrite)):
                     t0 = time.perf_counter()
                     done = await asyncio.to_thread(
-                        subprocess.run, ["sftp", "-q", *base, "-b", "-", dest], input=cmd.encode(),
+                        subprocess.run, ["sftp", "-q", *sftp_base, "-b", "-", dest], input=cmd.encode(),
                         capture_output=True, timeout=120, check=False,
                     )  # fmt: skip
                     if done.returncode != 0:

@@ -49,14 +49,28 @@ class Lines:
         return line.decode("utf-8", errors="replace")
 
 
+WRITE_PIECE = 64 * 1024
+
+
 class Output:
-    """What the SDK writes replies to: written by the event loop; `flush` waits until they left."""
+    """What the SDK writes replies to: written by the event loop; `flush` waits until they left.
+
+    A long reply goes out in pieces of a pipe's size, each written once the last one left: the
+    pipe transport keeps unsent bytes in one buffer that it shifts after every partial write,
+    which for a reply of many megabytes costs more than the reply itself."""
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
 
     async def write(self, text: str) -> None:
-        self._writer.write(text.encode("utf-8"))
+        data = text.encode("utf-8")
+        if len(data) <= WRITE_PIECE:
+            self._writer.write(data)
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), WRITE_PIECE):
+            self._writer.write(view[start : start + WRITE_PIECE])
+            await self._writer.drain()
 
     async def flush(self) -> None:
         await self._writer.drain()
