@@ -6,6 +6,8 @@ Known keys (defaults in brackets):
   daemon writes (checked each time the shim starts one).
 - `dead_session_max_age` [86400]: seconds a disconnected session is kept before the reaper closes
   it; 0 turns the reaper off.
+- `finished_job_max_age` [86400]: seconds a finished job (with its output and terminal) is kept
+  before the reaper removes it; 0 keeps them until cleanup_dead_sessions.
 
 A missing or invalid value falls back to its default (an invalid one is logged once), so a typo
 in a tunable never stops the daemon.
@@ -66,3 +68,8 @@ def rotation(settings: Mapping[str, Any], prefix: str) -> tuple[int, int]:
 def dead_session_max_age(settings: Mapping[str, Any]) -> float:
     """Seconds a disconnected session is kept before the reaper closes it (0: never)."""
     return number(settings, "dead_session_max_age", DEFAULT_DEAD_SESSION_MAX_AGE, 0, 10 * 365 * 86400)
+
+
+def finished_job_max_age(settings: Mapping[str, Any]) -> float:
+    """Seconds a finished job is kept before the reaper removes it (0: never)."""
+    return number(settings, "finished_job_max_age", DEFAULT_DEAD_SESSION_MAX_AGE, 0, 10 * 365 * 86400)

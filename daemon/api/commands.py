@@ -7,6 +7,7 @@ from aiohttp import web
 from sshkeep.common.models.sessions import (
     CommandQuery,
     CommandResult,
+    InterruptRequest,
     SendCommandRequest,
     SendKeysRequest,
     SendKeysResult,
@@ -23,7 +24,9 @@ routes = web.RouteTableDef()
 @endpoint(routes, "send_command")
 async def send_command(request: web.Request, call: Call) -> CommandResult:
     body = call.body(SendCommandRequest)
-    return await manager(request).commands.send_command(call.session_id, body.command, body.timeout)
+    return await manager(request).commands.send_command(
+        call.session_id, body.command, body.timeout, terminal=body.terminal
+    )
 
 
 @endpoint(routes, "get_command")
@@ -31,27 +34,37 @@ async def get_command(request: web.Request, call: Call) -> CommandResult:
     cid = call.params["command_id"]
     q = call.query(CommandQuery)
     return await manager(request).commands.get_command(
-        call.session_id, None if cid == "last" else cid, offset=q.offset, limit=q.limit, wait=q.wait
+        call.session_id,
+        None if cid == "last" else cid,
+        offset=q.offset,
+        limit=q.limit,
+        wait=q.wait,
+        terminal=q.terminal,
     )
 
 
 @endpoint(routes, "send_keys")
 async def send_keys(request: web.Request, call: Call) -> SendKeysResult:
-    return await manager(request).commands.send_keys(call.session_id, call.body(SendKeysRequest).keys)
+    body = call.body(SendKeysRequest)
+    return await manager(request).commands.send_keys(call.session_id, body.keys, terminal=body.terminal)
 
 
 @endpoint(routes, "interrupt_command")
 async def interrupt(request: web.Request, call: Call) -> CommandResult:
-    return await manager(request).commands.interrupt(call.session_id)
+    return await manager(request).commands.interrupt(
+        call.session_id, terminal=call.body(InterruptRequest).terminal
+    )
 
 
 @endpoint(routes, "get_snapshot")
 async def screen(request: web.Request, call: Call) -> Snapshot:
-    lines = call.query(SnapshotQuery).lines
-    return await manager(request).commands.snapshot(call.session_id, lines or None)
+    q = call.query(SnapshotQuery)
+    return await manager(request).commands.snapshot(call.session_id, q.lines or None, terminal=q.terminal)
 
 
 @endpoint(routes, "wait_for")
 async def wait_for(request: web.Request, call: Call) -> WaitForResult:
     body = call.body(WaitForRequest)
-    return await manager(request).commands.wait_for(call.session_id, body.pattern, body.timeout, body.since)
+    return await manager(request).commands.wait_for(
+        call.session_id, body.pattern, body.timeout, body.since, terminal=body.terminal
+    )

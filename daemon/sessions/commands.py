@@ -17,6 +17,7 @@ from sshkeep.common.errors import (
     SessionNotFound,
     TmuxError,
 )
+from sshkeep.common.models.base import MAIN_TERMINAL
 from sshkeep.common.models.sessions import (
     CommandResult,
     Question,
@@ -25,6 +26,7 @@ from sshkeep.common.models.sessions import (
     WaitForResult,
 )
 from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed_text
+from sshkeep.common.terminal.foreground import endless_reason, has_background_ampersand, started_jobs
 from sshkeep.common.terminal.keys import keys_command
 from sshkeep.common.terminal.markers import strip_markers
 from sshkeep.common.terminal.render import render, split_lines
@@ -49,23 +51,30 @@ class Commands:
         self.m = manager
 
     async def send_command(
-        self, sid: str, command: str, timeout: float, progress: Progress | None = None
+        self,
+        sid: str,
+        command: str,
+        timeout: float,
+        progress: Progress | None = None,
+        terminal: str | None = None,
     ) -> CommandResult:
-        s = self.m.get(sid)
+        s = self.m.terminal(sid, terminal)
         await self.m.ensure_ready(s, timeout)
+        where = _where(s)
         if s.current is not None:
             raise SessionBusy(
-                f"session {sid} is still running command {s.current.command_id} ({s.current.command[:60]!r})"
+                f"{where} is still running command {s.current.command_id} ({s.current.command[:60]!r})",
+                hint=_busy_hint(s),
             )
         if s.foreground_busy:
-            raise SessionBusy(f"session {sid} is running something typed with send_keys")
+            raise SessionBusy(f"{where} is running something typed with send_keys", hint=_busy_hint(s))
         if "\x00" in command:
             raise BadRequest("command contains a NUL byte")
         text = typed_text(command.rstrip("\n"), s.shell)
         seq = s.next_seq
         s.next_seq += 1
         rec = CommandRecord(
-            session_id=sid,
+            session_id=s.key,
             command_id=f"c{seq}",
             seq=seq,
             command=command,
@@ -80,7 +89,7 @@ class Commands:
         s.current = rec
         s.commands[rec.command_id] = rec
         s.interrupt_requested = False
-        self.m.store.save_soon(rec, (sid, s.scan_pos, s.next_seq))
+        self.m.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
         try:
             await self._type(s, text)
         except TmuxError:
@@ -89,11 +98,57 @@ class Commands:
             await self.m.store.save_command(rec)
             raise
         await self._wait_command(s, rec, timeout, progress)
-        return await self._result(s, rec, first=True)
+        res = await self._result(s, rec, first=True)
+        return await self._guard_foreground(s, rec, res)
+
+    async def _guard_foreground(self, s: Session, rec: CommandRecord, res: CommandResult) -> CommandResult:
+        """Name background jobs a finished command left behind; suggest start_job for endless ones."""
+        if res.status == "running" and s.job_id is None:
+            why = endless_reason(rec.command)
+            if why is not None:
+                res.hint = (
+                    f"{why}: start_job(session_id={s.id!r}, command=...) runs it in a terminal of its own "
+                    "(ready= waits for a line or a port), to follow with get_job and end with stop_job. "
+                    f"This one: get_command({s.ref}, command_id={rec.command_id!r}, wait=30) or "
+                    "interrupt_command."
+                )
+        elif res.status == "completed" and has_background_ampersand(rec.command):
+            lines = await s.output_lines(rec)
+            res.note = await self._background_note(s, started_jobs(lines))
+        return res
+
+    async def _background_note(self, s: Session, pids: list[int]) -> str:
+        tail = (
+            f" They belong to the shell of {_where(s)} and end with it; start_job runs long processes as "
+            "jobs you can list, follow and stop."
+        )
+        alive: list[str] = []
+        if pids:
+            from sshkeep.daemon.files.sidechannel import channels, run_side_command
+
+            script = (
+                f"for p in {' '.join(str(p) for p in pids[:20])}; do kill -0 $p 2>/dev/null || continue; "
+                "c=$(tr '\\000' ' ' < /proc/$p/cmdline 2>/dev/null || ps -o args= -p $p 2>/dev/null); "
+                'printf "%s %s\\n" "$p" "$c"; done'
+            )
+            try:
+                main = self.m.get(s.id)
+                o = await run_side_command(channels(self.m), main, script, 5.0, 16384)
+                alive = [
+                    ln.strip()[:200] for ln in o.stdout.decode(errors="replace").splitlines() if ln.strip()
+                ]
+            except Exception as exc:  # a note must never fail the command's reply
+                return (
+                    f"The command started background job(s) (pids {pids}); could not check them: {exc}.{tail}"
+                )
+            if not alive:
+                return f"The command started background job(s) (pids {pids}); none is running any more."
+            return "Still running in the background: " + "; ".join(f"pid {a}" for a in alive) + "." + tail
+        return "The command started something in the background with `&`; it may still run." + tail
 
     async def _type(self, s: Session, text: str) -> None:
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
-            buf = f"sk-{s.id}"
+            buf = f"sk-{s.key}"
             await self.m.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
             await self.m.tmux.command(
                 f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
@@ -182,7 +237,7 @@ class Commands:
                 hint = (
                     WAITING_HINT
                     if question is not None
-                    else f"Still running: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
+                    else f"Still running: get_command({s.ref}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
                 )
         elif s.shell == NO_SHELL:
@@ -203,12 +258,10 @@ class Commands:
             next_offset = offset + len(page) if offset + len(page) < total else None
             out_offset = offset
         if next_offset is not None and hint is None:
-            hint = (
-                f"More output: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
-                f"offset={next_offset})."
-            )
+            hint = f"More output: get_command({s.ref}, command_id={rec.command_id!r}, offset={next_offset})."
         return CommandResult(
             session_id=s.id,
+            terminal=s.terminal,
             command_id=rec.command_id,
             command=rec.command,
             status=status,
@@ -231,11 +284,11 @@ class Commands:
             if s.current is not None:
                 return s.current
             if not s.commands:
-                raise CommandNotFound(f"session {s.id} has run no command yet")
+                raise CommandNotFound(f"{_where(s)} has run no command yet")
             return max(s.commands.values(), key=lambda r: r.seq)
         rec = s.commands.get(command_id)
         if rec is None:
-            raise CommandNotFound(f"session {s.id} has no command {command_id!r}")
+            raise CommandNotFound(f"{_where(s)} has no command {command_id!r}")
         return rec
 
     async def get_command(
@@ -246,8 +299,9 @@ class Commands:
         limit: int | None = None,
         wait: float = 0.0,
         progress: Progress | None = None,
+        terminal: str | None = None,
     ) -> CommandResult:
-        s = self.m.get(sid)
+        s = self.m.terminal(sid, terminal)
         rec = self._record(s, command_id)
         if wait > 0 and rec.out_end is None:
             await self._wait_command(s, rec, wait, progress)
@@ -255,10 +309,10 @@ class Commands:
             return await self._result(s, rec, first=True)
         return await self._result(s, rec, offset=offset, limit=limit)
 
-    async def interrupt(self, sid: str, timeout: float = 5.0) -> CommandResult:
-        s = self.m.get(sid)
+    async def interrupt(self, sid: str, timeout: float = 5.0, terminal: str | None = None) -> CommandResult:
+        s = self.m.terminal(sid, terminal)
         if s.dead:
-            raise SessionDisconnected(f"session {sid} is disconnected")
+            raise SessionDisconnected(f"{_where(s)} is disconnected")
         rec = s.current
         s.interrupt_requested = rec is not None
         await self.m.tmux.command(f"send-keys -t {s.pane_id} C-c")
@@ -266,7 +320,7 @@ class Commands:
         s.last_growth = time.monotonic()
         if rec is None:
             if not s.commands:
-                raise CommandNotFound(f"session {sid} has no running command (Ctrl-C was sent anyway)")
+                raise CommandNotFound(f"{_where(s)} has no running command (Ctrl-C was sent anyway)")
             return await self._result(s, self._record(s, None))
         await self._wait_command(s, rec, timeout)
         if rec.out_end is None and not s.dead:
@@ -276,10 +330,10 @@ class Commands:
             await self._wait_command(s, rec, 2.0)
         return await self._result(s, rec, first=True)
 
-    async def send_keys(self, sid: str, keys: list[str]) -> SendKeysResult:
-        s = self.m.get(sid)
+    async def send_keys(self, sid: str, keys: list[str], terminal: str | None = None) -> SendKeysResult:
+        s = self.m.terminal(sid, terminal)
         if s.dead:
-            raise SessionDisconnected(f"session {sid} is disconnected; keys were not sent")
+            raise SessionDisconnected(f"{_where(s)} is disconnected; keys were not sent")
         line = keys_command(s.pane_id, keys)
         if not line:
             raise BadRequest("keys holds only empty strings")
@@ -291,20 +345,21 @@ class Commands:
         rec = s.current
         return SendKeysResult(
             session_id=sid,
+            terminal=s.terminal,
             sent=len([k for k in keys if k]),
             running_command_id=rec.command_id if rec else None,
             hint=(
-                f"Follow it with get_command(session_id={sid!r}, command_id={rec.command_id!r}, wait=10)."
+                f"Follow it with get_command({s.ref}, command_id={rec.command_id!r}, wait=10)."
                 if rec
                 else "get_snapshot shows the screen."
             ),
         )
 
     async def wait_for(
-        self, sid: str, pattern: str, timeout: float, since: int | None = None
+        self, sid: str, pattern: str, timeout: float, since: int | None = None, terminal: str | None = None
     ) -> WaitForResult:
         """Wait until new output matches `pattern`, the running command ends, or time is up."""
-        s = self.m.get(sid)
+        s = self.m.terminal(sid, terminal)
         try:
             regex = re.compile(pattern)
         except re.error as exc:
@@ -325,6 +380,7 @@ class Commands:
                         if regex.search(line):
                             return WaitForResult(
                                 session_id=sid,
+                                terminal=s.terminal,
                                 matched=True,
                                 pattern=pattern,
                                 line=line,
@@ -343,6 +399,7 @@ class Commands:
                     )
                     return WaitForResult(
                         session_id=sid,
+                        terminal=s.terminal,
                         matched=False,
                         pattern=pattern,
                         running_command_id=rec.command_id if rec else None,
@@ -353,8 +410,8 @@ class Commands:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic())))
 
-    async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
-        s = self.m.get(sid)
+    async def snapshot(self, sid: str, lines: int | None = None, terminal: str | None = None) -> Snapshot:
+        s = self.m.terminal(sid, terminal)
         start = f" -S -{lines}" if lines else ""
         try:
             screen = await self.m.tmux.command(f"capture-pane -p -J -t {s.pane_id}{start}")
@@ -362,12 +419,13 @@ class Commands:
                 f"display-message -p -t {s.pane_id} '#{{cursor_x}} #{{cursor_y}} #{{alternate_on}}'"
             )
         except TmuxError as exc:
-            raise SessionNotFound(f"session {sid}'s pane is gone ({exc.message})") from exc
+            raise SessionNotFound(f"{_where(s)}: its pane is gone ({exc.message})") from exc
         while screen and not screen[-1].strip():
             screen.pop()
         cx, cy, alt = [*info[0].split(), "0", "0", "0"][:3] if info else ("0", "0", "0")
         return Snapshot(
             session_id=sid,
+            terminal=s.terminal,
             screen="\n".join(line.rstrip() for line in screen),
             lines=len(screen),
             cursor_x=int(cx),
@@ -375,3 +433,15 @@ class Commands:
             alternate_screen=alt == "1",
             state=s.state,
         )
+
+
+def _where(s: Session) -> str:
+    return f"session {s.id}" if s.terminal == MAIN_TERMINAL else f"terminal {s.terminal} of session {s.id}"
+
+
+def _busy_hint(s: Session) -> str:
+    hint = (
+        f"Follow it with get_command({s.ref}, command_id='last', wait=30), answer it with send_keys, "
+        "or stop it with interrupt_command"
+    )
+    return hint + "; open_terminal gives a second shell on the same connection for parallel work."

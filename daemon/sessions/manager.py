@@ -23,17 +23,20 @@ from sshkeep.common.errors import (
     SessionNotReady,
     TmuxError,
 )
-from sshkeep.common.models.base import SESSION_ID_PATTERN
+from sshkeep.common.models.base import MAIN_TERMINAL, SESSION_ID_PATTERN
 from sshkeep.common.models.sessions import OpenSessionRequest, SessionInfo
 from sshkeep.common.paths import Paths, ensure_private_dir
 from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.watch import LogWatcher
 from sshkeep.daemon.sessions.askpass import AuthBroker, failure_hint
 from sshkeep.daemon.sessions.commands import Commands
+from sshkeep.daemon.sessions.jobs import Jobs
 from sshkeep.daemon.sessions.logcap import drop_target, punch
 from sshkeep.daemon.sessions.replies import UNINTEGRATED_HINT, login_hint
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
+from sshkeep.daemon.sessions.terminals import OPT as TERMINAL_OPT
+from sshkeep.daemon.sessions.terminals import Terminals
 from sshkeep.daemon.sessions.tmux import Tmux, pane_exit_status, quote
 
 log = structlog.get_logger(__name__)
@@ -60,6 +63,8 @@ class SessionManager:
         self.auth = AuthBroker(paths, config)
         self.commands = Commands(self)
         self.sessions: dict[str, Session] = {}
+        self.terminals = Terminals(self)
+        self.jobs = Jobs(self)
         self._watcher = LogWatcher(paths.logs_dir, self._on_log_change)
         self._monitor: asyncio.Task[None] | None = None
         self._scan_tasks: dict[str, asyncio.Task[None]] = {}
@@ -74,6 +79,8 @@ class SessionManager:
         await self.tmux.control()
         self._watcher.start()
         await self.adopt()
+        await self.terminals.adopt()
+        await self.jobs.adopt()
         self._monitor = asyncio.create_task(self._monitor_loop(), name="session-monitor")
 
     async def stop(self) -> None:
@@ -85,16 +92,30 @@ class SessionManager:
         for task in list(self._scan_tasks.values()):
             task.cancel()
         await self.store.flush()
-        for s in self.sessions.values():
-            await self.store.save_session(s.id, s.scan_pos, s.next_seq)
+        for s in self.panes():
+            await self.store.save_session(s.key, s.scan_pos, s.next_seq)
         await self.tmux.close()
         self.store.close()
 
-    def _new_session(self, **kw: object) -> Session:
+    def new_session(self, **kw: object) -> Session:
         s = Session(**kw)  # type: ignore[arg-type]
         s.on_finished = self.command_finished
         s.send_line = self.tmux.command
         return s
+
+    _new_session = new_session
+
+    def panes(self) -> list[Session]:
+        """Every terminal of every session: the main ones, then the others."""
+        return [*self.sessions.values(), *self.terminals.by_key.values()]
+
+    def pane(self, key: str) -> Session | None:
+        """A terminal by its key (a session id for a main terminal, `<session>@<terminal>` else)."""
+        return self.sessions.get(key) or self.terminals.by_key.get(key)
+
+    def terminal(self, sid: str, name: str | None = None) -> Session:
+        """Terminal `name` of session `sid`; None or "main" is the session itself."""
+        return self.terminals.get(sid, name)
 
     async def adopt(self) -> None:
         """Take over every sshkeep session on our tmux server (after a daemon restart)."""
@@ -112,13 +133,16 @@ class SessionManager:
                 "#{@sshkeep_argv}",
                 "#{@sshkeep_dropped}",
                 "#{pane_dead_time}",
+                f"#{{{TERMINAL_OPT}}}",
             ]
         )
         lines = await self.tmux.command(f"list-panes -a -F {quote(fmt)}")
         for line in lines:
             parts = line.split("\t")
-            if len(parts) != 12 or not parts[1] or not _SESSION_ID.match(parts[1]):
+            if len(parts) != 13 or not parts[1] or not _SESSION_ID.match(parts[1]):
                 continue
+            if parts.pop():
+                continue  # another terminal of the session (terminals.py adopts those)
             (
                 pane,
                 sid,
@@ -172,9 +196,9 @@ class SessionManager:
             log.info("session_adopted", session=sid, target=target, dead=s.dead)
 
     def _on_log_change(self, name: str) -> None:
-        sid = name[:-4] if name.endswith(".log") else name
-        if sid in self.sessions:
-            self._schedule_scan(sid)
+        key = name[:-4] if name.endswith(".log") else name
+        if self.pane(key) is not None:
+            self._schedule_scan(key)
 
     def _schedule_scan(self, sid: str) -> None:
         task = self._scan_tasks.get(sid)
@@ -185,7 +209,7 @@ class SessionManager:
 
     async def _scan(self, sid: str) -> None:
         while True:
-            s = self.sessions.get(sid)
+            s = self.pane(sid)
             if s is None:
                 return
             try:
@@ -202,7 +226,7 @@ class SessionManager:
             await asyncio.sleep(MONITOR_INTERVAL)
             # Only judge sessions that existed when list-panes was sent: a session opened while it
             # ran has a pane the listing may predate, and must not be marked dead for that.
-            known = set(self.sessions)
+            known = {s.key for s in self.panes()}
             try:
                 lines = await self.tmux.command(f"list-panes -a -F {fmt}")
             except TmuxError as exc:
@@ -213,19 +237,20 @@ class SessionManager:
                 parts = line.split("\t")
                 if len(parts) == 5:
                     panes[parts[0]] = parts
-            for s in list(self.sessions.values()):
-                if s.id not in known:
+            for s in self.panes():
+                if s.key not in known or s.closed:
                     continue
                 info = panes.get(s.pane_id)
                 dead = info is None or info[1] == "1"
                 if dead and not s.dead:
                     s.dead = True
                     s.dead_at = time.time()
-                    log.info("session_disconnected", session=s.id)
+                    log.info("session_disconnected", session=s.id, terminal=s.terminal)
                 if s.dead and s.dead_status is None and info is not None:
                     # tmux may mark the pane dead (pty closed) a moment before it reaps ssh.
                     s.dead_status = pane_exit_status(info[2], info[3], info[4])
-                self._schedule_scan(s.id)
+                self._schedule_scan(s.key)
+            await self.jobs.tick()
             await self._enforce_log_caps()
 
     def log_cap_bytes(self) -> int:
@@ -237,7 +262,7 @@ class SessionManager:
 
     async def _enforce_log_caps(self) -> None:
         cap = self.log_cap_bytes()
-        for s in list(self.sessions.values()):
+        for s in self.panes():
             target = drop_target(s.log_size, s.dropped_before, s.scan_pos, cap)
             if target <= s.dropped_before:
                 continue
@@ -248,11 +273,16 @@ class SessionManager:
             log.info("log_cap_dropped", session=s.id, dropped_before=target)
             s.dropped_before = target
             with contextlib.suppress(TmuxError):
-                await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_dropped {target}")
+                if s.terminal == MAIN_TERMINAL:
+                    await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_dropped {target}")
+                else:
+                    await self.tmux.command(f"set-option -p -t {s.pane_id} {TERMINAL_OPT}_dropped {target}")
 
     async def command_finished(self, rec: CommandRecord) -> None:
-        s = self.sessions.get(rec.session_id)
-        self.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq) if s is not None else None)
+        s = self.pane(rec.session_id)
+        self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq) if s is not None else None)
+        if s is not None and s.job_id is not None:
+            await self.jobs.command_finished(s, rec)
 
     # --- lookups ----------------------------------------------------------------------------------
 
@@ -266,8 +296,14 @@ class SessionManager:
             raise SessionNotFound(f"no session {sid!r}")
         return s
 
+    def info(self, s: Session) -> SessionInfo:
+        """A session's state with its other terminals."""
+        out = s.info()
+        out.terminals = self.terminals.infos(s.id)
+        return out
+
     def infos(self) -> list[SessionInfo]:
-        return [s.info() for s in sorted(self.sessions.values(), key=lambda x: x.created_at)]
+        return [self.info(s) for s in sorted(self.sessions.values(), key=lambda x: x.created_at)]
 
     # --- open / close -----------------------------------------------------------------------------
 
@@ -461,9 +497,17 @@ class SessionManager:
         # would otherwise mark the session dead again and fail this reconnect at once.
         s.dead, s.dead_status, s.dead_at = False, None, None
         log.info("session_reconnecting", session=sid)
-        return await self._wait_ready(s, timeout)
+        info = await self._wait_ready(s, timeout)
+        if s.integrated:
+            problems = await self.terminals.reconnected(sid, timeout)
+            info = self.info(s)
+            if problems:
+                info.hint = "Some terminals could not be respawned: " + "; ".join(problems)
+        return info
 
     async def _discard(self, s: Session) -> None:
+        await self.jobs.forget_session(s.id)
+        await self.terminals.close_all(s.id)
         with contextlib.suppress(TmuxError):
             await self.tmux.command(f"kill-session -t ={s.id}")
         self.sessions.pop(s.id, None)

@@ -37,11 +37,13 @@ async def cleanup_dead_sessions(m: SessionManager, max_age: float) -> CleanupRes
         removed.append(sid)
     if removed:
         log.info("dead_sessions_removed", sessions=removed, max_age=max_age)
-    return CleanupResult(removed=removed, kept=kept, max_age_seconds=max_age)
+    removed_jobs = await m.jobs.cleanup(max_age)
+    return CleanupResult(removed=removed, kept=kept, max_age_seconds=max_age, removed_jobs=removed_jobs)
 
 
 async def reap_forever(m: SessionManager) -> None:
-    """Close sessions dead for longer than `settings.dead_session_max_age` (0: never), forever."""
+    """Close sessions dead for longer than `settings.dead_session_max_age`, and drop jobs finished for
+    longer than `settings.finished_job_max_age` (0: never), forever."""
     while True:
         interval = REAP_INTERVAL_MAX  # also when off: look at the config again later
         try:
@@ -50,6 +52,10 @@ async def reap_forever(m: SessionManager) -> None:
             if max_age > 0:
                 interval = min(REAP_INTERVAL_MAX, max(0.5, max_age / 4))
                 await cleanup_dead_sessions(m, max_age)
+            job_age = tunables.finished_job_max_age(settings)
+            if job_age > 0:
+                interval = min(interval, max(0.5, job_age / 4))
+                await m.jobs.cleanup(job_age)
         except Exception:  # the reaper must outlive any one failure
             log.exception("reaper_failed")
         await asyncio.sleep(interval)

@@ -1,0 +1,57 @@
+"""Routes of terminals and jobs: open/close a terminal; start, list, page and stop a job."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sshkeep.common.models.jobs import (
+    CloseTerminalResult,
+    JobList,
+    JobQuery,
+    JobResult,
+    JobsQuery,
+    OpenTerminalRequest,
+    StartJobRequest,
+    StopJobRequest,
+    TerminalInfo,
+)
+from sshkeep.daemon.api.core import Call, endpoint, manager
+
+routes = web.RouteTableDef()
+
+
+@endpoint(routes, "open_terminal")
+async def open_terminal(request: web.Request, call: Call) -> TerminalInfo:
+    m = manager(request)
+    body = call.body(OpenTerminalRequest)
+    t = await m.terminals.open(call.session_id, body.name, body.timeout)
+    return m.terminals.info(t)
+
+
+@endpoint(routes, "close_terminal")
+async def close_terminal(request: web.Request, call: Call) -> CloseTerminalResult:
+    name = call.params["terminal"]
+    await manager(request).terminals.close(call.session_id, name)
+    return CloseTerminalResult(session_id=call.session_id, terminal=name, closed=True)
+
+
+@endpoint(routes, "start_job")
+async def start_job(request: web.Request, call: Call) -> JobResult:
+    return await manager(request).jobs.start(call.session_id, call.body(StartJobRequest))
+
+
+@endpoint(routes, "list_jobs")
+async def list_jobs(request: web.Request, call: Call) -> JobList:
+    return manager(request).jobs.listing(call.query(JobsQuery).session_id)
+
+
+@endpoint(routes, "get_job")
+async def get_job(request: web.Request, call: Call) -> JobResult:
+    jobs = manager(request).jobs
+    q = call.query(JobQuery)
+    return await jobs.result(jobs.get(call.params["job_id"]), offset=q.offset, limit=q.limit, wait=q.wait)
+
+
+@endpoint(routes, "stop_job")
+async def stop_job(request: web.Request, call: Call) -> JobResult:
+    return await manager(request).jobs.stop(call.params["job_id"], call.body(StopJobRequest).grace)
