@@ -111,6 +111,14 @@ def job_name(command: str) -> str:
     return "job"
 
 
+def subshell(command: str) -> str:
+    """The job's command as typed: in a subshell, so `exit` or `exec` in it ends the job, not the
+    terminal's shell (whose prompt then reports the exit code)."""
+    if "\n" in command or "#" in command:
+        return f"(\n{command}\n)"
+    return f"( {command} )"
+
+
 def launch_script(job_id: str, command: str, cwd: str | None) -> str:
     """The side command that starts a durable job detached and prints its pid and directory.
 
@@ -400,7 +408,7 @@ class Jobs:
             else:
                 pid = await self.m.commands.send_command(sid, "echo $$", 5.0, terminal=job.terminal)
                 job.shell_pid = int(pid.output.strip()) if pid.output.strip().isdigit() else None
-                text = (f"cd -- {shlex.quote(job.cwd)} && " if job.cwd else "") + job.command
+                text = (f"cd -- {shlex.quote(job.cwd)} && " if job.cwd else "") + subshell(job.command)
                 res = await self.m.commands.send_command(sid, text, 0.0, terminal=job.terminal)
                 job.command_id = res.command_id
         except SshkeepError:
