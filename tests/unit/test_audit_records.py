@@ -131,7 +131,7 @@ def test_cap_daemon_log_rotates_our_stderr_and_reopens_it(tmp_path: Path) -> Non
         "print('after', file=sys.stderr, flush=True)\n"
     )
     with open(log, "ab") as err:
-        subprocess.run([sys.executable, "-c", code], stderr=err, check=True, cwd=Path(__file__).parents[2])
+        subprocess.run([sys.executable, "-c", code], stderr=err, check=True, cwd=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["daemon.log", "daemon.log.1"]
     assert (tmp_path / "daemon.log.1").read_text().endswith("old\nbefore\n")
     assert log.read_text() == "after\n"
