@@ -124,19 +124,14 @@ class Commands:
         )
         alive: list[str] = []
         if pids:
-            from sshkeep.daemon.files.sidechannel import channels, run_side_command
-
             script = (
                 f"for p in {' '.join(str(p) for p in pids[:20])}; do kill -0 $p 2>/dev/null || continue; "
                 "c=$(tr '\\000' ' ' < /proc/$p/cmdline 2>/dev/null || ps -o args= -p $p 2>/dev/null); "
                 'printf "%s %s\\n" "$p" "$c"; done'
             )
             try:
-                main = self.m.get(s.id)
-                o = await run_side_command(channels(self.m), main, script, 5.0, 16384)
-                alive = [
-                    ln.strip()[:200] for ln in o.stdout.decode(errors="replace").splitlines() if ln.strip()
-                ]
+                _, text, _ = await self.m.side_command(self.m.get(s.id), script, 5.0)
+                alive = [ln.strip()[:200] for ln in text.splitlines() if ln.strip()]
             except Exception as exc:  # a note must never fail the command's reply
                 return (
                     f"The command started background job(s) (pids {pids}); could not check them: {exc}.{tail}"

@@ -24,7 +24,7 @@ import secrets
 import shlex
 import time
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
@@ -42,10 +42,9 @@ from sshkeep.common.models.sessions import CommandResult
 from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.daemon.sessions.session import Session
-from sshkeep.daemon.sessions.store import CommandRecord
-
-if TYPE_CHECKING:
-    from sshkeep.daemon.sessions.manager import SessionManager
+from sshkeep.daemon.sessions.store import CommandRecord, Store
+from sshkeep.daemon.sessions.terminals import Terminals
+from sshkeep.daemon.sessions.tmux import Tmux
 
 log = structlog.get_logger(__name__)
 
@@ -197,10 +196,50 @@ def port_probe(port: int) -> str:
     )
 
 
+class CommandRunner(Protocol):
+    """The command runner's calls jobs use (daemon/sessions/commands.py)."""
+
+    async def send_command(
+        self, sid: str, command: str, timeout: float, progress: None = None, terminal: str | None = None
+    ) -> CommandResult: ...
+
+    async def get_command(
+        self,
+        sid: str,
+        command_id: str | None,
+        offset: int = 0,
+        limit: int | None = None,
+        wait: float = 0.0,
+        progress: None = None,
+        terminal: str | None = None,
+    ) -> CommandResult: ...
+
+
+class Engine(Protocol):
+    """What jobs need from the session manager: narrow, so neither module imports the other."""
+
+    @property
+    def tmux(self) -> Tmux: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def sessions(self) -> dict[str, Session]: ...
+    @property
+    def terminals(self) -> Terminals: ...
+    @property
+    def commands(self) -> CommandRunner: ...
+
+    def get(self, sid: str) -> Session: ...
+
+    async def ensure_ready(self, s: Session, timeout: float) -> None: ...
+
+    async def side_command(self, s: Session, script: str, timeout: float) -> tuple[int | None, str, str]: ...
+
+
 class Jobs:
     """Every job of the daemon: start, list, page, stop, re-attach, retention."""
 
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, manager: Engine) -> None:
         self.m = manager
         self.jobs: dict[str, Job] = {}
 
@@ -424,10 +463,8 @@ class Jobs:
         return await self.result(job, ready=ok, ready_detail=detail)
 
     async def _side(self, main: Session, script: str, timeout: float = 10.0) -> tuple[int | None, str]:
-        from sshkeep.daemon.files.sidechannel import channels, run_side_command
-
-        o = await run_side_command(channels(self.m), main, script, timeout, 65536)
-        return o.exit_code, (o.stdout + o.stderr).decode(errors="replace").strip()
+        code, out, err = await self.m.side_command(main, script, timeout)
+        return code, (out + err).strip()
 
     async def _launch_durable(self, main: Session, t: Session, job: Job) -> None:
         code, out = await self._side(main, launch_script(job.job_id, job.command, job.cwd), 15.0)

@@ -113,6 +113,16 @@ class SessionManager:
         """A terminal by its key (a session id for a main terminal, `<session>@<terminal>` else)."""
         return self.sessions.get(key) or self.terminals.by_key.get(key)
 
+    async def side_command(self, s: Session, script: str, timeout: float) -> tuple[int | None, str, str]:
+        """Run `script` beside the session's terminals, on its ssh master: (exit code, stdout, stderr).
+
+        The one way terminals, jobs and command notes reach the side channels.
+        """
+        from sshkeep.daemon.files.sidechannel import channels, run_side_command
+
+        o = await run_side_command(channels(self), s, script, timeout, 65536)
+        return o.exit_code, o.stdout.decode(errors="replace"), o.stderr.decode(errors="replace")
+
     def terminal(self, sid: str, name: str | None = None) -> Session:
         """Terminal `name` of session `sid`; None or "main" is the session itself."""
         return self.terminals.get(sid, name)

@@ -23,7 +23,7 @@ import secrets
 import shlex
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
@@ -37,13 +37,11 @@ from sshkeep.common.errors import (
 )
 from sshkeep.common.models.base import MAIN_TERMINAL, TERMINAL_PATTERN
 from sshkeep.common.models.jobs import TerminalInfo
+from sshkeep.common.paths import Paths
 from sshkeep.common.terminal.commandline import NO_SHELL
-from sshkeep.daemon.files.sidechannel import split_ssh_argv
 from sshkeep.daemon.sessions.session import Session, terminal_key
-from sshkeep.daemon.sessions.tmux import pane_exit_status, quote
-
-if TYPE_CHECKING:
-    from sshkeep.daemon.sessions.manager import SessionManager
+from sshkeep.daemon.sessions.store import Store
+from sshkeep.daemon.sessions.tmux import Tmux, pane_exit_status, quote
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +74,8 @@ def mux_argv(main_argv: list[str], control_path: str, dest: str | None = None) -
     master or connect by itself (ProxyCommand=false: with the master gone it fails at once instead
     of asking for a password), and it runs the login shell, not a command.
     """
+    from sshkeep.daemon.files.sidechannel import split_ssh_argv  # the side clients' argv rules
+
     kept, parsed_dest, _ = split_ssh_argv(main_argv)
     return [
         "ssh",
@@ -94,10 +94,39 @@ def mux_argv(main_argv: list[str], control_path: str, dest: str | None = None) -
     ]  # fmt: skip
 
 
+class JobHooks(Protocol):
+    """What a reconnect asks of the jobs (daemon/sessions/jobs.py)."""
+
+    def wants_respawn(self, t: Session) -> bool: ...
+
+    async def reattach(self, sid: str) -> None: ...
+
+
+class Engine(Protocol):
+    """What terminals need from the session manager: narrow, so neither module imports the other."""
+
+    @property
+    def paths(self) -> Paths: ...
+    @property
+    def tmux(self) -> Tmux: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def sessions(self) -> dict[str, Session]: ...
+    @property
+    def jobs(self) -> JobHooks: ...
+
+    def get(self, sid: str) -> Session: ...
+
+    async def ensure_ready(self, s: Session, timeout: float) -> None: ...
+
+    def new_session(self, **kw: object) -> Session: ...
+
+
 class Terminals:
     """Every non-main terminal of the daemon, by key; opened, adopted, respawned and closed here."""
 
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, manager: Engine) -> None:
         self.m = manager
         self.by_key: dict[str, Session] = {}
         self._opening: set[str] = set()
@@ -150,6 +179,8 @@ class Terminals:
     # --- open -------------------------------------------------------------------------------------
 
     def control_path(self, main: Session) -> tuple[str, str | None]:
+        from sshkeep.daemon.files.sidechannel import split_ssh_argv
+
         _, dest, cpath = split_ssh_argv(main.ssh_argv)
         return cpath or str(self.m.paths.control_dir / main.id), dest
 
