@@ -310,14 +310,23 @@ async def test_durable_job_through_a_dropped_connection(instance: Instance) -> N
         assert (job.ready, job.durable, job.status) == (True, True, "running")
         assert job.remote_dir is not None and job.remote_dir.endswith(f"/.sshkeep-jobs/{job.job_id}")
         assert job.output == "started"
+        plain = await c.open_terminal(sid, OpenTerminalRequest(name="plain"))
+        gone = await c.start_job(sid, StartJobRequest(command="sleep 300", name="fragile"))
         kill_ssh(instance, sid)
         detached = await wait_job(c, job.job_id, "detached")
         assert detached.hint is not None and "reconnect_session" in detached.hint
         # The job runs on without any connection: it sees the flag only now.
         await asyncio.to_thread(flag.touch)
         info = await c.reconnect_session(sid, ReconnectRequest(timeout=30))
-        assert info.state == "ready"
-        assert [t.state for t in info.terminals] == ["busy"] or [t.state for t in info.terminals] == ["ready"]
+        assert info.state == "ready" and info.hint is None, info
+        states = {t.terminal: t.state for t in info.terminals}
+        # The durable job's terminal and the plain one are back; the non-durable job died with ssh.
+        assert states[plain.terminal] == "ready" and states[gone.job_id] == "disconnected"
+        assert states[job.job_id] in ("busy", "ready")
+        again = await c.send_command(sid, SendCommandRequest(command="echo back", terminal="plain"))
+        assert again.output == "back"
+        lost = await c.get_job(gone.job_id)
+        assert lost.status == "disconnected" and lost.hint is not None and "durable" in lost.hint
         res = await c.get_job(job.job_id, JobQuery(wait=20))
         await asyncio.to_thread(flag.unlink)
         assert (res.status, res.exit_code) == ("exited", 3)
@@ -334,18 +343,28 @@ async def test_durable_job_through_a_dropped_connection(instance: Instance) -> N
         await c.close_session(sid)
 
 
-async def test_durable_job_is_stopped_by_signal_to_its_group(shared: Instance) -> None:
+async def test_durable_job_over_mcp_is_stopped_by_a_signal_to_its_group(shared: Instance) -> None:
     async with shared.client() as c:
         sid = (await c.open_session(OpenSessionRequest(host="dash"))).session_id
-        job = await c.start_job(
-            sid,
-            StartJobRequest(
-                command="echo up; sleep 300", durable=True, ready=ReadySpec(pattern="up", timeout=20)
-            ),
-        )
-        assert job.ready
-        res = await c.stop_job(job.job_id)
-        assert (res.status, res.stopped_by, res.exit_code) == ("stopped", "SIGINT", 130)
-        assert res.output == "up"
+    async with Client(shared.mcp_params()) as mcp:
+        args = {
+            "session_id": sid,
+            "command": "echo up; sleep 300",
+            "durable": True,
+            "ready": {"pattern": "up"},
+        }
+        started = await mcp.call_tool("start_job", args)
+        assert not started.is_error, started.content
+        job = started.structured_content
+        assert job is not None and (job["ready"], job["durable"], job["output"]) == (True, True, "up")
+        res = await mcp.call_tool("stop_job", {"job_id": job["job_id"]})
+        assert not res.is_error, res.content
+        data = res.structured_content
+        assert data is not None
+        assert (data["status"], data["stopped_by"], data["exit_code"]) == ("stopped", "SIGINT", 130)
+        assert data["output"] == "up"
+        bad = await mcp.call_tool("start_job", {"session_id": sid, "command": "x", "ready": {}})
+        assert bad.is_error
+    async with shared.client() as c:
         await c.cleanup_dead_sessions(CleanupRequest(max_age_seconds=0))
         await c.close_session(sid)
