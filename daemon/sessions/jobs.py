@@ -253,8 +253,11 @@ class Jobs:
             if job.session_id not in self.m.sessions:
                 await self.m.store.forget_job(job.job_id)  # its session is gone (tmux server ended)
                 continue
+            if job.status == "starting":  # the daemon died while starting it
+                job.status, job.ended_at = "failed", time.time()
             self.jobs[job.job_id] = job
-            self._settle(job)
+            if self._settle(job) or job.status == "failed":
+                await self._save(job)
         log.info("jobs_adopted", jobs=len(self.jobs))
 
     async def _save(self, job: Job) -> None:
@@ -286,8 +289,8 @@ class Jobs:
 
     def _settle(self, job: Job) -> bool:
         """Fix a job's final status once its record ended or its terminal died; True if it changed."""
-        if job.status in SETTLED:
-            return False
+        if job.status in SETTLED or job.status == "starting":
+            return False  # start_job settles a start that fails itself
         t, rec = self._record(job)
         if t is None:
             job.status, job.ended_at = "failed", job.ended_at or time.time()
@@ -297,7 +300,7 @@ class Jobs:
             job.exit_code = rec.exit_code
             job.ended_at = rec.ended_at or time.time()
             return True
-        if t.dead and not job.durable and job.status != "starting":
+        if t.dead and not job.durable:
             job.status, job.ended_at = "disconnected", t.dead_at or time.time()
             return True
         return False
