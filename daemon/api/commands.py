@@ -1,4 +1,6 @@
-"""Routes of commands and the terminal: send, page/wait, keys, interrupt, screen, wait for output."""
+"""Routes of commands and the terminal: send, page/wait, keys, interrupt, screen, wait for output.
+
+Each takes an optional `terminal` (default: the session's main one)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from sshkeep.common.models.sessions import (
     WaitForRequest,
     WaitForResult,
 )
-from sshkeep.daemon.api.core import Call, endpoint, manager
+from sshkeep.daemon.api.core import Call, commands, endpoint
 
 routes = web.RouteTableDef()
 
@@ -24,7 +26,7 @@ routes = web.RouteTableDef()
 @endpoint(routes, "send_command")
 async def send_command(request: web.Request, call: Call) -> CommandResult:
     body = call.body(SendCommandRequest)
-    return await manager(request).commands.send_command(
+    return await commands(request).send_command(
         call.session_id, body.command, body.timeout, terminal=body.terminal
     )
 
@@ -33,7 +35,7 @@ async def send_command(request: web.Request, call: Call) -> CommandResult:
 async def get_command(request: web.Request, call: Call) -> CommandResult:
     cid = call.params["command_id"]
     q = call.query(CommandQuery)
-    return await manager(request).commands.get_command(
+    return await commands(request).get_command(
         call.session_id,
         None if cid == "last" else cid,
         offset=q.offset,
@@ -46,25 +48,23 @@ async def get_command(request: web.Request, call: Call) -> CommandResult:
 @endpoint(routes, "send_keys")
 async def send_keys(request: web.Request, call: Call) -> SendKeysResult:
     body = call.body(SendKeysRequest)
-    return await manager(request).commands.send_keys(call.session_id, body.keys, terminal=body.terminal)
+    return await commands(request).send_keys(call.session_id, body.keys, terminal=body.terminal)
 
 
 @endpoint(routes, "interrupt_command")
 async def interrupt(request: web.Request, call: Call) -> CommandResult:
-    return await manager(request).commands.interrupt(
-        call.session_id, terminal=call.body(InterruptRequest).terminal
-    )
+    return await commands(request).interrupt(call.session_id, terminal=call.body(InterruptRequest).terminal)
 
 
 @endpoint(routes, "get_snapshot")
 async def screen(request: web.Request, call: Call) -> Snapshot:
     q = call.query(SnapshotQuery)
-    return await manager(request).commands.snapshot(call.session_id, q.lines or None, terminal=q.terminal)
+    return await commands(request).snapshot(call.session_id, q.lines or None, terminal=q.terminal)
 
 
 @endpoint(routes, "wait_for")
 async def wait_for(request: web.Request, call: Call) -> WaitForResult:
     body = call.body(WaitForRequest)
-    return await manager(request).commands.wait_for(
+    return await commands(request).wait_for(
         call.session_id, body.pattern, body.timeout, body.since, terminal=body.terminal
     )

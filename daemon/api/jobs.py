@@ -15,7 +15,7 @@ from sshkeep.common.models.jobs import (
     StopJobRequest,
     TerminalInfo,
 )
-from sshkeep.daemon.api.core import Call, endpoint, manager
+from sshkeep.daemon.api.core import Call, endpoint, jobs, manager
 
 routes = web.RouteTableDef()
 
@@ -37,21 +37,21 @@ async def close_terminal(request: web.Request, call: Call) -> CloseTerminalResul
 
 @endpoint(routes, "start_job")
 async def start_job(request: web.Request, call: Call) -> JobResult:
-    return await manager(request).jobs.start(call.session_id, call.body(StartJobRequest))
+    return await jobs(request).start(call.session_id, call.body(StartJobRequest))
 
 
 @endpoint(routes, "list_jobs")
 async def list_jobs(request: web.Request, call: Call) -> JobList:
-    return manager(request).jobs.listing(call.query(JobsQuery).session_id)
+    return jobs(request).listing(call.query(JobsQuery).session_id)
 
 
 @endpoint(routes, "get_job")
 async def get_job(request: web.Request, call: Call) -> JobResult:
-    jobs = manager(request).jobs
+    j = jobs(request)
     q = call.query(JobQuery)
-    return await jobs.result(jobs.get(call.params["job_id"]), offset=q.offset, limit=q.limit, wait=q.wait)
+    return await j.result(j.get(call.params["job_id"]), offset=q.offset, limit=q.limit, wait=q.wait)
 
 
 @endpoint(routes, "stop_job")
 async def stop_job(request: web.Request, call: Call) -> JobResult:
-    return await manager(request).jobs.stop(call.params["job_id"], call.body(StopJobRequest).grace)
+    return await jobs(request).stop(call.params["job_id"], call.body(StopJobRequest).grace)

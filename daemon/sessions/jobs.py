@@ -41,6 +41,7 @@ from sshkeep.common.models.jobs import (
 from sshkeep.common.models.sessions import CommandResult
 from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.render import render, split_lines
+from sshkeep.daemon.sessions.commands import SideCommand
 from sshkeep.daemon.sessions.session import Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.terminals import Terminals
@@ -200,7 +201,7 @@ class CommandRunner(Protocol):
     """The command runner's calls jobs use (daemon/sessions/commands.py)."""
 
     async def send_command(
-        self, sid: str, command: str, timeout: float, progress: None = None, terminal: str | None = None
+        self, sid: str, command: str, timeout: float, terminal: str | None = None
     ) -> CommandResult: ...
 
     async def get_command(
@@ -210,7 +211,6 @@ class CommandRunner(Protocol):
         offset: int = 0,
         limit: int | None = None,
         wait: float = 0.0,
-        progress: None = None,
         terminal: str | None = None,
     ) -> CommandResult: ...
 
@@ -226,21 +226,18 @@ class Engine(Protocol):
     def sessions(self) -> dict[str, Session]: ...
     @property
     def terminals(self) -> Terminals: ...
-    @property
-    def commands(self) -> CommandRunner: ...
-
     def get(self, sid: str) -> Session: ...
 
     async def ensure_ready(self, s: Session, timeout: float) -> None: ...
-
-    async def side_command(self, s: Session, script: str, timeout: float) -> tuple[int | None, str, str]: ...
 
 
 class Jobs:
     """Every job of the daemon: start, list, page, stop, re-attach, retention."""
 
-    def __init__(self, manager: Engine) -> None:
+    def __init__(self, manager: Engine, commands: CommandRunner, side: SideCommand) -> None:
         self.m = manager
+        self.commands = commands
+        self.side = side
         self.jobs: dict[str, Job] = {}
 
     # --- persistence ------------------------------------------------------------------------------
@@ -395,7 +392,7 @@ class Jobs:
         t, rec = self._record(job)
         page: CommandResult | None = None
         if t is not None and rec is not None:
-            page = await self.m.commands.get_command(
+            page = await self.commands.get_command(
                 job.session_id, rec.command_id, offset=offset, limit=limit, wait=wait, terminal=job.terminal
             )
             if self._settle(job):
@@ -448,10 +445,10 @@ class Jobs:
             if job.durable:
                 await self._launch_durable(main, t, job)
             else:
-                pid = await self.m.commands.send_command(sid, "echo $$", 5.0, terminal=job.terminal)
+                pid = await self.commands.send_command(sid, "echo $$", 5.0, terminal=job.terminal)
                 job.shell_pid = int(pid.output.strip()) if pid.output.strip().isdigit() else None
                 text = (f"cd -- {shlex.quote(job.cwd)} && " if job.cwd else "") + subshell(job.command)
-                res = await self.m.commands.send_command(sid, text, 0.0, terminal=job.terminal)
+                res = await self.commands.send_command(sid, text, 0.0, terminal=job.terminal)
                 job.command_id = res.command_id
         except SshkeepError:
             job.status, job.ended_at = "failed", time.time()
@@ -466,7 +463,7 @@ class Jobs:
         return await self.result(job, ready=ok, ready_detail=detail)
 
     async def _side(self, main: Session, script: str, timeout: float = 10.0) -> tuple[int | None, str]:
-        code, out, err = await self.m.side_command(main, script, timeout)
+        code, out, err = await self.side(main, script, timeout)
         return code, (out + err).strip()
 
     async def _launch_durable(self, main: Session, t: Session, job: Job) -> None:
@@ -482,7 +479,7 @@ class Jobs:
 
     async def _follow(self, job: Job) -> None:
         assert job.remote_dir is not None
-        res = await self.m.commands.send_command(
+        res = await self.commands.send_command(
             job.session_id, follow_command(job.remote_dir), 0.0, terminal=job.terminal
         )
         job.command_id = res.command_id

@@ -40,7 +40,7 @@ from sshkeep.common.models.jobs import TerminalInfo
 from sshkeep.common.paths import Paths
 from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.daemon.sessions.session import Session, terminal_key
-from sshkeep.daemon.sessions.store import Store
+from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, pane_exit_status, quote
 
 log = structlog.get_logger(__name__)
@@ -95,11 +95,41 @@ def mux_argv(main_argv: list[str], control_path: str, dest: str | None = None) -
 
 
 class JobHooks(Protocol):
-    """What a reconnect asks of the jobs (daemon/sessions/jobs.py)."""
+    """What the manager and a reconnect ask of the jobs (daemon/sessions/jobs.py)."""
 
     def wants_respawn(self, t: Session) -> bool: ...
 
     async def reattach(self, sid: str) -> None: ...
+
+    async def adopt(self) -> None: ...
+
+    async def tick(self) -> None: ...
+
+    async def command_finished(self, t: Session, rec: CommandRecord) -> None: ...
+
+    async def forget_session(self, sid: str) -> None: ...
+
+
+class NoJobs:
+    """The hooks before the composition root plugs the jobs in (and in tests of the manager alone)."""
+
+    def wants_respawn(self, t: Session) -> bool:
+        return t.job_id is None
+
+    async def reattach(self, sid: str) -> None:
+        return None
+
+    async def adopt(self) -> None:
+        return None
+
+    async def tick(self) -> None:
+        return None
+
+    async def command_finished(self, t: Session, rec: CommandRecord) -> None:
+        return None
+
+    async def forget_session(self, sid: str) -> None:
+        return None
 
 
 class Engine(Protocol):
@@ -327,6 +357,13 @@ class Terminals:
             await self._discard(t)
 
     # --- adoption and reconnect -------------------------------------------------------------------
+
+    async def pane_ids(self) -> set[str]:
+        """The tmux panes that are sessions' other terminals (not their main panes)."""
+        lines = await self.m.tmux.command(
+            f"list-panes -a -F {quote('#{pane_id}' + chr(9) + '#{' + OPT + '}')}"
+        )
+        return {line.split("\t", 1)[0] for line in lines if "\t" in line and line.split("\t", 1)[1]}
 
     async def adopt(self) -> None:
         """Take over the terminals of every adopted session (after a daemon restart)."""

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from sshkeep.common.config import ConfigSource
 from sshkeep.common.paths import Paths, resolve_paths
 from sshkeep.daemon.api.app import build_app
-from sshkeep.daemon.sessions.manager import SessionManager
+from sshkeep.daemon.server import Daemon
 
 
 @pytest.fixture
@@ -24,4 +23,4 @@ def paths(tmp_path: Path) -> Paths:
 @pytest.fixture
 def app(paths: Paths) -> web.Application:
     """The daemon's aiohttp application over `paths`: routes and middleware, no tmux, no socket."""
-    return build_app(SessionManager(paths, ConfigSource(paths.config_file)))
+    return build_app(Daemon(paths).services())

@@ -63,8 +63,6 @@ def test_full_schema_example(tmp_path: Path) -> None:
     assert cfg.settings == {"whatever": 1}
     bastion = cfg.get("bastion")
     assert (bastion.user, bastion.port, bastion.description, bastion.has_secret) == (None, None, "", False)
-    assert cfg.info_path("web") == tmp_path / "info" / "web.md"
-    assert cfg.info_path("bastion") is None
 
 
 def test_mcp_ssh_interactive_schema_as_is(tmp_path: Path) -> None:
@@ -344,21 +342,6 @@ def test_ssh_options_from_yaml_bools_and_ints(tmp_path: Path) -> None:
     assert cfg.get("a").ssh_options == {"ForwardAgent": "no", "Port": "22", "X11": "yes"}
 
 
-def test_public_view_has_no_secret() -> None:
-    conn = Connection.model_validate(
-        {"name": "web", "host": "h", "user": "u", "port": 22, "password": SECRET, "info_file": "web.md"}
-    )
-    assert conn.public_view() == {
-        "name": "web",
-        "host": "h",
-        "user": "u",
-        "port": 22,
-        "description": "",
-        "has_info": True,
-    }
-    assert Connection(name="b", host="b").public_view()["has_info"] is False
-
-
 def test_connection_is_immutable() -> None:
     conn = Connection(name="a", host="a")
     with pytest.raises(ValueError, match="frozen"):
@@ -389,7 +372,6 @@ def test_secrets_not_in_repr_or_errors(tmp_path: Path) -> None:
         str(cfg.get("web")),
         repr(cfg.get("web")),
         str(cfg.errors),
-        str(cfg.get("web").public_view()),
     ):
         assert SECRET not in text
     for name in ("bad", "bad2", "env"):
