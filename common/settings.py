@@ -6,6 +6,10 @@ Known keys (defaults in brackets):
   daemon writes (checked each time the shim starts one).
 - `dead_session_max_age` [86400]: seconds a disconnected session is kept before the reaper closes
   it; 0 turns the reaper off.
+- `policy` [operator]: the guard-rail policy of every connection that sets none, and of sessions
+  opened with a raw destination (`admin`, `operator` or `read_only`). An invalid value is a config
+  error (never a silent fallback: it would change what runs without asking).
+- `approval_ttl` [600]: seconds an approval request waits for an answer before it lapses.
 
 A missing or invalid value falls back to its default (an invalid one is logged once), so a typo
 in a tunable never stops the daemon.
@@ -66,3 +70,18 @@ def rotation(settings: Mapping[str, Any], prefix: str) -> tuple[int, int]:
 def dead_session_max_age(settings: Mapping[str, Any]) -> float:
     """Seconds a disconnected session is kept before the reaper closes it (0: never)."""
     return number(settings, "dead_session_max_age", DEFAULT_DEAD_SESSION_MAX_AGE, 0, 10 * 365 * 86400)
+
+
+DEFAULT_POLICY = "operator"
+DEFAULT_APPROVAL_TTL = 600.0
+
+
+def default_policy(settings: Mapping[str, Any]) -> str:
+    """`settings.policy` (validated by the config loader), else `operator`."""
+    value = settings.get("policy")
+    return value if value in ("admin", "operator", "read_only") else DEFAULT_POLICY
+
+
+def approval_ttl(settings: Mapping[str, Any]) -> float:
+    """Seconds an approval request stays open."""
+    return number(settings, "approval_ttl", DEFAULT_APPROVAL_TTL, 1, 86400)

@@ -22,6 +22,7 @@ from sshkeep.common.config import ConfigSource
 from sshkeep.common.errors import DaemonAlreadyRunning, SshkeepError
 from sshkeep.common.paths import Paths, ensure_private_dir
 from sshkeep.daemon.api.app import build_app
+from sshkeep.daemon.policy.guard import Guard
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
 from sshkeep.daemon.sessions.manager import SessionManager
 
@@ -90,7 +91,7 @@ async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
     try:
         await m.start()
         await asyncio.to_thread(m.auth.install)  # the SSH_ASKPASS helper, in the runtime dir
-        runner = web.AppRunner(build_app(m), access_log=None, handle_signals=False)
+        runner = web.AppRunner(build_app(m, Guard(m)), access_log=None, handle_signals=False)
         await runner.setup()
         await listen(runner, paths.socket, activated)
         log.info("daemon_listening", socket=str(paths.socket), pid=os.getpid(), sessions=len(m.sessions))

@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sshkeep.common.client import ApiClient
-from sshkeep.common.errors import DaemonUnavailable, SshkeepError
+from sshkeep.common.errors import ApprovalRequired, DaemonUnavailable, SshkeepError
+from sshkeep.common.models.policy import Approval, ApproveRequest, DeclineRequest
+from sshkeep.common.models.sessions import CommandResult
 from sshkeep.common.operations import OPERATIONS, ToolKind
 from sshkeep.common.paths import Paths
 from sshkeep.shim.autostart import ensure_daemon
@@ -61,6 +64,32 @@ def param(op_id: str, name: str) -> Any:
     raise KeyError(f"operation {op_id!r} has no parameter {name!r}")
 
 
+class ApprovalForm(BaseModel):
+    """The yes/no form of an approval elicitation."""
+
+    approve: bool = Field(description="Run exactly this command now?")
+
+
+def can_elicit(ctx: Context | None) -> bool:
+    """Whether the MCP client declared form-mode elicitation."""
+    if ctx is None:
+        return False
+    try:
+        caps = ctx.request_context.session.client_capabilities
+    except (AttributeError, ValueError, LookupError):
+        return False
+    return caps is not None and caps.elicitation is not None
+
+
+def elicitation_message(a: Approval) -> str:
+    return (
+        f"sshkeep asks before running this on {a.host} (session {a.session_id}, {a.operation}):\n\n"
+        f"{a.command}\n\n"
+        f"Why: {a.reason}\n"
+        "Approve runs exactly this, once. Decline (or no answer) runs nothing."
+    )
+
+
 @dataclass
 class Tools:
     """Shared by the tool modules: call the daemon (starting it if needed) and shape results."""
@@ -77,6 +106,50 @@ class Tools:
                 return await fn()
         except SshkeepError as err:
             raise ToolError(f"[{err.code}] {err.message}\nNext: {err.hint}") from err
+
+    async def guarded(self, ctx: Context | None, fn: Callable[[], Awaitable[M]]) -> M:
+        """Call `fn`; when the policy asks a person first and the client can elicit, show the person
+        the exact command in a yes/no form, record the answer (route mcp_elicitation) and retry.
+        Without elicitation, or without an answer, the call fails closed: the reply stays
+        approval_required and its hint names `sshkeep approve ID`."""
+        try:
+            res = await self.call(fn)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, ApprovalRequired) or not isinstance(
+                cause.context.get("approval_id"), str
+            ):
+                raise
+            if not await self._elicit(ctx, str(cause.context["approval_id"])):
+                raise
+            return await self.call(fn)
+        if isinstance(res, CommandResult) and res.status == "approval_required" and res.approval is not None:
+            if await self._elicit(ctx, res.approval.approval_id):
+                return await self.call(fn)
+            res.hint = (res.hint or "") + self._declined_note
+        return res
+
+    _declined_note = ""
+
+    async def _elicit(self, ctx: Context | None, approval_id: str) -> bool:
+        """True when the person approved through the elicitation form."""
+        self._declined_note = ""
+        if not can_elicit(ctx):
+            return False
+        assert ctx is not None
+        try:
+            listing = await self.client.list_approvals()
+            approval = next(a for a in listing.approvals if a.approval_id == approval_id)
+            answer = await ctx.elicit(elicitation_message(approval), ApprovalForm)
+        except Exception:  # no answer of any kind: fail closed
+            return False
+        if answer.action == "accept" and answer.data.approve:
+            await self.call(lambda: self.client.approve(approval_id, ApproveRequest(route="mcp_elicitation")))
+            return True
+        if answer.action in ("accept", "decline"):
+            await self.call(lambda: self.client.decline(approval_id, DeclineRequest(route="mcp_elicitation")))
+            self._declined_note = " The person declined it in the approval form."
+        return False
 
     @staticmethod
     def result(model: BaseModel, text: str) -> CallToolResult:

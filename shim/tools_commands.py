@@ -46,8 +46,8 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         """Run a shell command in the session and wait (up to `timeout` s) for it to end."""
         start = time.monotonic()
         first = min(timeout, CHUNK_SECONDS)
-        res = await call(
-            lambda: client.send_command(session_id, SendCommandRequest(command=command, timeout=first))
+        res = await tools.guarded(
+            ctx, lambda: client.send_command(session_id, SendCommandRequest(command=command, timeout=first))
         )
         res = await _follow(client, call, ctx, res, start, timeout)
         return result(res, render_text.command(res))
@@ -73,9 +73,10 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     async def send_keys(
         session_id: Annotated[str, param("send_keys", "session_id")],
         keys: Annotated[list[str], param("send_keys", "keys")],
+        ctx: Context,
     ) -> Annotated[CallToolResult, SendKeysResult]:
         """Type keys into the terminal: tmux key names (Enter, C-c, Up, Tab) or literal text."""
-        res = await call(lambda: client.send_keys(session_id, SendKeysRequest(keys=keys)))
+        res = await tools.guarded(ctx, lambda: client.send_keys(session_id, SendKeysRequest(keys=keys)))
         return result(res, f"sent {res.sent} key item(s) to {res.session_id}. {res.hint or ''}".strip())
 
     @tool(server, "interrupt_command")

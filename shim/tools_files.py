@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 
 from sshkeep.common.models.files import (
@@ -79,6 +80,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         session_id: Annotated[str, param("write_remote_file", "session_id")],
         remote_path: Annotated[str, param("write_remote_file", "remote_path")],
         content: Annotated[str, param("write_remote_file", "content")],
+        ctx: Context,
         encoding: Annotated[Encoding, param("write_remote_file", "encoding")] = "text",
         append: Annotated[bool, param("write_remote_file", "append")] = False,
         mode: Annotated[str | None, param("write_remote_file", "mode")] = None,
@@ -96,17 +98,18 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
             make_parents=make_parents,
             expected_sha256=expected_sha256,
         )
-        res = await tools.call(lambda: client.write_remote_file(session_id, body))
+        res = await tools.guarded(ctx, lambda: client.write_remote_file(session_id, body))
         return tools.result(res, render_write(res))
 
     @tool(server, "exec_command")
     async def exec_command(
         session_id: Annotated[str, param("exec_command", "session_id")],
         command: Annotated[str, param("exec_command", "command")],
+        ctx: Context,
         timeout: Annotated[float, param("exec_command", "timeout")] = 10.0,
     ) -> Annotated[CallToolResult, ExecResult]:
         """Run a non-interactive command beside the terminal (same connection, no tty, empty stdin):
         separate stdout, stderr and exit code; the terminal and its shell state are untouched."""
         body = ExecRequest(command=command, timeout=timeout)
-        res = await tools.call(lambda: client.exec_command(session_id, body))
+        res = await tools.guarded(ctx, lambda: client.exec_command(session_id, body))
         return tools.result(res, render_exec(res))

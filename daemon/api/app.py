@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sshkeep.daemon.api import admin, audit, commands, configs, files, sessions
-from sshkeep.daemon.api.core import MANAGER, MAX_BODY, STARTED, errors_middleware
+from sshkeep.daemon.api import admin, audit, commands, configs, files, policy, sessions
+from sshkeep.daemon.api.core import GUARD, MANAGER, MAX_BODY, STARTED, errors_middleware
+from sshkeep.daemon.policy.guard import Guard
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import reap_forever
 
@@ -25,6 +26,7 @@ ROUTE_GROUPS: tuple[web.RouteTableDef, ...] = (
     files.routes,
     configs.routes,
     admin.routes,
+    policy.routes,
 )
 
 
@@ -36,12 +38,23 @@ async def _dead_session_reaper(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def build_app(m: SessionManager) -> web.Application:
+async def _approval_sweeper(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[GUARD].sweep_forever(), name="approval-sweeper")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def build_app(m: SessionManager, guard: Guard | None = None) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY)
     app[MANAGER] = m
     app[STARTED] = time.monotonic()
+    app[GUARD] = guard if guard is not None else Guard(m)
     audit.install(app, m)  # outermost middleware: it sees the final status of every request
+    app[GUARD].attach_audit(app[audit.AUDIT].write)
     app.cleanup_ctx.append(_dead_session_reaper)
+    app.cleanup_ctx.append(_approval_sweeper)
     app.on_cleanup.append(files.close_side_channels)
     for group in ROUTE_GROUPS:
         app.add_routes(group)

@@ -1,6 +1,9 @@
 """The audit log: one JSON line (file mode 0600) per mutating API call, secrets masked.
 
-Each line says when, who (peer uid/pid), which request (id), which session, which tool/route, what
+Lines are hash-chained (`sshkeep.common.auditchain`): `sshkeep audit verify` names the first
+broken link, across rotated files. The guard's decisions (asked, approved, declined, expired,
+refused) get lines of their own (`"event": "policy"`). Each request line says when, who (peer
+uid/pid), which request (id), which session, which tool/route, what
 was asked (command text and keys with secrets masked; for file writes only path and size, never
 the content), the decision (allowed or refused) and the result (HTTP status, result status or
 error code, exit code). The middleware sits outside the error middleware, so it records the final
@@ -26,6 +29,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from sshkeep.common import auditchain
 from sshkeep.common import settings as tunables
 from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from sshkeep.common.operations import MUTATING, op_for
@@ -52,15 +56,22 @@ class AuditLog:
     def __init__(self, path: Path, settings: Callable[[], Mapping[str, Any]]) -> None:
         self.path = path
         self._settings = settings
-        # One worker: lines stay in order and rotation never races with a write.
+        # One worker: lines stay in order (so the hash chain holds) and rotation never races a write.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+        self._prev: str | None = None
 
     async def write(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._append, line.encode())
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._chain, dict(record))
         except OSError as exc:  # a full disk must not fail the request itself
             log.warning("audit_write_failed", path=str(self.path), error=str(exc))
+
+    def _chain(self, record: dict[str, Any]) -> None:
+        if self._prev is None:
+            self._prev = auditchain.last_hash(self.path)
+        line, digest = auditchain.seal(record, self._prev)
+        self._append((line + "\n").encode())
+        self._prev = digest
 
     def _append(self, data: bytes) -> None:
         try:
@@ -340,5 +351,7 @@ def _record(
         record.update(_reply_fields(resp))
         decision = request.get("policy_decision") or ("refused" if resp.status == 403 else "allowed")
         record["decision"] = decision
+        if request.get("policy"):
+            record["policy"] = request["policy"]
     record["ms"] = round((time.monotonic() - start) * 1000, 1)
     return record

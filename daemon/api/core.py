@@ -24,6 +24,7 @@ from sshkeep.common.errors import BadRequest, Forbidden, NotFound, PayloadTooLar
 from sshkeep.common.models.base import Request
 from sshkeep.common.operations import OPERATIONS, Operation
 from sshkeep.daemon.api.peer import peer_of
+from sshkeep.daemon.policy.guard import Decision, Guard
 from sshkeep.daemon.sessions.manager import SessionManager
 
 log = structlog.get_logger(__name__)
@@ -31,6 +32,7 @@ log = structlog.get_logger(__name__)
 MAX_BODY = 96 * 1024 * 1024
 MANAGER = web.AppKey("manager", SessionManager)
 STARTED = web.AppKey("started", float)
+GUARD = web.AppKey("guard", Guard)
 
 M = TypeVar("M", bound=Request)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -148,6 +150,22 @@ def reply(model: BaseModel, status: int = 200) -> web.Response:
 
 def manager(request: web.Request) -> SessionManager:
     return request.app[MANAGER]
+
+
+def guard(request: web.Request) -> Guard:
+    return request.app[GUARD]
+
+
+def caller(request: web.Request) -> str:
+    """Who made the request, as the audit log and approvals name them."""
+    peer = peer_of(request)
+    return f"uid {peer.uid} pid {peer.pid}" if peer is not None else "unknown peer"
+
+
+def note_decision(request: web.Request, decision: Decision) -> None:
+    """Put the guard's decision on the request's own audit line."""
+    request["policy_decision"] = decision.audit_decision
+    request["policy"] = decision.audit_fields()
 
 
 @dataclass(frozen=True)
