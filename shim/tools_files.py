@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult
+from mcp_types import CallToolResult, InputRequiredResult
 
 from sshkeep.common.models.files import (
     Encoding,
@@ -86,7 +86,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         mode: Annotated[str | None, param("write_remote_file", "mode")] = None,
         make_parents: Annotated[bool, param("write_remote_file", "make_parents")] = False,
         expected_sha256: Annotated[str | None, param("write_remote_file", "expected_sha256")] = None,
-    ) -> Annotated[CallToolResult, WriteFileResult]:
+    ) -> Annotated[CallToolResult, WriteFileResult] | InputRequiredResult:
         """Write a remote file exactly and atomically (temp file + rename; readers never see half a
         file), keeping an existing file's mode. Over the session's connection, not the terminal."""
         body = WriteFileRequest(
@@ -99,6 +99,8 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
             expected_sha256=expected_sha256,
         )
         res = await tools.guarded(ctx, lambda: client.write_remote_file(session_id, body))
+        if isinstance(res, InputRequiredResult):
+            return res
         return tools.result(res, render_write(res))
 
     @tool(server, "exec_command")
@@ -107,9 +109,11 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         command: Annotated[str, param("exec_command", "command")],
         ctx: Context,
         timeout: Annotated[float, param("exec_command", "timeout")] = 10.0,
-    ) -> Annotated[CallToolResult, ExecResult]:
+    ) -> Annotated[CallToolResult, ExecResult] | InputRequiredResult:
         """Run a non-interactive command beside the terminal (same connection, no tty, empty stdin):
         separate stdout, stderr and exit code; the terminal and its shell state are untouched."""
         body = ExecRequest(command=command, timeout=timeout)
         res = await tools.guarded(ctx, lambda: client.exec_command(session_id, body))
+        if isinstance(res, InputRequiredResult):
+            return res
         return tools.result(res, render_exec(res))

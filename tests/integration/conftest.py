@@ -14,7 +14,9 @@ SHELLS = ("bash", "zsh", "dash", "ash")
 
 
 def default_connections(sshd: SshServer) -> dict[str, dict[str, Any]]:
-    conns: dict[str, dict[str, Any]] = {sh: dict(sshd.connection(sh)) for sh in SHELLS}
+    # `policy: admin`: these suites run rm and friends on purpose; the guard rails' own tests
+    # (test_policy.py) set operator and read_only explicitly.
+    conns: dict[str, dict[str, Any]] = {sh: {**sshd.connection(sh), "policy": "admin"} for sh in SHELLS}
     conns["bash"]["description"] = "test host, bash login shell"
     return conns
 
