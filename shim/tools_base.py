@@ -3,9 +3,10 @@ client with daemon auto-start, error mapping and result rendering."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -112,8 +113,23 @@ class Tools:
 
     client: ApiClient
     paths: Paths
+    _starting: asyncio.Task[object] | None = field(default=None, init=False, repr=False)
+
+    def start_daemon_early(self) -> None:
+        """Check (or start) the daemon now, while the MCP client is still initialising, so the
+        first tool call does not pay for the daemon's start-up."""
+        self._starting = asyncio.create_task(self._ensure_quietly(), name="sshkeep-daemon-start")
+
+    async def _ensure_quietly(self) -> object:
+        try:
+            return await ensure_daemon(self.client, self.paths)
+        except SshkeepError as err:  # the first tool call tries again and reports it
+            log.warning("daemon_start_failed", error=err.message)
+            return None
 
     async def call(self, fn: Callable[[], Awaitable[M]]) -> M:
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
         try:
             try:
                 return await fn()

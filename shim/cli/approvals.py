@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Any
 
 from sshkeep.common import auditchain
 from sshkeep.common.client import ApiClient
@@ -69,30 +68,6 @@ def _verify() -> int:
     report = auditchain.verify(resolve_paths().audit_log)
     print(report.text(), file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else 1
-
-
-def add_parsers(sub: Any) -> None:
-    ls = sub.add_parser("approvals", help="list the approval requests waiting for a person")
-    ls.add_argument("--json", action="store_true", help="print the API's JSON")
-    ls.add_argument("--all", action="store_true", help="include answered and expired requests")
-    ls.set_defaults(handler=main)
-    ok = sub.add_parser("approve", help="approve a request: that exact command may run")
-    ok.add_argument("approval_id", metavar="ID")
-    ok.add_argument(
-        "--for",
-        dest="seconds",
-        type=float,
-        metavar="SECONDS",
-        help="a timed grant: the exact command may run again and again for SECONDS (default: once)",
-    )
-    ok.set_defaults(handler=main)
-    no = sub.add_parser("decline", help="decline a request")
-    no.add_argument("approval_id", metavar="ID")
-    no.set_defaults(handler=main)
-    au = sub.add_parser("audit", help="the audit log")
-    au_sub = au.add_subparsers(dest="audit_cmd", required=True)
-    au_sub.add_parser("verify", help="check the hash chain; names the first broken link (exit 1)")
-    au.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
