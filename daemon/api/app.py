@@ -1,7 +1,7 @@
 """The app factory: the HTTP+JSON API under /v1/, thin routes over the session manager.
 
 Each route module owns a `RouteTableDef`; this factory adds them, the middlewares (errors, peer
-uid, audit) and the background tasks tied to the app's life. Every failure leaves as
+uid, audit) and the services' app keys. Every failure leaves as
 `{"error": {"code", "message", "hint"}}` with a fitting status, and never takes the daemon down.
 """
 
@@ -15,10 +15,17 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from sshkeep.daemon.api import admin, audit, commands, configs, files, policy, sessions
-from sshkeep.daemon.api.core import GUARD, MANAGER, MAX_BODY, STARTED, errors_middleware
-from sshkeep.daemon.policy.guard import Guard
-from sshkeep.daemon.sessions.manager import SessionManager
-from sshkeep.daemon.sessions.reaper import reap_forever
+from sshkeep.daemon.api.core import (
+    COMMANDS,
+    GUARD,
+    MANAGER,
+    MAX_BODY,
+    REAPER,
+    STARTED,
+    TRANSFERS,
+    Services,
+    errors_middleware,
+)
 
 ROUTE_GROUPS: tuple[web.RouteTableDef, ...] = (
     sessions.routes,
@@ -30,15 +37,8 @@ ROUTE_GROUPS: tuple[web.RouteTableDef, ...] = (
 )
 
 
-async def _dead_session_reaper(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(reap_forever(app[MANAGER]), name="dead-session-reaper")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 async def _approval_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Lapsed approval requests are recorded as expired even when nobody asks about them."""
     task = asyncio.create_task(app[GUARD].sweep_forever(), name="approval-sweeper")
     yield
     task.cancel()
@@ -46,16 +46,21 @@ async def _approval_sweeper(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def build_app(m: SessionManager, guard: Guard | None = None) -> web.Application:
+def build_app(services: Services) -> web.Application:
+    """The app over `services` (built, started and stopped by daemon/server.py)."""
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY)
-    app[MANAGER] = m
+    app[MANAGER] = services.manager
+    app[COMMANDS] = services.commands
+    app[TRANSFERS] = services.transfers
+    app[REAPER] = services.reaper
+    app[GUARD] = services.guard
     app[STARTED] = time.monotonic()
-    app[GUARD] = guard if guard is not None else Guard(m)
-    audit.install(app, m)  # outermost middleware: it sees the final status of every request
-    app[GUARD].attach_audit(app[audit.AUDIT].write)
-    app.cleanup_ctx.append(_dead_session_reaper)
+    # Outermost middleware: it sees the final status of every request.
+    audit.install(
+        app, services.audit_log, services.daemon_log, services.settings, services.manager.sessions.get
+    )
+    services.guard.attach_audit(app[audit.AUDIT].write)  # every decision lands in the audit log
     app.cleanup_ctx.append(_approval_sweeper)
-    app.on_cleanup.append(files.close_side_channels)
     for group in ROUTE_GROUPS:
         app.add_routes(group)
     return app

@@ -15,7 +15,7 @@ from sshkeep.common.models.sessions import (
     WaitForRequest,
     WaitForResult,
 )
-from sshkeep.daemon.api.core import Call, caller, endpoint, guard, manager, note_decision
+from sshkeep.daemon.api.core import Call, caller, commands, endpoint, guard, note_decision
 
 routes = web.RouteTableDef()
 
@@ -36,14 +36,14 @@ async def send_command(request: web.Request, call: Call) -> CommandResult:
         )
     decision.raise_unless_allowed()
     guard(request).line_reset(call.session_id)
-    return await manager(request).commands.send_command(call.session_id, body.command, body.timeout)
+    return await commands(request).send_command(call.session_id, body.command, body.timeout)
 
 
 @endpoint(routes, "get_command")
 async def get_command(request: web.Request, call: Call) -> CommandResult:
     cid = call.params["command_id"]
     q = call.query(CommandQuery)
-    return await manager(request).commands.get_command(
+    return await commands(request).get_command(
         call.session_id, None if cid == "last" else cid, offset=q.offset, limit=q.limit, wait=q.wait
     )
 
@@ -55,7 +55,7 @@ async def send_keys(request: web.Request, call: Call) -> SendKeysResult:
     decision = await g.check_keys(call.session_id, keys, by=caller(request))
     note_decision(request, decision)
     decision.raise_unless_allowed()
-    result = await manager(request).commands.send_keys(call.session_id, keys)
+    result = await commands(request).send_keys(call.session_id, keys)
     g.keys_sent(decision)
     return result
 
@@ -63,16 +63,16 @@ async def send_keys(request: web.Request, call: Call) -> SendKeysResult:
 @endpoint(routes, "interrupt_command")
 async def interrupt(request: web.Request, call: Call) -> CommandResult:
     guard(request).line_reset(call.session_id)  # Ctrl-C clears whatever keys left on the line
-    return await manager(request).commands.interrupt(call.session_id)
+    return await commands(request).interrupt(call.session_id)
 
 
 @endpoint(routes, "get_snapshot")
 async def screen(request: web.Request, call: Call) -> Snapshot:
     lines = call.query(SnapshotQuery).lines
-    return await manager(request).commands.snapshot(call.session_id, lines or None)
+    return await commands(request).snapshot(call.session_id, lines or None)
 
 
 @endpoint(routes, "wait_for")
 async def wait_for(request: web.Request, call: Call) -> WaitForResult:
     body = call.body(WaitForRequest)
-    return await manager(request).commands.wait_for(call.session_id, body.pattern, body.timeout, body.since)
+    return await commands(request).wait_for(call.session_id, body.pattern, body.timeout, body.since)

@@ -22,7 +22,6 @@ from typing import Any
 
 import structlog
 
-from sshkeep.common import settings as tunables
 from sshkeep.common.errors import ApprovalRequired, PolicyRefused, TmuxError
 from sshkeep.common.logs import mask_text
 from sshkeep.common.models.policy import (
@@ -157,13 +156,13 @@ class Guard:
                 return "read_only", Rules(), f"connection {s.connection!r} is missing or broken in config.yml"
             if conn.policy is not None:
                 return conn.policy, Rules.of(conn), f"connections.{conn.name}.policy"
-            return tunables.default_policy(cfg.settings), Rules.of(conn), "settings.policy"  # type: ignore[return-value]
+            return _policy(cfg.tunables.policy), Rules.of(conn), "settings.policy"
         if cfg.file_error is not None:
             return "read_only", Rules(), "config.yml is broken"
-        return tunables.default_policy(cfg.settings), Rules(), "settings.policy"  # type: ignore[return-value]
+        return _policy(cfg.tunables.policy), Rules(), "settings.policy"
 
     def ttl(self) -> float:
-        return tunables.approval_ttl(self.m.config.current().settings)
+        return self.m.config.current().tunables.approval_ttl
 
     async def classify(self, text: str) -> Classification:
         if len(text) > THREAD_THRESHOLD:
@@ -468,6 +467,10 @@ class Guard:
             await self._writer(record)
         except Exception:
             log.exception("policy_audit_failed")
+
+
+def _policy(name: str) -> PolicyName:
+    return "admin" if name == "admin" else ("read_only" if name == "read_only" else "operator")
 
 
 def _rank(d: Decision) -> int:

@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 from sshkeep.common import auditchain
+from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.audit import AuditLog
 
 
 def _write(path: Path, n: int, settings: dict[str, object] | None = None) -> None:
-    log = AuditLog(path, lambda: settings or {})
+    parsed = Settings.parse(settings or {})
+    log = AuditLog(path, lambda: parsed)
 
     async def go() -> None:
         for i in range(n):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from sshkeep.common import settings as tunables
 from sshkeep.common.config import load_config
 from sshkeep.common.errors import ApprovalClosed, ApprovalNotFound
 from sshkeep.daemon.policy.approvals import ApprovalStore
@@ -105,10 +104,10 @@ def test_config_policy_fields(tmp_path: Path) -> None:
     assert cfg.connections["good"].deny == ["path:/etc/*"]
     assert "connections.bad.policy" in cfg.errors["bad"]
     assert "connections.badrule.deny" in cfg.errors["badrule"]
-    assert tunables.default_policy(cfg.settings) == "read_only"
-    assert tunables.approval_ttl(cfg.settings) == 30
+    assert cfg.tunables.policy == "read_only" and cfg.tunables.approval_ttl == 30
+    assert not cfg.tunables.problems
     path.write_text("settings:\n  policy: readonly\nconnections:\n  x: {host: a}\n")
     broken = load_config(path)
     assert broken.file_error is not None and "settings.policy" in broken.file_error
     path.write_text("connections:\n  x: {host: a}\n")
-    assert tunables.default_policy(load_config(path).settings) == "operator"
+    assert load_config(path).tunables.policy == "operator"
