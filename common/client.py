@@ -35,6 +35,14 @@ from sshkeep.common.models.jobs import (
     StopJobRequest,
     TerminalInfo,
 )
+from sshkeep.common.models.policy import (
+    Approval,
+    ApprovalList,
+    ApproveRequest,
+    CheckCommandRequest,
+    CheckResult,
+    DeclineRequest,
+)
 from sshkeep.common.models.sessions import (
     CloseResult,
     CommandQuery,
@@ -217,3 +225,15 @@ class ApiClient:
 
     async def stop_job(self, job_id: str, req: StopJobRequest | None = None) -> JobResult:
         return await self.call("stop_job", JobResult, req or StopJobRequest(), job_id=job_id)
+
+    async def check_command(self, session_id: str, req: CheckCommandRequest) -> CheckResult:
+        return await self.call("check_command", CheckResult, req, session_id=session_id)
+
+    async def list_approvals(self) -> ApprovalList:
+        return await self.call("list_approvals", ApprovalList)
+
+    async def approve(self, approval_id: str, req: ApproveRequest) -> Approval:
+        return await self.call("approve", Approval, req, approval_id=approval_id)
+
+    async def decline(self, approval_id: str, req: DeclineRequest) -> Approval:
+        return await self.call("decline", Approval, req, approval_id=approval_id)

@@ -32,6 +32,7 @@ from sshkeep.daemon.api.app import build_app
 from sshkeep.daemon.api.core import Services
 from sshkeep.daemon.files.sidechannel import SideChannels, run_side_command
 from sshkeep.daemon.files.transfers import Transfers
+from sshkeep.daemon.policy.guard import Guard
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
 from sshkeep.daemon.sessions.askpass import AuthBroker
 from sshkeep.daemon.sessions.commands import Commands
@@ -58,8 +59,10 @@ class Daemon:
         self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
         self.commands = Commands(m.terminal, m.ensure_ready, self.store, self.tmux, side=self.side_command)
         self.transfers = Transfers(m.get, self.side_channels, self.settings)
+        self.reaper = Reaper(m.sessions, m.close, self.settings)
+        self.guard = Guard(m)  # the guard rails: one service every route that runs something asks
         self.jobs = m.jobs = Jobs(m, self.commands, self.side_command)
-        self.reaper = Reaper(m.sessions, m.close, self.settings, jobs_cleanup=self.jobs.cleanup)
+        self.reaper.jobs_cleanup = self.jobs.cleanup
 
     async def side_command(self, s: Session, script: str, timeout: float) -> tuple[int | None, str, str]:
         """Run `script` on the session's ssh master beside its terminals (jobs' signals, probes and
@@ -79,6 +82,7 @@ class Daemon:
             jobs=self.jobs,
             transfers=self.transfers,
             reaper=self.reaper,
+            guard=self.guard,
             settings=self.settings,
             audit_log=self.paths.audit_log,
             daemon_log=self.paths.daemon_log,

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult
+from mcp_types import CallToolResult, InputRequiredResult
 
 from sshkeep.common.client import ApiClient
 from sshkeep.common.models.sessions import (
@@ -44,12 +44,14 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         ctx: Context,
         timeout: Annotated[float, param("send_command", "timeout")] = 10.0,
         terminal: Annotated[str | None, param("send_command", "terminal")] = None,
-    ) -> Annotated[CallToolResult, CommandResult]:
+    ) -> Annotated[CallToolResult, CommandResult] | InputRequiredResult:
         """Run a shell command in the session and wait (up to `timeout` s) for it to end."""
         start = time.monotonic()
         first = min(timeout, CHUNK_SECONDS)
         req = SendCommandRequest(command=command, timeout=first, terminal=terminal)
-        res = await call(lambda: client.send_command(session_id, req))
+        res = await tools.guarded(ctx, lambda: client.send_command(session_id, req))
+        if isinstance(res, InputRequiredResult):
+            return res
         res = await _follow(client, call, ctx, res, start, timeout, terminal=terminal)
         return result(res, render_text.command(res))
 
@@ -77,10 +79,14 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     async def send_keys(
         session_id: Annotated[str, param("send_keys", "session_id")],
         keys: Annotated[list[str], param("send_keys", "keys")],
+        ctx: Context,
         terminal: Annotated[str | None, param("send_keys", "terminal")] = None,
-    ) -> Annotated[CallToolResult, SendKeysResult]:
+    ) -> Annotated[CallToolResult, SendKeysResult] | InputRequiredResult:
         """Type keys into the terminal: tmux key names (Enter, C-c, Up, Tab) or literal text."""
-        res = await call(lambda: client.send_keys(session_id, SendKeysRequest(keys=keys, terminal=terminal)))
+        req = SendKeysRequest(keys=keys, terminal=terminal)
+        res = await tools.guarded(ctx, lambda: client.send_keys(session_id, req))
+        if isinstance(res, InputRequiredResult):
+            return res
         return result(res, f"sent {res.sent} key item(s) to {res.session_id}. {res.hint or ''}".strip())
 
     @tool(server, "interrupt_command")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult
+from mcp_types import CallToolResult, InputRequiredResult
 
 from sshkeep.common.models.jobs import (
     CloseTerminalResult,
@@ -55,16 +55,19 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     async def start_job(
         session_id: Annotated[str, param("start_job", "session_id")],
         command: Annotated[str, param("start_job", "command")],
+        ctx: Context,
         name: Annotated[str | None, param("start_job", "name")] = None,
         ready: Annotated[ReadySpec | None, param("start_job", "ready")] = None,
         durable: Annotated[bool, param("start_job", "durable")] = False,
         cwd: Annotated[str | None, param("start_job", "cwd")] = None,
-    ) -> Annotated[CallToolResult, JobResult]:
+    ) -> Annotated[CallToolResult, JobResult] | InputRequiredResult:
         """Run a long-lived command (dev server, watcher, `tail -f`, long build) as a background job
         in a terminal of its own; returns at once with job_id, or with `ready` once its output
         matches a regex or a port accepts. Follow with get_job, end with stop_job."""
         req = StartJobRequest(command=command, name=name, ready=ready, durable=durable, cwd=cwd)
-        res = await call(lambda: client.start_job(session_id, req))
+        res = await tools.guarded(ctx, lambda: client.start_job(session_id, req))
+        if isinstance(res, InputRequiredResult):
+            return res
         return result(res, render_text.job(res))
 
     @tool(server, "list_jobs")

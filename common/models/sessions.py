@@ -17,6 +17,7 @@ from sshkeep.common.models.base import (
     SessionState,
 )
 from sshkeep.common.models.jobs import TerminalInfo
+from sshkeep.common.models.policy import ApprovalNeeded
 
 # --- health ---------------------------------------------------------------------------------------
 
@@ -114,6 +115,9 @@ class CommandResult(Reply):
     truncated: str | None = Field(default=None, description="What was cut from `output`, and how to page")
     dropped_bytes: int = Field(default=0, description="Output bytes lost to the per-session log size cap")
     question: Question | None = None
+    approval: ApprovalNeeded | None = Field(
+        default=None, description="With status approval_required: what to approve (nothing was typed)"
+    )
     hint: str | None = None
     note: str | None = Field(
         default=None, description="Something worth knowing, e.g. background jobs the command left running"

@@ -15,7 +15,7 @@ from sshkeep.common.models.jobs import (
     StopJobRequest,
     TerminalInfo,
 )
-from sshkeep.daemon.api.core import Call, endpoint, jobs, manager
+from sshkeep.daemon.api.core import Call, caller, endpoint, guard, jobs, manager, note_decision
 
 routes = web.RouteTableDef()
 
@@ -37,7 +37,14 @@ async def close_terminal(request: web.Request, call: Call) -> CloseTerminalResul
 
 @endpoint(routes, "start_job")
 async def start_job(request: web.Request, call: Call) -> JobResult:
-    return await jobs(request).start(call.session_id, call.body(StartJobRequest))
+    body = call.body(StartJobRequest)
+    # The guard rails apply to a job's command as to any command typed into a terminal.
+    decision = await guard(request).check_command(
+        call.session_id, body.command, operation="start_job", by=caller(request)
+    )
+    note_decision(request, decision)
+    decision.raise_unless_allowed()
+    return await jobs(request).start(call.session_id, body)
 
 
 @endpoint(routes, "list_jobs")

@@ -56,15 +56,6 @@ REMOTE_ROOT = ".sshkeep-jobs"
 _JOB_ID = re.compile(r"^j-[0-9a-f]{6}$")
 
 
-def policy_check(session: Session, command: str) -> None:
-    """The guard-rail hook: policies apply to a job's command like to any typed command.
-
-    Raise an `SshkeepError` to refuse. Kept as the one place start_job asks, so the policy layer
-    plugs in here (it is not part of this module).
-    """
-    return None
-
-
 @dataclass
 class Job:
     """One job, as stored (JSON in the store's `jobs` table)."""
@@ -428,7 +419,6 @@ class Jobs:
                 re.compile(req.ready.pattern)
             except re.error as exc:
                 raise BadRequest(f"ready.pattern is not a valid regular expression: {exc}") from exc
-        policy_check(main, req.command)
         job = Job(
             job_id=self._new_id(),
             session_id=sid,
