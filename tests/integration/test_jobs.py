@@ -14,7 +14,7 @@ from pathlib import Path
 from mcp import Client
 
 from sshkeep.common.client import ApiClient
-from sshkeep.common.errors import BadRequest, TerminalExists, TerminalNotFound
+from sshkeep.common.errors import BadRequest, PolicyRefused, TerminalExists, TerminalNotFound
 from sshkeep.common.models.admin import CleanupRequest
 from sshkeep.common.models.jobs import (
     JobQuery,
@@ -367,4 +367,22 @@ async def test_durable_job_over_mcp_is_stopped_by_a_signal_to_its_group(shared: 
         assert bad.is_error
     async with shared.client() as c:
         await c.cleanup_dead_sessions(CleanupRequest(max_age_seconds=0))
+        await c.close_session(sid)
+
+
+async def test_the_guard_rails_apply_to_job_commands(instance: Instance, sshd: SshServer) -> None:
+    instance.write_config({**instance.connections, "ro": {**sshd.connection("bash"), "policy": "read_only"}})
+    async with instance.client() as c:
+        sid = (await c.open_session(OpenSessionRequest(host="ro"))).session_id
+        try:
+            await c.start_job(sid, StartJobRequest(command="rm -rf /tmp/sk-never-$$"))
+            raise AssertionError("read_only started a destructive job")
+        except PolicyRefused as exc:
+            assert "read_only" in exc.message
+        assert (await c.list_jobs(JobsQuery(session_id=sid))).jobs == []
+        # A read command is a job like any other under read_only.
+        job = await c.start_job(sid, StartJobRequest(command="echo fine", ready=ReadySpec(pattern="fine")))
+        assert job.ready
+        done = await c.get_job(job.job_id, JobQuery(wait=10))
+        assert (done.status, done.exit_code, done.output) == ("exited", 0, "fine")
         await c.close_session(sid)
