@@ -12,6 +12,7 @@ import fcntl
 import os
 import signal
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -20,8 +21,9 @@ from aiohttp import web
 
 from sshkeep.common.config import ConfigSource
 from sshkeep.common.errors import DaemonAlreadyRunning, SshkeepError
-from sshkeep.common.paths import Paths, ensure_private_dir
+from sshkeep.common.paths import Paths, claim_runtime_dir, ensure_private_dir
 from sshkeep.daemon.api.app import build_app
+from sshkeep.daemon.api.audit import AUDIT
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
 from sshkeep.daemon.sessions.manager import SessionManager
 
@@ -79,10 +81,25 @@ async def listen(runner: web.AppRunner, socket_path: Path, activated: socket.soc
     os.chmod(socket_path, 0o600)
 
 
+def _refusal_record(usual: Path, problem: str, using: Path) -> dict[str, object]:
+    """The audit line saying that the guessable runtime dir was someone else's and was not used."""
+    return {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "event": "runtime_dir_refused",
+        "decision": "refused",
+        "path": str(usual),
+        "problem": problem,
+        "using": str(using),
+    }
+
+
 async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
     notifier = Notifier.from_env()  # before any child (tmux) could inherit $NOTIFY_SOCKET
     activated = activated_socket(paths.socket)
-    ensure_private_dir(paths.runtime_dir)
+    usual = paths.runtime_dir
+    paths, refused = await asyncio.to_thread(claim_runtime_dir, paths)
+    if refused is not None:
+        log.warning("runtime_dir_refused", refused=str(usual), problem=refused, using=str(paths.runtime_dir))
     ensure_private_dir(paths.socket.parent)
     lock = take_lock(paths.socket.parent / (paths.socket.name + ".lock"), paths.socket)
     m = SessionManager(paths, ConfigSource(paths.config_file))
@@ -90,8 +107,11 @@ async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
     try:
         await m.start()
         await asyncio.to_thread(m.auth.install)  # the SSH_ASKPASS helper, in the runtime dir
-        runner = web.AppRunner(build_app(m), access_log=None, handle_signals=False)
+        app = build_app(m)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
+        if refused is not None:
+            await app[AUDIT].write(_refusal_record(usual, refused, paths.runtime_dir))
         await listen(runner, paths.socket, activated)
         log.info("daemon_listening", socket=str(paths.socket), pid=os.getpid(), sessions=len(m.sessions))
         stop = asyncio.Event()

@@ -13,7 +13,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
 from sshkeep.common.client import ApiClient
-from sshkeep.common.errors import DaemonUnavailable, SshkeepError
+from sshkeep.common.errors import DaemonUnavailable, SshkeepError, UnsafeRuntimeDir
 from sshkeep.common.operations import OPERATIONS, ToolKind
 from sshkeep.common.paths import Paths
 from sshkeep.shim.autostart import ensure_daemon
@@ -72,7 +72,7 @@ class Tools:
         try:
             try:
                 return await fn()
-            except DaemonUnavailable:
+            except (DaemonUnavailable, UnsafeRuntimeDir):
                 await ensure_daemon(self.client, self.paths)
                 return await fn()
         except SshkeepError as err:
