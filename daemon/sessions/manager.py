@@ -266,6 +266,16 @@ class SessionManager:
             raise SessionNotFound(f"no session {sid!r}")
         return s
 
+    async def pane_pid(self, sid: str) -> int | None:
+        """The pid of the process in session `sid`'s pane: its ssh (tmux runs the argv directly).
+
+        Asked by tmux session name, so it works while open() has not registered the session yet."""
+        try:
+            out = await self.tmux.command(f"display-message -p -t ={sid}: '#{{pane_pid}}'")
+        except TmuxError:
+            return None
+        return int(out[0]) if out and out[0].strip().isdigit() else None
+
     def infos(self) -> list[SessionInfo]:
         return [s.info() for s in sorted(self.sessions.values(), key=lambda x: x.created_at)]
 

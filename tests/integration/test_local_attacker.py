@@ -162,3 +162,37 @@ def test_socket_served_by_another_uid_is_refused(sshd: SshServer) -> None:
             assert received.read_bytes() == b""
     finally:
         shutil.rmtree(mine, ignore_errors=True)
+
+
+async def test_replayed_askpass_token_gets_nothing(instance: Instance, sshd: SshServer) -> None:
+    """A process that is not the session's ssh (nor below it) replays the session's askpass token:
+    refused (403), audited, and the password is in no reply."""
+    instance.write_config({**instance.connections, "pw": sshd.password_connection()})
+    async with instance.client() as c:
+        sid = (await c.open_session(OpenSessionRequest(host="pw"))).session_id
+        assert (await c.send_command(sid, SendCommandRequest(command="echo in"))).output == "in"
+    pane_pid = int(instance.tmux("display-message", "-p", "-t", f"={sid}:", "#{pane_pid}").stdout)
+    environ = (await asyncio.to_thread(Path(f"/proc/{pane_pid}/environ").read_bytes)).split(b"\0")
+    token = next(e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"SSHKEEP_ASKPASS_TOKEN="))
+    prompt = f"{sshd.password_user}@{sshd.host}'s password: "
+
+    code, body = instance.curl("/v1/askpass", "POST", {"token": token, "prompt": prompt})
+    assert code == 403 and body["error"]["code"] == "forbidden", body
+    assert f"is not session {sid}'s ssh (pid {pane_pid})" in body["error"]["message"]
+    # The real helper, run by a stranger with the token, gets nothing either.
+    env = {
+        "SSHKEEP_ASKPASS_TOKEN": token,
+        "SSHKEEP_ASKPASS_SOCKET": str(instance.socket),
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sshkeep.shim.askpass", prompt,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode == 1 and out == b""
+
+    audit = instance.paths.audit_log.read_text()
+    assert sshd.password not in audit and token not in audit
+    refused = [x for x in audit_lines(instance) if x.get("tool") == "askpass" and x.get("status") == 403]
+    assert len(refused) == 2 and all(x["decision"] == "refused" for x in refused)
