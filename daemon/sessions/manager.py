@@ -44,7 +44,7 @@ SETUP_GRACE = 4.0
 DEFAULT_LOG_CAP_MB = 256
 MONITOR_INTERVAL = 0.5
 # Before the shell is integrated only these are questions; a bare remote prompt is not.
-LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "confirm"})
+LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "secret", "confirm"})
 _DESTINATION = re.compile(r"^[A-Za-z0-9_.@%:\[\]-]+$")
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
