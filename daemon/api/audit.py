@@ -56,8 +56,10 @@ class AuditLog:
 
     async def write(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+        # A lone UTF-16 surrogate (sent as a JSON escape) has no UTF-8 form: keep it as its escape.
+        data = line.encode("utf-8", "backslashreplace")
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._append, line.encode())
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._append, data)
         except OSError as exc:  # a full disk must not fail the request itself
             log.warning("audit_write_failed", path=str(self.path), error=str(exc))
 

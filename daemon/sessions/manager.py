@@ -262,7 +262,7 @@ class SessionManager:
                 f"{sid!r} is not a valid session id (expected lowercase letters, digits and '-')"
             )
         s = self.sessions.get(sid)
-        if s is None:
+        if s is None or s.closed:
             raise SessionNotFound(f"no session {sid!r}")
         return s
 
@@ -484,7 +484,7 @@ class SessionManager:
                 path.unlink()
 
     async def close(self, sid: str) -> None:
-        s = self.get(sid)
+        s = self.get(sid)  # a session being closed is not found: one concurrent close wins
         s.closed = True
         await self._discard(s)
         async with s.changed:
