@@ -28,7 +28,7 @@ from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed
 from sshkeep.common.terminal.keys import keys_command
 from sshkeep.common.terminal.markers import strip_markers
 from sshkeep.common.terminal.render import render, split_lines
-from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT, first_page
+from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
@@ -165,10 +165,16 @@ class Commands:
         offset: int = 0,
         limit: int | None = None,
     ) -> CommandResult:
+        # One instant decides status, exit code and how far the output goes: whatever happens
+        # during the awaits below, a reply never says "completed" with output missing, nor pairs
+        # one moment's status with another's exit code.
+        status, exit_code, ended_at = rec.status, rec.exit_code, rec.ended_at
+        finished = rec.out_end is not None
+        end = rec.out_end if rec.out_end is not None else s._safe_end()
         question: Question | None = None
         hint: str | None = None
-        status = rec.status
-        if rec.out_end is None and rec.status in ("running", "waiting_input"):
+        if not finished and status in ("running", "waiting_input"):
+            exit_code = None
             if s.dead:
                 status = "disconnected"
                 hint = "ssh exited while the command ran; reconnect_session starts a new ssh, close_session ends it."  # noqa: E501
@@ -189,41 +195,33 @@ class Commands:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":
             hint = "The command was interrupted (Ctrl-C); the session is ready for the next command."
-        lines = await s.output_lines(rec)
-        total = len(lines)
-        truncated: str | None = None
-        if first:
-            page, next_offset, truncated = first_page(lines)
-            out_offset = 0
-        else:
-            if offset < 0:
-                raise BadRequest("offset must be >= 0")
-            lim = limit if limit is not None else DEFAULT_PAGE_LINES
-            page = lines[offset : offset + lim]
-            next_offset = offset + len(page) if offset + len(page) < total else None
-            out_offset = offset
-        if next_offset is not None and hint is None:
+        if not first and offset < 0:
+            raise BadRequest("offset must be >= 0")
+        view = await s.output_page(
+            rec, end, first=first, offset=offset, limit=limit if limit is not None else DEFAULT_PAGE_LINES
+        )
+        if view.next_offset is not None and hint is None:
             hint = (
                 f"More output: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
-                f"offset={next_offset})."
+                f"offset={view.next_offset})."
             )
         return CommandResult(
             session_id=s.id,
             command_id=rec.command_id,
             command=rec.command,
             status=status,
-            exit_code=rec.exit_code,
-            output="\n".join(page),
-            offset=out_offset,
-            next_offset=next_offset,
-            has_more=next_offset is not None,
-            total_lines=total,
-            truncated=truncated,
+            exit_code=exit_code,
+            output="\n".join(view.lines),
+            offset=view.offset,
+            next_offset=view.next_offset,
+            has_more=view.next_offset is not None,
+            total_lines=view.total,
+            truncated=view.truncated,
             question=question,
             hint=hint,
-            dropped_bytes=s.dropped_bytes(rec),
+            dropped_bytes=s.dropped_bytes(rec, end),
             started_at=rec.started_at,
-            ended_at=rec.ended_at,
+            ended_at=ended_at,
         )
 
     def _record(self, s: Session, command_id: str | None) -> CommandRecord:
