@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -26,12 +25,11 @@ from sshkeep.common.models.sessions import (
 )
 from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed_text
 from sshkeep.common.terminal.keys import keys_command
-from sshkeep.common.terminal.markers import strip_markers
-from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
+from sshkeep.daemon.sessions.waitscan import BUDGET, BudgetSpent, Pattern, search_chunk
 
 if TYPE_CHECKING:
     from sshkeep.daemon.sessions.manager import SessionManager
@@ -303,53 +301,70 @@ class Commands:
     ) -> WaitForResult:
         """Wait until new output matches `pattern`, the running command ends, or time is up."""
         s = self.m.get(sid)
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            raise BadRequest(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        compiled = Pattern.compile(pattern)
         start_pos = s.current_size() if since is None else max(s.dropped_before, min(since, s.current_size()))
         rec = s.current
         deadline = time.monotonic() + timeout
         searched_to = start_pos
         carry = ""
-        async with s.changed:
-            while True:
-                end = s.scan_pos
-                if end > searched_to:
-                    text = carry + render(strip_markers(s.read_log(searched_to, end)))
-                    lines = split_lines(text)
-                    searched_to = end
-                    for i, line in enumerate(lines):
-                        if regex.search(line):
-                            return WaitForResult(
-                                session_id=sid,
-                                matched=True,
-                                pattern=pattern,
-                                line=line,
-                                context="\n".join(lines[max(0, i - 3) : i + 4]),
-                                running_command_id=s.current.command_id if s.current else None,
-                                command_status="running" if s.current else None,
-                                searched_to=searched_to,
-                            )
-                    # Only an unfinished last line continues in the next chunk.
-                    carry = lines[-1] if lines and not text.endswith("\n") else ""
-                ended = rec is not None and rec.out_end is not None
-                if ended or s.dead or s.closed or time.monotonic() >= deadline:
-                    status = rec.status if ended and rec is not None else ("disconnected" if s.dead else None)
-                    why = (
-                        "the command ended" if ended else ("ssh exited" if s.dead else f"{timeout:g}s passed")
+        while True:
+            # Chunk by chunk, each in a worker thread: the event loop stays free meanwhile.
+            while searched_to < s.scan_pos:
+                try:
+                    hit, searched_to, carry = await asyncio.to_thread(
+                        search_chunk, s.read_log, compiled, searched_to, s.scan_pos, carry
                     )
+                except BudgetSpent:
                     return WaitForResult(
                         session_id=sid,
                         matched=False,
                         pattern=pattern,
-                        running_command_id=rec.command_id if rec else None,
-                        command_status=status,
+                        running_command_id=s.current.command_id if s.current else None,
+                        command_status="running" if s.current else None,
                         searched_to=searched_to,
-                        hint=f"No match: {why}. get_snapshot shows the screen; wait_for again waits longer.",
+                        hint=f"The pattern used up its {BUDGET:g} s matching budget (it backtracks too "
+                        "much, e.g. nested or overlapping repeats like (a|aa)+): simplify it and "
+                        f"wait_for again with since={searched_to}.",
                     )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic())))
+                if hit is not None:
+                    return WaitForResult(
+                        session_id=sid,
+                        matched=True,
+                        pattern=pattern,
+                        line=hit.line,
+                        context=hit.context,
+                        running_command_id=s.current.command_id if s.current else None,
+                        command_status="running" if s.current else None,
+                        searched_to=searched_to,
+                    )
+                if time.monotonic() >= deadline:
+                    break
+            ended = rec is not None and rec.out_end is not None
+            if ended or s.dead or s.closed or time.monotonic() >= deadline:
+                status = rec.status if ended and rec is not None else ("disconnected" if s.dead else None)
+                why = "the command ended" if ended else ("ssh exited" if s.dead else f"{timeout:g}s passed")
+                more = (
+                    f" Output up to {s.scan_pos} is not searched yet: wait_for(since={searched_to}) goes on."
+                    if searched_to < s.scan_pos
+                    else ""
+                )
+                return WaitForResult(
+                    session_id=sid,
+                    matched=False,
+                    pattern=pattern,
+                    running_command_id=rec.command_id if rec else None,
+                    command_status=status,
+                    searched_to=searched_to,
+                    hint=f"No match: {why}.{more} get_snapshot shows the screen; "
+                    "wait_for again waits longer.",
+                )
+            # The condition is held only while waiting: scans must not wait for a search.
+            async with s.changed:
+                if s.scan_pos <= searched_to:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic()))
+                        )
 
     async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
         s = self.m.get(sid)

@@ -341,4 +341,3 @@ class Session:
         if q is None:
             return None
         return Question(kind=q.kind, text=q.text)
-
