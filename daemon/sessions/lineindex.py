@@ -15,20 +15,34 @@ into pieces of that size, each counted as a line.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.render import render, split_lines
 
-CHUNK = 4 * 1024 * 1024
-MAX_LINE = 16 * CHUNK
+# Small enough that no single step holds the GIL (and so the event loop) for long.
+CHUNK = 1024 * 1024
+MAX_LINE = 64 * CHUNK
 
 Reader = Callable[[int, int], bytes]  # bytes [start, end) of the log
 
 
+# Text the renderer would change beyond line ends and trailing blanks: escapes, controls, BS.
+_NEEDS_RENDER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def render_lines(raw: bytes) -> list[str]:
-    return split_lines(render(mk.strip_markers(raw)))
+    """`split_lines(render(strip_markers(raw)))`, without the renderer's escape stripping (one
+    long C call holding the GIL) for plain text, where it would change nothing."""
+    stripped = mk.strip_markers(raw)
+    text = stripped.decode("utf-8", errors="replace")
+    if _NEEDS_RENDER.search(text) is None:
+        text = text.replace("\r\n", "\n")
+        if "\r" not in text:
+            return split_lines("\n".join([line.rstrip(" ") for line in text.split("\n")]))
+    return split_lines(render(stripped))
 
 
 def count_lines(raw: bytes) -> int:

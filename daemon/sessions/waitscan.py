@@ -24,10 +24,9 @@ from dataclasses import dataclass
 import regex
 
 from sshkeep.common.errors import BadRequest
-from sshkeep.common.terminal.markers import strip_markers
-from sshkeep.common.terminal.render import render, split_lines
+from sshkeep.daemon.sessions.lineindex import render_lines
 
-CHUNK = 4 * 1024 * 1024
+CHUNK = 1024 * 1024  # small enough that no single step holds the GIL for long
 BUDGET = 5.0  # seconds of regex work per wait_for call
 CONTEXT = 3
 
@@ -100,10 +99,13 @@ def search_chunk(
         if nl != -1:
             raw = raw[: nl + 1]
             stop = start + nl + 1
-    text = carry + render(strip_markers(raw))
-    lines = split_lines(text)
+    rendered = render_lines(raw)
+    ends_line = raw.endswith(b"\n")
+    lines = (
+        [carry + rendered[0], *rendered[1:]] if rendered and carry else rendered or ([carry] if carry else [])
+    )
     i = pattern.first_match(lines)
-    next_carry = lines[-1] if lines and not text.endswith("\n") else ""
+    next_carry = lines[-1] if lines and not ends_line else ""
     if i is None:
         return None, stop, next_carry
     context = "\n".join(lines[max(0, i - CONTEXT) : i + CONTEXT + 1])

@@ -61,3 +61,23 @@ def test_rebase_after_the_cap_dropped_the_start(monkeypatch: pytest.MonkeyPatch)
     assert index.total(read, len(data)) == len(want)
     assert index.lines(read, 0, 20, len(data)) == want[:20]
     assert index.lines(read, len(want) - 20, 20, len(data)) == want[-20:]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"plain\r\nlines  \r\n",
+        b"no end",
+        b"a\r\r\nb\n",
+        b"cr\roverwrite\n",
+        b"bs\x08x\n",
+        b"\x1b[31mred\x1b[0m\n",
+        b"ctl\x01\x7f\n",
+        "utf-8 \u00e9\u0085 c1\n".encode(),
+        b"bad \xff\xfe utf-8\n",
+        b"\x1b]133;D;0;sk=00\x07after\n",
+        b"",
+    ],
+)
+def test_render_lines_fast_path_matches_the_renderer(raw: bytes) -> None:
+    assert lineindex.render_lines(raw) == split_lines(render(mk.strip_markers(raw)))
