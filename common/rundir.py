@@ -85,6 +85,8 @@ def make_private_dir(path: Path) -> str | None:
 
 def socket_problem(path: Path) -> str | None:
     """Why connecting to `path` could reach someone else's server (checked before connecting)."""
+    if not os.path.lexists(path.parent):
+        return None  # nothing there: connecting fails plainly, nobody gets our request
     problem = dir_problem(path.parent, strict=False)
     if problem is not None:
         return problem

@@ -214,7 +214,7 @@ class Commands:
             truncated=view.truncated,
             question=question,
             hint=hint,
-            dropped_bytes=s.dropped_bytes(rec, end),
+            dropped_bytes=view.dropped,
             started_at=rec.started_at,
             ended_at=ended_at,
         )

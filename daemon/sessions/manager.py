@@ -209,12 +209,14 @@ class SessionManager:
             target = drop_target(s.log_size, s.dropped_before, s.scan_pos, cap)
             if target <= s.dropped_before:
                 continue
-            ok = await asyncio.to_thread(punch, s.log_path, s.dropped_before, target)
+            async with s.output_lock:  # never while a reply reads the output
+                ok = await asyncio.to_thread(punch, s.log_path, s.dropped_before, target)
+                if ok:
+                    s.dropped_before = target
             if not ok:
                 log.warning("log_cap_unsupported", session=s.id, path=str(s.log_path))
                 continue
             log.info("log_cap_dropped", session=s.id, dropped_before=target)
-            s.dropped_before = target
             with contextlib.suppress(TmuxError):
                 await self.tmux.command(set_line(s.id, dropped=target))
 

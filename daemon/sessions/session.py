@@ -41,6 +41,7 @@ class OutputPage:
     offset: int
     next_offset: int | None
     truncated: str | None
+    dropped: int  # bytes of the output up to `end` the log cap took (see `dropped_bytes`)
 
 
 QUIET_FOR_QUESTION = 0.5
@@ -86,7 +87,8 @@ class Session:
     on_finished: Callable[[CommandRecord], Awaitable[None]] | None = None
     send_line: Callable[[str], Awaitable[object]] | None = None
     _indexes: dict[str, LineIndex] = field(default_factory=dict)
-    _index_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Held while a reply reads output and while the log cap punches: one reply sees one hole.
+    output_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _kept_cache: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     # --- state ------------------------------------------------------------------------------------
@@ -290,11 +292,12 @@ class Session:
         Only what is returned is rendered (plus a line index built once, see `lineindex`): memory
         stays bounded by the chunk size, never by the output's size. `end` is fixed by the caller
         at one instant, together with the status it reports."""
-        async with self._index_lock:
+        async with self.output_lock:
             return await asyncio.to_thread(self._page, rec, end, first, offset, limit)
 
     def _page(self, rec: CommandRecord, end: int, first: bool, offset: int, limit: int) -> OutputPage:
         start = min(self.kept_start(rec), end)
+        dropped = max(0, start - self.output_start(rec))
         index = self._indexes.get(rec.command_id)
         if index is None or index.start > start:
             index = LineIndex.at(start)
@@ -309,10 +312,10 @@ class Session:
             head = index.lines(self.read_log, 0, min(n, total), end)
             tail = index.lines(self.read_log, max(0, total - n), min(n, total), end)
             page, next_offset, truncated = first_page_of(head, tail, total)
-            return OutputPage(page, total, 0, next_offset, truncated)
+            return OutputPage(page, total, 0, next_offset, truncated, dropped)
         page = index.lines(self.read_log, offset, limit, end)
         next_offset = offset + len(page) if offset + len(page) < total else None
-        return OutputPage(page, total, offset, next_offset, None)
+        return OutputPage(page, total, offset, next_offset, None, dropped)
 
     # --- questions --------------------------------------------------------------------------------
 

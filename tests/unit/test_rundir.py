@@ -47,6 +47,7 @@ def test_socket_checks(tmp_path: Path) -> None:
     make_private_dir(d)
     path = d / "daemon.sock"
     assert socket_problem(path) is None  # nothing there: connecting just fails
+    assert socket_problem(tmp_path / "none" / "daemon.sock") is None
     path.write_text("")
     assert "not a socket" in (socket_problem(path) or "")
     path.unlink()
