@@ -49,7 +49,7 @@ class OpenSessionRequest(Request):
 
 class Question(Reply):
     kind: str = Field(
-        description="password, passphrase, host_key, confirm, otp, continuation, fullscreen, prompt"
+        description="password, passphrase, host_key, confirm, otp, secret, continuation, fullscreen, prompt"
     )
     text: str
 
