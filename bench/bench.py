@@ -58,7 +58,13 @@ from peers import GatewayEcho, bare_pty, gateway_params, install_gateway  # noqa
 
 from sshkeep.common.errors import SshkeepError  # noqa: E402
 from sshkeep.common.models.files import ReadFileRequest, WriteFileRequest  # noqa: E402
-from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, SendCommandRequest  # noqa: E402
+from sshkeep.common.models.jobs import ReadySpec, StartJobRequest  # noqa: E402
+from sshkeep.common.models.sessions import (  # noqa: E402
+    CommandQuery,
+    OpenSessionRequest,
+    SendCommandRequest,
+    WaitForRequest,
+)
 from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import SshServer, environment_problem, start_sshd  # noqa: E402
 
@@ -537,6 +543,7 @@ class Plan:
     sftp_runs: int
     idle_seconds: float
     startup_rounds: int
+    flood_mb: int
 
 
 class Bench:
@@ -571,16 +578,19 @@ class Bench:
                 if "echo" in want:
                     await self.echo_rounds(mcp, gateway, pty)
                     await self.overheads(mcp)
+                    self.classification()
                 if "rtt" in want:
                     await self.rtt(mcp, self.gateway_script)
                 if "open" in want:
                     await self.open_sessions()
                     await self.first_open()
+                    await self.terminals_and_jobs()
                 if "startup" in want:
                     await self.startup()
                 if "output" in want:
                     await self.big_output()
                     await self.bulk()
+                    await self.flood_output()
                 if "files" in want:
                     await self.files(mcp)
                     await self.sftp(mcp)
@@ -680,6 +690,24 @@ class Bench:
         verdict = "met" if hmed <= 2 * cfloor else "MISSED"
         http.note += f" (target <= 2x control floor: {verdict})"
 
+    def classification(self) -> None:
+        """Guard rails: parsing and classifying one command line (tree-sitter-bash), uncached."""
+        from sshkeep.daemon.policy.classify import classify
+        from tests.unit.test_classify import TABLE
+
+        lines = [line for line, _ in TABLE]
+        raw = classify.__wrapped__  # the daemon caches by line; measure the cold cost
+        row = self.table.add(Row(f"classify one command line ({len(lines)} lines, uncached)", p95=True))
+        for _ in range(10):
+            for line in lines:
+                t0 = time.perf_counter()
+                raw(line)
+                row.samples.append((time.perf_counter() - t0) * 1000)
+        echo = self.table.get("echo via HTTP (ApiClient.send_command)")
+        if echo is not None and echo.median is not None and row.median is not None:
+            share = row.median / echo.median * 100
+            row.note = f"{share:.1f}% of the HTTP echo median; budget: 0.5 ms per command"
+
     async def overheads(self, mcp: Client) -> None:
         """Round trips that do no ssh work, interleaved: where the time goes outside the terminal."""
         n = self.plan.echo_rounds
@@ -723,6 +751,45 @@ class Bench:
         b = self.table.add(Row("  baseline: fresh `ssh host true`", samples=base))
         row.note = f"{(row.median or 0) / (b.median or 1):.1f}x a bare ssh login"
 
+    async def terminals_and_jobs(self) -> None:
+        """A terminal in the existing session (its ControlMaster: no login) against a new session,
+        then 20 idle jobs in one session: what they cost the daemon at rest."""
+        row = self.table.add(Row("open_terminal in an existing session via HTTP", p95=True))
+        n = max(5, self.plan.opens * 3)
+        log(f"open_terminal x{n}")
+        for _ in range(n):
+            ms, t = await timed(lambda: self.api.open_terminal(self.sid))
+            row.samples.append(ms)
+            await self.api.close_terminal(self.sid, t.terminal)
+        opened = self.table.get("open_session (bash, key auth) via HTTP")
+        if opened is not None and opened.median and row.median:
+            row.note = f"{opened.median / row.median:.1f}x faster than open_session (target <= 60 ms)"
+        jobs = 20
+        log(f"{jobs} jobs in one session")
+        info = await self.api.open_session(OpenSessionRequest(host="bash"))
+        rss0 = rss_kb(self.daemon_pid) or 0
+        started = []
+        for i in range(jobs):
+            req = StartJobRequest(command=f"echo job-{i}; sleep 100000", ready=ReadySpec(pattern=f"job-{i}"))
+            started.append(await self.api.start_job(info.session_id, req))
+        await asyncio.sleep(2.0)  # let start-up work settle before measuring rest
+        rss = rss_kb(self.daemon_pid) or 0
+        idle = 5.0 if self.plan.opens <= 3 else 10.0
+        cpu0, t0 = cpu_seconds(self.daemon_pid), time.monotonic()
+        await asyncio.sleep(idle)
+        cpu = (cpu_seconds(self.daemon_pid) - cpu0) / (time.monotonic() - t0)
+        self.table.add(
+            Row(f"daemon RSS with {jobs} running jobs", unit="MB", value=rss / 1024,
+                note=f"+{(rss - rss0) / 1024:.1f} MB over the same daemon before them")
+        )  # fmt: skip
+        self.table.add(
+            Row(f"daemon idle CPU with {jobs} running jobs", unit="%", value=cpu * 100,
+                note=f"over {idle:g} s at rest (monitor: one tmux list-panes per 0.5 s)")
+        )  # fmt: skip
+        for job in started:
+            await self.api.stop_job(job.job_id)
+        await self.api.close_session(info.session_id)
+
     async def big_output(self) -> None:
         lines = 100_000
         end = self.table.add(Row(f"seq 1 {lines}: send_command until completed"))
@@ -755,6 +822,57 @@ class Bench:
         raw_ms = [ssh_run(self.sshd, f"seq 1 {lines}")[0] for _ in range(self.plan.big_runs)]
         b = self.table.add(Row(f"  baseline: fresh `ssh host seq 1 {lines}`", samples=raw_ms))
         end.note = f"{(end.median or 0) / (b.median or 1):.1f}x a fresh ssh"
+
+    async def flood_output(self) -> None:
+        """200 MB (quick: 20 MB) through one command: the daemon's peak RSS and CPU per MB while it
+        flows, then /v1/health latency while wait_for(since=0) scans all of it."""
+        mb = self.plan.flood_mb
+        log(f"{mb} MB of output: daemon RSS, CPU, health during a full wait_for scan")
+        sid = (await self.api.open_session(OpenSessionRequest(host="bash"))).session_id
+        peak = rss_kb(self.daemon_pid) or 0
+        done = asyncio.Event()
+
+        async def sample_rss() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, rss_kb(self.daemon_pid) or 0)
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.create_task(sample_rss())
+        cpu0 = cpu_seconds(self.daemon_pid)
+        t0 = time.perf_counter()
+        cmd = f"head -c {mb * 1_000_000} /dev/zero | tr '\\0' a | fold -w 100"
+        r = await self.api.send_command(sid, SendCommandRequest(command=cmd, timeout=50))
+        while r.status == "running":
+            r = await self.api.get_command(sid, r.command_id, CommandQuery(wait=30))
+        wall = time.perf_counter() - t0
+        cpu = cpu_seconds(self.daemon_pid) - cpu0
+        done.set()
+        await sampler
+        if (r.status, r.total_lines) != ("completed", mb * 10_000):
+            raise RuntimeError(f"{mb} MB flood returned {r.status}, {r.total_lines} lines")
+        self.table.add(
+            Row(
+                f"{mb} MB output: daemon peak RSS",
+                unit="MB",
+                value=peak / 1024,
+                note=f"{wall:.1f} s to complete",
+            )
+        )
+        self.table.add(Row(f"{mb} MB output: daemon CPU per MB", unit="ms/MB", value=cpu / mb * 1000))
+        health = self.table.add(Row(f"health while wait_for scans {mb} MB (since=0)", p95=True))
+        wait = asyncio.create_task(
+            self.api.wait_for(sid, WaitForRequest(pattern=r"NEVER\d", since=0, timeout=8))
+        )
+        while not wait.done():
+            ms, _ = await timed(self.api.health)
+            health.samples.append(ms)
+            await asyncio.sleep(0.02)
+        found = await wait
+        health.note = (
+            f"p99 {pct(health.samples, 0.99):.1f} ms; wait searched {found.searched_to / 1e6:.0f} MB"
+        )
+        await self.api.close_session(sid)
 
     async def files(self, mcp: Client) -> None:
         row = self.table.add(Row("exec_command `echo` via MCP (side channel, no tty)", p95=True))
@@ -1202,7 +1320,8 @@ def world(workdir: Path) -> Iterator[tuple[SshServer, Instance, RawFloor]]:
     inst: Instance | None = None
     raw: RawFloor | None = None
     try:
-        inst = new_instance({"bash": dict(sshd.connection("bash"))})
+        # policy operator (the default a user gets): every echo goes through the guard rails.
+        inst = new_instance({"bash": {**sshd.connection("bash"), "policy": "operator"}})
         inst.start()
         raw = RawFloor(sshd, workdir)
         raw.start()
@@ -1230,13 +1349,13 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(
             echo_rounds=30, opens=3, big_runs=1, file_runs=2, sessions=args.sessions or 20,
             commands_per_session=5, concurrency=min(50, args.sessions or 20), rtt_rounds=10, bulk_mb=10,
-            bulk_runs=1, sftp_mb=10, sftp_runs=2, idle_seconds=10, startup_rounds=5,
+            bulk_runs=1, sftp_mb=10, sftp_runs=2, idle_seconds=10, startup_rounds=5, flood_mb=20,
         )  # fmt: skip
     else:
         plan = Plan(
             echo_rounds=60, opens=5, big_runs=3, file_runs=5, sessions=args.sessions or 200,
             commands_per_session=10, concurrency=min(50, args.sessions or 200), rtt_rounds=30, bulk_mb=100,
-            bulk_runs=3, sftp_mb=50, sftp_runs=5, idle_seconds=60, startup_rounds=10,
+            bulk_runs=3, sftp_mb=50, sftp_runs=5, idle_seconds=60, startup_rounds=10, flood_mb=200,
         )  # fmt: skip
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
     if only - set(SECTIONS):

@@ -1,23 +1,28 @@
 """The async API client (HTTP over the daemon's Unix socket), used by the shim and the CLI.
 
 Transport failures become `DaemonUnavailable`; API errors come back as the same `SshkeepError`
-subclass the daemon raised. Calls go over keep-alive connections (`sshkeep.common.httppool`,
-standard library only: the shim starts without importing an HTTP library). Each reply is
-validated into its model once; the model keeps the JSON it came from (`Reply.wire`), so the MCP
-shim passes that on as structured content instead of dumping the model again.
+subclass the daemon raised. Before anything is sent on a new connection, the socket's dir and file
+must be ours and the server must run as our uid (see `sshkeep.common.rundir`); otherwise the
+request fails with `UnsafeRuntimeDir` and nothing reaches the socket.
+
+Calls go over keep-alive connections (`sshkeep.common.httppool`, standard library only: the shim
+starts without importing an HTTP library). Each reply is validated into its model once; the model
+keeps the JSON it came from (`Reply.wire`), so the MCP shim passes that on as structured content
+instead of dumping the model again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, ValidationError
 
-from sshkeep.common.errors import DaemonUnavailable, SshkeepError, from_payload
+from sshkeep.common.errors import DaemonUnavailable, SshkeepError, UnsafeRuntimeDir, from_payload
 from sshkeep.common.httppool import Pool
 from sshkeep.common.models.admin import CleanupRequest, CleanupResult
 from sshkeep.common.models.base import Reply
@@ -30,11 +35,31 @@ from sshkeep.common.models.files import (
     WriteFileRequest,
     WriteFileResult,
 )
+from sshkeep.common.models.jobs import (
+    CloseTerminalResult,
+    JobList,
+    JobQuery,
+    JobResult,
+    JobsQuery,
+    OpenTerminalRequest,
+    StartJobRequest,
+    StopJobRequest,
+    TerminalInfo,
+)
+from sshkeep.common.models.policy import (
+    Approval,
+    ApprovalList,
+    ApproveRequest,
+    CheckCommandRequest,
+    CheckResult,
+    DeclineRequest,
+)
 from sshkeep.common.models.sessions import (
     CloseResult,
     CommandQuery,
     CommandResult,
     Health,
+    InterruptRequest,
     OpenSessionRequest,
     ReconnectRequest,
     SendCommandRequest,
@@ -48,11 +73,26 @@ from sshkeep.common.models.sessions import (
     WaitForResult,
 )
 from sshkeep.common.operations import OPERATIONS
+from sshkeep.common.rundir import peer_problem, socket_problem
 from sshkeep.common.unixhttp import HttpUnavailable
 
 R = TypeVar("R", bound=BaseModel)
 
 _JSON_BODY = {"Content-Type": "application/json"}
+
+
+def trust_socket(path: Path) -> None:
+    """Before connecting: the socket's dir and file must be ours (else `UnsafeRuntimeDir`)."""
+    problem = socket_problem(path)
+    if problem is not None:
+        raise UnsafeRuntimeDir(f"refusing to talk to {path}: {problem}")
+
+
+def trust_peer(path: Path, sock: socket.socket) -> None:
+    """After connecting, before sending: the server must run as our uid (else `UnsafeRuntimeDir`)."""
+    problem = peer_problem(sock, path)
+    if problem is not None:
+        raise UnsafeRuntimeDir(f"refusing to talk to {path}: {problem}")
 
 
 class ApiClient:
@@ -71,8 +111,17 @@ class ApiClient:
 
     def _http(self) -> Pool:
         if self._pool is None:
-            self._pool = Pool(str(self.socket_path))
+            path = self.socket_path
+            self._pool = Pool(
+                str(path), check=lambda sock: trust_peer(path, sock), precheck=lambda: trust_socket(path)
+            )
         return self._pool
+
+    async def retarget(self, socket_path: Path) -> None:
+        """Talk to another socket from now on (the daemon moved to an unpredictable runtime dir)."""
+        if socket_path != self.socket_path:
+            await self.close()
+            self.socket_path = socket_path
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -172,8 +221,8 @@ class ApiClient:
     async def send_keys(self, session_id: str, req: SendKeysRequest) -> SendKeysResult:
         return await self.call("send_keys", SendKeysResult, req, session_id=session_id)
 
-    async def interrupt_command(self, session_id: str) -> CommandResult:
-        return await self.call("interrupt_command", CommandResult, session_id=session_id)
+    async def interrupt_command(self, session_id: str, req: InterruptRequest | None = None) -> CommandResult:
+        return await self.call("interrupt_command", CommandResult, req, session_id=session_id)
 
     async def get_snapshot(self, session_id: str, query: SnapshotQuery | None = None) -> Snapshot:
         return await self.call("get_snapshot", Snapshot, query=query, session_id=session_id)
@@ -189,3 +238,37 @@ class ApiClient:
 
     async def exec_command(self, session_id: str, req: ExecRequest) -> ExecResult:
         return await self.call("exec_command", ExecResult, req, session_id=session_id)
+
+    async def open_terminal(self, session_id: str, req: OpenTerminalRequest | None = None) -> TerminalInfo:
+        return await self.call(
+            "open_terminal", TerminalInfo, req or OpenTerminalRequest(), session_id=session_id
+        )
+
+    async def close_terminal(self, session_id: str, terminal: str) -> CloseTerminalResult:
+        return await self.call(
+            "close_terminal", CloseTerminalResult, session_id=session_id, terminal=terminal
+        )
+
+    async def start_job(self, session_id: str, req: StartJobRequest) -> JobResult:
+        return await self.call("start_job", JobResult, req, session_id=session_id)
+
+    async def list_jobs(self, query: JobsQuery | None = None) -> JobList:
+        return await self.call("list_jobs", JobList, query=query)
+
+    async def get_job(self, job_id: str, query: JobQuery | None = None) -> JobResult:
+        return await self.call("get_job", JobResult, query=query, job_id=job_id)
+
+    async def stop_job(self, job_id: str, req: StopJobRequest | None = None) -> JobResult:
+        return await self.call("stop_job", JobResult, req or StopJobRequest(), job_id=job_id)
+
+    async def check_command(self, session_id: str, req: CheckCommandRequest) -> CheckResult:
+        return await self.call("check_command", CheckResult, req, session_id=session_id)
+
+    async def list_approvals(self) -> ApprovalList:
+        return await self.call("list_approvals", ApprovalList)
+
+    async def approve(self, approval_id: str, req: ApproveRequest) -> Approval:
+        return await self.call("approve", Approval, req, approval_id=approval_id)
+
+    async def decline(self, approval_id: str, req: DeclineRequest) -> Approval:
+        return await self.call("decline", Approval, req, approval_id=approval_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 from sshkeep.common.unixhttp import (
     ConnectionCheck,
@@ -71,13 +72,22 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> t
 class Pool:
     """Keep-alive connections to one Unix socket; each request takes one, so calls may overlap."""
 
-    def __init__(self, path: str, check: ConnectionCheck | None = None, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        check: ConnectionCheck | None = None,
+        connect_timeout: float = 5.0,
+        precheck: Callable[[], None] | None = None,
+    ) -> None:
         self.path = path
-        self.check = check
+        self.check = check  # on each new connection's socket, before anything is sent
+        self.precheck = precheck  # before each new connection is made
         self.connect_timeout = connect_timeout
         self._idle: list[_Connection] = []
 
     async def _connect(self) -> _Connection:
+        if self.precheck is not None:
+            self.precheck()
         try:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_unix_connection(self.path, limit=READ_LIMIT)

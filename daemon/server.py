@@ -18,6 +18,7 @@ import fcntl
 import os
 import signal
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -26,17 +27,21 @@ from aiohttp import web
 
 from sshkeep.common.config import ConfigSource
 from sshkeep.common.errors import DaemonAlreadyRunning, SshkeepError
-from sshkeep.common.paths import Paths, ensure_private_dir
+from sshkeep.common.paths import Paths, claim_runtime_dir, ensure_private_dir
 from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.app import build_app
+from sshkeep.daemon.api.audit import AUDIT
 from sshkeep.daemon.api.core import Services
-from sshkeep.daemon.files.sidechannel import SideChannels
+from sshkeep.daemon.files.sidechannel import SideChannels, run_side_command
 from sshkeep.daemon.files.transfers import Transfers
+from sshkeep.daemon.policy.guard import Guard
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
 from sshkeep.daemon.sessions.askpass import AuthBroker
 from sshkeep.daemon.sessions.commands import Commands
+from sshkeep.daemon.sessions.jobs import Jobs
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import Reaper
+from sshkeep.daemon.sessions.session import Session
 from sshkeep.daemon.sessions.store import Store
 from sshkeep.daemon.sessions.tmux import Tmux
 
@@ -53,10 +58,19 @@ class Daemon:
         self.store = Store(paths.db_file)
         self.auth = AuthBroker(paths, self.config)
         m = self.manager = SessionManager(paths, self.config, self.tmux, self.store, self.auth)
-        self.commands = Commands(m.get, m.ensure_ready, self.store, self.tmux)
         self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
+        self.commands = Commands(m.terminal, m.ensure_ready, self.store, self.tmux, side=self.side_command)
         self.transfers = Transfers(m.get, self.side_channels, self.settings)
         self.reaper = Reaper(m.sessions, m.close, self.settings)
+        self.guard = Guard(m)  # the guard rails: one service every route that runs something asks
+        self.jobs = m.jobs = Jobs(m, self.commands, self.side_command)
+        self.reaper.jobs_cleanup = self.jobs.cleanup
+
+    async def side_command(self, s: Session, script: str, timeout: float) -> tuple[int | None, str, str]:
+        """Run `script` on the session's ssh master beside its terminals (jobs' signals, probes and
+        remote files; the background-job note): exit code, stdout, stderr."""
+        o = await run_side_command(self.side_channels, s, script, timeout, 65536)
+        return o.exit_code, o.stdout.decode(errors="replace"), o.stderr.decode(errors="replace")
 
     def settings(self) -> Settings:
         """The current tunables (re-read when config.yml changes; one stat per call)."""
@@ -67,8 +81,10 @@ class Daemon:
         return Services(
             manager=self.manager,
             commands=self.commands,
+            jobs=self.jobs,
             transfers=self.transfers,
             reaper=self.reaper,
+            guard=self.guard,
             settings=self.settings,
             audit_log=self.paths.audit_log,
             daemon_log=self.paths.daemon_log,
@@ -139,10 +155,25 @@ async def listen(runner: web.AppRunner, socket_path: Path, activated: socket.soc
     os.chmod(socket_path, 0o600)
 
 
+def _refusal_record(usual: Path, problem: str, using: Path) -> dict[str, object]:
+    """The audit line saying that the guessable runtime dir was someone else's and was not used."""
+    return {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "event": "runtime_dir_refused",
+        "decision": "refused",
+        "path": str(usual),
+        "problem": problem,
+        "using": str(using),
+    }
+
+
 async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
     notifier = Notifier.from_env()  # before any child (tmux) could inherit $NOTIFY_SOCKET
     activated = activated_socket(paths.socket)
-    ensure_private_dir(paths.runtime_dir)
+    usual = paths.runtime_dir
+    paths, refused = await asyncio.to_thread(claim_runtime_dir, paths)
+    if refused is not None:
+        log.warning("runtime_dir_refused", refused=str(usual), problem=refused, using=str(paths.runtime_dir))
     ensure_private_dir(paths.socket.parent)
     lock = take_lock(paths.socket.parent / (paths.socket.name + ".lock"), paths.socket)
     d = Daemon(paths)
@@ -150,8 +181,11 @@ async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
     runner: web.AppRunner | None = None
     try:
         await d.start()
-        runner = web.AppRunner(build_app(d.services()), access_log=None, handle_signals=False)
+        app = build_app(d.services())
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
+        if refused is not None:
+            await app[AUDIT].write(_refusal_record(usual, refused, paths.runtime_dir))
         await listen(runner, paths.socket, activated)
         log.info("daemon_listening", socket=str(paths.socket), pid=os.getpid(), sessions=len(m.sessions))
         stop = asyncio.Event()

@@ -18,9 +18,9 @@ import time
 
 from sshkeep.common import systemd
 from sshkeep.common.client import ApiClient
-from sshkeep.common.errors import DaemonUnavailable
+from sshkeep.common.errors import DaemonUnavailable, UnsafeRuntimeDir
 from sshkeep.common.models.sessions import Health
-from sshkeep.common.paths import Paths
+from sshkeep.common.paths import Paths, follow_record
 from sshkeep.shim import early
 from sshkeep.shim.early import EarlyStart
 
@@ -40,15 +40,35 @@ def spawn_daemon(paths: Paths, scope: bool = False) -> subprocess.Popen[bytes]:
 
 async def ensure_daemon(client: ApiClient, paths: Paths, started: EarlyStart | None = None) -> Health:
     """Return the daemon's health, starting a daemon first if none answers (or waiting for the
-    one `started` spawned as the shim started)."""
+    one `started` spawned as the shim started).
+
+    A socket that is not safely ours (see `sshkeep.common.rundir`) is never used: the daemon we
+    start moves to an unpredictable runtime dir and records it, and the client follows."""
     proc = await asyncio.to_thread(started.join) if started is not None else None
     if proc is not None and proc.poll() is None:
         with contextlib.suppress(SpawnFailed):
             return await _wait_for(client, paths, proc)
+    unsafe: UnsafeRuntimeDir | None = None
     try:
         return await client.health()
     except DaemonUnavailable:
         pass
+    except UnsafeRuntimeDir as exc:
+        unsafe = exc
+        await client.retarget(follow_record(paths).socket)
+        try:
+            return await client.health()
+        except (DaemonUnavailable, UnsafeRuntimeDir):
+            pass
+    try:
+        return await _start(client, paths)
+    except (DaemonUnavailable, UnsafeRuntimeDir):
+        if unsafe is not None:
+            raise unsafe from None
+        raise
+
+
+async def _start(client: ApiClient, paths: Paths) -> Health:
     manager = await systemd.user_manager_environment()
     if manager is not None and await systemd.daemon_unit_serves(paths, manager):
         return await _start_unit(client, paths)
@@ -70,12 +90,16 @@ async def _spawn_and_wait(client: ApiClient, paths: Paths, scope: bool) -> Healt
 async def _wait_for(client: ApiClient, paths: Paths, proc: subprocess.Popen[bytes]) -> Health:
     """The health of the daemon `proc` starts (or of another shim's, should that one win)."""
     deadline = time.monotonic() + START_TIMEOUT
-    last: DaemonUnavailable | None = None
+    last: DaemonUnavailable | UnsafeRuntimeDir | None = None
     while time.monotonic() < deadline:
         try:
             return await client.health()
         except DaemonUnavailable as exc:
             last = exc
+        except UnsafeRuntimeDir as exc:
+            # The daemon refuses that dir too: it records where it went instead.
+            last = exc
+            await client.retarget(follow_record(paths).socket)
         await asyncio.sleep(0.02)
         code = proc.poll()
         if code is not None and code != 0:

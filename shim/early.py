@@ -11,19 +11,37 @@ waits for that daemon instead of spawning another.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
 
 from sshkeep.common.paths import Paths, ensure_private_dir
+from sshkeep.common.rundir import peer_problem, socket_problem
 from sshkeep.common.unixhttp import HttpUnavailable, call
 
 
-def daemon_answers(paths: Paths, timeout: float = 2.0) -> bool:
-    try:
-        return call(str(paths.socket), "GET", "/v1/health", timeout=timeout).status == 200
-    except HttpUnavailable:
+class _NotOurs(Exception):
+    pass
+
+
+def _ours(sock: socket.socket, paths: Paths) -> None:
+    if peer_problem(sock, paths.socket) is not None:
+        raise _NotOurs
+
+
+def nothing_answers(paths: Paths, timeout: float = 2.0) -> bool:
+    """Whether no daemon answers on our socket, asked as the API client would (a socket that is
+    not safely ours is left to `autostart`, which moves elsewhere)."""
+    if socket_problem(paths.socket) is not None:
         return False
+    try:
+        call(str(paths.socket), "GET", "/v1/health", timeout=timeout, check=lambda sock: _ours(sock, paths))
+    except HttpUnavailable:
+        return True
+    except _NotOurs:
+        return False
+    return False
 
 
 def user_manager_answers() -> bool:
@@ -88,7 +106,7 @@ class EarlyStart:
 
     def _run(self) -> None:
         try:
-            if daemon_answers(self.paths) or user_manager_answers():
+            if not nothing_answers(self.paths) or user_manager_answers():
                 return
             # The daemon caps its own log as it starts: no config.yml parsing on this path.
             self.proc = spawn_daemon(self.paths, rotate=False)

@@ -30,9 +30,26 @@ if TYPE_CHECKING:
 
 
 def tool_groups() -> tuple[ModuleType, ...]:
-    from sshkeep.shim import tools_admin, tools_commands, tools_configs, tools_files, tools_sessions
+    """The tool modules, in the order their tools are listed (imported when first needed)."""
+    from sshkeep.shim import (
+        tools_admin,
+        tools_commands,
+        tools_configs,
+        tools_files,
+        tools_jobs,
+        tools_policy,
+        tools_sessions,
+    )
 
-    return (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin)
+    return (
+        tools_configs,
+        tools_sessions,
+        tools_commands,
+        tools_jobs,
+        tools_files,
+        tools_admin,
+        tools_policy,
+    )
 
 
 INSTRUCTIONS = """\
@@ -46,6 +63,12 @@ restarts, and a person can watch them in tmux.
   program). Answer with send_keys, then get_command(wait=...); or interrupt_command.
 - Long output is paged: get_command(offset=next_offset).
 - get_snapshot shows the screen; send_keys types keys (tmux names like Enter, C-c, Up, else text).
+- Servers, watchers, `tail -f`, long builds: start_job (returns at once, or when `ready`), then
+  list_jobs / get_job / stop_job. Jobs survive restarts; durable=true also survives ssh dropping.
+- Parallel work in one session: open_terminal, then pass `terminal` to the command tools.
+- status "approval_required" (or error approval_required): the connection's policy asks a person
+  first; nothing ran. The person approves with `sshkeep approve ID`; then send the same call again.
+  check_command tells beforehand how a command is classified and what the policy will do.
 """
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +16,7 @@ from sshkeep.common.errors import (
     TmuxCommandFailed,
     TmuxError,
 )
+from sshkeep.common.models.base import MAIN_TERMINAL
 from sshkeep.common.models.sessions import (
     CommandResult,
     Question,
@@ -25,13 +25,16 @@ from sshkeep.common.models.sessions import (
     WaitForResult,
 )
 from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed_text
+from sshkeep.common.terminal.foreground import endless_reason, has_background_ampersand, started_jobs
 from sshkeep.common.terminal.keys import keys_command
-from sshkeep.common.terminal.markers import strip_markers
-from sshkeep.common.terminal.render import render, split_lines
-from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT, first_page
+from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, quote
+from sshkeep.daemon.sessions.waitscan import BUDGET, BudgetSpent, Pattern, search_chunk
+
+# A side command over the session's ssh master: (session, script, timeout) -> (exit code, stdout, stderr).
+SideCommand = Callable[[Session, str, float], Awaitable[tuple[int | None, str, str]]]
 
 # An unintegrated shell's command counts as done after this much quiet output.
 QUIET_DONE = 1.0
@@ -46,32 +49,38 @@ class Commands:
 
     def __init__(
         self,
-        lookup: Callable[[str], Session],
+        lookup: Callable[[str, str | None], Session],
         ensure_ready: Callable[[Session, float], Awaitable[None]],
         store: Store,
         tmux: Tmux,
+        side: SideCommand | None = None,
     ) -> None:
         self.lookup = lookup
         self.ensure_ready = ensure_ready
         self.store = store
         self.tmux = tmux
+        self.side = side
 
-    async def send_command(self, sid: str, command: str, timeout: float) -> CommandResult:
-        s = self.lookup(sid)
+    async def send_command(
+        self, sid: str, command: str, timeout: float, terminal: str | None = None
+    ) -> CommandResult:
+        s = self.lookup(sid, terminal)
         await self.ensure_ready(s, timeout)
+        where = _where(s)
         if s.current is not None:
             raise SessionBusy(
-                f"session {sid} is still running command {s.current.command_id} ({s.current.command[:60]!r})"
+                f"{where} is still running command {s.current.command_id} ({s.current.command[:60]!r})",
+                hint=_busy_hint(s),
             )
         if s.foreground_busy:
-            raise SessionBusy(f"session {sid} is running something typed with send_keys")
+            raise SessionBusy(f"{where} is running something typed with send_keys", hint=_busy_hint(s))
         if "\x00" in command:
             raise BadRequest("command contains a NUL byte")
         text = typed_text(command.rstrip("\n"), s.shell)
         seq = s.next_seq
         s.next_seq += 1
         rec = CommandRecord(
-            session_id=sid,
+            session_id=s.key,
             command_id=f"c{seq}",
             seq=seq,
             command=command,
@@ -86,7 +95,7 @@ class Commands:
         s.current = rec
         s.commands[rec.command_id] = rec
         s.interrupt_requested = False
-        self.store.save_soon(rec, (sid, s.scan_pos, s.next_seq))
+        self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
         try:
             await self._type(s, text)
         except TmuxError:
@@ -98,11 +107,51 @@ class Commands:
         if rec.out_end is None:
             # Still running when the caller is told so: its record must survive a daemon crash.
             await self.store.flush()
-        return await self._result(s, rec, first=True)
+        res = await self._result(s, rec, first=True)
+        return await self._guard_foreground(s, rec, res)
+
+    async def _guard_foreground(self, s: Session, rec: CommandRecord, res: CommandResult) -> CommandResult:
+        """Name background jobs a finished command left behind; suggest start_job for endless ones."""
+        if res.status == "running" and s.job_id is None:
+            why = endless_reason(rec.command)
+            if why is not None:
+                res.hint = (
+                    f"{why}: start_job(session_id={s.id!r}, command=...) runs it in a terminal of its own "
+                    "(ready= waits for a line or a port), to follow with get_job and end with stop_job. "
+                    f"This one: get_command({s.ref}, command_id={rec.command_id!r}, wait=30) or "
+                    "interrupt_command."
+                )
+        elif res.status == "completed" and has_background_ampersand(rec.command):
+            # The shell reports "[1] 12345" when a job starts: the first lines of the output hold it.
+            end = rec.out_end if rec.out_end is not None else s.scan_pos
+            view = await s.output_page(rec, end, first=False, offset=0, limit=200)
+            res.note = await self._background_note(s, started_jobs(view.lines))
+        return res
+
+    async def _background_note(self, s: Session, pids: list[int]) -> str:
+        tail = (
+            f" They belong to the shell of {_where(s)} and end with it; start_job runs long processes as "
+            "jobs you can list, follow and stop."
+        )
+        if pids and self.side is not None:
+            script = (
+                f"for p in {' '.join(str(p) for p in pids[:20])}; do kill -0 $p 2>/dev/null || continue; "
+                "c=$(tr '\\000' ' ' < /proc/$p/cmdline 2>/dev/null || ps -o args= -p $p 2>/dev/null); "
+                'printf "%s %s\\n" "$p" "$c"; done'
+            )
+            try:
+                _, text, _ = await self.side(self.lookup(s.id, None), script, 5.0)
+                alive = [ln.strip()[:200] for ln in text.splitlines() if ln.strip()]
+            except Exception as exc:  # a note must never fail the command's reply
+                return f"The command started background job(s) (pids {pids}); not checked ({exc}).{tail}"
+            if not alive:
+                return f"The command started background job(s) (pids {pids}); none is running any more."
+            return "Still running in the background: " + "; ".join(f"pid {a}" for a in alive) + "." + tail
+        return "The command started something in the background with `&`; it may still run." + tail
 
     async def _type(self, s: Session, text: str) -> None:
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
-            buf = f"sk-{s.id}"
+            buf = f"sk-{s.key}"
             await self.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
             await self.tmux.command(
                 f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
@@ -148,7 +197,7 @@ class Commands:
         rec.ended_at = time.time()
         s.current = None
         s.interrupt_requested = False
-        self.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq))
+        self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
 
     async def _question(self, s: Session) -> Question | None:
         alt = False
@@ -166,10 +215,16 @@ class Commands:
         offset: int = 0,
         limit: int | None = None,
     ) -> CommandResult:
+        # One instant decides status, exit code and how far the output goes: whatever happens
+        # during the awaits below, a reply never says "completed" with output missing, nor pairs
+        # one moment's status with another's exit code.
+        status, exit_code, ended_at = rec.status, rec.exit_code, rec.ended_at
+        finished = rec.out_end is not None
+        end = rec.out_end if rec.out_end is not None else s._safe_end()
         question: Question | None = None
         hint: str | None = None
-        status = rec.status
-        if rec.out_end is None and rec.status in ("running", "waiting_input"):
+        if not finished and status in ("running", "waiting_input"):
+            exit_code = None
             if s.dead:
                 status = "disconnected"
                 hint = "ssh exited while the command ran; reconnect_session starts a new ssh, close_session ends it."  # noqa: E501
@@ -183,48 +238,41 @@ class Commands:
                 hint = (
                     WAITING_HINT
                     if question is not None
-                    else f"Still running: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
+                    else f"Still running: get_command({s.ref}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
                 )
         elif s.shell == NO_SHELL:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":
             hint = "The command was interrupted (Ctrl-C); the session is ready for the next command."
-        lines = await s.output_lines(rec)
-        total = len(lines)
-        truncated: str | None = None
-        if first:
-            page, next_offset, truncated = first_page(lines)
-            out_offset = 0
-        else:
-            if offset < 0:
-                raise BadRequest("offset must be >= 0")
-            lim = limit if limit is not None else DEFAULT_PAGE_LINES
-            page = lines[offset : offset + lim]
-            next_offset = offset + len(page) if offset + len(page) < total else None
-            out_offset = offset
-        if next_offset is not None and hint is None:
+        if not first and offset < 0:
+            raise BadRequest("offset must be >= 0")
+        view = await s.output_page(
+            rec, end, first=first, offset=offset, limit=limit if limit is not None else DEFAULT_PAGE_LINES
+        )
+        if view.next_offset is not None and hint is None:
             hint = (
-                f"More output: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
-                f"offset={next_offset})."
+                f"More output: get_command({s.ref}, command_id={rec.command_id!r}, "
+                f"offset={view.next_offset})."
             )
         return CommandResult(
             session_id=s.id,
+            terminal=s.terminal,
             command_id=rec.command_id,
             command=rec.command,
             status=status,
-            exit_code=rec.exit_code,
-            output="\n".join(page),
-            offset=out_offset,
-            next_offset=next_offset,
-            has_more=next_offset is not None,
-            total_lines=total,
-            truncated=truncated,
+            exit_code=exit_code,
+            output="\n".join(view.lines),
+            offset=view.offset,
+            next_offset=view.next_offset,
+            has_more=view.next_offset is not None,
+            total_lines=view.total,
+            truncated=view.truncated,
             question=question,
             hint=hint,
-            dropped_bytes=s.dropped_bytes(rec),
+            dropped_bytes=view.dropped,
             started_at=rec.started_at,
-            ended_at=rec.ended_at,
+            ended_at=ended_at,
         )
 
     def _record(self, s: Session, command_id: str | None) -> CommandRecord:
@@ -232,11 +280,11 @@ class Commands:
             if s.current is not None:
                 return s.current
             if not s.commands:
-                raise CommandNotFound(f"session {s.id} has run no command yet")
+                raise CommandNotFound(f"{_where(s)} has run no command yet")
             return max(s.commands.values(), key=lambda r: r.seq)
         rec = s.commands.get(command_id)
         if rec is None:
-            raise CommandNotFound(f"session {s.id} has no command {command_id!r}")
+            raise CommandNotFound(f"{_where(s)} has no command {command_id!r}")
         return rec
 
     async def get_command(
@@ -246,8 +294,9 @@ class Commands:
         offset: int = 0,
         limit: int | None = None,
         wait: float = 0.0,
+        terminal: str | None = None,
     ) -> CommandResult:
-        s = self.lookup(sid)
+        s = self.lookup(sid, terminal)
         rec = self._record(s, command_id)
         if wait > 0 and rec.out_end is None:
             await self._wait_command(s, rec, wait)
@@ -255,10 +304,10 @@ class Commands:
             return await self._result(s, rec, first=True)
         return await self._result(s, rec, offset=offset, limit=limit)
 
-    async def interrupt(self, sid: str, timeout: float = 5.0) -> CommandResult:
-        s = self.lookup(sid)
+    async def interrupt(self, sid: str, timeout: float = 5.0, terminal: str | None = None) -> CommandResult:
+        s = self.lookup(sid, terminal)
         if s.dead:
-            raise SessionDisconnected(f"session {sid} is disconnected")
+            raise SessionDisconnected(f"{_where(s)} is disconnected")
         rec = s.current
         s.interrupt_requested = rec is not None
         await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
@@ -266,7 +315,7 @@ class Commands:
         s.last_growth = time.monotonic()
         if rec is None:
             if not s.commands:
-                raise CommandNotFound(f"session {sid} has no running command (Ctrl-C was sent anyway)")
+                raise CommandNotFound(f"{_where(s)} has no running command (Ctrl-C was sent anyway)")
             return await self._result(s, self._record(s, None))
         await self._wait_command(s, rec, timeout)
         if rec.out_end is None and not s.dead:
@@ -276,10 +325,10 @@ class Commands:
             await self._wait_command(s, rec, 2.0)
         return await self._result(s, rec, first=True)
 
-    async def send_keys(self, sid: str, keys: list[str]) -> SendKeysResult:
-        s = self.lookup(sid)
+    async def send_keys(self, sid: str, keys: list[str], terminal: str | None = None) -> SendKeysResult:
+        s = self.lookup(sid, terminal)
         if s.dead:
-            raise SessionDisconnected(f"session {sid} is disconnected; keys were not sent")
+            raise SessionDisconnected(f"{_where(s)} is disconnected; keys were not sent")
         line = keys_command(s.pane_id, keys)
         if not line:
             raise BadRequest("keys holds only empty strings")
@@ -291,70 +340,91 @@ class Commands:
         rec = s.current
         return SendKeysResult(
             session_id=sid,
+            terminal=s.terminal,
             sent=len([k for k in keys if k]),
             running_command_id=rec.command_id if rec else None,
             hint=(
-                f"Follow it with get_command(session_id={sid!r}, command_id={rec.command_id!r}, wait=10)."
+                f"Follow it with get_command({s.ref}, command_id={rec.command_id!r}, wait=10)."
                 if rec
                 else "get_snapshot shows the screen."
             ),
         )
 
     async def wait_for(
-        self, sid: str, pattern: str, timeout: float, since: int | None = None
+        self, sid: str, pattern: str, timeout: float, since: int | None = None, terminal: str | None = None
     ) -> WaitForResult:
         """Wait until new output matches `pattern`, the running command ends, or time is up."""
-        s = self.lookup(sid)
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            raise BadRequest(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        s = self.lookup(sid, terminal)
+        compiled = Pattern.compile(pattern)
         start_pos = s.current_size() if since is None else max(s.dropped_before, min(since, s.current_size()))
         rec = s.current
         deadline = time.monotonic() + timeout
         searched_to = start_pos
         carry = ""
-        async with s.changed:
-            while True:
-                end = s.scan_pos
-                if end > searched_to:
-                    text = carry + render(strip_markers(s.read_log(searched_to, end)))
-                    lines = split_lines(text)
-                    searched_to = end
-                    for i, line in enumerate(lines):
-                        if regex.search(line):
-                            return WaitForResult(
-                                session_id=sid,
-                                matched=True,
-                                pattern=pattern,
-                                line=line,
-                                context="\n".join(lines[max(0, i - 3) : i + 4]),
-                                running_command_id=s.current.command_id if s.current else None,
-                                command_status="running" if s.current else None,
-                                searched_to=searched_to,
-                            )
-                    # Only an unfinished last line continues in the next chunk.
-                    carry = lines[-1] if lines and not text.endswith("\n") else ""
-                ended = rec is not None and rec.out_end is not None
-                if ended or s.dead or s.closed or time.monotonic() >= deadline:
-                    status = rec.status if ended and rec is not None else ("disconnected" if s.dead else None)
-                    why = (
-                        "the command ended" if ended else ("ssh exited" if s.dead else f"{timeout:g}s passed")
+        while True:
+            # Chunk by chunk, each in a worker thread: the event loop stays free meanwhile.
+            while searched_to < s.scan_pos:
+                try:
+                    hit, searched_to, carry = await asyncio.to_thread(
+                        search_chunk, s.read_log, compiled, searched_to, s.scan_pos, carry
                     )
+                except BudgetSpent:
                     return WaitForResult(
                         session_id=sid,
+                        terminal=s.terminal,
                         matched=False,
                         pattern=pattern,
-                        running_command_id=rec.command_id if rec else None,
-                        command_status=status,
+                        running_command_id=s.current.command_id if s.current else None,
+                        command_status="running" if s.current else None,
                         searched_to=searched_to,
-                        hint=f"No match: {why}. get_snapshot shows the screen; wait_for again waits longer.",
+                        hint=f"The pattern used up its {BUDGET:g} s matching budget (it backtracks too "
+                        "much, e.g. nested or overlapping repeats like (a|aa)+): simplify it and "
+                        f"wait_for again with since={searched_to}.",
                     )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic())))
+                if hit is not None:
+                    return WaitForResult(
+                        session_id=sid,
+                        terminal=s.terminal,
+                        matched=True,
+                        pattern=pattern,
+                        line=hit.line,
+                        context=hit.context,
+                        running_command_id=s.current.command_id if s.current else None,
+                        command_status="running" if s.current else None,
+                        searched_to=searched_to,
+                    )
+                if time.monotonic() >= deadline:
+                    break
+            ended = rec is not None and rec.out_end is not None
+            if ended or s.dead or s.closed or time.monotonic() >= deadline:
+                status = rec.status if ended and rec is not None else ("disconnected" if s.dead else None)
+                why = "the command ended" if ended else ("ssh exited" if s.dead else f"{timeout:g}s passed")
+                more = (
+                    f" Output up to {s.scan_pos} is not searched yet: wait_for(since={searched_to}) goes on."
+                    if searched_to < s.scan_pos
+                    else ""
+                )
+                return WaitForResult(
+                    session_id=sid,
+                    terminal=s.terminal,
+                    matched=False,
+                    pattern=pattern,
+                    running_command_id=rec.command_id if rec else None,
+                    command_status=status,
+                    searched_to=searched_to,
+                    hint=f"No match: {why}.{more} get_snapshot shows the screen; "
+                    "wait_for again waits longer.",
+                )
+            # The condition is held only while waiting: scans must not wait for a search.
+            async with s.changed:
+                if s.scan_pos <= searched_to:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic()))
+                        )
 
-    async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
-        s = self.lookup(sid)
+    async def snapshot(self, sid: str, lines: int | None = None, terminal: str | None = None) -> Snapshot:
+        s = self.lookup(sid, terminal)
         start = f" -S -{lines}" if lines else ""
         try:
             screen = await self.tmux.command(f"capture-pane -p -J -t {s.pane_id}{start}")
@@ -362,12 +432,13 @@ class Commands:
                 f"display-message -p -t {s.pane_id} '#{{cursor_x}} #{{cursor_y}} #{{alternate_on}}'"
             )
         except TmuxCommandFailed as exc:
-            raise SessionNotFound(f"session {sid}'s pane is gone ({exc.message})") from exc
+            raise SessionNotFound(f"{_where(s)}: its pane is gone ({exc.message})") from exc
         while screen and not screen[-1].strip():
             screen.pop()
         cx, cy, alt = [*info[0].split(), "0", "0", "0"][:3] if info else ("0", "0", "0")
         return Snapshot(
             session_id=sid,
+            terminal=s.terminal,
             screen="\n".join(line.rstrip() for line in screen),
             lines=len(screen),
             cursor_x=int(cx),
@@ -375,3 +446,15 @@ class Commands:
             alternate_screen=alt == "1",
             state=s.state,
         )
+
+
+def _where(s: Session) -> str:
+    return f"session {s.id}" if s.terminal == MAIN_TERMINAL else f"terminal {s.terminal} of session {s.id}"
+
+
+def _busy_hint(s: Session) -> str:
+    hint = (
+        f"Follow it with get_command({s.ref}, command_id='last', wait=30), answer it with send_keys, "
+        "or stop it with interrupt_command"
+    )
+    return hint + "; open_terminal gives a second shell on the same connection for parallel work."

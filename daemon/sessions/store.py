@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     scan_pos INTEGER NOT NULL,
     next_seq INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    data TEXT NOT NULL
+);
 """
 
 
@@ -187,6 +192,25 @@ class Store:
             self._exec, "SELECT scan_pos, next_seq FROM sessions WHERE session_id=?", (session_id,)
         )
         return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    # --- jobs (one JSON document per job; see daemon/sessions/jobs.py) ------------------------------
+
+    async def save_job(self, job_id: str, session_id: str, data: str) -> None:
+        self._queue_op(
+            "INSERT OR REPLACE INTO jobs (job_id, session_id, data) VALUES (?, ?, ?)",
+            (job_id, session_id, data),
+            None,
+        )
+        await self.flush()
+
+    async def jobs(self) -> list[str]:
+        await self.flush()
+        rows = await asyncio.to_thread(self._exec, "SELECT data FROM jobs ORDER BY rowid")
+        return [str(r[0]) for r in rows]
+
+    async def forget_job(self, job_id: str) -> None:
+        self._queue_op("DELETE FROM jobs WHERE job_id=?", (job_id,), None)
+        await self.flush()
 
     def close(self) -> None:
         with self._lock:

@@ -94,11 +94,20 @@ def fetch_health(socket_path: Path, timeout: float) -> dict[str, object]:
     """GET /v1/health, checked field by field against the `Health` reply (as the API client would)."""
     import json
 
-    from sshkeep.common.errors import DaemonUnavailable, SshkeepError, from_payload
+    from sshkeep.common.errors import DaemonUnavailable, SshkeepError, UnsafeRuntimeDir, from_payload
+    from sshkeep.common.rundir import peer_problem, socket_problem
     from sshkeep.common.unixhttp import HttpUnavailable, call
 
+    def refuse(problem: str | None) -> None:  # as the API client does, before anything is sent
+        if problem is not None:
+            raise UnsafeRuntimeDir(f"refusing to talk to {socket_path}: {problem}")
+
+    refuse(socket_problem(socket_path))
     try:
-        resp = call(str(socket_path), "GET", "/v1/health", timeout=timeout)
+        resp = call(
+            str(socket_path), "GET", "/v1/health", timeout=timeout,
+            check=lambda sock: refuse(peer_problem(sock, socket_path)),
+        )  # fmt: skip
     except HttpUnavailable as exc:
         raise DaemonUnavailable(f"no sshkeep daemon answers on {socket_path} ({exc})") from exc
     try:
