@@ -215,14 +215,18 @@ class SessionManager:
                     continue
                 info = panes.get(s.pane_id)
                 dead = info is None or info.dead
-                if dead and not s.dead:
+                died = dead and not s.dead
+                if died:
                     s.dead = True
                     s.dead_at = time.time()
                     log.info("session_disconnected", session=s.id, terminal=s.terminal)
                 if s.dead and s.dead_status is None and info is not None:
                     # tmux may mark the pane dead (pty closed) a moment before it reaps ssh.
                     s.dead_status = info.exit_status
-                self._schedule_scan(s.key)
+                # A scan wakes the session's waiters; an idle session (nothing new in its log, a
+                # missed inotify event included) needs none: 200 idle sessions cost no tasks.
+                if died or s.scan_pos < s.log_size or s.current_size() != s.log_size:
+                    self._schedule_scan(s.key)
             await self.jobs.tick()
             await self._enforce_log_caps()
 
