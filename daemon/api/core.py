@@ -186,7 +186,9 @@ def parse_query(request: web.Request, model: type[M]) -> M:
 
 
 def reply(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(text=model.model_dump_json(), status=status, content_type="application/json")
+    # Serialised straight to UTF-8 bytes (model_dump_json would make a str, encoded again here).
+    body = model.__pydantic_serializer__.to_json(model)
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
 
 def manager(request: web.Request) -> SessionManager:

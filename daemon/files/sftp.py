@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import stat
 import struct
 from collections import deque
@@ -88,6 +89,9 @@ MAX_SANE_PACKET = 4 * MAX_PACKET
 DEFAULT_CHUNK = 32 * 1024  # what every SFTP server accepts
 MAX_CHUNK = 255 * 1024
 WINDOW = 64  # requests in flight during a transfer
+READ_LIMIT = 4 * 1024 * 1024  # our buffer of ssh's stdout: several packets before a pause
+PIPE_SIZE = 1024 * 1024  # F_SETPIPE_SZ asks; the kernel caps it (fs.pipe-max-size)
+F_SETPIPE_SZ = 1031
 REQUEST_TIMEOUT = 60.0
 OPEN_TIMEOUT = 20.0
 
@@ -254,6 +258,18 @@ Reply = tuple[int, Reader]
 _LOST: Reply = (-1, Reader(b""))
 
 
+def _widen_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Make the pipes to and from ssh hold a whole window of requests: with the default 64 KiB,
+    each 255 KiB reply takes several wake-ups of ssh and of the event loop."""
+    transport = getattr(proc, "_transport", None)
+    for fd in (0, 1):
+        pipe = transport.get_pipe_transport(fd) if transport is not None else None
+        f = pipe.get_extra_info("pipe") if pipe is not None else None
+        if f is not None:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(f.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+
+
 class SftpClient:
     """An SFTP v3 client over one ssh subprocess's pipes; requests may run concurrently."""
 
@@ -281,7 +297,9 @@ class SftpClient:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C to the daemon's group must not cut transfers
+            limit=READ_LIMIT,
         )
+        _widen_pipes(proc)
         client = cls(proc, label)
         client._stderr_task = asyncio.create_task(client._drain_stderr())
         try:
