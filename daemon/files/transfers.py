@@ -512,16 +512,23 @@ class Transfers:
         data, attrs, size, resolved = await self.channels.run(s, lambda c: _read(c, path, req, max_bytes))
         end = req.offset + len(data)
         truncated = end < size
-        if req.encoding == "text":
-            content, used = _check_encoding_text(data, req.remote_path, req.offset, truncated)
-            if used < len(data):
-                data = data[:used]
-                end = req.offset + used
-                truncated = True
-        else:
-            content = (await _cpu(base64.b64encode, data)).decode("ascii")
-        whole = req.offset == 0 and not truncated
-        digest = await _cpu(_sha256, data) if whole else None
+        whole = req.offset == 0 and not truncated  # decoding cuts a page only when more follows
+        # The hash runs in a worker thread (hashlib lets go of the GIL) while the text is decoded.
+        hashing = asyncio.ensure_future(_cpu(_sha256, data)) if whole else None
+        try:
+            if req.encoding == "text":
+                content, used = _check_encoding_text(data, req.remote_path, req.offset, truncated)
+                if used < len(data):
+                    data = data[:used]
+                    end = req.offset + used
+                    truncated = True
+            else:
+                content = (await _cpu(base64.b64encode, data)).decode("ascii")
+        except BaseException:
+            if hashing is not None:
+                hashing.cancel()
+            raise
+        digest = await hashing if hashing is not None else None
         log.info(
             "file_read",
             session=sid,
