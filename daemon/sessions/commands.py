@@ -24,7 +24,7 @@ from sshkeep.common.models.sessions import (
     Snapshot,
     WaitForResult,
 )
-from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed_text
+from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, clear_line_keys, typed_text
 from sshkeep.common.terminal.keys import keys_command
 from sshkeep.common.terminal.markers import strip_markers
 from sshkeep.common.terminal.render import render, split_lines
@@ -92,15 +92,16 @@ class Commands:
         return await self._result(s, rec, first=True)
 
     async def _type(self, s: Session, text: str) -> None:
+        clear = "".join(f"send-keys -t {s.pane_id} {k} ; " for k in clear_line_keys(s.shell))
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
             buf = f"sk-{s.id}"
             await self.m.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
             await self.m.tmux.command(
-                f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
+                f"{clear}paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
             )
         else:
             await self.m.tmux.command(
-                f"send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
+                f"{clear}send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
             )
 
     async def _wait_command(

@@ -63,6 +63,9 @@ class Session:
     last_growth: float = field(default_factory=time.monotonic)
     last_ps2_end: int = -1
     last_marker_end: int = 0
+    # Highest D sequence number seen: a D marker at or below it is a replay (a command printing
+    # an old log or recording), never the end of the running command.
+    last_d_seq: int = 0
     foreground_busy: bool = False
     current: CommandRecord | None = None
     commands: dict[str, CommandRecord] = field(default_factory=dict)
@@ -169,9 +172,14 @@ class Session:
             if not self.setup_sent:
                 await self.send_setup()
         elif m.kind == "X":
+            if self.integrated:
+                return  # only the setup prints X: after it, an X is output replaying a log
             self.shell = m.shell
             self.x_seen = True
         elif m.kind == "P":
+            rec = self.current
+            if rec is not None and rec.out_start is not None and m.start >= rec.out_start:
+                return  # the command runs: its output cannot be our continuation prompt
             self.last_ps2_end = m.end
         elif m.kind == "C":
             rec = self.current
@@ -180,6 +188,9 @@ class Session:
             elif rec is None and self.integrated:
                 self.foreground_busy = True
         elif m.kind == "D":
+            if m.seq is not None and m.seq <= self.last_d_seq:
+                return
+            self.last_d_seq = m.seq or self.last_d_seq
             self.foreground_busy = False
             if not self.integrated and self.x_seen:
                 self.integrated = True
