@@ -22,7 +22,7 @@ def test_control_bytes_become_a_printable_encoding() -> None:
     for shell in ("bash", "zsh", "dash", "ash"):
         for command in ("echo a\necho b", "printf 'x\t\ty\\n'", "echo '\x01\x1b[A\x7f'"):
             text = typed_text(command, shell)
-            assert not any(c < " " and c != "\n" or c == "\x7f" for c in text), text
+            assert not any((c < " " and c != "\n") or c == "\x7f" for c in text), text
     assert typed_text("echo a\necho b", "zsh") == "eval $'echo a\\012echo b'"
 
 
@@ -60,7 +60,8 @@ PRELUDE = {
 @pytest.mark.parametrize("command", NASTY)
 def test_typed_text_runs_like_the_command(shell: str, command: str) -> None:
     text = typed_text(command, shell)
-    assert all(len(line.encode()) <= POSIX_LINE_LIMIT for line in text.split("\n")) or shell in ("bash", "zsh")
+    if shell in ("dash", "ash"):
+        assert all(len(line.encode()) <= POSIX_LINE_LIMIT for line in text.split("\n"))
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
     want = subprocess.run([*LOCAL[shell], "(exit 5); " + command], capture_output=True, env=env, timeout=10)
     got = subprocess.run(
