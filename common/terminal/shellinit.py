@@ -46,18 +46,19 @@ def setup_lines(nonce: str) -> list[str]:
     d = "\\033]133;D;%s;sk=%s:%s\\007"
     bash = (
         f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; set +H; "
-        f'__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); printf "{d}" "$r" "$__sk_k" "$__sk_n"; '
-        # A user's DEBUG trap fires before this hook and would print into every later output:
-        # once seen, it is set again wrapped so that it skips sshkeep's commands (keeping `$?`).
-        "local t; t=$(trap -p DEBUG); "
-        'if [[ -n $t && $t != *__sk_dt* ]]; then eval "set -- $t"; __sk_dt=$3; '
+        f'__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); printf "{d}" "$r" "$__sk_k" "$__sk_n"; return $r; }}; '
+        # A user's DEBUG trap fires before `__sk_pc` and would print into every output: once seen,
+        # it is set again wrapped so that it skips sshkeep's commands (keeping `$?`). The check
+        # runs after the D marker, in a function traced (`-t`) so that it sees the trap.
+        "__sk_dg() { local r=$? t; t=$(trap -p DEBUG); if [[ -n $t && $t != *__sk_dt* ]]; then "
+        'eval "set -- $t"; __sk_dt=$3; '
         "trap -- '__sk_dq=$?; case $BASH_COMMAND in __sk_*) ;; "
-        '*) __sk_rs $__sk_dq; eval -- "$__sk_dt";; esac\' DEBUG; fi; return $r; }; '
+        "*) __sk_rs $__sk_dq; eval -- \"$__sk_dt\";; esac' DEBUG; fi; return $r; }; declare -ft __sk_dg; "
         "__sk_rs() { return $1; }; "
         '__sk_cm=$(printf "\\033]133;C;sk=%s\\007" "$__sk_k"); '
         '__sk_pm=$(printf "\\033]133;P;sk=%s\\007" "$__sk_k"); '
         'case ";$PROMPT_COMMAND;" in *";__sk_pc;"*) ;; '
-        '*) PROMPT_COMMAND="__sk_pc${PROMPT_COMMAND:+;$PROMPT_COMMAND}";; esac; '
+        '*) PROMPT_COMMAND="__sk_pc;__sk_dg${PROMPT_COMMAND:+;$PROMPT_COMMAND}";; esac; '
         'case "$PS0" in *__sk_cm*) ;; *) PS0="\\${__sk_cm}$PS0";; esac; '
         'case "$PS2" in *__sk_pm*) ;; *) PS2="\\[\\${__sk_pm}\\]$PS2";; esac'
     )
