@@ -53,7 +53,7 @@ def setup_lines(nonce: str) -> list[str]:
         "__sk_dg() { local r=$? t; t=$(trap -p DEBUG); if [[ -n $t && $t != *__sk_dt* ]]; then "
         'eval "set -- $t"; __sk_dt=$3; '
         "trap -- '__sk_dq=$?; case $BASH_COMMAND in __sk_*) ;; "
-        "*) __sk_rs $__sk_dq; eval -- \"$__sk_dt\";; esac' DEBUG; fi; return $r; }; declare -ft __sk_dg; "
+        '*) __sk_rs $__sk_dq; eval -- "$__sk_dt";; esac\' DEBUG; fi; return $r; }; declare -ft __sk_dg; '
         "__sk_rs() { return $1; }; "
         '__sk_cm=$(printf "\\033]133;C;sk=%s\\007" "$__sk_k"); '
         '__sk_pm=$(printf "\\033]133;P;sk=%s\\007" "$__sk_k"); '

@@ -19,12 +19,12 @@ from sshkeep.common.terminal.render import render, split_lines, strip_escapes
         (b"\x1b[38;5;208mo\x1b[m \x1b[48;2;1;2;3mk\x1b[0m\n", "o k\n"),
         (b"\x1b[?2004l\r\x1b[?2004hout\r\n", "out\n"),
         (b"\x1b(B\x1b)0abc\x1b(0\x1b%G\r\n", "abc\n"),
-        (b"\x1b=\x1b>\x1b7a\x1b8\x1bM\x1bcb\n", "ab\n"),
+        (b"\x1b=\x1b>\x1b7a\x1b8\x1bM\x1bcb\n", "b\n"),
         (b"\x1b[6n\x1b[?1049h\x1b[Hx\x1b[?25l\n", "x\n"),
         (b"\x1bPq#0;2;0;0;0\x1b\\a\x1bXsos\x1b\\\x1b^pm\x1b\\\x1b_apc\x1b\\b\n", "ab\n"),
         (b"\x1bPtmux;\x1b\x1b]0;t\x07\x1b\\ok\n", "ok\n"),
         (b"\ttab\x07bell\x00nul\x7f\n", "\ttabbellnul\n"),
-        (b"trailing   \r\n   \r\n", "trailing\n\n"),
+        (b"trailing   \r\n   \r\n", "trailing   \n   \n"),
     ],
 )
 def test_render(raw: bytes, expected: str) -> None:
@@ -33,7 +33,7 @@ def test_render(raw: bytes, expected: str) -> None:
 
 def test_osc_title_and_osc133_markers_are_stripped() -> None:
     raw = b"\x1b]0;user@host: ~\x07\x1b]133;C;sk=abc\x07out\x1b]133;D;0;sk=abc:1\x1b\\\r\n$ "
-    assert render(raw) == "out\n$"
+    assert render(raw) == "out\n$ "
 
 
 def test_unterminated_osc_at_end_is_dropped() -> None:
@@ -139,3 +139,30 @@ def test_strip_escapes_removes_only_sequences() -> None:
     prompt = "\x1b]0;t\x07\x1b[01;32muser@host\x1b[00m:\x1b[01;34m~\x1b[00m$ \x1b[5C\x1b(B"
     assert strip_escapes(prompt) == "user@host:~$ "
     assert strip_escapes("a\rb\tc") == "a\rb\tc"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Spaces the program printed stay, trailing ones too; blanks the terminal made do not.
+        (b"$ ", "$ "),
+        (b"a  \r\n", "a  \n"),
+        (b"ab\x1b[5Cc\x1b[3C\r\n", "ab     c\n"),
+        (b"abc\x1b[2X\r\n", "abc\n"),
+        (b"abcdef\r\x1b[4C\x1b[2X\n", "abcd\n"),
+        (b"abcdef\r\x1b[K\n", "\n"),
+        # Columns are cells: a wide character takes two, a combining mark none.
+        ("ab\r漢\n".encode(), "漢\n"),
+        ("漢字\rx\n".encode(), "x 字\n"),
+        ("漢字\x08\x08x\n".encode(), "漢x\n"),
+        ("e\u0301x\rE\n".encode(), "Ex\n"),
+        ("🎉ab\rc\n".encode(), "c ab\n"),
+        ("a\u0301\u0302b\x08c\n".encode(), "a\u0301\u0302c\n"),
+        # Cursor save/restore within a line.
+        (b"\x1b7saved\x1b8restored\n", "restored\n"),
+        (b"ab\x1b[scd\x1b[uXY\n", "abXY\n"),
+        (b"\x1b8x\n", "x\n"),
+    ],
+)
+def test_cells_and_kept_spaces(raw: bytes, expected: str) -> None:
+    assert render(raw) == expected
