@@ -51,6 +51,12 @@ def typed_text(command: str, shell: str | None) -> str:
     return _posix_encoded(command)
 
 
+def echo_needle(text: str) -> str:
+    """What the shell's echo of `text` surely shows: the start of its first line, up to the
+    terminal width (a line editor may wrap or scroll after that)."""
+    return text.split("\n", 1)[0][:60]
+
+
 def clear_line_keys(shell: str | None) -> list[str]:
     """tmux keys that empty the shell's input line before a command is typed.
 

@@ -42,7 +42,12 @@ _NEEDS_BUFFER = re.compile(r"[\r\x08\x1b]")
 _LINE_CONTROL = re.compile(rf"(\x1b\[[0-9;]*[{_LINE_CSI_FINALS}]|\x1b[78]|\r|\x08)")
 
 
-def render(raw: bytes) -> str:
+# Panes are created this wide: a line editor's echo of a long line and `\r` after a long output
+# line act on the screen row the cursor is in, not on the start of the logical line.
+WIDTH = 200
+
+
+def render(raw: bytes, width: int = WIDTH) -> str:
     """Return the plain text of terminal output; ends with a newline iff its last line did."""
     text = _STRIP_FOR_RENDER.sub("", raw.decode("utf-8", errors="replace"))
     text = text.replace("\r\n", "\n")
@@ -52,7 +57,7 @@ def render(raw: bytes) -> str:
     if _NEEDS_BUFFER.search(text) is None:
         return text
     search = _NEEDS_BUFFER.search
-    return "\n".join([line if search(line) is None else _render_line(line) for line in lines])
+    return "\n".join([line if search(line) is None else _render_line(line, width) for line in lines])
 
 
 def split_lines(text: str) -> list[str]:
@@ -132,7 +137,13 @@ class _Line:
         return "".join(self.cells[:end])
 
 
-def _render_line(line: str) -> str:
+def _row_start(col: int, width: int) -> int:
+    """First cell of the screen row holding the cursor; at a row's end the cursor still sits in
+    that row (the wrap is pending until the next character)."""
+    return ((max(col, 1) - 1) // width) * width
+
+
+def _render_line(line: str, width: int = WIDTH) -> str:
     """Apply CR, BS, cursor save/restore and the in-line CSI sequences of one line, in cells."""
     buf = _Line()
     col = 0
@@ -143,15 +154,15 @@ def _render_line(line: str) -> str:
             for ch in part:
                 if ch == "\x1b":  # a malformed sequence the strip pass left behind
                     continue
-                width = char_width(ch)
-                if width == 0:
+                cells = char_width(ch)
+                if cells == 0:
                     buf.join(col, ch)
                 else:
-                    col = buf.put(col, ch, width)
+                    col = buf.put(col, ch, cells)
         elif part == "\r":
-            col = 0
+            col = _row_start(col, width)
         elif part == "\x08":
-            col = max(col - 1, 0)
+            col = max(col - 1, _row_start(col, width))
             buf.backed_over(col)
         elif part in ("\x1b7", "\x1b[s"):
             saved = col
@@ -159,37 +170,37 @@ def _render_line(line: str) -> str:
             if saved is not None:
                 col = saved
         else:
-            col = _apply_csi(buf, col, part[2:-1], part[-1])
+            col = _apply_csi(buf, col, part[2:-1], part[-1], width)
     return buf.text()
 
 
-def _apply_csi(buf: _Line, col: int, params: str, final: str) -> int:
+def _apply_csi(buf: _Line, col: int, params: str, final: str, width: int = WIDTH) -> int:
     """Apply one in-line CSI sequence to the line; return the new cursor column."""
     first = params.split(";", 1)[0]
     arg = int(first) if first else 0
     count = max(arg, 1)
     cells, pad = buf.cells, buf.pad
+    row = _row_start(col, width)
     if final == "C":
-        return col + count
+        return min(col + count, row + width - 1) if col < row + width else col
     if final == "D":
-        col = max(col - count, 0)
+        col = max(min(col, row + width - 1) - count, row)
         buf.backed_over(col)
         return col
     if final == "G":
-        return count - 1
+        return row + min(count, width) - 1
     if final == "K":
-        if arg == 0:
-            buf._clear_cell(col)
-            del cells[col:], pad[col:]
-        elif arg == 1:
-            end = min(col + 1, len(cells))
-            if end < len(cells):
-                buf._clear_cell(end)
-            cells[:end] = [" "] * end
-            pad[:end] = [True] * end
-        elif arg == 2:
-            cells.clear()
-            pad.clear()
+        start = {0: col, 1: row, 2: row}.get(arg)
+        end = min(col + 1 if arg == 1 else row + width, len(cells))
+        if start is None or start >= len(cells):
+            return col
+        buf._clear_cell(start)
+        if end < len(cells):
+            buf._clear_cell(end)
+            cells[start:end] = [" "] * (end - start)
+            pad[start:end] = [True] * (end - start)
+        else:
+            del cells[start:], pad[start:]
     elif final == "P":
         buf._clear_cell(col)
         del cells[col : col + count], pad[col : col + count]

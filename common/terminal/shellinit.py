@@ -46,7 +46,7 @@ def setup_lines(nonce: str) -> list[str]:
     d = "\\033]133;D;%s;sk=%s:%s\\007"
     bash = (
         f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; set +H; "
-        f'__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); '
+        f"__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); "
         f'printf "{d}" "$r" "$__sk_k" "$__sk_n"; return $r; }}; '
         # A user's DEBUG trap fires before `__sk_pc` and would print into every output: once seen,
         # it is set again wrapped so that it skips sshkeep's commands (keeping `$?`). The check

@@ -24,7 +24,13 @@ from sshkeep.common.models.sessions import (
     Snapshot,
     WaitForResult,
 )
-from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, clear_line_keys, typed_text
+from sshkeep.common.terminal.commandline import (
+    NO_SHELL,
+    PASTE_THRESHOLD,
+    clear_line_keys,
+    echo_needle,
+    typed_text,
+)
 from sshkeep.common.terminal.keys import keys_command
 from sshkeep.common.terminal.markers import strip_markers
 from sshkeep.common.terminal.render import render, split_lines
@@ -78,6 +84,7 @@ class Commands:
             started_at=time.time(),
         )
         s.current = rec
+        s.echo_needle = echo_needle(text)
         s.commands[rec.command_id] = rec
         s.interrupt_requested = False
         self.m.store.save_soon(rec, (sid, s.scan_pos, s.next_seq))

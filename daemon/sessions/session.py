@@ -66,6 +66,9 @@ class Session:
     # Highest D sequence number seen: a D marker at or below it is a replay (a command printing
     # an old log or recording), never the end of the running command.
     last_d_seq: int = 0
+    # The start of what sshkeep typed for the running command: markers before its echo belong
+    # to a prompt cycle someone else started (keys, a person), not to the command.
+    echo_needle: str | None = None
     foreground_busy: bool = False
     current: CommandRecord | None = None
     commands: dict[str, CommandRecord] = field(default_factory=dict)
@@ -184,7 +187,8 @@ class Session:
         elif m.kind == "C":
             rec = self.current
             if rec is not None and rec.out_start is None and m.start >= rec.sent_pos:
-                rec.out_start = m.end
+                if self._echoed(rec, m.start):
+                    rec.out_start = m.end
             elif rec is None and self.integrated:
                 self.foreground_busy = True
         elif m.kind == "D":
@@ -197,7 +201,11 @@ class Session:
                 log.info("session_ready", session=self.id, shell=self.shell)
                 return
             rec = self.current
-            if rec is not None and m.start >= rec.sent_pos:
+            if (
+                rec is not None
+                and m.start >= rec.sent_pos
+                and (rec.out_start is not None or self._echoed(rec, m.start))
+            ):
                 rec.out_end = m.start
                 if rec.out_start is None:
                     rec.out_start = self._after_echo(rec, m.start)
@@ -221,6 +229,15 @@ class Session:
         await self.send_line(" ; ".join(parts))
 
     # --- command output ---------------------------------------------------------------------------
+
+    def _echoed(self, rec: CommandRecord, limit: int) -> bool:
+        """Has the shell echoed what sshkeep typed for `rec` before `limit`? A prompt cycle that
+        ends (or a command that starts) before that echo was typed by someone else."""
+        needle = self.echo_needle
+        if not needle or rec is not self.current:
+            return True  # adopted after a restart: nothing to compare with
+        seen = render(mk.strip_markers(self.read_log(rec.sent_pos, limit)))
+        return needle in seen.replace("\n", "")
 
     def _after_echo(self, rec: CommandRecord, limit: int) -> int:
         """Where output starts when no C marker came: after the echoed input's line ends."""

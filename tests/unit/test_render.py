@@ -166,3 +166,13 @@ def test_strip_escapes_removes_only_sequences() -> None:
 )
 def test_cells_and_kept_spaces(raw: bytes, expected: str) -> None:
     assert render(raw) == expected
+
+
+def test_carriage_return_goes_to_the_start_of_the_screen_row() -> None:
+    # A line editor's echo of a line longer than the pane: the last cell, the next character on
+    # the new row, then `\r` and that character again (forces the wrap on xenl terminals).
+    raw = ("$ " + "x" * 198 + "A\rAB" + "C" * 50 + "\r\n").encode()
+    assert render(raw, width=200) == "$ " + "x" * 198 + "AB" + "C" * 50 + "\n"
+    assert render(b"a" * 250 + b"\rX\n", width=200) == "a" * 200 + "X" + "a" * 49 + "\n"
+    assert render(b"a" * 200 + b"\rX\n", width=200) == "X" + "a" * 199 + "\n"
+    assert render(b"a" * 250 + b"\r\x1b[K\n", width=200) == "a" * 200 + "\n"
