@@ -137,16 +137,19 @@ class _Line:
         return "".join(self.cells[:end])
 
 
-def _row_start(col: int, width: int) -> int:
-    """First cell of the screen row holding the cursor; at a row's end the cursor still sits in
-    that row (the wrap is pending until the next character)."""
-    return ((max(col, 1) - 1) // width) * width
+def _row_start(col: int, width: int, pending: bool = False) -> int:
+    """First cell of the screen row holding the cursor. Right after a character filled a row's
+    last cell the cursor still sits in that row: the wrap is pending until the next character."""
+    if pending and col > 0:
+        return ((col - 1) // width) * width
+    return (col // width) * width
 
 
 def _render_line(line: str, width: int = WIDTH) -> str:
     """Apply CR, BS, cursor save/restore and the in-line CSI sequences of one line, in cells."""
     buf = _Line()
     col = 0
+    pending = False  # the last character filled a row's last cell
     saved: int | None = None
     parts = _LINE_CONTROL.split(line)
     for i, part in enumerate(parts):
@@ -159,10 +162,14 @@ def _render_line(line: str, width: int = WIDTH) -> str:
                     buf.join(col, ch)
                 else:
                     col = buf.put(col, ch, cells)
-        elif part == "\r":
-            col = _row_start(col, width)
+                    pending = col % width == 0
+            continue
+        row = _row_start(col, width, pending)
+        pending = False
+        if part == "\r":
+            col = row
         elif part == "\x08":
-            col = max(col - 1, _row_start(col, width))
+            col = max(min(col, row + width - 1) - 1, row)
             buf.backed_over(col)
         elif part in ("\x1b7", "\x1b[s"):
             saved = col
@@ -170,21 +177,21 @@ def _render_line(line: str, width: int = WIDTH) -> str:
             if saved is not None:
                 col = saved
         else:
-            col = _apply_csi(buf, col, part[2:-1], part[-1], width)
+            col = _apply_csi(buf, min(col, row + width - 1), row, part[2:-1], part[-1], width)
     return buf.text()
 
 
-def _apply_csi(buf: _Line, col: int, params: str, final: str, width: int = WIDTH) -> int:
-    """Apply one in-line CSI sequence to the line; return the new cursor column."""
+def _apply_csi(buf: _Line, col: int, row: int, params: str, final: str, width: int) -> int:
+    """Apply one in-line CSI sequence to the line (cursor at `col` in the row starting at `row`);
+    return the new cursor column."""
     first = params.split(";", 1)[0]
     arg = int(first) if first else 0
     count = max(arg, 1)
     cells, pad = buf.cells, buf.pad
-    row = _row_start(col, width)
     if final == "C":
-        return min(col + count, row + width - 1) if col < row + width else col
+        return min(col + count, row + width - 1)
     if final == "D":
-        col = max(min(col, row + width - 1) - count, row)
+        col = max(col - count, row)
         buf.backed_over(col)
         return col
     if final == "G":
