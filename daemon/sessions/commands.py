@@ -31,7 +31,7 @@ from sshkeep.common.terminal.commandline import (
     echo_needle,
     typed_text,
 )
-from sshkeep.common.terminal.keys import keys_command
+from sshkeep.common.terminal.keys import LINE_ENDING_KEYS, keys_command
 from sshkeep.common.terminal.markers import strip_markers
 from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT, first_page
@@ -46,6 +46,8 @@ Progress = Callable[[float, str], Awaitable[None]]
 
 # An unintegrated shell's command counts as done after this much quiet output.
 QUIET_DONE = 1.0
+# How long a command waits for the prompt cycle of keys sent to an idle prompt.
+KEYS_SETTLE = 3.0
 
 
 class Commands:
@@ -63,6 +65,7 @@ class Commands:
             raise SessionBusy(
                 f"session {sid} is still running command {s.current.command_id} ({s.current.command[:60]!r})"
             )
+        await self._settle_keys(s)
         if s.foreground_busy:
             raise SessionBusy(f"session {sid} is running something typed with send_keys")
         if "\x00" in command:
@@ -97,6 +100,18 @@ class Commands:
             raise
         await self._wait_command(s, rec, timeout, progress)
         return await self._result(s, rec, first=True)
+
+    async def _settle_keys(self, s: Session) -> None:
+        """Keys that may end a line went to the idle prompt: wait until their prompt cycle shows
+        (a start or prompt marker), so that it never counts as this command's."""
+        if s.keys_cycle_at is None or s.shell == NO_SHELL:
+            return
+        deadline = s.keys_cycle_at + KEYS_SETTLE
+        async with s.changed:
+            while s.keys_cycle_at is not None and not s.dead and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait(), max(0.01, deadline - time.monotonic()))
+        s.keys_cycle_at = None
 
     async def _type(self, s: Session, text: str) -> None:
         clear = "".join(f"send-keys -t {s.pane_id} {k} ; " for k in clear_line_keys(s.shell))
@@ -270,6 +285,8 @@ class Commands:
         rec = s.current
         s.interrupt_requested = rec is not None
         await self.m.tmux.command(f"send-keys -t {s.pane_id} C-c")
+        if rec is None:
+            s.keys_cycle_at = time.monotonic()
         # Quiet time counts from the keys: the question that was pending is not the answer to them.
         s.last_growth = time.monotonic()
         if rec is None:
@@ -297,6 +314,8 @@ class Commands:
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
         rec = s.current
+        if rec is None and any(k in LINE_ENDING_KEYS for k in keys):
+            s.keys_cycle_at = time.monotonic()
         return SendKeysResult(
             session_id=sid,
             sent=len([k for k in keys if k]),

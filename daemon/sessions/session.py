@@ -29,7 +29,9 @@ from sshkeep.daemon.sessions.tmux import quote
 
 log = structlog.get_logger(__name__)
 
-QUIET_FOR_QUESTION = 0.5
+# A question needs the output to stay quiet at it this long: `Password: ` followed by more
+# output within a second is a program talking, not a program asking.
+QUIET_FOR_QUESTION = 1.0
 READ_CHUNK = 4 * 1024 * 1024
 TAIL_BYTES = 8192
 
@@ -69,6 +71,9 @@ class Session:
     # The start of what sshkeep typed for the running command: markers before its echo belong
     # to a prompt cycle someone else started (keys, a person), not to the command.
     echo_needle: str | None = None
+    # Keys that may end a line (Enter, Ctrl-C …) went to an idle prompt: a prompt cycle of
+    # theirs may still be on its way, and the next command waits for it before typing.
+    keys_cycle_at: float | None = None
     foreground_busy: bool = False
     current: CommandRecord | None = None
     commands: dict[str, CommandRecord] = field(default_factory=dict)
@@ -185,6 +190,7 @@ class Session:
                 return  # the command runs: its output cannot be our continuation prompt
             self.last_ps2_end = m.end
         elif m.kind == "C":
+            self.keys_cycle_at = None
             rec = self.current
             if rec is not None and rec.out_start is None and m.start >= rec.sent_pos:
                 if self._echoed(rec, m.start):
@@ -196,6 +202,7 @@ class Session:
                 return
             self.last_d_seq = m.seq or self.last_d_seq
             self.foreground_busy = False
+            self.keys_cycle_at = None
             if not self.integrated and self.x_seen:
                 self.integrated = True
                 log.info("session_ready", session=self.id, shell=self.shell)
@@ -236,7 +243,10 @@ class Session:
         needle = self.echo_needle
         if not needle or rec is not self.current:
             return True  # adopted after a restart: nothing to compare with
-        seen = render(mk.strip_markers(self.read_log(rec.sent_pos, limit)))
+        # From the start of the prompt's line: the row breaks of a wrapped echo depend on it.
+        before = self.read_log(max(0, rec.sent_pos - 4096), rec.sent_pos)
+        line_start = rec.sent_pos - len(before) + before.rfind(b"\n") + 1
+        seen = render(mk.strip_markers(self.read_log(line_start, limit)))
         return needle in seen.replace("\n", "")
 
     def _after_echo(self, rec: CommandRecord, limit: int) -> int:
