@@ -30,6 +30,7 @@ NO_SHELL = "none"
 PASTE_THRESHOLD = 4096
 POSIX_LINE_LIMIT = 900
 _PIECE = 200
+ASH_LEAD = " " * 16
 
 # Safe to type into bash's readline or zsh's zle as is: no C0 control byte, no DEL.
 _PLAIN_HOOKED = re.compile(r"[^\x00-\x1f\x7f]*")
@@ -46,15 +47,18 @@ def typed_text(command: str, shell: str | None) -> str:
         if _PLAIN_HOOKED.fullmatch(command):
             return command
         return "eval " + ansi_c_quote(command)
+    # busybox ash's key reader swallows up to a few bytes that follow an escape sequence it does
+    # not know (a terminal's answer to a query, left in the input): blanks in front absorb them.
+    lead = ASH_LEAD if shell == "ash" else ""
     if _PLAIN_POSIX.fullmatch(command) and len(command) <= POSIX_LINE_LIMIT:
-        return f"{START_FUNCTION}; {command}"
-    return _posix_encoded(command)
+        return f"{lead}{START_FUNCTION}; {command}"
+    return lead + _posix_encoded(command)
 
 
 def echo_needle(text: str) -> str:
     """What the shell's echo of `text` surely shows: the start of its first line, up to the
     terminal width (a line editor may wrap or scroll after that)."""
-    return text.split("\n", 1)[0][:60]
+    return text.split("\n", 1)[0].lstrip(" ")[:60]
 
 
 def clear_line_keys(shell: str | None) -> list[str]:

@@ -60,6 +60,16 @@ def render(raw: bytes, width: int = WIDTH) -> str:
     return "\n".join([line if search(line) is None else _render_line(line, width) for line in lines])
 
 
+# The tty's echo (ECHOCTL) of tmux's answers to terminal queries a program printed (DA1, DA2,
+# cursor position, status): input that arrived while the program ran, not the program's output.
+_QUERY_ECHO = re.compile(r"\^\[\[(?:\?1;2c|>\d+;\d+;\d+c|\d+;\d+R|0n)")
+
+
+def strip_query_echo(text: str) -> str:
+    """Remove the echoed answers to terminal queries from rendered command output."""
+    return _QUERY_ECHO.sub("", text) if "^[[" in text else text
+
+
 def split_lines(text: str) -> list[str]:
     """Split rendered text into lines; a final newline does not add an empty line."""
     if not text:

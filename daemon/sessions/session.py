@@ -22,7 +22,7 @@ from sshkeep.common.models.base import SessionState
 from sshkeep.common.models.sessions import Question, SessionInfo
 from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.questions import detect_question
-from sshkeep.common.terminal.render import render, split_lines
+from sshkeep.common.terminal.render import render, split_lines, strip_query_echo
 from sshkeep.common.terminal.shellinit import setup_lines
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
@@ -326,5 +326,5 @@ class Session:
 
 
 def _render_lines(raw: bytes) -> list[str]:
-    text = render(mk.strip_markers(raw))
+    text = strip_query_echo(render(mk.strip_markers(raw)))
     return split_lines(text)

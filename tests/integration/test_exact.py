@@ -89,8 +89,8 @@ async def test_rendering_is_cell_exact(shared: Instance, shell: str) -> None:
 async def test_terminal_query_answers_never_reach_the_next_command(shared: Instance, shell: str) -> None:
     async with shared.client() as c:
         sid = (await c.open_session(OpenSessionRequest(host=shell))).session_id
-        for query in ("\\033[c", "\\033[>c", "\\033[6n"):
-            await run(c, sid, f"printf '{query}'; sleep 0.3")
+        for query in ("\\033[c", "\\033[>c", "\\033[6n", "\\033[>c\\033[c\\033[6n"):
+            assert await done(c, sid, f"printf '{query}'; sleep 0.3") == ""
             assert await done(c, sid, "echo ok") == "ok", query
         await c.close_session(sid)
 

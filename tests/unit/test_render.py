@@ -176,3 +176,10 @@ def test_carriage_return_goes_to_the_start_of_the_screen_row() -> None:
     assert render(b"a" * 250 + b"\rX\n", width=200) == "a" * 200 + "X" + "a" * 49 + "\n"
     assert render(b"a" * 200 + b"\rX\n", width=200) == "X" + "a" * 199 + "\n"
     assert render(b"a" * 250 + b"\r\x1b[K\n", width=200) == "a" * 200 + "\n"
+
+
+def test_echoed_query_answers_are_not_output() -> None:
+    from sshkeep.common.terminal.render import strip_query_echo
+
+    assert strip_query_echo("a^[[?1;2c^[[>84;0;0c^[[50;1Rb") == "ab"
+    assert strip_query_echo("^[[A stays") == "^[[A stays"
