@@ -18,7 +18,7 @@ from sshkeep.common.models.sessions import (
     SendKeysRequest,
 )
 from tests.instance import Instance
-from tests.integration.conftest import SHELLS
+from tests.support import SHELLS
 
 EVERY_BYTE = "".join(chr(i) for i in range(1, 128))
 
