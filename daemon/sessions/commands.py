@@ -43,6 +43,7 @@ from sshkeep.daemon.sessions.tmux import Tmux, quote
 QUIET_DONE = 1.0
 # How long a command waits for the prompt cycle of keys sent to an idle prompt.
 KEYS_SETTLE = 3.0
+KEYS_QUIET = 0.25
 
 
 class Commands:
@@ -112,11 +113,17 @@ class Commands:
         (a start or prompt marker), so that it never counts as this command's."""
         if s.keys_cycle_at is None or s.shell == NO_SHELL:
             return
-        deadline = s.keys_cycle_at + KEYS_SETTLE
+        sent = s.keys_cycle_at
+        deadline = sent + KEYS_SETTLE
         async with s.changed:
             while s.keys_cycle_at is not None and not s.dead and time.monotonic() < deadline:
+                # The terminal reacted and went quiet without a marker: no cycle of theirs is
+                # coming (bash and ash redraw the prompt after Ctrl-C without their hooks).
+                if s.last_growth > sent and s.quiet_for() >= KEYS_QUIET:
+                    break
+                step = min(deadline - time.monotonic(), KEYS_QUIET)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(s.changed.wait(), max(0.01, deadline - time.monotonic()))
+                    await asyncio.wait_for(s.changed.wait(), max(0.01, step))
         s.keys_cycle_at = None
 
     async def _type(self, s: Session, text: str) -> None:
@@ -281,11 +288,10 @@ class Commands:
         rec = s.current
         s.interrupt_requested = rec is not None
         await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
-        if rec is None:
-            s.keys_cycle_at = time.monotonic()
         # Quiet time counts from the keys: the question that was pending is not the answer to them.
         s.last_growth = time.monotonic()
         if rec is None:
+            s.keys_cycle_at = s.last_growth
             if not s.commands:
                 raise CommandNotFound(f"session {sid} has no running command (Ctrl-C was sent anyway)")
             return await self._result(s, self._record(s, None))
@@ -311,7 +317,7 @@ class Commands:
         s.last_growth = time.monotonic()
         rec = s.current
         if rec is None and any(k in LINE_ENDING_KEYS for k in keys):
-            s.keys_cycle_at = time.monotonic()
+            s.keys_cycle_at = s.last_growth
         return SendKeysResult(
             session_id=sid,
             sent=len([k for k in keys if k]),

@@ -165,3 +165,25 @@ async def test_typed_input_through_mcp(shared: Instance) -> None:
             assert res.structured_content is not None
             assert res.structured_content["output"].split() == ["a", "\\t", "b", "001", "c", "\\n", "0"]
             await c.call_tool("close_session", {"session_id": sid})
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_keys_then_command_each_reply_holds_its_own_output(shared: Instance, shell: str) -> None:
+    async with shared.client() as c:
+        sid = (await c.open_session(OpenSessionRequest(host=shell))).session_id
+        for i in range(3):
+            await c.send_keys(sid, SendKeysRequest(keys=["Enter"]))
+            assert await done(c, sid, f"echo A{i}") == f"A{i}"
+            await c.send_keys(sid, SendKeysRequest(keys=["C-c"]))
+            assert await done(c, sid, f"echo B{i}") == f"B{i}"
+            await c.send_keys(sid, SendKeysRequest(keys=[f"echo typed{i}", "Enter"]))
+            assert await done(c, sid, f"echo mine{i}") == f"mine{i}"
+        await c.close_session(sid)
+
+
+async def test_password_text_followed_by_output_is_not_a_question(shared: Instance) -> None:
+    async with shared.client() as c:
+        sid = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
+        r = await run(c, sid, "printf 'Password: '; sleep 0.7; echo more")
+        assert (r.status, r.exit_code, r.output) == ("completed", 0, "Password: more")
+        await c.close_session(sid)
