@@ -201,7 +201,7 @@ def test_logs_of_a_large_capped_log(tmp_path: Path) -> None:
 
     res = logs("-n", "3")
     assert res.returncode == 0, res.stderr
-    assert res.stdout == "line-299998\nline-299999\n$\n"
+    assert res.stdout == "line-299998\nline-299999\n$ \n"
 
     assert punch(log, 0, hole)
     res = logs()
