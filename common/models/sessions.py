@@ -14,6 +14,7 @@ from sshkeep.common.models.base import (
     Request,
     SessionState,
 )
+from sshkeep.common.models.policy import ApprovalNeeded
 
 # --- health ---------------------------------------------------------------------------------------
 
@@ -45,7 +46,7 @@ class OpenSessionRequest(Request):
 
 class Question(Reply):
     kind: str = Field(
-        description="password, passphrase, host_key, confirm, otp, continuation, fullscreen, prompt"
+        description="password, passphrase, host_key, confirm, otp, secret, continuation, fullscreen, prompt"
     )
     text: str
 
@@ -105,6 +106,9 @@ class CommandResult(Reply):
     truncated: str | None = Field(default=None, description="What was cut from `output`, and how to page")
     dropped_bytes: int = Field(default=0, description="Output bytes lost to the per-session log size cap")
     question: Question | None = None
+    approval: ApprovalNeeded | None = Field(
+        default=None, description="With status approval_required: what to approve (nothing was typed)"
+    )
     hint: str | None = None
     started_at: float | None = None
     ended_at: float | None = None
