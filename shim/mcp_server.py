@@ -19,12 +19,21 @@ from sshkeep.shim import (
     tools_commands,
     tools_configs,
     tools_files,
+    tools_jobs,
     tools_policy,
     tools_sessions,
 )
 from sshkeep.shim.tools_base import Tools
 
-TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin, tools_policy)
+TOOL_GROUPS = (
+    tools_configs,
+    tools_sessions,
+    tools_commands,
+    tools_jobs,
+    tools_files,
+    tools_admin,
+    tools_policy,
+)
 
 INSTRUCTIONS = """\
 sshkeep keeps persistent, interactive SSH terminals for you. Sessions survive client and daemon
@@ -37,6 +46,9 @@ restarts, and a person can watch them in tmux.
   program). Answer with send_keys, then get_command(wait=...); or interrupt_command.
 - Long output is paged: get_command(offset=next_offset).
 - get_snapshot shows the screen; send_keys types keys (tmux names like Enter, C-c, Up, else text).
+- Servers, watchers, `tail -f`, long builds: start_job (returns at once, or when `ready`), then
+  list_jobs / get_job / stop_job. Jobs survive restarts; durable=true also survives ssh dropping.
+- Parallel work in one session: open_terminal, then pass `terminal` to the command tools.
 - status "approval_required" (or error approval_required): the connection's policy asks a person
   first; nothing ran. The person approves with `sshkeep approve ID`; then send the same call again.
   check_command tells beforehand how a command is classified and what the policy will do.

@@ -41,6 +41,7 @@ from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.files.transfers import Transfers
 from sshkeep.daemon.policy.guard import Decision, Guard
 from sshkeep.daemon.sessions.commands import Commands
+from sshkeep.daemon.sessions.jobs import Jobs
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import Reaper
 
@@ -55,6 +56,7 @@ class Services:
 
     manager: SessionManager
     commands: Commands
+    jobs: Jobs
     transfers: Transfers
     reaper: Reaper
     guard: Guard
@@ -65,6 +67,7 @@ class Services:
 
 MANAGER = web.AppKey("manager", SessionManager)
 COMMANDS = web.AppKey("commands", Commands)
+JOBS = web.AppKey("jobs", Jobs)
 TRANSFERS = web.AppKey("transfers", Transfers)
 REAPER = web.AppKey("reaper", Reaper)
 GUARD = web.AppKey("guard", Guard)
@@ -192,6 +195,10 @@ def manager(request: web.Request) -> SessionManager:
 
 def commands(request: web.Request) -> Commands:
     return request.app[COMMANDS]
+
+
+def jobs(request: web.Request) -> Jobs:
+    return request.app[JOBS]
 
 
 def transfers(request: web.Request) -> Transfers:

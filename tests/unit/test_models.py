@@ -18,6 +18,7 @@ REQUESTS: dict[type[mb.Request], dict[str, Any]] = {
     m.ReconnectRequest: {},
     m.CommandQuery: {},
     m.SnapshotQuery: {},
+    m.InterruptRequest: {},
 }
 
 
