@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass
 
 KINDS = frozenset(
-    {"password", "passphrase", "host_key", "confirm", "otp", "continuation", "fullscreen", "prompt"}
+    {"password", "passphrase", "host_key", "confirm", "otp", "secret", "continuation", "fullscreen", "prompt"}
 )
+# Questions whose answer is a secret: typed only by answer_secret or a person, audited as a hash.
+SECRET_KINDS = frozenset({"password", "passphrase", "otp", "secret"})
 
 _MAX_PROMPT = 200
 _LOOKBACK = 8
@@ -35,6 +37,11 @@ _OTP = re.compile(
     re.IGNORECASE,
 )
 _PASSWORD = re.compile(r"\b(?:password|passwd|pin)\b.*:$", re.IGNORECASE)
+# `Secret:`, `API token:`, `Access key:`, `Credentials:` (a hidden `read -s -p` prompt, typically).
+_SECRET = re.compile(
+    r"\b(?:secret|(?:api|access|auth|bearer|secret|private)[ _-]?(?:token|key)|token|credentials?)\b[^:]{0,40}:$",
+    re.IGNORECASE,
+)
 _CONFIRM_WORDS = re.compile(
     r"^(?:[\w.-]+: )?(?:continue|proceed|overwrite|replace|remove|delete|are you sure|do you (?:want|wish)"
     r"|really)\b.*\?$"
@@ -80,6 +87,8 @@ def detect_question(tail: str) -> Question | None:
         return Question("otp", line)
     if _PASSWORD.search(line):
         return Question("password", line)
+    if _SECRET.search(line):
+        return Question("secret", line)
     if _CONFIRM_WORDS.search(line):
         return Question("confirm", line)
     if _CONTINUATION.match(line):
