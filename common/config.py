@@ -621,7 +621,8 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfi
     for key in doc:
         if key not in _TOP_LEVEL_KEYS:
             result.file_error = (
-                f"{path}: unknown top-level key {str(key)!r} (expected 'connections', 'settings' or 'secrets')"
+                f"{path}: unknown top-level key {str(key)!r} "
+                "(expected 'connections', 'settings' or 'secrets')"
             )
             return result
     settings = doc.get("settings")
@@ -647,11 +648,11 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfi
             return result
     result.settings = {str(k): v for k, v in (settings or {}).items()}
     for key, raw in (global_secrets or {}).items():
-        outcome = _validate_secret(str(key), raw, env)
-        if isinstance(outcome, SecretSpec):
-            result.secrets[str(key)] = outcome
+        secret = _validate_secret(str(key), raw, env)
+        if isinstance(secret, SecretSpec):
+            result.secrets[str(key)] = secret
         else:
-            result.secret_errors[f"secrets.{key}"] = outcome
+            result.secret_errors[f"secrets.{key}"] = secret
     for key, raw in entries.items():
         if isinstance(key, bool) or not isinstance(key, str | int):
             result.errors[str(key)] = f"connections.{key}: the name must be a string"

@@ -14,10 +14,17 @@ from mcp.server import MCPServer
 from sshkeep import __version__
 from sshkeep.common.client import ApiClient
 from sshkeep.common.paths import Paths
-from sshkeep.shim import tools_admin, tools_commands, tools_configs, tools_files, tools_sessions
+from sshkeep.shim import (
+    tools_admin,
+    tools_commands,
+    tools_configs,
+    tools_files,
+    tools_secrets,
+    tools_sessions,
+)
 from sshkeep.shim.tools_base import Tools
 
-TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin)
+TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_secrets, tools_files, tools_admin)
 
 INSTRUCTIONS = """\
 sshkeep keeps persistent, interactive SSH terminals for you. Sessions survive client and daemon
@@ -30,6 +37,11 @@ restarts, and a person can watch them in tmux.
   program). Answer with send_keys, then get_command(wait=...); or interrupt_command.
 - Long output is paged: get_command(offset=next_offset).
 - get_snapshot shows the screen; send_keys types keys (tmux names like Enter, C-c, Up, else text).
+- Secrets never pass through you: at a password/token question, answer_secret(session_id, name)
+  types a secret configured in config.yml; when none fits, ask your user to run the
+  `sshkeep answer <session>` command the hint names. For sudo: answer_secret(..., sudo=true).
+- Error human_control: a person holds the terminal; reads work, typing waits until they release it.
+  list_commands shows every command, including those a person typed (source person).
 """
 
 

@@ -18,7 +18,7 @@ MAX_WAIT_SECONDS = 50.0
 CommandStatus = Literal[
     "completed", "running", "waiting_input", "interrupted", "timed_out", "disconnected", "failed"
 ]
-SessionState = Literal["connecting", "waiting_input", "ready", "busy", "disconnected", "failed"]
+SessionState = Literal["connecting", "waiting_input", "ready", "busy", "human", "disconnected", "failed"]
 
 
 class Request(BaseModel):

@@ -39,7 +39,8 @@ _OTP = re.compile(
 _PASSWORD = re.compile(r"\b(?:password|passwd|pin)\b.*:$", re.IGNORECASE)
 # `Secret:`, `API token:`, `Access key:`, `Credentials:` (a hidden `read -s -p` prompt, typically).
 _SECRET = re.compile(
-    r"\b(?:secret|(?:api|access|auth|bearer|secret|private)[ _-]?(?:token|key)|token|credentials?)\b[^:]{0,40}:$",
+    r"\b(?:secret|(?:api|access|auth|bearer|secret|private)[ _-]?(?:token|key)|token|credentials?)\b"
+    r"[^:]{0,40}:$",
     re.IGNORECASE,
 )
 _CONFIRM_WORDS = re.compile(

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sshkeep.daemon.api import admin, audit, commands, configs, files, sessions
+from sshkeep.daemon.api import admin, audit, commands, configs, control, files, sessions
 from sshkeep.daemon.api.core import MANAGER, MAX_BODY, STARTED, errors_middleware
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import reap_forever
@@ -22,6 +22,7 @@ from sshkeep.daemon.sessions.reaper import reap_forever
 ROUTE_GROUPS: tuple[web.RouteTableDef, ...] = (
     sessions.routes,
     commands.routes,
+    control.routes,
     files.routes,
     configs.routes,
     admin.routes,

@@ -52,6 +52,7 @@ class Commands:
         self, sid: str, command: str, timeout: float, progress: Progress | None = None
     ) -> CommandResult:
         s = self.m.get(sid)
+        self.m.control.refuse_if_human(s)
         await self.m.ensure_ready(s, timeout)
         if s.current is not None:
             raise SessionBusy(
@@ -185,6 +186,11 @@ class Commands:
                     else f"Still running: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
                 )
+                store = self.m.answers.store
+                if question is not None and store.is_secret(s, question):
+                    # The answer must not pass through the agent: name the secret, or the person.
+                    question = question.model_copy(update={"secret": store.fitting(s, question)})
+                    hint = store.hint(s, question)
         elif s.shell == NO_SHELL:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":
@@ -224,6 +230,8 @@ class Commands:
             dropped_bytes=s.dropped_bytes(rec),
             started_at=rec.started_at,
             ended_at=rec.ended_at,
+            source=rec.summary().source,
+            person_commands=self.m.control.report(s),
         )
 
     def _record(self, s: Session, command_id: str | None) -> CommandRecord:
@@ -257,6 +265,7 @@ class Commands:
 
     async def interrupt(self, sid: str, timeout: float = 5.0) -> CommandResult:
         s = self.m.get(sid)
+        self.m.control.refuse_if_human(s)
         if s.dead:
             raise SessionDisconnected(f"session {sid} is disconnected")
         rec = s.current
@@ -278,6 +287,7 @@ class Commands:
 
     async def send_keys(self, sid: str, keys: list[str]) -> SendKeysResult:
         s = self.m.get(sid)
+        self.m.control.refuse_if_human(s)
         if s.dead:
             raise SessionDisconnected(f"session {sid} is disconnected; keys were not sent")
         line = keys_command(s.pane_id, keys)
@@ -285,6 +295,7 @@ class Commands:
             raise BadRequest("keys holds only empty strings")
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
+        s.keys_since_prompt = True  # a prompt cycle these keys start is the agent's (source `keys`)
         await self.m.tmux.command(line)
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
@@ -298,6 +309,7 @@ class Commands:
                 if rec
                 else "get_snapshot shows the screen."
             ),
+            person_commands=self.m.control.report(s),
         )
 
     async def wait_for(
@@ -321,6 +333,7 @@ class Commands:
                     text = carry + render(strip_markers(s.read_log(searched_to, end)))
                     lines = split_lines(text)
                     searched_to = end
+                    lines = [s.redact(line) for line in lines] if s.redactions else lines
                     for i, line in enumerate(lines):
                         if regex.search(line):
                             return WaitForResult(
@@ -368,10 +381,11 @@ class Commands:
         cx, cy, alt = [*info[0].split(), "0", "0", "0"][:3] if info else ("0", "0", "0")
         return Snapshot(
             session_id=sid,
-            screen="\n".join(line.rstrip() for line in screen),
+            screen=s.redact("\n".join(line.rstrip() for line in screen)),
             lines=len(screen),
             cursor_x=int(cx),
             cursor_y=int(cy),
             alternate_screen=alt == "1",
             state=s.state,
+            person_commands=self.m.control.report(s),
         )

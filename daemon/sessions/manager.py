@@ -30,8 +30,10 @@ from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.watch import LogWatcher
 from sshkeep.daemon.sessions.askpass import AuthBroker, failure_hint
 from sshkeep.daemon.sessions.commands import Commands
+from sshkeep.daemon.sessions.control import Control
 from sshkeep.daemon.sessions.logcap import drop_target, punch
 from sshkeep.daemon.sessions.replies import UNINTEGRATED_HINT, login_hint
+from sshkeep.daemon.sessions.secrets import Answers
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, pane_exit_status, quote
@@ -56,9 +58,12 @@ class SessionManager:
         self.paths = paths
         self.config = config
         self.tmux = Tmux(paths.tmux_args, paths.runtime_dir / "tmux.conf")
+        self.tmux.hidden_env = lambda: self.config.current().secret_vars
         self.store = Store(paths.db_file)
         self.auth = AuthBroker(paths, config)
         self.commands = Commands(self)
+        self.control = Control(self)
+        self.answers = Answers(self)
         self.sessions: dict[str, Session] = {}
         self._watcher = LogWatcher(paths.logs_dir, self._on_log_change)
         self._monitor: asyncio.Task[None] | None = None
@@ -226,6 +231,7 @@ class SessionManager:
                     # tmux may mark the pane dead (pty closed) a moment before it reaps ssh.
                     s.dead_status = pane_exit_status(info[2], info[3], info[4])
                 self._schedule_scan(s.id)
+            self.control.sweep()
             await self._enforce_log_caps()
 
     def log_cap_bytes(self) -> int:

@@ -12,7 +12,7 @@ from sshkeep.common.client import ApiClient
 from sshkeep.common.errors import SshkeepError
 from sshkeep.common.logs import configure_logging
 from sshkeep.common.paths import resolve_paths
-from sshkeep.shim.cli import human, service
+from sshkeep.shim.cli import human, person, service
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="daemon health, socket, attach command, session count")
     st.add_argument("--json", action="store_true", help="print JSON")
     human.add_parsers(sub)
+    person.add_parsers(sub)
     service.add_parser(sub)
     return p
 

@@ -1,0 +1,66 @@
+"""Routes of secrets and people: answer_secret, a person's answer, take-over, the list of commands.
+
+Neither answer route ever has the secret in its reply or its audit line: the audit entry gets
+the secret's name, length, a SHA-256 prefix and who answered (`audit_secret` on the request).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sshkeep.common.models.sessions import (
+    AnswerQuestionRequest,
+    AnswerSecretRequest,
+    CommandList,
+    CommandListQuery,
+    CommandResult,
+    ControlResult,
+)
+from sshkeep.daemon.api.audit import AUDIT_SECRET
+from sshkeep.daemon.api.core import Call, endpoint, manager
+from sshkeep.daemon.api.peer import peer_of
+from sshkeep.daemon.sessions.control import list_commands as list_session_commands
+
+routes = web.RouteTableDef()
+
+
+@endpoint(routes, "answer_secret")
+async def answer_secret(request: web.Request, call: Call) -> CommandResult:
+    body = call.body(AnswerSecretRequest)
+    res, typed = await manager(request).answers.answer(
+        call.session_id, name=body.name, sudo=body.sudo, timeout=body.timeout, by="agent"
+    )
+    if typed is not None:
+        request[AUDIT_SECRET] = typed.audit()
+    return res
+
+
+@endpoint(routes, "answer_question")
+async def answer_question(request: web.Request, call: Call) -> CommandResult:
+    body = call.body(AnswerQuestionRequest)
+    value = body.answer.get_secret_value() if body.answer is not None else None
+    res, typed = await manager(request).answers.answer(
+        call.session_id, name=body.secret, value=value, timeout=body.timeout, by="person"
+    )
+    if typed is not None:
+        request[AUDIT_SECRET] = typed.audit()
+    return res
+
+
+@endpoint(routes, "take_control")
+async def take_control(request: web.Request, call: Call) -> ControlResult:
+    peer = peer_of(request)
+    pid = (peer.pid or None) if peer is not None else None
+    return manager(request).control.take(call.session_id, pid)
+
+
+@endpoint(routes, "release_control")
+async def release_control(request: web.Request, call: Call) -> ControlResult:
+    return manager(request).control.release(call.session_id)
+
+
+@endpoint(routes, "list_commands")
+async def list_commands(request: web.Request, call: Call) -> CommandList:
+    q = call.query(CommandListQuery)
+    s = manager(request).get(call.session_id)
+    return list_session_commands(s, q.since, q.limit)
