@@ -33,6 +33,11 @@ class Instance:
     home: Path
     connections: dict[str, dict[str, Any]] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    # Added to the daemon's environment only (e.g. a variable a ${VAR} secret names).
+    daemon_env: dict[str, str] = field(default_factory=dict)
+    log_level: str | None = None
+    # Extra top-level config.yml keys (e.g. `secrets:`).
+    extra_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -53,7 +58,8 @@ class Instance:
         if connections is not None:
             self.connections = connections
         path = self.home / "config.yml"
-        path.write_text(yaml.safe_dump({"connections": self.connections}, sort_keys=False))
+        doc = {"connections": self.connections, **self.extra_config}
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
         path.chmod(mode)
         return path
 
@@ -86,9 +92,10 @@ class Instance:
 
     def start(self, wait: float = 20.0) -> None:
         log = open(self.home / "daemon.stderr", "ab")  # noqa: SIM115 - handed to the child
+        level = ["--log-level", self.log_level] if self.log_level else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sshkeep", "daemon"],
-            env=self.env,
+            [sys.executable, "-m", "sshkeep", *level, "daemon"],
+            env={**self.env, **self.daemon_env},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

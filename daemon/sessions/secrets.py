@@ -243,6 +243,7 @@ class Answers:
         by: str = "agent",
     ) -> tuple[CommandResult, Typed | None]:
         s = self.m.get(sid)
+        log.debug("answer_requested", session=sid, name=name, sudo=sudo, answered_by=by)
         if by == "agent":
             self.m.control.refuse_if_human(s)
         if s.dead:
@@ -377,7 +378,7 @@ class Answers:
 
 
 def _no_question(s: Session, q: Question | None, rec: CommandRecord | None) -> str:
-    if rec is None and q is not None:
+    if rec is None and q is not None and not s.integrated:
         return (
             f"session {s.id} asks {q.text!r} outside a command (at login); answer_secret types only "
             "into a command's question"
