@@ -11,9 +11,11 @@ SSHKEEP_HOME (tests/instance.py), measures, and removes everything it started. R
   until `X<n>` shows in the pipe-pane log (inotify). Once with one `tmux send-keys` process per
   call (the floor of the target), once through a persistent `tmux -C` control client (what the
   daemon does).
+- the bare pty floor (`ssh -tt`, logged in, no tmux) and mcp-ssh-gateway (the peer, from PyPI in a
+  throwaway venv) echoing through the same MCP client against the same sshd.
 - `echo` via HTTP (ApiClient) and via MCP (`mcp.Client` over stdio against `sshkeep mcp`), with
   ratios to both floors; measured interleaved with the floors, round by round, so background
-  noise hits every row alike. Target: MCP median <= 20 ms and <= 3x the raw floor.
+  noise hits every row alike. Targets: MCP <= 1.5x mcp-ssh-gateway, HTTP <= 2x the control floor.
 - round trips without ssh work (HTTP health/list, MCP list_sessions, a no-op MCP server: the SDK's
   own floor), to show where time goes outside the terminal.
 - open_session, a 100k-line command and paging all of it, exec_command and file read/write (when
@@ -52,6 +54,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from mcp import Client, StdioServerParameters  # noqa: E402
+from peers import GatewayEcho, bare_pty, gateway_params, install_gateway  # noqa: E402
 from pydantic import BaseModel, ConfigDict  # noqa: E402
 
 from sshkeep.common.errors import SshkeepError  # noqa: E402
@@ -59,8 +62,6 @@ from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, Sen
 from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import SshServer, environment_problem, start_sshd  # noqa: E402
 
-TARGET_MS = 20.0
-TARGET_RATIO = 3.0
 READ_FILE_LINES = 200_000  # `seq 1 200000` is 1,288,895 bytes: the 1.3 MB read
 WRITE_BYTES = 1024 * 1024
 
@@ -470,8 +471,11 @@ class Bench:
             if info.state != "ready":
                 raise RuntimeError(f"bench session not ready: {info}")
             self.sid = info.session_id
-            async with Client(mcp_params(self.inst), read_timeout_seconds=120) as mcp:
-                await self.echo_rounds(mcp)
+            async with contextlib.AsyncExitStack() as stack:
+                mcp = await stack.enter_async_context(Client(mcp_params(self.inst), read_timeout_seconds=120))
+                gateway = await self.start_gateway(stack)
+                pty = stack.enter_context(bare_pty(self.sshd, [a for a in ssh_base(self.sshd) if a != "-T"]))
+                await self.echo_rounds(mcp, gateway, pty)
                 await self.overheads(mcp)
                 await self.open_sessions()
                 await self.big_output()
@@ -483,13 +487,29 @@ class Bench:
             await self.api.close()
         return self.table
 
-    async def echo_rounds(self, mcp: Client) -> None:
+    async def start_gateway(self, stack: contextlib.AsyncExitStack) -> GatewayEcho | None:
+        """mcp-ssh-gateway from PyPI in a throwaway venv (cached between runs), or None."""
+        cache = Path(os.environ.get("SSHKEEP_BENCH_CACHE", Path.home() / ".cache" / "sshkeep-bench"))
+        log(f"peers: installing/using mcp-ssh-gateway under {cache}")
+        script = await asyncio.to_thread(install_gateway, cache)
+        if script is None:
+            self.table.skip("mcp-ssh-gateway echo via MCP", "could not install it from PyPI")
+            return None
+        workdir = Path(tempfile.mkdtemp(prefix="sk-gw-"))
+        stack.callback(shutil.rmtree, workdir, True)
+        params = gateway_params(script, self.sshd, workdir)
+        client = await stack.enter_async_context(Client(params, read_timeout_seconds=120))
+        return GatewayEcho(client)
+
+    async def echo_rounds(self, mcp: Client, gateway: GatewayEcho | None, pty: Any) -> None:
         n = self.plan.echo_rounds
-        log(f"echo: {n} interleaved rounds of raw spawn / raw control / HTTP / MCP")
+        log(f"echo: {n} interleaved rounds of bare pty / raw spawn / raw control / HTTP / MCP / gateway")
+        bare = self.table.add(Row("bare pty round trip (ssh -tt, logged in)", p95=True))
         spawn = self.table.add(Row("raw floor: send-keys process + pipe-pane", p95=True))
         control = self.table.add(Row("raw floor: tmux -C control client + pipe-pane", p95=True))
         http = self.table.add(Row("echo via HTTP (ApiClient.send_command)", p95=True))
         mcpr = self.table.add(Row("echo via MCP (call_tool send_command)", p95=True))
+        gw = self.table.add(Row("mcp-ssh-gateway echo via MCP (call_tool run)", p95=True))
         counter = 0
 
         async def http_echo() -> float:
@@ -514,28 +534,45 @@ class Bench:
             return ms
 
         for _ in range(3):  # warm-up: connections, caches, first MCP call
+            pty.once()
             self.raw.spawn_once()
             self.raw.control_once()
             await http_echo()
             await mcp_echo()
+            if gateway is not None:
+                await gateway.once()
         for _ in range(n):
-            for row, v in ((spawn, self.raw.spawn_once()), (control, self.raw.control_once())):
+            for row, v in (
+                (bare, pty.once()),
+                (spawn, self.raw.spawn_once()),
+                (control, self.raw.control_once()),
+            ):
                 if v is not None:
                     row.samples.append(v)
             http.samples.append(await http_echo())
             mcpr.samples.append(await mcp_echo())
+            if gateway is not None:
+                gw.samples.append(await gateway.once())
         floor = spawn.median or float("nan")
         cfloor = control.median or float("nan")
         spawn.note = "one `tmux send-keys` process per call: the raw floor of the target"
         control.note = "send-keys written to a persistent `tmux -C` stdin"
         for row in (http, mcpr):
             med = row.median or float("nan")
-            row.note = f"{med / floor:.1f}x raw floor, {med / cfloor:.1f}x control-mode floor"
+            row.note = f"{med / cfloor:.1f}x control-mode floor, {med / floor:.1f}x send-keys floor"
+        bare.note = "no tmux, no daemon: the physical floor"
         med = mcpr.median or float("nan")
-        ok = med <= TARGET_MS and med <= TARGET_RATIO * floor
-        mcpr.note += f"; target <= {TARGET_MS:g} ms and <= {TARGET_RATIO:g}x raw floor: " + (
-            "met" if ok else "MISSED"
-        )
+        if gateway is not None and gw.median:
+            ratio = med / gw.median
+            mcpr.note += (
+                f"; {ratio:.2f}x mcp-ssh-gateway (target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})"
+            )
+            gw.note = (
+                f"peer, same MCP client, same sshd; {gw.median / (bare.median or float('nan')):.1f}x bare pty"
+            )
+        hmed = http.median or float("nan")
+        verdict = "met" if hmed <= 2 * cfloor else "MISSED"
+        http.note += f" (target <= 2x control floor: {verdict})"
 
     async def overheads(self, mcp: Client) -> None:
         """Round trips that do no ssh work, interleaved: where the time goes outside the terminal."""

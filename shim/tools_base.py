@@ -3,10 +3,12 @@ client with daemon auto-start, error mapping and result rendering."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import structlog
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
@@ -17,6 +19,8 @@ from sshkeep.common.errors import DaemonUnavailable, SshkeepError
 from sshkeep.common.operations import OPERATIONS, ToolKind
 from sshkeep.common.paths import Paths
 from sshkeep.shim.autostart import ensure_daemon
+
+log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,8 +71,23 @@ class Tools:
 
     client: ApiClient
     paths: Paths
+    _starting: asyncio.Task[object] | None = field(default=None, init=False, repr=False)
+
+    def start_daemon_early(self) -> None:
+        """Check (or start) the daemon now, while the MCP client is still initialising, so the
+        first tool call does not pay for the daemon's start-up."""
+        self._starting = asyncio.create_task(self._ensure_quietly(), name="sshkeep-daemon-start")
+
+    async def _ensure_quietly(self) -> object:
+        try:
+            return await ensure_daemon(self.client, self.paths)
+        except SshkeepError as err:  # the first tool call tries again and reports it
+            log.warning("daemon_start_failed", error=err.message)
+            return None
 
     async def call(self, fn: Callable[[], Awaitable[M]]) -> M:
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
         try:
             try:
                 return await fn()

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import getpass
 import sys
-from typing import Any
 
 from pydantic import SecretStr
 
@@ -84,19 +83,6 @@ def control_text(res: ControlResult) -> str:
     if res.hint:
         lines.append(res.hint)
     return "\n".join(lines)
-
-
-def add_parsers(sub: Any) -> None:
-    """Add `answer` and `release` to the `sshkeep` subcommands."""
-    an = sub.add_parser("answer", help="type a password/token a session asks for (read without echo)")
-    an.add_argument("session_id", metavar="ID")
-    an.add_argument("--secret", metavar="NAME", help="type this secret from config.yml instead")
-    an.add_argument("--stdin", action="store_true", help="read the answer from stdin (one line)")
-    an.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the command (max 50)")
-    an.set_defaults(handler=main)
-    rl = sub.add_parser("release", help="hand a session taken with `attach --take` back to the agent")
-    rl.add_argument("session_id", metavar="ID")
-    rl.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:

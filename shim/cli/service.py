@@ -284,27 +284,6 @@ def tmux_server(env: dict[str, str]) -> int:
 # --- CLI ------------------------------------------------------------------------------------------
 
 
-def add_parser(sub: Any) -> None:
-    """Add `service …` to the `sshkeep` subcommands."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "service", help="install the daemon and its tmux server as user services (systemd, launchd)"
-    )
-    actions = p.add_subparsers(dest="service_cmd", required=True)
-    for name, text in (
-        ("install", "write the unit files for this installation and print the commands that enable them"),
-        ("uninstall", "remove the unit files (running services keep running until stopped)"),
-        ("status", "which unit files are installed and current, and their state"),
-    ):
-        a = actions.add_parser(name, help=text)
-        a.add_argument(
-            "--kind", choices=KINDS, default=default_kind(), help="service manager (default: %(default)s)"
-        )
-        if name == "status":
-            a.add_argument("--json", action="store_true", help="print JSON")
-    actions.add_parser("tmux-server", help="run the tmux server in the foreground (used by the tmux unit)")
-    p.set_defaults(handler=main)
-
-
 def main(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     try:

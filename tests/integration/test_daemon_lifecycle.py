@@ -84,3 +84,19 @@ async def test_wait_for_spans_chunks_with_progress(instance: Instance) -> None:
         assert res.structured_content["matched"] is True
         assert res.structured_content["line"] == "late-line"
         assert events, "no progress notification during a 7 s wait"
+
+
+async def test_shim_starts_the_daemon_before_the_first_tool_call(idle_instance: Instance) -> None:
+    """The daemon's start-up overlaps the MCP handshake instead of delaying the first tool call."""
+    from sshkeep.common.errors import DaemonUnavailable
+
+    async with Client(idle_instance.mcp_params()), idle_instance.client() as c:
+        for _ in range(200):  # no tool has been called: the shim started the daemon on its own
+            try:
+                health = await c.health()
+                break
+            except DaemonUnavailable:
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("no daemon answered although the shim is up")
+    assert health.status == "ok"

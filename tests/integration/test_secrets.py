@@ -244,7 +244,8 @@ async def test_api_token_through_mcp_appears_nowhere(world: World) -> None:
     assert_nowhere(world, sid, value, replies)
     # The daemon's children never get the variable a secret names (the tmux server, so no pane).
     tmux_pid = int(inst.tmux("display-message", "-p", "#{pid}").stdout.strip())
-    assert TOKEN_VAR.encode() not in Path(f"/proc/{tmux_pid}/environ").read_bytes()
+    environ = await asyncio.to_thread(Path(f"/proc/{tmux_pid}/environ").read_bytes)
+    assert TOKEN_VAR.encode() not in environ
 
 
 async def test_credential_command_cached_and_its_failures(world: World) -> None:
