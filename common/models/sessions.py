@@ -287,6 +287,7 @@ class ControlResult(Reply):
 
     session_id: str
     state: SessionState
-    taken: bool
+    taken: bool = Field(description="A person holds the terminal now")
+    changed: bool = Field(default=True, description="This call took or released it (false: no change)")
     person_commands: list[CommandSummary] = Field(default_factory=list)
     hint: str | None = None

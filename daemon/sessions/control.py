@@ -91,7 +91,11 @@ class Control:
         took = s.control
         if took is None:
             return ControlResult(
-                session_id=sid, state=s.state, taken=False, hint="The session was not taken over."
+                session_id=sid,
+                state=s.state,
+                taken=False,
+                changed=False,
+                hint="The session was not taken over.",
             )
         s.control = None
         records = [r for r in sorted(s.commands.values(), key=lambda r: r.seq) if r.seq >= took.first_seq]

@@ -163,7 +163,10 @@ def _attach(paths: Paths, sid: str, read_only: bool, take: bool = False) -> int:
     finally:
         released = asyncio.run(_control(paths, sid, take=False))
         ran = released.person_commands
-        print(f"sshkeep: handed {sid} back to the agent; you ran {len(ran)} command(s)", file=sys.stderr)
+        if not released.changed:
+            print(f"sshkeep: {sid} was handed back already (sshkeep release)", file=sys.stderr)
+        else:
+            print(f"sshkeep: handed {sid} back to the agent; you ran {len(ran)} command(s)", file=sys.stderr)
         for c in ran:
             print("  " + render_text.summary_line(c), file=sys.stderr)
     return code

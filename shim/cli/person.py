@@ -73,7 +73,7 @@ async def _release(paths: Paths, sid: str) -> int:
 
 
 def control_text(res: ControlResult) -> str:
-    if not res.taken and not res.person_commands:
+    if not res.changed:
         head = f"{res.session_id}: {res.state}"
     else:
         head = f"{res.session_id}: {'taken over' if res.taken else 'handed back'} ({res.state})"

@@ -401,6 +401,29 @@ def pty_read_until(fd: int, wanted: bytes, seen: bytearray, timeout: float = 60)
             seen += chunk
 
 
+def person_answers_in_a_pty(inst: Instance, sid: str, value: str) -> bytes:
+    """Run `sshkeep answer ID` on a terminal of its own and type `value` when it asks."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sshkeep", "answer", sid],
+        stdin=slave, stdout=slave, stderr=slave, env=inst.env, start_new_session=True,
+        preexec_fn=_controlling_tty, close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen = bytearray()
+    try:
+        pty_read_until(master, b"(not echoed): ", seen)
+        assert b"asks: Passcode:" in seen
+        os.write(master, value.encode() + b"\r")  # what the keyboard sends: Enter is CR
+        pty_read_until(master, b"completed", seen)
+        assert proc.wait(60) == 0
+        return bytes(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
 async def test_sshkeep_answer_in_a_terminal(world: World) -> None:
     """A person runs `sshkeep answer ID` in their terminal (a real pty) and types the answer."""
     inst, value = world.inst, world.values["person"]
@@ -413,25 +436,7 @@ async def test_sshkeep_answer_in_a_terminal(world: World) -> None:
         assert asked.question.kind == "otp"
         assert f"`sshkeep answer {sid}`" in (asked.hint or "")
 
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sshkeep", "answer", sid],
-        stdin=slave, stdout=slave, stderr=slave, env=inst.env, start_new_session=True,
-        preexec_fn=_controlling_tty, close_fds=True,
-    )  # fmt: skip
-    os.close(slave)
-    seen = bytearray()
-    try:
-        await asyncio.to_thread(pty_read_until, master, b"(not echoed): ", seen)
-        assert b"asks: Passcode:" in seen
-        os.write(master, value.encode() + b"\r")  # what the keyboard sends: Enter is CR
-        await asyncio.to_thread(pty_read_until, master, b"completed", seen)
-        assert await asyncio.to_thread(proc.wait, 60) == 0
-        with_rest = bytes(seen)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+    with_rest = await asyncio.to_thread(person_answers_in_a_pty, inst, sid, value)
     assert value.encode() not in with_rest  # getpass: not echoed on the person's terminal either
     assert f"pc={len(value)}:{value[:7]}".encode() in with_rest  # the command's result is shown
     typed = [x["typed_secret"] for x in audit_lines(inst, "answer_question") if x.get("typed_secret")]
