@@ -298,6 +298,7 @@ async def test_refusals_never_type_and_never_tell(world: World) -> None:
             await c.answer_secret(sid, AnswerSecretRequest(name="tok"))
         assert "not a secret question" in confirm.value.message
         await c.send_keys(sid, SendKeysRequest(keys=["n", "Enter"]))
+        assert (await c.get_command(sid, "last", CommandQuery(wait=20))).output.endswith("a=n")
         # An unknown name: the error lists the names that exist, never a value.
         await c.send_command(sid, SendCommandRequest(command=READ_TOKEN))
         with pytest.raises(SecretNotFound) as unknown:
