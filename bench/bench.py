@@ -18,11 +18,10 @@ SSHKEEP_HOME (tests/instance.py), measures, and removes everything it started. R
   noise hits every row alike. Targets: MCP <= 1.5x mcp-ssh-gateway, HTTP <= 2x the control floor.
 - round trips without ssh work (HTTP health/list, MCP list_sessions, a no-op MCP server: the SDK's
   own floor), to show where time goes outside the terminal.
-- open_session, a 100k-line command and paging all of it, exec_command and file read/write (when
-  the daemon has them) against a fresh `ssh host ...`, N concurrent sessions (latency, throughput,
-  CPU), daemon and tmux RSS.
+- open_session, a 100k-line command and paging all of it, exec_command and file read/write against
+  a fresh `ssh host ...`, N concurrent sessions (latency, throughput, CPU), daemon and tmux RSS.
 
-A feature the daemon lacks is reported as a skipped row with a note, never as a failure.
+A peer that cannot be installed is reported as a skipped row with a note, never as a failure.
 """
 
 from __future__ import annotations
@@ -55,9 +54,9 @@ if str(REPO) not in sys.path:
 
 from mcp import Client, StdioServerParameters  # noqa: E402
 from peers import GatewayEcho, bare_pty, gateway_params, install_gateway  # noqa: E402
-from pydantic import BaseModel, ConfigDict  # noqa: E402
 
 from sshkeep.common.errors import SshkeepError  # noqa: E402
+from sshkeep.common.models.files import ReadFileRequest, WriteFileRequest  # noqa: E402
 from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, SendCommandRequest  # noqa: E402
 from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import SshServer, environment_problem, start_sshd  # noqa: E402
@@ -317,12 +316,6 @@ class RawFloor:
 class _Null:
     def write(self, data: bytes) -> int:
         return len(data)
-
-
-class Loose(BaseModel):
-    """Any JSON object: bodies and replies of routes whose models this build may not have."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -651,29 +644,19 @@ class Bench:
         end.note = f"{(end.median or 0) / (b.median or 1):.1f}x a fresh ssh"
 
     async def files(self, mcp: Client) -> None:
-        tools = {t.name: t for t in (await mcp.list_tools()).tools}
-        if "exec_command" in tools:
-            row = self.table.add(Row("exec_command `echo` via MCP (side channel, no tty)", p95=True))
-            for i in range(self.plan.echo_rounds // 2 + 2):
-                ms, res = await timed(
-                    lambda i=i: mcp.call_tool(  # type: ignore[misc]
-                        "exec_command", {"session_id": self.sid, "command": f"echo E{i}"}
-                    )
+        row = self.table.add(Row("exec_command `echo` via MCP (side channel, no tty)", p95=True))
+        for i in range(self.plan.echo_rounds // 2 + 2):
+            ms, res = await timed(
+                lambda i=i: mcp.call_tool(  # type: ignore[misc]
+                    "exec_command", {"session_id": self.sid, "command": f"echo E{i}"}
                 )
-                out = structured(res)
-                if (out.get("exit_code"), out.get("stdout", "").strip()) != (0, f"E{i}"):
-                    raise RuntimeError(f"exec_command returned {out}")
-                if i >= 2:
-                    row.samples.append(ms)
-            row.note = "a new channel on the session's ssh connection per call"
-        else:
-            self.table.skip("exec_command `echo` via MCP", "no MCP tool exec_command in this build")
-        missing = [t for t in ("read_remote_file", "write_remote_file") if t not in tools]
-        if missing:
-            note = f"no MCP tool {', '.join(missing)} in this build"
-            self.table.skip("read 1.3 MB file (read_remote_file)", note)
-            self.table.skip("write 1 MB file (write_remote_file)", note)
-            return
+            )
+            out = structured(res)
+            if (out.get("exit_code"), out.get("stdout", "").strip()) != (0, f"E{i}"):
+                raise RuntimeError(f"exec_command returned {out}")
+            if i >= 2:
+                row.samples.append(ms)
+        row.note = "a new channel on the session's ssh connection per call"
         log(f"files x{self.plan.file_runs}")
         tag = f"{os.getpid()}-{time.time_ns()}"
         src = f"/tmp/sk-bench-read-{tag}.txt"
@@ -684,38 +667,29 @@ class Bench:
         size = int(r.output.strip())
         content = ("0123456789abcdef" * 4 + "\n") * (WRITE_BYTES // 65)
         content += "x" * (WRITE_BYTES - len(content) - 1) + "\n"
-        read_props = set((tools["read_remote_file"].input_schema or {}).get("properties", {}))
         read = self.table.add(Row(f"read {size / 1e6:.2f} MB file via MCP read_remote_file"))
         hread = self.table.add(Row("  the same via HTTP POST …/files/read"))
         write = self.table.add(Row(f"write {len(content) / 1e6:.2f} MB file via MCP write_remote_file"))
         hwrite = self.table.add(Row("  the same via HTTP POST …/files/write"))
-        base = f"/v1/sessions/{self.sid}/files"
         try:
             for _ in range(self.plan.file_runs):
-                ms, rep = await timed(
-                    lambda: self.api.request(
-                        "POST",
-                        f"{base}/read",
-                        Loose,
-                        Loose.model_validate({"remote_path": src, "limit": size}),
-                    )
+                ms, got_read = await timed(
+                    lambda: self.api.read_remote_file(self.sid, ReadFileRequest(remote_path=src, limit=size))
                 )
-                if len((rep.model_extra or {}).get("content", "")) < size * 0.99:
+                if len(got_read.content) < size * 0.99:
                     raise RuntimeError("HTTP files/read returned a short content")
                 hread.samples.append(ms)
-                ms, rep = await timed(
-                    lambda: self.api.request(
-                        "POST",
-                        f"{base}/write",
-                        Loose,
-                        Loose.model_validate({"remote_path": dst, "content": content}),
+                ms, _ = await timed(
+                    lambda: self.api.write_remote_file(
+                        self.sid, WriteFileRequest(remote_path=dst, content=content)
                     )
                 )
                 hwrite.samples.append(ms)
-                args: dict[str, Any] = {"session_id": self.sid, "remote_path": src}
-                if "limit" in read_props:
-                    args["limit"] = size
-                ms, res = await timed(lambda a=args: mcp.call_tool("read_remote_file", a))  # type: ignore[misc]
+                ms, res = await timed(
+                    lambda: mcp.call_tool(
+                        "read_remote_file", {"session_id": self.sid, "remote_path": src, "limit": size}
+                    )
+                )
                 data = structured(res)
                 got = data.get("content") or ""
                 if len(got) < size * 0.99:

@@ -17,7 +17,7 @@ from sshkeep.common.models.sessions import (
     ControlResult,
 )
 from sshkeep.daemon.api.audit import AUDIT_SECRET
-from sshkeep.daemon.api.core import Call, endpoint, manager
+from sshkeep.daemon.api.core import Call, answers, control, endpoint, manager
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.sessions.control import list_commands as list_session_commands
 
@@ -27,7 +27,7 @@ routes = web.RouteTableDef()
 @endpoint(routes, "answer_secret")
 async def answer_secret(request: web.Request, call: Call) -> CommandResult:
     body = call.body(AnswerSecretRequest)
-    res, typed = await manager(request).answers.answer(
+    res, typed = await answers(request).answer(
         call.session_id, name=body.name, sudo=body.sudo, timeout=body.timeout, by="agent"
     )
     if typed is not None:
@@ -39,7 +39,7 @@ async def answer_secret(request: web.Request, call: Call) -> CommandResult:
 async def answer_question(request: web.Request, call: Call) -> CommandResult:
     body = call.body(AnswerQuestionRequest)
     value = body.answer.get_secret_value() if body.answer is not None else None
-    res, typed = await manager(request).answers.answer(
+    res, typed = await answers(request).answer(
         call.session_id, name=body.secret, value=value, timeout=body.timeout, by="person"
     )
     if typed is not None:
@@ -51,12 +51,12 @@ async def answer_question(request: web.Request, call: Call) -> CommandResult:
 async def take_control(request: web.Request, call: Call) -> ControlResult:
     peer = peer_of(request)
     pid = (peer.pid or None) if peer is not None else None
-    return manager(request).control.take(call.session_id, pid)
+    return control(request).take(call.session_id, pid)
 
 
 @endpoint(routes, "release_control")
 async def release_control(request: web.Request, call: Call) -> ControlResult:
-    return manager(request).control.release(call.session_id)
+    return control(request).release(call.session_id)
 
 
 @endpoint(routes, "list_commands")

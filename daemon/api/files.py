@@ -1,4 +1,4 @@
-"""Routes of files and side commands: thin wrappers over `sshkeep.daemon.files.transfers`."""
+"""Routes of files and side commands: thin wrappers over the `Transfers` service."""
 
 from __future__ import annotations
 
@@ -12,28 +12,21 @@ from sshkeep.common.models.files import (
     WriteFileRequest,
     WriteFileResult,
 )
-from sshkeep.daemon.api.core import MANAGER, Call, endpoint, manager
-from sshkeep.daemon.files import transfers
-from sshkeep.daemon.files.sidechannel import channels
+from sshkeep.daemon.api.core import Call, endpoint, transfers
 
 routes = web.RouteTableDef()
 
 
-async def close_side_channels(app: web.Application) -> None:
-    """On shutdown, end every session's SFTP side channel (the sessions themselves stay)."""
-    await channels(app[MANAGER]).close_all()
-
-
 @endpoint(routes, "read_remote_file")
 async def read_file(request: web.Request, call: Call) -> ReadFileResult:
-    return await transfers.read_remote_file(manager(request), call.session_id, call.body(ReadFileRequest))
+    return await transfers(request).read(call.session_id, call.body(ReadFileRequest))
 
 
 @endpoint(routes, "write_remote_file")
 async def write_file(request: web.Request, call: Call) -> WriteFileResult:
-    return await transfers.write_remote_file(manager(request), call.session_id, call.body(WriteFileRequest))
+    return await transfers(request).write(call.session_id, call.body(WriteFileRequest))
 
 
 @endpoint(routes, "exec_command")
 async def exec_command(request: web.Request, call: Call) -> ExecResult:
-    return await transfers.exec_command(manager(request), call.session_id, call.body(ExecRequest))
+    return await transfers(request).exec(call.session_id, call.body(ExecRequest))

@@ -7,7 +7,6 @@ import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from sshkeep.common.errors import (
     BadRequest,
@@ -15,10 +14,12 @@ from sshkeep.common.errors import (
     SessionBusy,
     SessionDisconnected,
     SessionNotFound,
+    TmuxCommandFailed,
     TmuxError,
 )
 from sshkeep.common.models.sessions import (
     CommandResult,
+    CommandSummary,
     Question,
     SendKeysResult,
     Snapshot,
@@ -30,30 +31,50 @@ from sshkeep.common.terminal.markers import strip_markers
 from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT, first_page
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
-from sshkeep.daemon.sessions.store import CommandRecord
-from sshkeep.daemon.sessions.tmux import quote
-
-if TYPE_CHECKING:
-    from sshkeep.daemon.sessions.manager import SessionManager
-
-Progress = Callable[[float, str], Awaitable[None]]
+from sshkeep.daemon.sessions.store import CommandRecord, Store
+from sshkeep.daemon.sessions.tmux import Tmux, quote
 
 # An unintegrated shell's command counts as done after this much quiet output.
 QUIET_DONE = 1.0
 
+# Hooks of the people and secrets mechanisms (daemon/sessions/control.py, secrets.py):
+# refuse the agent's typing while a person holds the terminal; the person's commands the agent's
+# next reply lists (once); the question and hint for a pending secret question.
+Guard = Callable[[Session], None]
+Report = Callable[[Session], list[CommandSummary] | None]
+Advise = Callable[[Session, Question], tuple[Question, str] | None]
+
 
 class Commands:
-    """The command half of the API, over the manager's sessions, tmux and store."""
+    """The command half of the API: typing into sessions, following commands, shaping replies.
 
-    def __init__(self, manager: SessionManager) -> None:
-        self.m = manager
+    Built by the composition root (daemon/server.py) from narrow dependencies: `lookup` (a session
+    by id, or SessionNotFound), `ensure_ready` (wait until a session can take a command), the store
+    and the tmux client."""
 
-    async def send_command(
-        self, sid: str, command: str, timeout: float, progress: Progress | None = None
-    ) -> CommandResult:
-        s = self.m.get(sid)
-        self.m.control.refuse_if_human(s)
-        await self.m.ensure_ready(s, timeout)
+    def __init__(
+        self,
+        lookup: Callable[[str], Session],
+        ensure_ready: Callable[[Session, float], Awaitable[None]],
+        store: Store,
+        tmux: Tmux,
+        *,
+        guard: Guard | None = None,
+        report: Report | None = None,
+        advise: Advise | None = None,
+    ) -> None:
+        self.lookup = lookup
+        self.ensure_ready = ensure_ready
+        self.store = store
+        self.tmux = tmux
+        self.guard: Guard = guard or (lambda s: None)
+        self.report: Report = report or (lambda s: None)
+        self.advise: Advise = advise or (lambda s, q: None)
+
+    async def send_command(self, sid: str, command: str, timeout: float) -> CommandResult:
+        s = self.lookup(sid)
+        self.guard(s)
+        await self.ensure_ready(s, timeout)
         if s.current is not None:
             raise SessionBusy(
                 f"session {sid} is still running command {s.current.command_id} ({s.current.command[:60]!r})"
@@ -81,36 +102,32 @@ class Commands:
         s.current = rec
         s.commands[rec.command_id] = rec
         s.interrupt_requested = False
-        self.m.store.save_soon(rec, (sid, s.scan_pos, s.next_seq))
+        self.store.save_soon(rec, (sid, s.scan_pos, s.next_seq))
         try:
             await self._type(s, text)
         except TmuxError:
             s.current = None
             rec.status = "failed"
-            await self.m.store.save_command(rec)
+            await self.store.save_command(rec)
             raise
-        await self._wait_command(s, rec, timeout, progress)
+        await self._wait_command(s, rec, timeout)
         return await self._result(s, rec, first=True)
 
     async def _type(self, s: Session, text: str) -> None:
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
             buf = f"sk-{s.id}"
-            await self.m.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
-            await self.m.tmux.command(
+            await self.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
+            await self.tmux.command(
                 f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
             )
         else:
-            await self.m.tmux.command(
+            await self.tmux.command(
                 f"send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
             )
 
-    async def _wait_command(
-        self, s: Session, rec: CommandRecord, timeout: float, progress: Progress | None = None
-    ) -> Question | None:
+    async def _wait_command(self, s: Session, rec: CommandRecord, timeout: float) -> Question | None:
         """Wait until the command ends, the session dies, a question shows, or time is up."""
-        start = time.monotonic()
-        deadline = start + timeout
-        next_progress = start + 1.0
+        deadline = time.monotonic() + timeout
         async with s.changed:
             while True:
                 if rec.out_end is not None or s.dead or s.closed:
@@ -126,13 +143,8 @@ class Commands:
                         return q
                 if now >= deadline:
                     return None
-                if progress is not None and now >= next_progress:
-                    next_progress = now + 1.0
-                    await progress(now - start, f"{rec.command_id} running for {now - start:.0f}s")
                 step = deadline - now
                 step = min(step, QUIET_FOR_QUESTION - quiet if quiet < QUIET_FOR_QUESTION else 0.25)
-                if progress is not None:
-                    step = min(step, max(0.01, next_progress - now))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(s.changed.wait(), max(0.01, step))
 
@@ -148,12 +160,12 @@ class Commands:
         rec.ended_at = time.time()
         s.current = None
         s.interrupt_requested = False
-        await self.m.command_finished(rec)
+        self.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq))
 
     async def _question(self, s: Session) -> Question | None:
         alt = False
         with contextlib.suppress(TmuxError):
-            out = await self.m.tmux.command(f"display-message -p -t {s.pane_id} '#{{alternate_on}}'")
+            out = await self.tmux.command(f"display-message -p -t {s.pane_id} '#{{alternate_on}}'")
             alt = bool(out) and out[0].strip() == "1"
         return s.pending_question(alternate_on=alt)
 
@@ -186,11 +198,9 @@ class Commands:
                     else f"Still running: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
                 )
-                store = self.m.answers.store
-                if question is not None and store.is_secret(s, question):
-                    # The answer must not pass through the agent: name the secret, or the person.
-                    question = question.model_copy(update={"secret": store.fitting(s, question)})
-                    hint = store.hint(s, question)
+                advice = self.advise(s, question) if question is not None else None
+                if advice is not None:  # a secret question: its answer must not pass through the agent
+                    question, hint = advice
         elif s.shell == NO_SHELL:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":
@@ -231,7 +241,7 @@ class Commands:
             started_at=rec.started_at,
             ended_at=rec.ended_at,
             source=rec.summary().source,
-            person_commands=self.m.control.report(s),
+            person_commands=self.report(s),
         )
 
     def _record(self, s: Session, command_id: str | None) -> CommandRecord:
@@ -253,24 +263,23 @@ class Commands:
         offset: int = 0,
         limit: int | None = None,
         wait: float = 0.0,
-        progress: Progress | None = None,
     ) -> CommandResult:
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         rec = self._record(s, command_id)
         if wait > 0 and rec.out_end is None:
-            await self._wait_command(s, rec, wait, progress)
+            await self._wait_command(s, rec, wait)
         if offset == 0 and limit is None:
             return await self._result(s, rec, first=True)
         return await self._result(s, rec, offset=offset, limit=limit)
 
     async def interrupt(self, sid: str, timeout: float = 5.0) -> CommandResult:
-        s = self.m.get(sid)
-        self.m.control.refuse_if_human(s)
+        s = self.lookup(sid)
+        self.guard(s)
         if s.dead:
             raise SessionDisconnected(f"session {sid} is disconnected")
         rec = s.current
         s.interrupt_requested = rec is not None
-        await self.m.tmux.command(f"send-keys -t {s.pane_id} C-c")
+        await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
         # Quiet time counts from the keys: the question that was pending is not the answer to them.
         s.last_growth = time.monotonic()
         if rec is None:
@@ -280,14 +289,14 @@ class Commands:
         await self._wait_command(s, rec, timeout)
         if rec.out_end is None and not s.dead:
             # Some programs ignore one Ctrl-C (or sit in a prompt): try once more, then report.
-            await self.m.tmux.command(f"send-keys -t {s.pane_id} C-c")
+            await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
             s.last_growth = time.monotonic()
             await self._wait_command(s, rec, 2.0)
         return await self._result(s, rec, first=True)
 
     async def send_keys(self, sid: str, keys: list[str]) -> SendKeysResult:
-        s = self.m.get(sid)
-        self.m.control.refuse_if_human(s)
+        s = self.lookup(sid)
+        self.guard(s)
         if s.dead:
             raise SessionDisconnected(f"session {sid} is disconnected; keys were not sent")
         line = keys_command(s.pane_id, keys)
@@ -296,7 +305,7 @@ class Commands:
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
         s.keys_since_prompt = True  # a prompt cycle these keys start is the agent's (source `keys`)
-        await self.m.tmux.command(line)
+        await self.tmux.command(line)
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
         rec = s.current
@@ -309,14 +318,14 @@ class Commands:
                 if rec
                 else "get_snapshot shows the screen."
             ),
-            person_commands=self.m.control.report(s),
+            person_commands=self.report(s),
         )
 
     async def wait_for(
         self, sid: str, pattern: str, timeout: float, since: int | None = None
     ) -> WaitForResult:
         """Wait until new output matches `pattern`, the running command ends, or time is up."""
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         try:
             regex = re.compile(pattern)
         except re.error as exc:
@@ -367,14 +376,14 @@ class Commands:
                     await asyncio.wait_for(s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic())))
 
     async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         start = f" -S -{lines}" if lines else ""
         try:
-            screen = await self.m.tmux.command(f"capture-pane -p -J -t {s.pane_id}{start}")
-            info = await self.m.tmux.command(
+            screen = await self.tmux.command(f"capture-pane -p -J -t {s.pane_id}{start}")
+            info = await self.tmux.command(
                 f"display-message -p -t {s.pane_id} '#{{cursor_x}} #{{cursor_y}} #{{alternate_on}}'"
             )
-        except TmuxError as exc:
+        except TmuxCommandFailed as exc:
             raise SessionNotFound(f"session {sid}'s pane is gone ({exc.message})") from exc
         while screen and not screen[-1].strip():
             screen.pop()
@@ -387,5 +396,5 @@ class Commands:
             cursor_y=int(cy),
             alternate_screen=alt == "1",
             state=s.state,
-            person_commands=self.m.control.report(s),
+            person_commands=self.report(s),
         )

@@ -11,19 +11,18 @@ source `person`; once control ends, the agent's next reply lists them (once), an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import structlog
 
 from sshkeep.common.errors import Conflict, HumanControl, SessionDisconnected
 from sshkeep.common.models.sessions import CommandList, CommandSummary, ControlResult
 from sshkeep.daemon.sessions.session import Session
-
-if TYPE_CHECKING:
-    from sshkeep.daemon.sessions.manager import SessionManager
 
 log = structlog.get_logger(__name__)
 
@@ -52,11 +51,37 @@ def _alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
 
 
-class Control:
-    """Take-over state of every session (kept on the Session, owned here)."""
+SWEEP_INTERVAL = 1.0
 
-    def __init__(self, manager: SessionManager) -> None:
-        self.m = manager
+
+class Control:
+    """Take-over state of every session (kept on the Session, owned here).
+
+    `lookup` finds a session by id (or raises SessionNotFound); `sessions` is the live map the
+    sweep walks to release sessions whose holder died."""
+
+    def __init__(self, lookup: Callable[[str], Session], sessions: Mapping[str, Session]) -> None:
+        self.lookup = lookup
+        self.sessions = sessions
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sweep_forever(), name="take-over-sweep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("take_over_sweep_failed")
 
     def refuse_if_human(self, s: Session) -> None:
         if s.control is not None:
@@ -66,7 +91,7 @@ class Control:
             )
 
     def take(self, sid: str, holder_pid: int | None) -> ControlResult:
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         if s.dead:
             raise SessionDisconnected(f"session {sid} is disconnected; reconnect it before taking it over")
         if s.control is not None:
@@ -87,7 +112,7 @@ class Control:
         )
 
     def release(self, sid: str) -> ControlResult:
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         took = s.control
         if took is None:
             return ControlResult(
@@ -118,7 +143,7 @@ class Control:
 
     def sweep(self) -> None:
         """Release sessions whose taking process is gone (the terminal was closed, the CLI killed)."""
-        for s in list(self.m.sessions.values()):
+        for s in list(self.sessions.values()):
             took = s.control
             if took is not None and took.holder_pid is not None and not _alive(took.holder_pid):
                 log.info("session_holder_gone", session=s.id, holder_pid=took.holder_pid)

@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +40,10 @@ from sshkeep.common.models.sessions import CommandResult, Question
 from sshkeep.common.terminal.questions import SECRET_KINDS
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord
-from sshkeep.daemon.sessions.tmux import quote
+from sshkeep.daemon.sessions.tmux import Tmux, quote
 
 if TYPE_CHECKING:
-    from sshkeep.daemon.sessions.manager import SessionManager
+    from sshkeep.daemon.sessions.commands import Commands
 
 log = structlog.get_logger(__name__)
 
@@ -142,6 +142,12 @@ class SecretStore:
             return False
         return q.kind in SECRET_KINDS or any(spec.matches(q.text) for spec in self.specs(s).values())
 
+    def advise(self, s: Session, q: Question) -> tuple[Question, str] | None:
+        """For a secret question: the question naming the secret that fits, and the hint."""
+        if not self.is_secret(s, q):
+            return None
+        return q.model_copy(update={"secret": self.fitting(s, q)}), self.hint(s, q)
+
     def hint(self, s: Session, q: Question) -> str:
         """The next step for a pending secret question (the agent must never see the answer)."""
         fit = self.fitting(s, q)
@@ -226,11 +232,24 @@ class SecretStore:
 
 
 class Answers:
-    """answer_secret (the agent, by name) and `sshkeep answer` (a person, by value or name)."""
+    """answer_secret (the agent, by name) and `sshkeep answer` (a person, by value or name).
 
-    def __init__(self, manager: SessionManager) -> None:
-        self.m = manager
-        self.store = SecretStore(manager.config)
+    Built by the composition root from narrow dependencies: `lookup` (a session by id), the
+    command runner, the tmux client, the take-over guard and the secret store."""
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Session],
+        commands: Commands,
+        tmux: Tmux,
+        guard: Callable[[Session], None],
+        store: SecretStore,
+    ) -> None:
+        self.lookup = lookup
+        self.commands = commands
+        self.tmux = tmux
+        self.guard = guard
+        self.store = store
 
     async def answer(
         self,
@@ -242,10 +261,10 @@ class Answers:
         timeout: float = 10.0,
         by: str = "agent",
     ) -> tuple[CommandResult, Typed | None]:
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         log.debug("answer_requested", session=sid, name=name, sudo=sudo, answered_by=by)
         if by == "agent":
-            self.m.control.refuse_if_human(s)
+            self.guard(s)
         if s.dead:
             raise SessionDisconnected(f"session {sid} is disconnected; nothing was typed")
         if name is not None:
@@ -264,7 +283,7 @@ class Answers:
                 )
             value = await self.store.value(s, name)
         typed = await self._type(s, rec, value, name, by, timeout)
-        res = await self.m.commands._result(s, rec, first=True)
+        res = await self.commands._result(s, rec, first=True)
         return self._finish(s, res, typed, value), typed
 
     async def _pending(self, s: Session, timeout: float) -> tuple[Question | None, CommandRecord | None]:
@@ -273,7 +292,7 @@ class Answers:
         while True:
             quiet = s.quiet_for()
             if quiet >= QUIET_FOR_QUESTION:
-                return await self.m.commands._question(s), s.current
+                return await self.commands._question(s), s.current
             if time.monotonic() >= deadline:
                 return None, s.current
             await asyncio.sleep(max(0.02, QUIET_FOR_QUESTION - quiet))
@@ -283,13 +302,13 @@ class Answers:
     ) -> Typed:
         start = s.current_size()
         # Through the control client's stdin: never an argv. Never logged, not even at DEBUG.
-        await self.m.tmux.command(
+        await self.tmux.command(
             f"send-keys -t {s.pane_id} -l -- {quote(value)} ; send-keys -t {s.pane_id} Enter"
         )
         s.last_growth = time.monotonic()  # the question just answered is not pending any more
         typed = Typed(name, len(value), fingerprint(value), by)
         log.info("secret_typed", session=s.id, command_id=rec.command_id, name=name, answered_by=by)
-        await self.m.commands._wait_command(s, rec, timeout)
+        await self.commands._wait_command(s, rec, timeout)
         await s.scan()
         self._scrub(s, value, name, start)
         return typed
@@ -344,7 +363,7 @@ class Answers:
             raise SessionBusy(
                 f"session {s.id} is running {s.current.command_id}; sudo is validated at an idle prompt"
             )
-        res = await self.m.commands.send_command(s.id, SUDO_VALIDATE, min(timeout, 10.0))
+        res = await self.commands.send_command(s.id, SUDO_VALIDATE, min(timeout, 10.0))
         rec = s.commands.get(res.command_id)
         if res.status != "waiting_input" or rec is None:
             return res, None  # no password needed (cached, NOPASSWD), or sudo failed: say so as is
@@ -360,11 +379,11 @@ class Answers:
         value = await self.store.value(s, name)
         typed = await self._type(s, rec, value, name, by, timeout)
         if rec.out_end is None and s.quiet_for() >= QUIET_FOR_QUESTION:
-            q2 = await self.m.commands._question(s)
+            q2 = await self.commands._question(s)
             if q2 is not None and self.store.is_secret(s, q2):
                 # Asked again: the secret was wrong. Stop sudo rather than loop.
-                await self.m.commands.interrupt(s.id)
-        res = await self.m.commands._result(s, rec, first=True)
+                await self.commands.interrupt(s.id)
+        res = await self.commands._result(s, rec, first=True)
         res = self._finish(s, res, typed, value)
         if res.status == "completed" and res.exit_code == 0:
             res = res.model_copy(
