@@ -16,24 +16,14 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import structlog
 
 from sshkeep.common.errors import Conflict, HumanControl, SessionDisconnected
 from sshkeep.common.models.sessions import CommandList, CommandSummary, ControlResult
-from sshkeep.daemon.sessions.session import Session
+from sshkeep.daemon.sessions.session import Session, TakeOver
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class TakeOver:
-    """Who holds a session's terminal, since when, and where its records then stood."""
-
-    holder_pid: int | None
-    since: float
-    first_seq: int
 
 
 def _alive(pid: int) -> bool:

@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
@@ -28,14 +27,21 @@ from sshkeep.common.terminal.shellinit import setup_lines
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
 
-if TYPE_CHECKING:
-    from sshkeep.daemon.sessions.control import TakeOver
-
 log = structlog.get_logger(__name__)
 
 QUIET_FOR_QUESTION = 0.5
 READ_CHUNK = 4 * 1024 * 1024
 TAIL_BYTES = 8192
+
+
+@dataclass
+class TakeOver:
+    """A person holds the terminal (`sshkeep attach --take`): who, since when, and where the
+    session's records then stood (see daemon/sessions/control.py)."""
+
+    holder_pid: int | None
+    since: float
+    first_seq: int
 
 
 @dataclass
