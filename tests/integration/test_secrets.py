@@ -37,8 +37,8 @@ from sshkeep.common.models.sessions import (
     SnapshotQuery,
 )
 from tests.instance import Instance, new_instance
-from tests.integration.conftest import default_connections
 from tests.sshd import SshServer
+from tests.support import default_connections
 
 TOKEN_VAR = "SSHKEEP_TEST_API_TOKEN"
 READ_TOKEN = (

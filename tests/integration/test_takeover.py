@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,9 @@ from sshkeep.common.models.sessions import (
     SendKeysRequest,
     SnapshotQuery,
 )
-from tests.instance import REPO, Instance
-from tests.integration.conftest import SHELLS
+from tests.instance import Instance
 from tests.integration.test_human_cli import OuterTmux
+from tests.support import SHELLS, eventually
 
 
 @pytest.fixture
@@ -38,18 +37,10 @@ def outer(tmp_path: Path) -> Iterator[OuterTmux]:
         o("kill-server")
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 def attach_in(outer: OuterTmux, instance: Instance, sid: str, *flags: str) -> None:
-    env = " ".join(f"{k}={shlex.quote(instance.env[k])}" for k in ("SSHKEEP_HOME", "PYTHONPATH"))
+    env = f"SSHKEEP_HOME={shlex.quote(instance.env['SSHKEEP_HOME'])}"
     cli = f"{shlex.quote(sys.executable)} -m sshkeep attach {sid} {' '.join(flags)}"
-    script = f"cd {shlex.quote(str(REPO))} && env {env} {cli}; echo attach-exit=$?; sleep 600"
+    script = f"cd / && env {env} {cli}; echo attach-exit=$?; sleep 600"
     started = outer("new-session", "-d", "-s", "outer", "-x", "200", "-y", "50", script)
     assert started.returncode == 0, started.stderr
 
