@@ -305,10 +305,10 @@ class Commands:
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
         s.keys_since_prompt = True  # a prompt cycle these keys start is the agent's (source `keys`)
+        rec = s.current  # the command the keys go to (it may end before tmux has answered)
         await self.tmux.command(line)
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
-        rec = s.current
         return SendKeysResult(
             session_id=sid,
             sent=len([k for k in keys if k]),
