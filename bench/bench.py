@@ -470,6 +470,7 @@ class Bench:
                 pty = stack.enter_context(bare_pty(self.sshd, [a for a in ssh_base(self.sshd) if a != "-T"]))
                 await self.echo_rounds(mcp, gateway, pty)
                 await self.overheads(mcp)
+                self.classification()
                 await self.open_sessions()
                 await self.big_output()
                 await self.files(mcp)
@@ -566,6 +567,24 @@ class Bench:
         hmed = http.median or float("nan")
         verdict = "met" if hmed <= 2 * cfloor else "MISSED"
         http.note += f" (target <= 2x control floor: {verdict})"
+
+    def classification(self) -> None:
+        """Guard rails: parsing and classifying one command line (tree-sitter-bash), uncached."""
+        from sshkeep.daemon.policy.classify import classify
+        from tests.unit.test_classify import TABLE
+
+        lines = [line for line, _ in TABLE]
+        raw = classify.__wrapped__  # the daemon caches by line; measure the cold cost
+        row = self.table.add(Row(f"classify one command line ({len(lines)} lines, uncached)", p95=True))
+        for _ in range(10):
+            for line in lines:
+                t0 = time.perf_counter()
+                raw(line)
+                row.samples.append((time.perf_counter() - t0) * 1000)
+        echo = self.table.get("echo via HTTP (ApiClient.send_command)")
+        if echo is not None and echo.median is not None and row.median is not None:
+            share = row.median / echo.median * 100
+            row.note = f"{share:.1f}% of the HTTP echo median; budget: 0.5 ms per command"
 
     async def overheads(self, mcp: Client) -> None:
         """Round trips that do no ssh work, interleaved: where the time goes outside the terminal."""
@@ -804,7 +823,8 @@ def world(workdir: Path) -> Iterator[tuple[SshServer, Instance, RawFloor]]:
     inst: Instance | None = None
     raw: RawFloor | None = None
     try:
-        inst = new_instance({"bash": dict(sshd.connection("bash"))})
+        # policy operator (the default a user gets): every echo goes through the guard rails.
+        inst = new_instance({"bash": {**sshd.connection("bash"), "policy": "operator"}})
         inst.start()
         raw = RawFloor(sshd, workdir)
         raw.start()

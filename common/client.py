@@ -24,6 +24,14 @@ from sshkeep.common.models.files import (
     WriteFileRequest,
     WriteFileResult,
 )
+from sshkeep.common.models.policy import (
+    Approval,
+    ApprovalList,
+    ApproveRequest,
+    CheckCommandRequest,
+    CheckResult,
+    DeclineRequest,
+)
 from sshkeep.common.models.sessions import (
     AnswerQuestionRequest,
     AnswerSecretRequest,
@@ -203,3 +211,15 @@ class ApiClient:
 
     async def exec_command(self, session_id: str, req: ExecRequest) -> ExecResult:
         return await self.call("exec_command", ExecResult, req, session_id=session_id)
+
+    async def check_command(self, session_id: str, req: CheckCommandRequest) -> CheckResult:
+        return await self.call("check_command", CheckResult, req, session_id=session_id)
+
+    async def list_approvals(self) -> ApprovalList:
+        return await self.call("list_approvals", ApprovalList)
+
+    async def approve(self, approval_id: str, req: ApproveRequest) -> Approval:
+        return await self.call("approve", Approval, req, approval_id=approval_id)
+
+    async def decline(self, approval_id: str, req: DeclineRequest) -> Approval:
+        return await self.call("decline", Approval, req, approval_id=approval_id)

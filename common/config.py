@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -203,6 +203,23 @@ def _check_secret_name(value: str) -> str:
     return value
 
 
+def _check_rule(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("a rule must not be empty")
+    if len(value) > 1000:
+        raise ValueError("a rule is longer than 1000 characters")
+    if _has_control(value):
+        raise ValueError("a rule must not contain control characters")
+    if value.startswith("path:") and not value[5:].strip():
+        raise ValueError("a path: rule needs a path or glob after 'path:'")
+    return value
+
+
+# An allow/deny/ask rule: a command name, a glob over the command's words, or `path:GLOB`.
+Rule = Annotated[str, AfterValidator(_check_rule)]
+
+
 class Connection(BaseModel):
     """One named entry of `connections:`; immutable, so reloads can share unchanged ones."""
 
@@ -234,6 +251,12 @@ class Connection(BaseModel):
         if isinstance(value, str):
             _check_secret_name(value)
         return value
+
+    # Guard rails: what runs without asking (None: the `settings.policy` default) and rules.
+    policy: Literal["admin", "operator", "read_only"] | None = None
+    allow: list[Rule] = Field(default_factory=list)
+    deny: list[Rule] = Field(default_factory=list)
+    ask: list[Rule] = Field(default_factory=list)
 
     @field_validator("port", mode="before")
     @classmethod
@@ -638,6 +661,11 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfi
         if result.file_error:
             return result
     result.settings = {str(k): v for k, v in (settings or {}).items()}
+    policy = result.settings.get("policy")
+    if policy is not None and policy not in ("admin", "operator", "read_only"):
+        # Never fall back silently: a typo here would loosen every connection without a policy.
+        result.file_error = f"{path}: settings.policy: must be admin, operator or read_only (got {policy!r})"
+        return result
     for key, raw in (global_secrets or {}).items():
         secret = _validate_secret(str(key), raw, env)
         if isinstance(secret, SecretSpec):

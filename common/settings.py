@@ -8,6 +8,11 @@ Keys (default, accepted range):
 - `audit_max_bytes` (10485760, 4096..2**40), `audit_keep` (3, 0..100): audit log rotation.
 - `daemon_log_max_bytes` (10485760, 4096..2**40), `daemon_log_keep` (3, 0..100): rotation of the
   log an auto-started daemon writes (checked each time the shim starts one).
+- `approval_ttl` (600, 1..86400): seconds an approval request of the guard rails waits for an
+  answer before it lapses.
+- `policy` (operator; admin, operator or read_only): the guard-rail policy of every connection that
+  sets none, and of sessions opened with a raw destination. Not a tunable: an invalid value is a
+  config error (config.py), never a silent fallback, since it changes what runs without asking.
 
 A missing value takes its default. An invalid one (not a number, out of range) or an unknown key
 is logged once with a message naming the key (`settings.log_cap_mb: ...`) and the default applies,
@@ -45,7 +50,11 @@ _BOUNDS: dict[str, _Bound] = {
     "audit_keep": _Bound(3, 0, 100, integer=True),
     "daemon_log_max_bytes": _Bound(10 * MB, 4096, 2**40, integer=True),
     "daemon_log_keep": _Bound(3, 0, 100, integer=True),
+    "approval_ttl": _Bound(600, 1, 86400),
 }
+POLICIES = ("admin", "operator", "read_only")
+DEFAULT_POLICY = "operator"
+_OTHER_KEYS = ("policy",)  # settings that are not numbers (validated by the config loader)
 
 
 def _warn_once(message: str) -> None:
@@ -85,6 +94,8 @@ class Settings:
     audit_keep: int = int(_BOUNDS["audit_keep"].default)
     daemon_log_max_bytes: int = int(_BOUNDS["daemon_log_max_bytes"].default)
     daemon_log_keep: int = int(_BOUNDS["daemon_log_keep"].default)
+    approval_ttl: float = _BOUNDS["approval_ttl"].default
+    policy: str = DEFAULT_POLICY  # admin | operator | read_only
     problems: tuple[str, ...] = ()  # what was wrong with the mapping, one message per key
 
     @classmethod
@@ -98,10 +109,13 @@ class Settings:
             if problem is not None:
                 problems.append(problem)
         for key in raw:
-            if key not in _BOUNDS:
-                problems.append(f"settings.{key}: unknown setting (known: {', '.join(_BOUNDS)})")
+            if key not in _BOUNDS and key not in _OTHER_KEYS:
+                known = ", ".join([*_BOUNDS, *_OTHER_KEYS])
+                problems.append(f"settings.{key}: unknown setting (known: {known})")
         for problem in problems:
             _warn_once(problem)
+        policy = raw.get("policy")
+        values["policy"] = policy if policy in POLICIES else DEFAULT_POLICY
         return cls(**values, problems=tuple(problems))
 
     @property
@@ -123,5 +137,5 @@ class Settings:
         return self.daemon_log_max_bytes, self.daemon_log_keep
 
 
-if {f.name for f in fields(Settings)} - {"problems"} != set(_BOUNDS):
+if {f.name for f in fields(Settings)} - {"problems", *_OTHER_KEYS} != set(_BOUNDS):
     raise ImportError("common/settings.py: the fields of Settings and _BOUNDS disagree")

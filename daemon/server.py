@@ -32,6 +32,7 @@ from sshkeep.daemon.api.app import build_app
 from sshkeep.daemon.api.core import Services
 from sshkeep.daemon.files.sidechannel import SideChannels
 from sshkeep.daemon.files.transfers import Transfers
+from sshkeep.daemon.policy.guard import Guard
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
 from sshkeep.daemon.sessions.askpass import AuthBroker
 from sshkeep.daemon.sessions.commands import Commands
@@ -72,6 +73,7 @@ class Daemon:
         self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
         self.transfers = Transfers(m.get, self.side_channels, self.settings)
         self.reaper = Reaper(m.sessions, m.close, self.settings)
+        self.guard = Guard(m)  # the guard rails: one service every route that runs something asks
 
     def settings(self) -> Settings:
         """The current tunables (re-read when config.yml changes; one stat per call)."""
@@ -86,6 +88,7 @@ class Daemon:
             control=self.control,
             transfers=self.transfers,
             reaper=self.reaper,
+            guard=self.guard,
             settings=self.settings,
             audit_log=self.paths.audit_log,
             daemon_log=self.paths.daemon_log,

@@ -19,12 +19,21 @@ from sshkeep.shim import (
     tools_commands,
     tools_configs,
     tools_files,
+    tools_policy,
     tools_secrets,
     tools_sessions,
 )
 from sshkeep.shim.tools_base import Tools
 
-TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_secrets, tools_files, tools_admin)
+TOOL_GROUPS = (
+    tools_configs,
+    tools_sessions,
+    tools_commands,
+    tools_secrets,
+    tools_files,
+    tools_admin,
+    tools_policy,
+)
 
 INSTRUCTIONS = """\
 sshkeep keeps persistent, interactive SSH terminals for you. Sessions survive client and daemon
@@ -42,6 +51,9 @@ restarts, and a person can watch them in tmux.
   `sshkeep answer <session>` command the hint names. For sudo: answer_secret(..., sudo=true).
 - Error human_control: a person holds the terminal; reads work, typing waits until they release it.
   list_commands shows every command, including those a person typed (source person).
+- status "approval_required" (or error approval_required): the connection's policy asks a person
+  first; nothing ran. The person approves with `sshkeep approve ID`; then send the same call again.
+  check_command tells beforehand how a command is classified and what the policy will do.
 """
 
 

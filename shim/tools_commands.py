@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult
+from mcp_types import CallToolResult, InputRequiredResult
 
 from sshkeep.common.client import ApiClient
 from sshkeep.common.models.sessions import (
@@ -42,13 +42,15 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         command: Annotated[str, param("send_command", "command")],
         ctx: Context,
         timeout: Annotated[float, param("send_command", "timeout")] = 10.0,
-    ) -> Annotated[CallToolResult, CommandResult]:
+    ) -> Annotated[CallToolResult, CommandResult] | InputRequiredResult:
         """Run a shell command in the session and wait (up to `timeout` s) for it to end."""
         start = time.monotonic()
         first = min(timeout, CHUNK_SECONDS)
-        res = await call(
-            lambda: client.send_command(session_id, SendCommandRequest(command=command, timeout=first))
+        res = await tools.guarded(
+            ctx, lambda: client.send_command(session_id, SendCommandRequest(command=command, timeout=first))
         )
+        if isinstance(res, InputRequiredResult):
+            return res
         res = await _follow(client, call, ctx, res, start, timeout)
         return result(res, render_text.command(res))
 
@@ -73,9 +75,12 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     async def send_keys(
         session_id: Annotated[str, param("send_keys", "session_id")],
         keys: Annotated[list[str], param("send_keys", "keys")],
-    ) -> Annotated[CallToolResult, SendKeysResult]:
+        ctx: Context,
+    ) -> Annotated[CallToolResult, SendKeysResult] | InputRequiredResult:
         """Type keys into the terminal: tmux key names (Enter, C-c, Up, Tab) or literal text."""
-        res = await call(lambda: client.send_keys(session_id, SendKeysRequest(keys=keys)))
+        res = await tools.guarded(ctx, lambda: client.send_keys(session_id, SendKeysRequest(keys=keys)))
+        if isinstance(res, InputRequiredResult):
+            return res
         return result(res, f"sent {res.sent} key item(s) to {res.session_id}. {res.hint or ''}".strip())
 
     @tool(server, "interrupt_command")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
-from mcp_types import CallToolResult
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult, InputRequiredResult
 
 from sshkeep.common.models.files import (
     Encoding,
@@ -79,12 +80,13 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         session_id: Annotated[str, param("write_remote_file", "session_id")],
         remote_path: Annotated[str, param("write_remote_file", "remote_path")],
         content: Annotated[str, param("write_remote_file", "content")],
+        ctx: Context,
         encoding: Annotated[Encoding, param("write_remote_file", "encoding")] = "text",
         append: Annotated[bool, param("write_remote_file", "append")] = False,
         mode: Annotated[str | None, param("write_remote_file", "mode")] = None,
         make_parents: Annotated[bool, param("write_remote_file", "make_parents")] = False,
         expected_sha256: Annotated[str | None, param("write_remote_file", "expected_sha256")] = None,
-    ) -> Annotated[CallToolResult, WriteFileResult]:
+    ) -> Annotated[CallToolResult, WriteFileResult] | InputRequiredResult:
         """Write a remote file exactly and atomically (temp file + rename; readers never see half a
         file), keeping an existing file's mode. Over the session's connection, not the terminal."""
         body = WriteFileRequest(
@@ -96,17 +98,22 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
             make_parents=make_parents,
             expected_sha256=expected_sha256,
         )
-        res = await tools.call(lambda: client.write_remote_file(session_id, body))
+        res = await tools.guarded(ctx, lambda: client.write_remote_file(session_id, body))
+        if isinstance(res, InputRequiredResult):
+            return res
         return tools.result(res, render_write(res))
 
     @tool(server, "exec_command")
     async def exec_command(
         session_id: Annotated[str, param("exec_command", "session_id")],
         command: Annotated[str, param("exec_command", "command")],
+        ctx: Context,
         timeout: Annotated[float, param("exec_command", "timeout")] = 10.0,
-    ) -> Annotated[CallToolResult, ExecResult]:
+    ) -> Annotated[CallToolResult, ExecResult] | InputRequiredResult:
         """Run a non-interactive command beside the terminal (same connection, no tty, empty stdin):
         separate stdout, stderr and exit code; the terminal and its shell state are untouched."""
         body = ExecRequest(command=command, timeout=timeout)
-        res = await tools.call(lambda: client.exec_command(session_id, body))
+        res = await tools.guarded(ctx, lambda: client.exec_command(session_id, body))
+        if isinstance(res, InputRequiredResult):
+            return res
         return tools.result(res, render_exec(res))

@@ -15,6 +15,7 @@ from sshkeep.common.models.base import (
     Request,
     SessionState,
 )
+from sshkeep.common.models.policy import ApprovalNeeded
 
 # --- health ---------------------------------------------------------------------------------------
 
@@ -126,6 +127,9 @@ class CommandResult(Reply):
     truncated: str | None = Field(default=None, description="What was cut from `output`, and how to page")
     dropped_bytes: int = Field(default=0, description="Output bytes lost to the per-session log size cap")
     question: Question | None = None
+    approval: ApprovalNeeded | None = Field(
+        default=None, description="With status approval_required: what to approve (nothing was typed)"
+    )
     hint: str | None = None
     started_at: float | None = None
     ended_at: float | None = None

@@ -6,6 +6,10 @@ the content), the decision (allowed or refused) and the result (HTTP status, res
 error code, exit code). The middleware sits outside the error middleware, so it records the final
 status of every request, failures included. The file rotates by size (settings `audit_max_bytes`,
 `audit_keep`); writes go through one worker thread, in order, off the event loop.
+
+Lines are hash-chained (`sshkeep.common.auditchain`): `sshkeep audit verify` names the first
+broken link, across rotated files. The guard rails' decisions (asked, approved, declined, expired,
+refused) get lines of their own (`"event": "policy"`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from sshkeep.common import auditchain
 from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from sshkeep.common.operations import MUTATING, op_for
 from sshkeep.common.settings import Settings
@@ -56,15 +61,22 @@ class AuditLog:
     def __init__(self, path: Path, settings: Callable[[], Settings]) -> None:
         self.path = path
         self._settings = settings
-        # One worker: lines stay in order and rotation never races with a write.
+        # One worker: lines stay in order (so the hash chain holds) and rotation never races a write.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+        self._prev: str | None = None
 
     async def write(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._append, line.encode())
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._chain, dict(record))
         except OSError as exc:  # a full disk must not fail the request itself
             log.warning("audit_write_failed", path=str(self.path), error=str(exc))
+
+    def _chain(self, record: dict[str, Any]) -> None:
+        if self._prev is None:
+            self._prev = auditchain.last_hash(self.path)
+        line, digest = auditchain.seal(record, self._prev)
+        self._append((line + "\n").encode())
+        self._prev = digest
 
     def _append(self, data: bytes) -> None:
         try:
@@ -92,6 +104,8 @@ AUDIT_SESSION = web.AppKey[SessionLookup]("audit_session")
 # The hook for a check that runs before the handler (e.g. a policy): what it decided goes into
 # the request's audit line. Without one, a request is "allowed" unless it was answered 403.
 DECISION = web.RequestKey("audit_decision", str)
+# With it, the policy, class and reason that decided (the guard rails).
+POLICY = web.RequestKey("audit_policy", dict)
 
 
 def install(
@@ -364,6 +378,8 @@ def _record(
         record["status"] = resp.status
         record.update(_reply_fields(resp))
         record["decision"] = request.get(DECISION) or ("refused" if resp.status == 403 else "allowed")
+        if request.get(POLICY):
+            record["policy"] = request[POLICY]
     typed = request.get(AUDIT_SECRET)
     if isinstance(typed, dict):
         record["typed_secret"] = typed  # name, length, SHA-256 prefix, who answered: never the value

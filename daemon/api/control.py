@@ -17,9 +17,10 @@ from sshkeep.common.models.sessions import (
     ControlResult,
 )
 from sshkeep.daemon.api.audit import AUDIT_SECRET
-from sshkeep.daemon.api.core import Call, answers, control, endpoint, manager
+from sshkeep.daemon.api.core import Call, answers, caller, control, endpoint, guard, manager, note_decision
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.sessions.control import list_commands as list_session_commands
+from sshkeep.daemon.sessions.secrets import SUDO_VALIDATE
 
 routes = web.RouteTableDef()
 
@@ -27,11 +28,30 @@ routes = web.RouteTableDef()
 @endpoint(routes, "answer_secret")
 async def answer_secret(request: web.Request, call: Call) -> CommandResult:
     body = call.body(AnswerSecretRequest)
+    if body.sudo:
+        # Validating sudo types `sudo -v` at the prompt: the connection's policy decides, as for
+        # any command the agent sends.
+        decision = await guard(request).check_command(
+            call.session_id, SUDO_VALIDATE, operation="answer_secret", by=caller(request)
+        )
+        note_decision(request, decision)
+        if decision.approval is not None and not decision.allowed:
+            return CommandResult(
+                session_id=call.session_id,
+                command_id="",
+                command=SUDO_VALIDATE,
+                status="approval_required",
+                approval=decision.approval,
+                hint=decision.approval.hint,
+            )
+        decision.raise_unless_allowed()
+        guard(request).line_reset(call.session_id)
     res, typed = await answers(request).answer(
         call.session_id, name=body.name, sudo=body.sudo, timeout=body.timeout, by="agent"
     )
     if typed is not None:
         request[AUDIT_SECRET] = typed.audit()
+        guard(request).line_reset(call.session_id)  # the answer ended with Enter
     return res
 
 
@@ -44,6 +64,7 @@ async def answer_question(request: web.Request, call: Call) -> CommandResult:
     )
     if typed is not None:
         request[AUDIT_SECRET] = typed.audit()
+        guard(request).line_reset(call.session_id)
     return res
 
 

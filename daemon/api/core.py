@@ -28,8 +28,10 @@ from sshkeep.common.errors import BadRequest, Forbidden, NotFound, PayloadTooLar
 from sshkeep.common.models.base import Request
 from sshkeep.common.operations import OPERATIONS, Operation
 from sshkeep.common.settings import Settings
+from sshkeep.daemon.api.audit import DECISION, POLICY
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.files.transfers import Transfers
+from sshkeep.daemon.policy.guard import Decision, Guard
 from sshkeep.daemon.sessions.commands import Commands
 from sshkeep.daemon.sessions.control import Control
 from sshkeep.daemon.sessions.manager import SessionManager
@@ -51,6 +53,7 @@ class Services:
     control: Control
     transfers: Transfers
     reaper: Reaper
+    guard: Guard
     settings: Callable[[], Settings]
     audit_log: Path
     daemon_log: Path
@@ -62,6 +65,7 @@ ANSWERS = web.AppKey("answers", Answers)
 CONTROL = web.AppKey("control", Control)
 TRANSFERS = web.AppKey("transfers", Transfers)
 REAPER = web.AppKey("reaper", Reaper)
+GUARD = web.AppKey("guard", Guard)
 STARTED = web.AppKey("started", float)
 
 M = TypeVar("M", bound=Request)
@@ -200,6 +204,22 @@ def transfers(request: web.Request) -> Transfers:
 
 def reaper(request: web.Request) -> Reaper:
     return request.app[REAPER]
+
+
+def guard(request: web.Request) -> Guard:
+    return request.app[GUARD]
+
+
+def caller(request: web.Request) -> str:
+    """Who made the request, as the audit log and approvals name them."""
+    peer = peer_of(request)
+    return f"uid {peer.uid} pid {peer.pid}" if peer is not None else "unknown peer"
+
+
+def note_decision(request: web.Request, decision: Decision) -> None:
+    """Put the guard's decision on the request's own audit line."""
+    request[DECISION] = decision.audit_decision
+    request[POLICY] = decision.audit_fields()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sshkeep.common.models.files import (
     WriteFileRequest,
     WriteFileResult,
 )
-from sshkeep.daemon.api.core import Call, endpoint, transfers
+from sshkeep.daemon.api.core import Call, caller, endpoint, guard, note_decision, transfers
 
 routes = web.RouteTableDef()
 
@@ -24,9 +24,21 @@ async def read_file(request: web.Request, call: Call) -> ReadFileResult:
 
 @endpoint(routes, "write_remote_file")
 async def write_file(request: web.Request, call: Call) -> WriteFileResult:
-    return await transfers(request).write(call.session_id, call.body(WriteFileRequest))
+    body = call.body(WriteFileRequest)
+    decision = await guard(request).check_file_write(
+        call.session_id, body.remote_path, body.content, body.append, by=caller(request)
+    )
+    note_decision(request, decision)
+    decision.raise_unless_allowed()
+    return await transfers(request).write(call.session_id, body)
 
 
 @endpoint(routes, "exec_command")
 async def exec_command(request: web.Request, call: Call) -> ExecResult:
-    return await transfers(request).exec(call.session_id, call.body(ExecRequest))
+    body = call.body(ExecRequest)
+    decision = await guard(request).check_command(
+        call.session_id, body.command, operation="exec_command", by=caller(request)
+    )
+    note_decision(request, decision)
+    decision.raise_unless_allowed()
+    return await transfers(request).exec(call.session_id, body)
