@@ -25,7 +25,8 @@ TAIL_BYTES = 256 * 1024
 def seal(record: Mapping[str, Any], prev: str) -> tuple[str, str]:
     """(the line without its newline, its hash) for `record` chained after `prev`."""
     body = json.dumps({**record, "prev": prev}, ensure_ascii=False, separators=(",", ":"), default=str)
-    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    # The line is written with lone surrogates as their escapes: hash exactly those bytes.
+    digest = hashlib.sha256(body.encode("utf-8", "backslashreplace")).hexdigest()
     return body[:-1] + f',"hash":"{digest}"}}', digest
 
 

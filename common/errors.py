@@ -176,6 +176,17 @@ class Forbidden(SshkeepError):
     default_hint = "Only the user who owns the daemon may use its socket."
 
 
+class UnsafeRuntimeDir(Forbidden):
+    """The runtime dir or the daemon socket may be someone else's: nothing was sent there."""
+
+    code = "unsafe_runtime_dir"
+    default_hint = (
+        "Another user may have created this path to intercept sshkeep. Nothing was sent to it. "
+        "Remove it (as root or its owner), or set XDG_RUNTIME_DIR (or SSHKEEP_SOCKET) to a directory "
+        "only you can write; `sshkeep daemon` otherwise moves to an unpredictable directory by itself."
+    )
+
+
 class PolicyRefused(Forbidden):
     """The connection's policy does not allow this (read_only, or a deny rule)."""
 

@@ -26,7 +26,7 @@ from mcp_types import (
 from pydantic import BaseModel, Field
 
 from sshkeep.common.client import ApiClient
-from sshkeep.common.errors import ApprovalRequired, DaemonUnavailable, SshkeepError
+from sshkeep.common.errors import ApprovalRequired, DaemonUnavailable, SshkeepError, UnsafeRuntimeDir
 from sshkeep.common.models.policy import APPROVAL_ID_PATTERN, Approval, ApproveRequest, DeclineRequest
 from sshkeep.common.models.sessions import CommandResult
 from sshkeep.common.operations import OPERATIONS, ToolKind
@@ -133,7 +133,7 @@ class Tools:
         try:
             try:
                 return await fn()
-            except DaemonUnavailable:
+            except (DaemonUnavailable, UnsafeRuntimeDir):
                 await ensure_daemon(self.client, self.paths)
                 return await fn()
         except SshkeepError as err:

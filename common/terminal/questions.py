@@ -14,8 +14,6 @@ from dataclasses import dataclass
 KINDS = frozenset(
     {"password", "passphrase", "host_key", "confirm", "otp", "secret", "continuation", "fullscreen", "prompt"}
 )
-# Questions whose answer is a secret: typed only by answer_secret or a person, audited as a hash.
-SECRET_KINDS = frozenset({"password", "passphrase", "otp", "secret"})
 
 _MAX_PROMPT = 200
 _LOOKBACK = 8
@@ -37,10 +35,9 @@ _OTP = re.compile(
     re.IGNORECASE,
 )
 _PASSWORD = re.compile(r"\b(?:password|passwd|pin)\b.*:$", re.IGNORECASE)
-# `Secret:`, `API token:`, `Access key:`, `Credentials:` (a hidden `read -s -p` prompt, typically).
+# Other secrets asked for by name: "Secret:", "API token:", "Vault token:", "Access key:".
 _SECRET = re.compile(
-    r"\b(?:secret|(?:api|access|auth|bearer|secret|private)[ _-]?(?:token|key)|token|credentials?)\b"
-    r"[^:]{0,40}:$",
+    r"\b(?:secret|token|api[ _-]?key|access[ _-]?key|private[ _-]?key|credentials?)\b[^:?]{0,40}:$",
     re.IGNORECASE,
 )
 _CONFIRM_WORDS = re.compile(

@@ -31,11 +31,10 @@ import structlog
 from aiohttp import web
 
 from sshkeep.common import auditchain
+from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS, record_keys
 from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from sshkeep.common.operations import MUTATING, op_for
 from sshkeep.common.settings import Settings
-from sshkeep.common.terminal.keys import is_key_name
-from sshkeep.common.terminal.questions import SECRET_KINDS
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.sessions.session import Session
 
@@ -48,7 +47,6 @@ MAX_ITEMS = 50  # keys / list items kept in a line
 MAX_REPLY_PARSE = 1024 * 1024  # replies larger than this are not parsed for their status
 PARSE_IN_THREAD = 256 * 1024  # request bodies larger than this are summarised off the event loop
 CONTENT_KEYS = frozenset({"content", "data"})  # file bodies: logged as their size only
-SECRET_QUESTIONS = SECRET_KINDS
 # Operations whose body holds a secret: never summarised (the handler records name/length/hash).
 SECRET_BODIES = frozenset({"answer_question"})
 AUDIT_SECRET = "audit_secret"  # request key: what a secret-typing handler lets the audit log say
@@ -75,7 +73,8 @@ class AuditLog:
         if self._prev is None:
             self._prev = auditchain.last_hash(self.path)
         line, digest = auditchain.seal(record, self._prev)
-        self._append((line + "\n").encode())
+        # A lone UTF-16 surrogate (sent as a JSON escape) has no UTF-8 form: keep it as its escape.
+        self._append((line + "\n").encode("utf-8", "backslashreplace"))
         self._prev = digest
 
     def _append(self, data: bytes) -> None:
@@ -217,18 +216,8 @@ def summarize(value: Any, key: str = "", depth: int = 0) -> Any:
 
 
 def summarize_keys(keys: list[Any], secret_prompt: bool) -> list[Any]:
-    """Key names as they are; literal text masked entirely when the terminal asked for a secret."""
-    out: list[Any] = []
-    for item in keys[:MAX_ITEMS]:
-        if isinstance(item, str) and is_key_name(item):
-            out.append(item)
-        elif isinstance(item, str) and secret_prompt:
-            out.append(MASK)
-        else:
-            out.append(summarize(item, "", 1))
-    if len(keys) > MAX_ITEMS:
-        out.append(f"… [{len(keys)} items]")
-    return out
+    """Key names as they are; secret text (asked for, or secret-looking) as length + SHA-256 prefix."""
+    return record_keys(keys, secret_prompt)
 
 
 def summarize_body(raw: bytes | None, secret_prompt: bool) -> Any:
@@ -261,7 +250,7 @@ def _secret_prompt(request: web.Request) -> bool:
         q = s.pending_question()
     except Exception:
         return True  # unsure: mask
-    return q is not None and q.kind in SECRET_QUESTIONS
+    return q is not None and q.kind in SECRET_QUESTION_KINDS
 
 
 def _peer_fields(request: web.Request) -> dict[str, int] | None:

@@ -24,7 +24,15 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from sshkeep.common.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, SshkeepError
+from sshkeep.common.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    SessionNotFound,
+    SshkeepError,
+    TmuxError,
+)
 from sshkeep.common.models.base import Request
 from sshkeep.common.operations import OPERATIONS, Operation
 from sshkeep.common.settings import Settings
@@ -104,6 +112,8 @@ def validation_message(exc: ValidationError, model: type[BaseModel] | None = Non
         low, high = _bounds(info)
         if model is not None and e["type"] in BOUND_ERRORS and low is not None and high is not None:
             msg = f"must be between {low:g} and {high:g}"
+        elif e["type"] == "string_unicode":
+            msg = "not valid Unicode text (it holds a lone UTF-16 surrogate, e.g. \\ud800)"
         elif model is not None and e["type"] in ("int_parsing", "float_parsing"):
             msg = f"not a number ({e.get('input')!r})"
         parts.append(f"{loc}: {msg}")
@@ -247,6 +257,18 @@ class Call:
 Endpoint = Callable[[web.Request, Call], Awaitable[BaseModel | web.StreamResponse]]
 
 
+def _closed_meanwhile(request: web.Request, call: Call) -> SessionNotFound | None:
+    """The error to give when a request failed because its session was closed (or its tmux pane
+    vanished) while it ran: a concurrent DELETE wins, the others learn the session is gone."""
+    sid = call.params.get("session_id")
+    if sid is None:
+        return None
+    s = manager(request).sessions.get(sid)
+    if s is not None and not s.closed:
+        return None
+    return SessionNotFound(f"session {sid} was closed while this request ran")
+
+
 def endpoint(routes: web.RouteTableDef, op_id: str) -> Callable[[Endpoint], Endpoint]:
     """Register `fn` as operation `op_id`'s route; method, path, models and status from the table."""
     op = OPERATIONS[op_id]
@@ -255,7 +277,14 @@ def endpoint(routes: web.RouteTableDef, op_id: str) -> Callable[[Endpoint], Endp
         async def handler(request: web.Request) -> web.StreamResponse:
             query = parse_query(request, op.query) if op.query is not None else None
             body = await parse_body(request, op.body) if op.body is not None else None
-            out = await fn(request, Call(op, dict(request.match_info), query, body))
+            call = Call(op, dict(request.match_info), query, body)
+            try:
+                out = await fn(request, call)
+            except (TmuxError, OSError) as exc:
+                gone = _closed_meanwhile(request, call)
+                if gone is not None:
+                    raise gone from exc
+                raise
             if isinstance(out, web.StreamResponse):
                 return out
             return reply(out, op.status)

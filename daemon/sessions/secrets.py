@@ -36,8 +36,8 @@ from sshkeep.common.errors import (
     SessionBusy,
     SessionDisconnected,
 )
+from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS as SECRET_KINDS
 from sshkeep.common.models.sessions import CommandResult, Question
-from sshkeep.common.terminal.questions import SECRET_KINDS
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import Tmux, quote
@@ -332,7 +332,6 @@ class Answers:
             log.warning("secret_echoed", session=s.id, name=name)
         if not any(v == value for v, _ in s.redactions):
             s.redactions.append((value, label))
-        s._lines_cache = None
         return bool(found)
 
     def _finish(self, s: Session, res: CommandResult, typed: Typed, value: str) -> CommandResult:

@@ -18,9 +18,9 @@ from pydantic import SecretStr
 
 from sshkeep.common.client import ApiClient
 from sshkeep.common.errors import BadRequest, SshkeepError
+from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS as SECRET_KINDS
 from sshkeep.common.models.sessions import AnswerQuestionRequest, CommandResult, ControlResult
 from sshkeep.common.paths import Paths, resolve_paths
-from sshkeep.common.terminal.questions import SECRET_KINDS
 from sshkeep.shim import render_text
 from sshkeep.shim.autostart import ensure_daemon
 from sshkeep.shim.cli.human import check_session_id

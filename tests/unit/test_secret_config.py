@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from sshkeep.common.config import LOGIN_SECRET, LoadedConfig, load_config
+from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS as SECRET_KINDS
 from sshkeep.common.models.sessions import Question
-from sshkeep.common.terminal.questions import SECRET_KINDS, detect_question
+from sshkeep.common.terminal.questions import detect_question
 from sshkeep.daemon.sessions.secrets import SecretStore, fingerprint
 from sshkeep.daemon.sessions.session import Session
 
