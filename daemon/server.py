@@ -32,16 +32,18 @@ from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.app import build_app
 from sshkeep.daemon.api.audit import AUDIT
 from sshkeep.daemon.api.core import Services
-from sshkeep.daemon.files.sidechannel import SideChannels
+from sshkeep.daemon.files.sidechannel import SideChannels, run_side_command
 from sshkeep.daemon.files.transfers import Transfers
 from sshkeep.daemon.policy.guard import Guard
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
 from sshkeep.daemon.sessions.askpass import AuthBroker
 from sshkeep.daemon.sessions.commands import Commands
 from sshkeep.daemon.sessions.control import Control
+from sshkeep.daemon.sessions.jobs import Jobs
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import Reaper
 from sshkeep.daemon.sessions.secrets import Answers, SecretStore
+from sshkeep.daemon.sessions.session import Session
 from sshkeep.daemon.sessions.store import Store
 from sshkeep.daemon.sessions.tmux import Tmux
 
@@ -60,22 +62,31 @@ class Daemon:
         self.store = Store(paths.db_file)
         self.auth = AuthBroker(paths, self.config)
         m = self.manager = SessionManager(paths, self.config, self.tmux, self.store, self.auth)
+        self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
         self.control = Control(m.get, m.sessions)
         self.secrets = SecretStore(self.config)
         self.commands = Commands(
-            m.get,
+            m.terminal,
             m.ensure_ready,
             self.store,
             self.tmux,
+            side=self.side_command,
             guard=self.control.refuse_if_human,
             report=self.control.report,
             advise=self.secrets.advise,
         )
         self.answers = Answers(m.get, self.commands, self.tmux, self.control.refuse_if_human, self.secrets)
-        self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
         self.transfers = Transfers(m.get, self.side_channels, self.settings)
         self.reaper = Reaper(m.sessions, m.close, self.settings)
         self.guard = Guard(m)  # the guard rails: one service every route that runs something asks
+        self.jobs = m.jobs = Jobs(m, self.commands, self.side_command)
+        self.reaper.jobs_cleanup = self.jobs.cleanup
+
+    async def side_command(self, s: Session, script: str, timeout: float) -> tuple[int | None, str, str]:
+        """Run `script` on the session's ssh master beside its terminals (jobs' signals, probes and
+        remote files; the background-job note): exit code, stdout, stderr."""
+        o = await run_side_command(self.side_channels, s, script, timeout, 65536)
+        return o.exit_code, o.stdout.decode(errors="replace"), o.stderr.decode(errors="replace")
 
     def settings(self) -> Settings:
         """The current tunables (re-read when config.yml changes; one stat per call)."""
@@ -88,6 +99,7 @@ class Daemon:
             commands=self.commands,
             answers=self.answers,
             control=self.control,
+            jobs=self.jobs,
             transfers=self.transfers,
             reaper=self.reaper,
             guard=self.guard,

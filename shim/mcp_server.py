@@ -19,6 +19,7 @@ from sshkeep.shim import (
     tools_commands,
     tools_configs,
     tools_files,
+    tools_jobs,
     tools_policy,
     tools_secrets,
     tools_sessions,
@@ -30,6 +31,7 @@ TOOL_GROUPS = (
     tools_sessions,
     tools_commands,
     tools_secrets,
+    tools_jobs,
     tools_files,
     tools_admin,
     tools_policy,
@@ -51,6 +53,9 @@ restarts, and a person can watch them in tmux.
   `sshkeep answer <session>` command the hint names. For sudo: answer_secret(..., sudo=true).
 - Error human_control: a person holds the terminal; reads work, typing waits until they release it.
   list_commands shows every command, including those a person typed (source person).
+- Servers, watchers, `tail -f`, long builds: start_job (returns at once, or when `ready`), then
+  list_jobs / get_job / stop_job. Jobs survive restarts; durable=true also survives ssh dropping.
+- Parallel work in one session: open_terminal, then pass `terminal` to the command tools.
 - status "approval_required" (or error approval_required): the connection's policy asks a person
   first; nothing ran. The person approves with `sshkeep approve ID`; then send the same call again.
   check_command tells beforehand how a command is classified and what the policy will do.

@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SESSION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 COMMAND_ID_PATTERN = r"^c[0-9]{1,9}$"
+# Terminal names: lowercase, short, usable in tmux targets and file names; `main` is the first one.
+TERMINAL_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+MAIN_TERMINAL = "main"
+JOB_ID_PATTERN = r"^j-[0-9a-f]{6}$"
 MAX_COMMAND_CHARS = 256 * 1024
 MAX_WAIT_SECONDS = 50.0
 
@@ -59,6 +63,15 @@ SESSION_ID_FIELD = Field(
 )
 
 
+TERMINAL_FIELD = Field(
+    default=None,
+    pattern=TERMINAL_PATTERN,
+    max_length=32,
+    description="Terminal of the session to use (default: the main one); open_terminal adds terminals, "
+    "each job has its own (named like its job_id)",
+)
+
+
 class SessionPath(Request):
     session_id: str = SESSION_ID_FIELD
 
@@ -69,6 +82,17 @@ class CommandPath(Request):
         pattern="^(" + COMMAND_ID_PATTERN.strip("^$") + "|last)$",
         max_length=10,
         description="Command id from send_command, or `last` for the latest",
+    )
+
+
+class TerminalPath(Request):
+    session_id: str = SESSION_ID_FIELD
+    terminal: str = Field(pattern=TERMINAL_PATTERN, max_length=32, description="Terminal name")
+
+
+class JobPath(Request):
+    job_id: str = Field(
+        pattern=JOB_ID_PATTERN, max_length=8, description="Job id from start_job or list_jobs"
     )
 
 

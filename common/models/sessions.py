@@ -8,13 +8,16 @@ from pydantic import Field, SecretStr, field_serializer, field_validator, model_
 
 from sshkeep.common.models.base import (
     COMMAND_ID_PATTERN,
+    MAIN_TERMINAL,
     MAX_COMMAND_CHARS,
     MAX_WAIT_SECONDS,
+    TERMINAL_FIELD,
     CommandStatus,
     Reply,
     Request,
     SessionState,
 )
+from sshkeep.common.models.jobs import TerminalInfo
 from sshkeep.common.models.policy import ApprovalNeeded
 
 # --- health ---------------------------------------------------------------------------------------
@@ -90,6 +93,10 @@ class SessionInfo(Reply):
         default=None, description="Commands a person ran while holding the terminal (state human)"
     )
     hint: str | None = None
+    terminals: list[TerminalInfo] = Field(
+        default_factory=list,
+        description="The session's other terminals (open_terminal, jobs) and what runs there",
+    )
 
 
 class SessionList(Reply):
@@ -111,10 +118,12 @@ class SendCommandRequest(Request):
     timeout: float = Field(
         default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for completion (max 50)"
     )
+    terminal: str | None = TERMINAL_FIELD
 
 
 class CommandResult(Reply):
     session_id: str
+    terminal: str = MAIN_TERMINAL
     command_id: str
     command: str = ""
     status: CommandStatus
@@ -131,6 +140,9 @@ class CommandResult(Reply):
         default=None, description="With status approval_required: what to approve (nothing was typed)"
     )
     hint: str | None = None
+    note: str | None = Field(
+        default=None, description="Something worth knowing, e.g. background jobs the command left running"
+    )
     started_at: float | None = None
     ended_at: float | None = None
     source: Literal["agent", "keys", "person"] = "agent"
@@ -148,10 +160,12 @@ class SendKeysRequest(Request):
         max_length=1000,
         description="tmux key names (Enter, C-c, Up, Tab, Escape, F1 ...) or literal text, in order",
     )
+    terminal: str | None = TERMINAL_FIELD
 
 
 class SendKeysResult(Reply):
     session_id: str
+    terminal: str = MAIN_TERMINAL
     sent: int
     running_command_id: str | None = None
     hint: str | None = None
@@ -168,10 +182,12 @@ class WaitForRequest(Request):
         ge=0,
         description="Search output from this log position (a previous reply's `searched_to`)",
     )
+    terminal: str | None = TERMINAL_FIELD
 
 
 class WaitForResult(Reply):
     session_id: str
+    terminal: str = MAIN_TERMINAL
     matched: bool
     pattern: str
     line: str | None = Field(default=None, description="The line that matched")
@@ -190,10 +206,16 @@ class CommandQuery(Request):
     wait: float = Field(
         default=0.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the command to end (max 50)"
     )
+    terminal: str | None = TERMINAL_FIELD
 
 
 class SnapshotQuery(Request):
     lines: int = Field(default=0, ge=0, le=50_000, description="Scrollback lines to include above the screen")
+    terminal: str | None = TERMINAL_FIELD
+
+
+class InterruptRequest(Request):
+    terminal: str | None = TERMINAL_FIELD
 
 
 class ReconnectRequest(Request):
@@ -202,6 +224,7 @@ class ReconnectRequest(Request):
 
 class Snapshot(Reply):
     session_id: str
+    terminal: str = MAIN_TERMINAL
     screen: str
     lines: int
     cursor_x: int

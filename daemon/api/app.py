@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sshkeep.daemon.api import admin, audit, commands, configs, control, files, policy, sessions
+from sshkeep.daemon.api import admin, audit, commands, configs, control, files, jobs, policy, sessions
 from sshkeep.daemon.api.core import (
     ANSWERS,
     COMMANDS,
     CONTROL,
     GUARD,
+    JOBS,
     MANAGER,
     MAX_BODY,
     REAPER,
@@ -33,6 +34,7 @@ ROUTE_GROUPS: tuple[web.RouteTableDef, ...] = (
     sessions.routes,
     commands.routes,
     control.routes,
+    jobs.routes,
     files.routes,
     configs.routes,
     admin.routes,
@@ -56,6 +58,7 @@ def build_app(services: Services) -> web.Application:
     app[COMMANDS] = services.commands
     app[ANSWERS] = services.answers
     app[CONTROL] = services.control
+    app[JOBS] = services.jobs
     app[TRANSFERS] = services.transfers
     app[REAPER] = services.reaper
     app[GUARD] = services.guard

@@ -42,6 +42,7 @@ from sshkeep.daemon.files.transfers import Transfers
 from sshkeep.daemon.policy.guard import Decision, Guard
 from sshkeep.daemon.sessions.commands import Commands
 from sshkeep.daemon.sessions.control import Control
+from sshkeep.daemon.sessions.jobs import Jobs
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import Reaper
 from sshkeep.daemon.sessions.secrets import Answers
@@ -59,6 +60,7 @@ class Services:
     commands: Commands
     answers: Answers
     control: Control
+    jobs: Jobs
     transfers: Transfers
     reaper: Reaper
     guard: Guard
@@ -71,6 +73,7 @@ MANAGER = web.AppKey("manager", SessionManager)
 COMMANDS = web.AppKey("commands", Commands)
 ANSWERS = web.AppKey("answers", Answers)
 CONTROL = web.AppKey("control", Control)
+JOBS = web.AppKey("jobs", Jobs)
 TRANSFERS = web.AppKey("transfers", Transfers)
 REAPER = web.AppKey("reaper", Reaper)
 GUARD = web.AppKey("guard", Guard)
@@ -206,6 +209,10 @@ def answers(request: web.Request) -> Answers:
 
 def control(request: web.Request) -> Control:
     return request.app[CONTROL]
+
+
+def jobs(request: web.Request) -> Jobs:
+    return request.app[JOBS]
 
 
 def transfers(request: web.Request) -> Transfers:

@@ -46,7 +46,8 @@ async def open_session(request: web.Request, call: Call) -> SessionInfo:
 
 @endpoint(routes, "get_session")
 async def get_session(request: web.Request, call: Call) -> SessionInfo:
-    return manager(request).get(call.session_id).info()
+    m = manager(request)
+    return m.info(m.get(call.session_id))
 
 
 @endpoint(routes, "close_session")

@@ -74,8 +74,10 @@ class Control:
                 log.exception("take_over_sweep_failed")
 
     def refuse_if_human(self, s: Session) -> None:
-        if s.control is not None:
-            held = time.time() - s.control.since
+        """Refuse the agent's typing into any terminal of a session a person holds."""
+        main = self.sessions.get(s.id, s)  # another terminal of the session: its main one decides
+        if main.control is not None:
+            held = time.time() - main.control.since
             raise HumanControl(
                 f"a person holds session {s.id}'s terminal (for {held:.0f}s); nothing was typed"
             )
@@ -125,9 +127,9 @@ class Control:
             hint="The agent may type again; its next reply lists these commands.",
         )
 
-    @staticmethod
-    def report(s: Session) -> list[CommandSummary] | None:
+    def report(self, s: Session) -> list[CommandSummary] | None:
         """The person's commands since the last take-over, once: the agent's next reply carries them."""
+        s = self.sessions.get(s.id, s)
         records, s.person_report = s.person_report, []
         return [r.summary() for r in records] if records else None
 

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("session_id", metavar="ID")
     at.add_argument("-r", "--read-only", action="store_true", help="watch without sending keys")
     at.add_argument(
+        "-t", "--terminal", metavar="T", help="one of the session's other terminals (a job's: its job id)"
+    )
+    at.add_argument(
         "--take", action="store_true", help="take control: the agent's typing is refused until you detach"
     )
     _handler(at, "human:main")

@@ -21,6 +21,7 @@ REQUESTS: dict[type[mb.Request], dict[str, Any]] = {
     m.AnswerSecretRequest: {"name": "sudo"},
     m.AnswerQuestionRequest: {"secret": "db"},
     m.CommandListQuery: {},
+    m.InterruptRequest: {},
 }
 
 
