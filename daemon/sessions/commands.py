@@ -19,6 +19,7 @@ from sshkeep.common.errors import (
 from sshkeep.common.models.base import MAIN_TERMINAL
 from sshkeep.common.models.sessions import (
     CommandResult,
+    CommandSummary,
     Question,
     SendKeysResult,
     Snapshot,
@@ -48,6 +49,13 @@ QUIET_DONE = 1.0
 KEYS_SETTLE = 3.0
 KEYS_QUIET = 0.25
 
+# Hooks of the people and secrets mechanisms (daemon/sessions/control.py, secrets.py):
+# refuse the agent's typing while a person holds the terminal; the person's commands the agent's
+# next reply lists (once); the question and hint for a pending secret question.
+Guard = Callable[[Session], None]
+Report = Callable[[Session], list[CommandSummary] | None]
+Advise = Callable[[Session, Question], tuple[Question, str] | None]
+
 
 class Commands:
     """The command half of the API: typing into sessions, following commands, shaping replies.
@@ -63,17 +71,25 @@ class Commands:
         store: Store,
         tmux: Tmux,
         side: SideCommand | None = None,
+        *,
+        guard: Guard | None = None,
+        report: Report | None = None,
+        advise: Advise | None = None,
     ) -> None:
         self.lookup = lookup
         self.ensure_ready = ensure_ready
         self.store = store
         self.tmux = tmux
         self.side = side
+        self.guard: Guard = guard or (lambda s: None)
+        self.report: Report = report or (lambda s: None)
+        self.advise: Advise = advise or (lambda s, q: None)
 
     async def send_command(
         self, sid: str, command: str, timeout: float, terminal: str | None = None
     ) -> CommandResult:
         s = self.lookup(sid, terminal)
+        self.guard(s)
         await self.ensure_ready(s, timeout)
         where = _where(s)
         if s.current is not None:
@@ -267,6 +283,9 @@ class Commands:
                     else f"Still running: get_command({s.ref}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
                 )
+                advice = self.advise(s, question) if question is not None else None
+                if advice is not None:  # a secret question: its answer must not pass through the agent
+                    question, hint = advice
         elif s.shell == NO_SHELL:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":
@@ -299,6 +318,8 @@ class Commands:
             dropped_bytes=view.dropped,
             started_at=rec.started_at,
             ended_at=ended_at,
+            source=rec.summary().source,
+            person_commands=self.report(s),
         )
 
     def _record(self, s: Session, command_id: str | None) -> CommandRecord:
@@ -332,6 +353,7 @@ class Commands:
 
     async def interrupt(self, sid: str, timeout: float = 5.0, terminal: str | None = None) -> CommandResult:
         s = self.lookup(sid, terminal)
+        self.guard(s)
         if s.dead:
             raise SessionDisconnected(f"{_where(s)} is disconnected")
         rec = s.current
@@ -354,6 +376,7 @@ class Commands:
 
     async def send_keys(self, sid: str, keys: list[str], terminal: str | None = None) -> SendKeysResult:
         s = self.lookup(sid, terminal)
+        self.guard(s)
         if s.dead:
             raise SessionDisconnected(f"{_where(s)} is disconnected; keys were not sent")
         line = keys_command(s.pane_id, keys)
@@ -361,12 +384,13 @@ class Commands:
             raise BadRequest("keys holds only empty strings")
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
+        s.keys_since_prompt = True  # a prompt cycle these keys start is the agent's (source `keys`)
+        rec = s.current  # the command the keys go to (it may end before tmux has answered)
         await self.tmux.command(line)
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
-        rec = s.current
         if rec is None and any(k in LINE_ENDING_KEYS for k in keys):
-            s.keys_cycle_at = s.last_growth
+            s.keys_cycle_at = s.last_growth  # the next command waits for the prompt cycle they start
         return SendKeysResult(
             session_id=sid,
             terminal=s.terminal,
@@ -377,6 +401,7 @@ class Commands:
                 if rec
                 else "get_snapshot shows the screen."
             ),
+            person_commands=self.report(s),
         )
 
     async def wait_for(
@@ -416,8 +441,8 @@ class Commands:
                         terminal=s.terminal,
                         matched=True,
                         pattern=pattern,
-                        line=hit.line,
-                        context=hit.context,
+                        line=s.redact(hit.line),
+                        context=s.redact(hit.context),
                         running_command_id=s.current.command_id if s.current else None,
                         command_status="running" if s.current else None,
                         searched_to=searched_to,
@@ -468,12 +493,13 @@ class Commands:
         return Snapshot(
             session_id=sid,
             terminal=s.terminal,
-            screen="\n".join(line.rstrip() for line in screen),
+            screen=s.redact("\n".join(line.rstrip() for line in screen)),
             lines=len(screen),
             cursor_x=int(cx),
             cursor_y=int(cy),
             alternate_screen=alt == "1",
             state=s.state,
+            person_commands=self.report(s),
         )
 
 

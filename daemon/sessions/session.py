@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -49,6 +49,16 @@ class OutputPage:
 QUIET_FOR_QUESTION = 1.0
 READ_CHUNK = 4 * 1024 * 1024
 TAIL_BYTES = 8192
+
+
+@dataclass
+class TakeOver:
+    """A person holds the terminal (`sshkeep attach --take`): who, since when, and where the
+    session's records then stood (see daemon/sessions/control.py)."""
+
+    holder_pid: int | None
+    since: float
+    first_seq: int
 
 
 @dataclass
@@ -105,6 +115,17 @@ class Session:
     # Held while a reply reads output and while the log cap punches: one reply sees one hole.
     output_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _kept_cache: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Where the latest prompt starts (end of its D marker), and how that prompt renders: a prompt
+    # cycle sshkeep did not start (keys, a person) becomes a record of its own from these.
+    prompt_pos: int = -1
+    prompt_text: str | None = None
+    keys_since_prompt: bool = False
+    # A person holds the terminal (`sshkeep attach --take`): the agent's typing is refused.
+    control: TakeOver | None = None
+    # The person's commands of the last take-over, until the agent's next reply lists them.
+    person_report: list[CommandRecord] = field(default_factory=list)
+    # Secrets the remote side echoed: (secret, label), replaced in every rendering.
+    redactions: list[tuple[str, str]] = field(default_factory=list)
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -112,6 +133,8 @@ class Session:
     def state(self) -> SessionState:
         if self.dead:
             return "disconnected"
+        if self.control is not None:
+            return "human"
         if not self.integrated and not (self.setup_sent and self.shell == "none"):
             return "connecting"
         if self.current is not None or self.foreground_busy:
@@ -150,6 +173,7 @@ class Session:
             question=question,
             message=self.last_words() if self.dead else None,
             exit_status=self.dead_status if self.dead else None,
+            person_commands=[r.summary() for r in self.person_report] or None,
             hint=hint,
         )
 
@@ -171,7 +195,7 @@ class Session:
     def last_words(self, lines: int = 6) -> str:
         size = self.current_size()
         text = render(mk.strip_markers(self.read_log(max(0, size - TAIL_BYTES), size)))
-        kept = [ln for ln in split_lines(text) if ln.strip()]
+        kept = [ln for ln in split_lines(self.redact(text)) if ln.strip()]
         return "\n".join(kept[-lines:])
 
     def screen_tail(self) -> str:
@@ -180,7 +204,19 @@ class Session:
         start = max(0, size - TAIL_BYTES)
         if self.current is not None:
             start = max(start, self.output_start(self.current))
-        return render(mk.strip_markers(self.read_log(start, size)))
+        return self.redact(render(mk.strip_markers(self.read_log(start, size))))
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret this session's remote side echoed replaced by its label."""
+        for secret, label in self.redactions:
+            text = text.replace(secret, label)
+        return text
+
+    def latest_record(self) -> CommandRecord | None:
+        """The newest command record, whoever typed it (agent, keys or a person)."""
+        if self.current is not None:
+            return self.current
+        return max(self.commands.values(), key=lambda r: r.seq) if self.commands else None
 
     # --- scanning ---------------------------------------------------------------------------------
 
@@ -199,6 +235,7 @@ class Session:
             if consumed == 0:
                 break  # only a marker still being written is left
             self.scan_pos += consumed
+        self._learn_prompt()
         async with self.changed:
             self.changed.notify_all()
 
@@ -235,7 +272,7 @@ class Session:
             if rec is not None and rec.out_start is None and m.start >= rec.sent_pos:
                 if self._echoed(rec, m.start):
                     rec.out_start = m.end
-            elif rec is None and self.integrated:
+            elif rec is None and self.integrated and await self._untracked(m) is None:
                 self.foreground_busy = True
         elif m.kind == "D":
             if m.seq is not None and m.seq <= self.last_d_seq:
@@ -245,8 +282,12 @@ class Session:
             self.keys_cycle_at = None
             if not self.integrated and self.x_seen:
                 self.integrated = True
+                self._new_prompt(m)
                 log.info("session_ready", session=self.id, shell=self.shell)
                 return
+            if self.current is None and self.integrated and self.shell not in ("bash", "zsh"):
+                # dash and ash have no pre-exec hook: a cycle typed by someone else shows only here.
+                await self._untracked(m)
             rec = self.current
             if (
                 rec is not None
@@ -263,6 +304,79 @@ class Session:
                 self.interrupt_requested = False
                 if self.on_finished is not None:
                     await self.on_finished(rec)
+            self._new_prompt(m)
+
+    def _new_prompt(self, m: mk.Marker) -> None:
+        self.prompt_pos = m.end
+        self.prompt_text = None
+        self.keys_since_prompt = False
+
+    def _learn_prompt(self) -> None:
+        """Remember how the current prompt renders, as soon as it is printed (before any typing)."""
+        if self.prompt_text is not None or self.prompt_pos < 0 or self.current is not None:
+            return
+        data = self.read_log(self.prompt_pos, min(self.scan_pos, self.prompt_pos + TAIL_BYTES))
+        if b"\n" in data:
+            return
+        text = render(mk.strip_markers(data))
+        if text.strip():
+            self.prompt_text = text
+
+    def _typed_command(self, end: int) -> str:
+        """What was typed at the latest prompt, from the echo between the prompt and `end`."""
+        text = render(mk.strip_markers(self.read_log(self.prompt_pos, end)))
+        lines = split_lines(text)
+        prompt = (self.prompt_text or "").rstrip()
+        out: list[str] = []
+        for i, line in enumerate(lines):
+            if i == 0:
+                line = line[len(prompt) :] if prompt and line.startswith(prompt) else line
+                out.append(line.strip())
+            else:
+                out.append(line[2:] if line.startswith("> ") else line)  # continuation prompt (PS2)
+        return self.redact("\n".join(out).strip())
+
+    async def _untracked(self, m: mk.Marker) -> CommandRecord | None:
+        """A record for a prompt cycle sshkeep did not start: at its C marker (bash, zsh), or once
+        it ended (D marker; dash and ash, whose first echoed line is the command)."""
+        if self.prompt_pos < 0 or m.start < self.prompt_pos:
+            return None
+        if m.kind == "C":
+            command = self._typed_command(m.start)
+        else:
+            data = self.read_log(self.prompt_pos, m.start)
+            nl = data.find(b"\n")
+            if nl == -1:
+                return None
+            command = self._typed_command(self.prompt_pos + nl)
+            if command.endswith("^C"):
+                return None  # a line abandoned with Ctrl-C: nothing ran
+        if not command:
+            return None
+        seq = self.next_seq
+        self.next_seq += 1
+        rec = CommandRecord(
+            session_id=self.id,
+            command_id=f"c{seq}",
+            seq=seq,
+            command=command,
+            status="running",
+            exit_code=None,
+            sent_pos=self.prompt_pos,
+            skip_newlines=command.count("\n") + 1,
+            out_start=m.end if m.kind == "C" else None,
+            out_end=None,
+            started_at=time.time(),
+            source="person" if self.control is not None or not self.keys_since_prompt else "keys",
+        )
+        self.commands[rec.command_id] = rec
+        self.current = rec
+        self.echo_needle = None  # sshkeep typed none of it: nothing of ours to wait for in the echo
+        self.interrupt_requested = False
+        log.info("command_seen", session=self.id, command_id=rec.command_id, source=rec.source)
+        if self.on_finished is not None:
+            await self.on_finished(rec)
+        return rec
 
     async def send_setup(self) -> None:
         self.setup_sent = True
@@ -359,7 +473,10 @@ class Session:
         stays bounded by the chunk size, never by the output's size. `end` is fixed by the caller
         at one instant, together with the status it reports."""
         async with self.output_lock:
-            return await asyncio.to_thread(self._page, rec, end, first, offset, limit)
+            page = await asyncio.to_thread(self._page, rec, end, first, offset, limit)
+        if self.redactions:  # an echoed secret is overwritten in the log; this covers the moment before
+            page = replace(page, lines=[self.redact(line) for line in page.lines])
+        return page
 
     def _page(self, rec: CommandRecord, end: int, first: bool, offset: int, limit: int) -> OutputPage:
         start = min(self.kept_start(rec), end)
