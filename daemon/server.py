@@ -25,12 +25,12 @@ from typing import IO
 import structlog
 from aiohttp import web
 
-from sshkeep.common.config import ConfigSource
+from sshkeep.common.config import ConfigSource, load_config
 from sshkeep.common.errors import DaemonAlreadyRunning, SshkeepError
 from sshkeep.common.paths import Paths, claim_runtime_dir, ensure_private_dir
 from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.app import build_app
-from sshkeep.daemon.api.audit import AUDIT
+from sshkeep.daemon.api.audit import AUDIT, cap_daemon_log
 from sshkeep.daemon.api.core import Services
 from sshkeep.daemon.files.sidechannel import SideChannels, run_side_command
 from sshkeep.daemon.files.transfers import Transfers
@@ -38,9 +38,11 @@ from sshkeep.daemon.policy.guard import Guard
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
 from sshkeep.daemon.sessions.askpass import AuthBroker
 from sshkeep.daemon.sessions.commands import Commands
+from sshkeep.daemon.sessions.control import Control
 from sshkeep.daemon.sessions.jobs import Jobs
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import Reaper
+from sshkeep.daemon.sessions.secrets import Answers, SecretStore
 from sshkeep.daemon.sessions.session import Session
 from sshkeep.daemon.sessions.store import Store
 from sshkeep.daemon.sessions.tmux import Tmux
@@ -55,11 +57,25 @@ class Daemon:
         self.paths = paths
         self.config = config or ConfigSource(paths.config_file)
         self.tmux = Tmux(paths.tmux_args, paths.runtime_dir / "tmux.conf")
+        # Variables that secrets name stay out of tmux's environment, hence out of every pane.
+        self.tmux.hidden_env = lambda: self.config.current().secret_vars
         self.store = Store(paths.db_file)
         self.auth = AuthBroker(paths, self.config)
         m = self.manager = SessionManager(paths, self.config, self.tmux, self.store, self.auth)
         self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
-        self.commands = Commands(m.terminal, m.ensure_ready, self.store, self.tmux, side=self.side_command)
+        self.control = Control(m.get, m.sessions)
+        self.secrets = SecretStore(self.config)
+        self.commands = Commands(
+            m.terminal,
+            m.ensure_ready,
+            self.store,
+            self.tmux,
+            side=self.side_command,
+            guard=self.control.refuse_if_human,
+            report=self.control.report,
+            advise=self.secrets.advise,
+        )
+        self.answers = Answers(m.get, self.commands, self.tmux, self.control.refuse_if_human, self.secrets)
         self.transfers = Transfers(m.get, self.side_channels, self.settings)
         self.reaper = Reaper(m.sessions, m.close, self.settings)
         self.guard = Guard(m)  # the guard rails: one service every route that runs something asks
@@ -81,6 +97,8 @@ class Daemon:
         return Services(
             manager=self.manager,
             commands=self.commands,
+            answers=self.answers,
+            control=self.control,
             jobs=self.jobs,
             transfers=self.transfers,
             reaper=self.reaper,
@@ -94,10 +112,12 @@ class Daemon:
         await self.manager.start()
         await asyncio.to_thread(self.auth.install)  # the SSH_ASKPASS helper, in the runtime dir
         self.reaper.start()
+        self.control.start()
 
     async def stop(self) -> None:
         """Stop every service, users first; the tmux server and its sessions stay."""
         await self.reaper.stop()
+        await self.control.stop()
         await self.side_channels.close_all()  # the sessions themselves stay
         await self.manager.stop()
         await self.tmux.close()
@@ -167,7 +187,15 @@ def _refusal_record(usual: Path, problem: str, using: Path) -> dict[str, object]
     }
 
 
+def rotate_own_log(paths: Paths) -> None:
+    """Started by a shim, our stderr is the daemon log: rotate it by its settings before our first
+    line (the shim spawns us before it could read config.yml itself)."""
+    with contextlib.suppress(OSError):
+        cap_daemon_log(paths.daemon_log, *load_config(paths.config_file).tunables.daemon_log_rotation)
+
+
 async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
+    rotate_own_log(paths)
     notifier = Notifier.from_env()  # before any child (tmux) could inherit $NOTIFY_SOCKET
     activated = activated_socket(paths.socket)
     usual = paths.runtime_dir

@@ -38,6 +38,7 @@ def tool_groups() -> tuple[ModuleType, ...]:
         tools_files,
         tools_jobs,
         tools_policy,
+        tools_secrets,
         tools_sessions,
     )
 
@@ -45,6 +46,7 @@ def tool_groups() -> tuple[ModuleType, ...]:
         tools_configs,
         tools_sessions,
         tools_commands,
+        tools_secrets,
         tools_jobs,
         tools_files,
         tools_admin,
@@ -63,6 +65,11 @@ restarts, and a person can watch them in tmux.
   program). Answer with send_keys, then get_command(wait=...); or interrupt_command.
 - Long output is paged: get_command(offset=next_offset).
 - get_snapshot shows the screen; send_keys types keys (tmux names like Enter, C-c, Up, else text).
+- Secrets never pass through you: at a password/token question, answer_secret(session_id, name)
+  types a secret configured in config.yml; when none fits, ask your user to run the
+  `sshkeep answer <session>` command the hint names. For sudo: answer_secret(..., sudo=true).
+- Error human_control: a person holds the terminal; reads work, typing waits until they release it.
+  list_commands shows every command, including those a person typed (source person).
 - Servers, watchers, `tail -f`, long builds: start_job (returns at once, or when `ready`), then
   list_jobs / get_job / stop_job. Jobs survive restarts; durable=true also survives ssh dropping.
 - Parallel work in one session: open_terminal, then pass `terminal` to the command tools.

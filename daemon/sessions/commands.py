@@ -19,14 +19,21 @@ from sshkeep.common.errors import (
 from sshkeep.common.models.base import MAIN_TERMINAL
 from sshkeep.common.models.sessions import (
     CommandResult,
+    CommandSummary,
     Question,
     SendKeysResult,
     Snapshot,
     WaitForResult,
 )
-from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed_text
+from sshkeep.common.terminal.commandline import (
+    NO_SHELL,
+    PASTE_THRESHOLD,
+    clear_line_keys,
+    echo_needle,
+    typed_text,
+)
 from sshkeep.common.terminal.foreground import endless_reason, has_background_ampersand, started_jobs
-from sshkeep.common.terminal.keys import keys_command
+from sshkeep.common.terminal.keys import LINE_ENDING_KEYS, keys_command
 from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
@@ -38,6 +45,16 @@ SideCommand = Callable[[Session, str, float], Awaitable[tuple[int | None, str, s
 
 # An unintegrated shell's command counts as done after this much quiet output.
 QUIET_DONE = 1.0
+# How long a command waits for the prompt cycle of keys sent to an idle prompt.
+KEYS_SETTLE = 3.0
+KEYS_QUIET = 0.25
+
+# Hooks of the people and secrets mechanisms (daemon/sessions/control.py, secrets.py):
+# refuse the agent's typing while a person holds the terminal; the person's commands the agent's
+# next reply lists (once); the question and hint for a pending secret question.
+Guard = Callable[[Session], None]
+Report = Callable[[Session], list[CommandSummary] | None]
+Advise = Callable[[Session, Question], tuple[Question, str] | None]
 
 
 class Commands:
@@ -54,19 +71,34 @@ class Commands:
         store: Store,
         tmux: Tmux,
         side: SideCommand | None = None,
+        *,
+        guard: Guard | None = None,
+        report: Report | None = None,
+        advise: Advise | None = None,
     ) -> None:
         self.lookup = lookup
         self.ensure_ready = ensure_ready
         self.store = store
         self.tmux = tmux
         self.side = side
+        self.guard: Guard = guard or (lambda s: None)
+        self.report: Report = report or (lambda s: None)
+        self.advise: Advise = advise or (lambda s, q: None)
 
     async def send_command(
         self, sid: str, command: str, timeout: float, terminal: str | None = None
     ) -> CommandResult:
         s = self.lookup(sid, terminal)
+        self.guard(s)
         await self.ensure_ready(s, timeout)
         where = _where(s)
+        if s.current is None or s.current.source != "agent":
+            await self._settle_keys(s)
+            other = s.current
+            if other is not None and other.source != "agent":
+                # Keys (or a person) started a command a moment ago: a quick one ends within the
+                # settle time and this command follows it; a long one makes the session busy.
+                await self._wait_command(s, other, KEYS_SETTLE)
         if s.current is not None:
             raise SessionBusy(
                 f"{where} is still running command {s.current.command_id} ({s.current.command[:60]!r})",
@@ -93,6 +125,7 @@ class Commands:
             started_at=time.time(),
         )
         s.current = rec
+        s.echo_needle = echo_needle(text)
         s.commands[rec.command_id] = rec
         s.interrupt_requested = False
         self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
@@ -149,16 +182,35 @@ class Commands:
             return "Still running in the background: " + "; ".join(f"pid {a}" for a in alive) + "." + tail
         return "The command started something in the background with `&`; it may still run." + tail
 
+    async def _settle_keys(self, s: Session) -> None:
+        """Keys that may end a line went to the idle prompt: wait until their prompt cycle shows
+        (a start or prompt marker), so that it never counts as this command's."""
+        if s.keys_cycle_at is None or s.shell == NO_SHELL:
+            return
+        sent = s.keys_cycle_at
+        deadline = sent + KEYS_SETTLE
+        async with s.changed:
+            while s.keys_cycle_at is not None and not s.dead and time.monotonic() < deadline:
+                # The terminal reacted and went quiet without a marker: no cycle of theirs is
+                # coming (bash and ash redraw the prompt after Ctrl-C without their hooks).
+                if s.last_growth > sent and s.quiet_for() >= KEYS_QUIET:
+                    break
+                step = min(deadline - time.monotonic(), KEYS_QUIET)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait(), max(0.01, step))
+        s.keys_cycle_at = None
+
     async def _type(self, s: Session, text: str) -> None:
+        clear = "".join(f"send-keys -t {s.pane_id} {k} ; " for k in clear_line_keys(s.shell))
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
             buf = f"sk-{s.key}"
             await self.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
             await self.tmux.command(
-                f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
+                f"{clear}paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
             )
         else:
             await self.tmux.command(
-                f"send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
+                f"{clear}send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
             )
 
     async def _wait_command(self, s: Session, rec: CommandRecord, timeout: float) -> Question | None:
@@ -241,6 +293,9 @@ class Commands:
                     else f"Still running: get_command({s.ref}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
                 )
+                advice = self.advise(s, question) if question is not None else None
+                if advice is not None:  # a secret question: its answer must not pass through the agent
+                    question, hint = advice
         elif s.shell == NO_SHELL:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":
@@ -273,6 +328,8 @@ class Commands:
             dropped_bytes=view.dropped,
             started_at=rec.started_at,
             ended_at=ended_at,
+            source=rec.summary().source,
+            person_commands=self.report(s),
         )
 
     def _record(self, s: Session, command_id: str | None) -> CommandRecord:
@@ -306,6 +363,7 @@ class Commands:
 
     async def interrupt(self, sid: str, timeout: float = 5.0, terminal: str | None = None) -> CommandResult:
         s = self.lookup(sid, terminal)
+        self.guard(s)
         if s.dead:
             raise SessionDisconnected(f"{_where(s)} is disconnected")
         rec = s.current
@@ -314,6 +372,7 @@ class Commands:
         # Quiet time counts from the keys: the question that was pending is not the answer to them.
         s.last_growth = time.monotonic()
         if rec is None:
+            s.keys_cycle_at = s.last_growth
             if not s.commands:
                 raise CommandNotFound(f"{_where(s)} has no running command (Ctrl-C was sent anyway)")
             return await self._result(s, self._record(s, None))
@@ -327,6 +386,7 @@ class Commands:
 
     async def send_keys(self, sid: str, keys: list[str], terminal: str | None = None) -> SendKeysResult:
         s = self.lookup(sid, terminal)
+        self.guard(s)
         if s.dead:
             raise SessionDisconnected(f"{_where(s)} is disconnected; keys were not sent")
         line = keys_command(s.pane_id, keys)
@@ -334,10 +394,13 @@ class Commands:
             raise BadRequest("keys holds only empty strings")
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
+        s.keys_since_prompt = True  # a prompt cycle these keys start is the agent's (source `keys`)
+        rec = s.current  # the command the keys go to (it may end before tmux has answered)
         await self.tmux.command(line)
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
-        rec = s.current
+        if rec is None and any(k in LINE_ENDING_KEYS for k in keys):
+            s.keys_cycle_at = s.last_growth  # the next command waits for the prompt cycle they start
         return SendKeysResult(
             session_id=sid,
             terminal=s.terminal,
@@ -348,6 +411,7 @@ class Commands:
                 if rec
                 else "get_snapshot shows the screen."
             ),
+            person_commands=self.report(s),
         )
 
     async def wait_for(
@@ -387,8 +451,8 @@ class Commands:
                         terminal=s.terminal,
                         matched=True,
                         pattern=pattern,
-                        line=hit.line,
-                        context=hit.context,
+                        line=s.redact(hit.line),
+                        context=s.redact(hit.context),
                         running_command_id=s.current.command_id if s.current else None,
                         command_status="running" if s.current else None,
                         searched_to=searched_to,
@@ -439,12 +503,13 @@ class Commands:
         return Snapshot(
             session_id=sid,
             terminal=s.terminal,
-            screen="\n".join(line.rstrip() for line in screen),
+            screen=s.redact("\n".join(line.rstrip() for line in screen)),
             lines=len(screen),
             cursor_x=int(cx),
             cursor_y=int(cy),
             alternate_screen=alt == "1",
             state=s.state,
+            person_commands=self.report(s),
         )
 
 

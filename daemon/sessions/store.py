@@ -7,6 +7,7 @@ queued and batched (see `Store`), so a command costs no database work while its 
 from __future__ import annotations
 
 import asyncio
+import operator
 import os
 import sqlite3
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sshkeep.common.models.base import CommandStatus
+from sshkeep.common.models.sessions import CommandSummary
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS commands (
@@ -30,6 +32,7 @@ CREATE TABLE IF NOT EXISTS commands (
     out_end INTEGER,
     started_at REAL NOT NULL,
     ended_at REAL,
+    source TEXT NOT NULL DEFAULT 'agent',
     PRIMARY KEY (session_id, command_id)
 );
 CREATE TABLE IF NOT EXISTS sessions (
@@ -61,6 +64,21 @@ class CommandRecord:
     out_end: int | None
     started_at: float
     ended_at: float | None = None
+    # Who typed it: `agent` (send_command, answer_secret), `keys` (the agent's send_keys) or
+    # `person` (typed in an attached tmux client).
+    source: str = "agent"
+
+    def summary(self) -> CommandSummary:
+        source = self.source if self.source in ("keys", "person") else "agent"
+        return CommandSummary(
+            command_id=self.command_id,
+            command=self.command,
+            source=source,  # type: ignore[arg-type]
+            status=self.status,
+            exit_code=self.exit_code,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+        )
 
 
 _COLUMNS = [f.name for f in fields(CommandRecord)]
@@ -77,12 +95,12 @@ _SAVE_COMMAND = (
 _SAVE_SESSION = "INSERT OR REPLACE INTO sessions (session_id, scan_pos, next_seq) VALUES (?, ?, ?)"
 
 
+_values = operator.attrgetter(*_COLUMNS)
+
+
 def _row(rec: CommandRecord) -> tuple[Any, ...]:
     """The record's values now, in column order (the record itself keeps changing)."""
-    return (
-        rec.session_id, rec.command_id, rec.seq, rec.command, rec.status, rec.exit_code, rec.sent_pos,
-        rec.skip_newlines, rec.out_start, rec.out_end, rec.started_at, rec.ended_at,
-    )  # fmt: skip
+    return tuple(_values(rec))
 
 
 class Store:
@@ -102,6 +120,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(commands)").fetchall()}
+        if "source" not in columns:  # a database from before command sources
+            self._db.execute("ALTER TABLE commands ADD COLUMN source TEXT NOT NULL DEFAULT 'agent'")
         self._lock = threading.Lock()
         self._queue: list[_Op] = []
         self._writer: asyncio.Task[None] | None = None

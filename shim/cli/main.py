@@ -11,23 +11,15 @@ from sshkeep.shim.cli.parser import build_parser, resolve
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     import asyncio
-    import contextlib
 
-    from sshkeep.common.config import load_config
     from sshkeep.common.errors import SshkeepError
     from sshkeep.common.logs import configure_logging
     from sshkeep.common.paths import resolve_paths
-    from sshkeep.daemon.api.audit import cap_daemon_log
     from sshkeep.daemon.server import serve
 
-    paths = resolve_paths()
-    # Started by a shim, our stderr is the daemon log: rotate it by its settings before the first
-    # line (the shim spawns us before it could read config.yml itself).
-    with contextlib.suppress(OSError):
-        cap_daemon_log(paths.daemon_log, *load_config(paths.config_file).tunables.daemon_log_rotation)
     configure_logging(args.log_level)
     try:
-        asyncio.run(serve(paths))
+        asyncio.run(serve(resolve_paths()))
     except SshkeepError as err:
         print(f"sshkeep daemon: {err.message}\n{err.hint}", file=sys.stderr)
         return 1

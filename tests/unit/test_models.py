@@ -18,6 +18,9 @@ REQUESTS: dict[type[mb.Request], dict[str, Any]] = {
     m.ReconnectRequest: {},
     m.CommandQuery: {},
     m.SnapshotQuery: {},
+    m.AnswerSecretRequest: {"name": "sudo"},
+    m.AnswerQuestionRequest: {"secret": "db"},
+    m.CommandListQuery: {},
     m.InterruptRequest: {},
 }
 
