@@ -65,6 +65,8 @@ from sshkeep.common.models.sessions import (  # noqa: E402
     SendCommandRequest,
     WaitForRequest,
 )
+from sshkeep.daemon.files.sftp import FXF_CREAT, FXF_READ, FXF_TRUNC, FXF_WRITE, SftpClient  # noqa: E402
+from sshkeep.daemon.files.sidechannel import side_argv  # noqa: E402
 from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import SshServer, environment_problem, start_sshd  # noqa: E402
 
@@ -1096,6 +1098,8 @@ class Bench:
             self.table.add(Row(f"read {mb} MB to a local file (local_path, streamed)")) if streamed else None
         )
         lwrite = self.table.add(Row(f"write {mb} MB from a local file (local_path)")) if streamed else None
+        rawr = self.table.add(Row("  read: the daemon's SFTP client alone, on the session's connection"))
+        raww = self.table.add(Row("  write: the daemon's SFTP client alone, on the session's connection"))
         small = min(mb, 10)
         mread = self.table.add(Row(f"read {small} MB via MCP read_remote_file"))
         hread = self.table.add(Row("  the same via HTTP"))
@@ -1140,6 +1144,9 @@ class Bench:
                     lwrite.samples.append(ms)
                     with contextlib.suppress(OSError):
                         os.unlink(lpath)
+                ms_r, ms_w = await self.sftp_client_alone(src, f"{dst}.c", size)
+                rawr.samples.append(ms_r)
+                raww.samples.append(ms_w)
                 for cmd, row in ((f"get {src} {local}", sread), (f"put {local} {dst}.o", swrite)):
                     t0 = time.perf_counter()
                     done = await asyncio.to_thread(
@@ -1177,17 +1184,19 @@ class Bench:
             with contextlib.suppress(SshkeepError):
                 rm = SendCommandRequest(command=f"rm -f {src} {dst} {dst}.o")
                 await self.api.send_command(self.sid, rm)
-        pairs = [(read, sread, "get"), (write, swrite, "put")]
+        pairs = [(read, sread, "get"), (write, swrite, "put"), (rawr, sread, "get"), (raww, swrite, "put")]
         if lread is not None and lwrite is not None:
             pairs += [(lread, sread, "get"), (lwrite, swrite, "put")]
         for row, base_row, what in pairs:
             speed = (base_row.median or 0) / (row.median or 1)
-            if row in (lread, lwrite) or not streamed:
+            if row in (rawr, raww):
+                row.note = f"{speed:.2f}x OpenSSH sftp {what}'s speed (what a streamed local-path copy moves)"
+            elif row in (lread, lwrite) or not streamed:
                 verdict = "met" if speed >= 0.8 else "MISSED"
                 row.note = f"{speed:.2f}x OpenSSH sftp {what}'s speed (target >= 0.8x: {verdict})"
             else:
                 row.note = f"{speed:.2f}x OpenSSH sftp {what}'s speed (the content as JSON)"
-        for row in (read, write, sread, swrite, lread, lwrite):
+        for row in (read, write, sread, swrite, lread, lwrite, rawr, raww):
             if row is None:
                 continue
             if row.median:
@@ -1202,6 +1211,31 @@ class Bench:
             mlocal.note = f"{r2:.2f}x the same via HTTP (target <= 2x: {'met' if r2 <= 2 else 'MISSED'})"
         else:
             mread.note += f" (target <= 2x: {'met' if ratio <= 2 else 'MISSED'})"
+
+    async def sftp_client_alone(self, src: str, dst: str, size: int) -> tuple[float, float]:
+        """ms to read `src` and write it to `dst` with the daemon's SFTP client (daemon/files/sftp.py),
+        over the session's ControlMaster as the daemon does, without the API and its JSON."""
+        conn = self.sshd.connection("bash")
+        argv = side_argv(
+            str(self.inst.paths.control_dir / self.sid), ["-p", str(conn["port"])],
+            f"{conn['user']}@{conn['host']}", subsystem="sftp",
+        )  # fmt: skip
+        c = await SftpClient.start(argv, "bench")
+        try:
+            t0 = time.perf_counter()
+            h = await c.open(src, FXF_READ)
+            data = await c.read(h, 0, size)
+            await c.close_handle(h)
+            t1 = time.perf_counter()
+            h = await c.open(dst, FXF_WRITE | FXF_CREAT | FXF_TRUNC)
+            await c.write(h, 0, data)
+            await c.close_handle(h)
+            t2 = time.perf_counter()
+        finally:
+            await c.close()
+        if len(data) != size:
+            raise RuntimeError(f"the SFTP client read {len(data)} of {size} bytes")
+        return (t1 - t0) * 1000, (t2 - t1) * 1000
 
     # --- scale -------------------------------------------------------------------------------------
 
