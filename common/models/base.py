@@ -38,8 +38,9 @@ class Request(BaseModel):
 
 class Reply(BaseModel):
     """A reply. `wire` holds the JSON it was validated from when the API client made it (never
-    serialised): the shim passes that on instead of dumping the model again. Replies are not
-    changed after they are made."""
+    serialised): the shim passes that on instead of dumping the model again. Assigning a field
+    drops it (the JSON no longer says what the model does); a nested value must not be changed
+    in place while it is set."""
 
     model_config = ConfigDict(extra="ignore")
     _wire: dict[str, Any] | None = PrivateAttr(default=None)
@@ -51,6 +52,11 @@ class Reply(BaseModel):
     @wire.setter
     def wire(self, payload: dict[str, Any]) -> None:
         self._wire = payload
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in type(self).model_fields and self._wire is not None:
+            self._wire = None
+        super().__setattr__(name, value)
 
 
 # --- errors ---------------------------------------------------------------------------------------
