@@ -225,10 +225,10 @@ async def task_copy_binary(a: Agent, quick: bool, local_dir: Path) -> None:
 async def task_reconnect(a: Agent, quick: bool) -> None:
     at = await a.where()
     await a.run(at, "cd /tmp && echo moved")
-    res, text, err = await a.call("send_command", {**at, "command": "kill -9 $PPID", "timeout": 5})
+    await a.call("send_command", {**at, "command": "kill -9 $PPID", "timeout": 5})
     r, text, err = await a.call("send_command", {**at, "command": "pwd"})
     if err:
-        info, text, err = await a.call("reconnect_session", {"session_id": at["session_id"]})
+        _info, text, err = await a.call("reconnect_session", {"session_id": at["session_id"]})
         assert not err, text
         r, text, err = await a.call("send_command", {**at, "command": "pwd"})
         assert not err, text
@@ -279,7 +279,7 @@ async def task_unclosed_quote(a: Agent, quick: bool) -> None:
     assert r["status"] == "waiting_input", r
     r = await a.keys(at, ["C-c"], expect_done=False)
     if r.get("status") not in ("completed", "interrupted"):
-        r, text, err = await a.call(
+        r, _text, _err = await a.call(
             "get_command", {"session_id": at["session_id"], "command_id": "last", "wait": 5}
         )
     r = await a.run(at, "echo 'fixed'")
@@ -291,7 +291,8 @@ async def task_git_log(a: Agent, quick: bool) -> None:
     r = await a.run(
         at,
         "rm -rf /tmp/economy-repo && git init -q /tmp/economy-repo && cd /tmp/economy-repo && "
-        "for i in $(seq 60); do git -c user.name=b -c user.email=b@x commit -q --allow-empty -m \"change $i\"; done"
+        "for i in $(seq 60); do "
+        'git -c user.name=b -c user.email=b@x commit -q --allow-empty -m "change $i"; done'
         " && git log",
         timeout=20,
     )
@@ -385,16 +386,17 @@ async def run_tasks(inst: Instance, quick: bool, only: str | None) -> list[dict[
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'task':24}{'calls':>6}{'tokens':>10}{'biggest':>10}  ok"]
     for r in rows:
-        lines.append(f"{r['task']:24}{r['calls']:6}{r['tokens']:10}{r['biggest']:10}  {'yes' if r['ok'] else 'NO'}")
+        lines.append(
+            f"{r['task']:24}{r['calls']:6}{r['tokens']:10}{r['biggest']:10}  {'yes' if r['ok'] else 'NO'}"
+        )
     tasks = [r for r in rows if r["task"] != "(tool list)"]
     lines.append(
         f"{'total (tasks)':24}{sum(r['calls'] for r in tasks):6}{sum(r['tokens'] for r in tasks):10}"
         f"{max((r['biggest'] for r in tasks), default=0):10}"
     )
     small = [r for r in tasks if r["task"] not in ("1 error in 50k lines", "copy a 2 MB binary")]
-    lines.append(
-        f"{'total w/o big-data tasks':24}{sum(r['calls'] for r in small):6}{sum(r['tokens'] for r in small):10}"
-    )
+    calls, tokens = sum(r["calls"] for r in small), sum(r["tokens"] for r in small)
+    lines.append(f"{'total w/o big-data tasks':24}{calls:6}{tokens:10}")
     lines.append("(tool list row: tokens = names+descriptions+input schemas; biggest = output schemas)")
     return "\n".join(lines)
 

@@ -31,9 +31,12 @@ from sshkeep.common.models.sessions import (
     Health,
     OpenSessionRequest,
     ReconnectRequest,
+    SearchRequest,
+    SearchResult,
     SendCommandRequest,
     SendKeysRequest,
     SendKeysResult,
+    SessionForHostRequest,
     SessionInfo,
     SessionList,
     Snapshot,
@@ -141,6 +144,9 @@ class ApiClient:
     async def open_session(self, req: OpenSessionRequest) -> SessionInfo:
         return await self.call("open_session", SessionInfo, req)
 
+    async def session_for_host(self, req: SessionForHostRequest) -> SessionInfo:
+        return await self.call("session_for_host", SessionInfo, req)
+
     async def get_session(self, session_id: str) -> SessionInfo:
         return await self.call("get_session", SessionInfo, session_id=session_id)
 
@@ -174,6 +180,9 @@ class ApiClient:
 
     async def wait_for(self, session_id: str, req: WaitForRequest) -> WaitForResult:
         return await self.call("wait_for", WaitForResult, req, session_id=session_id)
+
+    async def search_output(self, session_id: str, req: SearchRequest) -> SearchResult:
+        return await self.call("search_output", SearchResult, req, session_id=session_id)
 
     async def read_remote_file(self, session_id: str, req: ReadFileRequest) -> ReadFileResult:
         return await self.call("read_remote_file", ReadFileResult, req, session_id=session_id)

@@ -15,31 +15,39 @@ from sshkeep import __version__
 from sshkeep.common.client import ApiClient
 from sshkeep.common.paths import Paths
 from sshkeep.shim import tools_admin, tools_commands, tools_configs, tools_files, tools_sessions
-from sshkeep.shim.tools_base import Tools
+from sshkeep.shim.tools_base import SshkeepServer, Tools, lean_input, lean_output
 
 TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin)
 
 INSTRUCTIONS = """\
-sshkeep keeps persistent, interactive SSH terminals for you. Sessions survive client and daemon
-restarts, and a person can watch them in tmux.
-- open_session(host) takes a name from list_available_configs, else an ssh destination.
-- send_command runs one shell command and returns when it ends, with exit_code and only that
-  command's output. Non-zero exit codes are results, not errors.
-- status "running": follow with get_command(wait=...), or interrupt_command.
-- status "waiting_input": the terminal asks something (password, [y/N], unclosed quote, full-screen
-  program). Answer with send_keys, then get_command(wait=...); or interrupt_command.
-- Long output is paged: get_command(offset=next_offset).
-- get_snapshot shows the screen; send_keys types keys (tmux names like Enter, C-c, Up, else text).
+sshkeep keeps persistent SSH terminals. send_command(host=<name from list_available_configs>,
+command=...) runs a command and returns its exit code and output (reuses or opens the host's
+session; later calls may pass the session_id it returned). Non-zero exit codes are results.
+status running: get_command(wait=...) follows it. status waiting_input: the hint says how to answer
+(send_keys returns the result). Long output: search_output finds lines, get_command pages.
+Files: read_remote_file / write_remote_file, not the terminal.
 """
 
 
 def build_server(paths: Paths, client: ApiClient) -> MCPServer[Any]:
-    server: MCPServer[Any] = MCPServer("sshkeep", version=__version__, instructions=INSTRUCTIONS)
+    server: MCPServer[Any] = SshkeepServer("sshkeep", version=__version__, instructions=INSTRUCTIONS)
     tools = Tools(client, paths)
     for group in TOOL_GROUPS:
         group.register(server, tools)
     forbid_unknown_arguments(server)
+    lean_schemas(server)
     return server
+
+
+def lean_schemas(server: MCPServer[Any]) -> None:
+    """Tool schemas carry what a model needs once: no pydantic titles, output schemas types only."""
+    manager = getattr(server, "_tool_manager", None)
+    for tool in manager.list_tools() if manager is not None else []:
+        tool.parameters = lean_input(tool.parameters)
+        meta = tool.fn_metadata
+        if meta.output_schema is not None:
+            meta.output_schema = lean_output(meta.output_schema)
+        tool.__dict__.pop("output_schema", None)  # a cached_property: recompute from the lean one
 
 
 def forbid_unknown_arguments(server: MCPServer[Any]) -> None:

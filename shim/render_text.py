@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sshkeep.common.models.sessions import CommandResult, SessionInfo, SessionList
+from sshkeep.common.models.sessions import CommandResult, SearchResult, SessionInfo, SessionList
 
 
 def session(info: SessionInfo) -> str:
     lines = [f"session {info.session_id} ({info.target}): {info.state}"]
+    if info.login:
+        lines[0] += f", logged in as {info.login}"
     if info.shell:
         lines[0] += f", shell {info.shell}"
     if info.question is not None:
@@ -15,7 +17,6 @@ def session(info: SessionInfo) -> str:
         lines.append(f"ssh said: {info.message}")
     if info.hint:
         lines.append(f"hint: {info.hint}")
-    lines.append(f"watch: {info.attach}")
     return "\n".join(lines)
 
 
@@ -25,20 +26,46 @@ def sessions(listing: SessionList) -> str:
     rows = []
     for s in listing.sessions:
         running = f" running {s.running_command_id}" if s.running_command_id else ""
-        rows.append(f"{s.session_id}\t{s.state}\t{s.target}{running}")
+        asks = f" asks ({s.question.kind}): {s.question.text}" if s.question is not None else ""
+        rows.append(f"{s.session_id}\t{s.state}\t{s.login or s.target}{running}{asks}")
     return "\n".join(rows)
 
 
 def command(res: CommandResult) -> str:
-    head = f"[{res.command_id} {res.status}"
+    head = f"[{res.session_id} {res.command_id} {res.status}"
     if res.exit_code is not None:
         head += f" exit={res.exit_code}"
+    if res.offset:
+        head += f" from line {res.offset}"
     head += "]"
     parts = [head]
     if res.output:
         parts.append(res.output)
+    if res.saved is not None:
+        sv = res.saved
+        parts.append(
+            f"output saved to {sv.local_path}: {sv.lines} lines, {sv.size} bytes, sha256 {sv.sha256}"
+        )
     if res.question is not None:
         parts.append(f"question ({res.question.kind}): {res.question.text}")
+    if res.screen:
+        parts.append(f"screen:\n{res.screen}")
+    if res.hint:
+        parts.append(f"hint: {res.hint}")
+    return "\n".join(parts)
+
+
+def search(res: SearchResult) -> str:
+    head = f"{res.total_matches} matching line(s) of /{res.pattern}/ in {res.lines_searched} lines"
+    if not res.complete:
+        head += " (incomplete)"
+    parts = [head]
+    for m in res.matches:
+        block = [f"-- {m.command_id} line {m.line}:"]
+        block += [f"  {x}" for x in m.before]
+        block.append(f"> {m.text}")
+        block += [f"  {x}" for x in m.after]
+        parts.append("\n".join(block))
     if res.hint:
         parts.append(f"hint: {res.hint}")
     return "\n".join(parts)

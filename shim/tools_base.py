@@ -1,22 +1,34 @@
 """What every group of MCP tools needs: the table-derived tool decorator and parameters, the API
-client with daemon auto-start, error mapping and result rendering."""
+client with daemon auto-start, `host` in place of `session_id`, one error format, lean schemas and
+results, and progress while a call waits."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel
+from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from sshkeep.common.client import ApiClient
-from sshkeep.common.errors import DaemonUnavailable, SshkeepError
+from sshkeep.common.config import ConfigSource
+from sshkeep.common.errors import DaemonUnavailable, SessionBusy, SshkeepError
+from sshkeep.common.models.base import MAX_WAIT_SECONDS
+from sshkeep.common.models.sessions import SessionForHostRequest
 from sshkeep.common.operations import OPERATIONS, ToolKind
 from sshkeep.common.paths import Paths
+from sshkeep.common.settings import number
 from sshkeep.shim.autostart import ensure_daemon
+
+log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,6 +44,20 @@ ANNOTATIONS: dict[ToolKind, ToolAnnotations] = {
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
     ),
 }
+
+# The operation whose body defines `host` when a tool takes it in place of `session_id`.
+HOST_OPERATION = "session_for_host"
+# Waits an MCP call may ask for beyond one daemon call's limit, when the client sends a progress
+# token (its idle clock restarts on every progress notification); tunable down with
+# settings.mcp_max_wait_seconds in config.yml.
+LONG_WAIT_SECONDS = 600.0
+LONG_WAIT_FIELDS = frozenset({("send_command", "timeout"), ("get_command", "wait"), ("wait_for", "timeout")})
+# Replies carry a large text field (output, screen, file content) once: in the text content.
+TEXT_ONLY_OVER = 512
+TEXT_FIELDS = ("output", "screen", "content", "stdout", "stderr")
+# Progress: the first notification within this many seconds, then at least this often.
+FIRST_PROGRESS = 0.8
+PROGRESS_EVERY = 2.0
 
 
 def tool(server: MCPServer[Any], op_id: str) -> Callable[[F], F]:
@@ -53,12 +79,88 @@ def tool(server: MCPServer[Any], op_id: str) -> Callable[[F], F]:
 
 def param(op_id: str, name: str) -> Any:
     """The FieldInfo of a parameter of operation `op_id` (path, query or body model), so each
-    bound and description is written once, in `sshkeep.common.models`."""
+    bound and description is written once, in `sshkeep.common.models`. A long-wait field gets the
+    MCP bound (see LONG_WAIT_FIELDS); the daemon's own bound stays in its model."""
     op = OPERATIONS[op_id]
     for model in (op.path_params, op.query, op.body):
         if model is not None and name in model.model_fields:
-            return model.model_fields[name]
+            info = model.model_fields[name]
+            if (op_id, name) in LONG_WAIT_FIELDS:
+                return Field(
+                    ge=0,
+                    le=LONG_WAIT_SECONDS,
+                    description=f"Seconds to wait (>{MAX_WAIT_SECONDS:g}: needs a progress token)",
+                )
+            return info
     raise KeyError(f"operation {op_id!r} has no parameter {name!r}")
+
+
+def optional_session() -> Any:
+    """`session_id` of a tool that also takes `host`: optional, same pattern and description."""
+    base = OPERATIONS["send_command"].path_params
+    assert base is not None
+    info = base.model_fields["session_id"]
+    return Field(
+        pattern=_meta(info, "pattern"),
+        max_length=_meta(info, "max_length"),
+        description=info.description,
+    )
+
+
+def host_param() -> Any:
+    body = OPERATIONS[HOST_OPERATION].body
+    assert body is not None
+    info = body.model_fields["host"]
+    return Field(
+        min_length=_meta(info, "min_length"),
+        max_length=_meta(info, "max_length"),
+        description=info.description,
+    )
+
+
+def _meta(info: FieldInfo, attr: str) -> Any:
+    for m in info.metadata:
+        value = getattr(m, attr, None)
+        if value is not None:
+            return value
+    return None
+
+
+def has_progress_token(ctx: Context) -> bool:
+    try:
+        meta = ctx.request_context.meta
+    except (AttributeError, ValueError):
+        return False
+    if not meta:
+        return False
+    getter = getattr(meta, "get", None)
+    if getter is None:
+        return getattr(meta, "progress_token", None) is not None
+    return getter("progress_token") is not None or getter("progressToken") is not None
+
+
+class Progress:
+    """MCP progress for one call: the first notification soon, then at least every 2 s."""
+
+    def __init__(self, ctx: Context, total: float) -> None:
+        self.ctx = ctx
+        self.total = total
+        self.start = time.monotonic()
+        self.sent = 0
+        self.last = 0.0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def next_chunk(self, remaining: float) -> float:
+        """How long the next daemon call may wait so the next notification is on time."""
+        due = FIRST_PROGRESS if self.sent == 0 else self.last + PROGRESS_EVERY * 0.9
+        return max(0.05, min(remaining, due - self.elapsed()))
+
+    async def report(self, message: str) -> None:
+        self.last = self.elapsed()
+        self.sent += 1
+        await self.ctx.report_progress(round(self.last, 1), self.total, message)
 
 
 @dataclass
@@ -76,10 +178,232 @@ class Tools:
                 await ensure_daemon(self.client, self.paths)
                 return await fn()
         except SshkeepError as err:
-            raise ToolError(f"[{err.code}] {err.message}\nNext: {err.hint}") from err
+            raise FormattedError(format_error(err)) from err
+
+    def max_wait(self) -> float:
+        try:
+            settings = ConfigSource(self.paths.config_file).current().settings
+        except Exception:
+            return LONG_WAIT_SECONDS
+        return number(
+            settings, "mcp_max_wait_seconds", LONG_WAIT_SECONDS, MAX_WAIT_SECONDS, LONG_WAIT_SECONDS
+        )
+
+    def check_wait(self, ctx: Context, tool_name: str, name: str, value: float) -> None:
+        """Waits over one daemon call's limit need a progress token (and stay under the setting)."""
+        if value <= MAX_WAIT_SECONDS:
+            return
+        if not has_progress_token(ctx):
+            raise FormattedError(
+                f"[bad_request] {tool_name}: {name}={value:g} is over {MAX_WAIT_SECONDS:g} s, and this call "
+                "has no progress token to keep it alive\n"
+                f"Next: call {tool_name} with {name}={MAX_WAIT_SECONDS:g} and repeat while status is "
+                "running (get_command follows a running command)."
+            )
+        limit = self.max_wait()
+        if value > limit:
+            raise FormattedError(
+                f"[bad_request] {tool_name}: {name}={value:g} is over settings.mcp_max_wait_seconds "
+                f"({limit:g})\nNext: use {name}<={limit:g} and repeat while status is running."
+            )
+
+    async def session_for(self, session_id: str | None, host: str | None) -> str:
+        """The session a tool call is for: `session_id`, or an idle (else new) session of `host`."""
+        if (session_id is None) == (host is None):
+            raise FormattedError(
+                "[bad_request] give exactly one of session_id and host\n"
+                "Next: pass host (a name from list_available_configs) to use or open its session, or "
+                "the session_id from an earlier reply."
+            )
+        if session_id is not None:
+            return session_id
+        assert host is not None
+        info = await self.call(lambda: self.client.session_for_host(SessionForHostRequest(host=host)))
+        if info.question is not None:
+            raise FormattedError(
+                f"[session_not_ready] session {info.session_id} for {host} waits at login: "
+                f"{info.question.text}\nNext: {info.hint or 'answer it with send_keys'}"
+            )
+        return info.session_id
+
+    async def on_host(self, session_id: str | None, host: str | None, fn: Callable[[str], Awaitable[M]]) -> M:
+        """Run `fn(sid)`; with `host`, once more in another session if the chosen one became busy."""
+        sid = await self.session_for(session_id, host)
+        try:
+            return await fn(sid)
+        except FormattedError as err:
+            if host is None or not isinstance(err.__cause__, SessionBusy):
+                raise
+            return await fn(await self.session_for(None, host))
 
     @staticmethod
     def result(model: BaseModel, text: str) -> CallToolResult:
-        return CallToolResult(
-            content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
+        data = model.model_dump(mode="json", exclude_none=True)
+        _text_only(data)
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def _text_only(data: dict[str, Any]) -> None:
+    """Empty large text fields (here and in a nested `result`): the text content carries them."""
+    moved = []
+    for name in TEXT_FIELDS:
+        value = data.get(name)
+        if isinstance(value, str) and len(value) > TEXT_ONLY_OVER:
+            data[name] = ""
+            moved.append(name)
+    if moved:
+        data["in_text"] = moved
+    nested = data.get("result")
+    if isinstance(nested, dict):
+        _text_only(nested)
+
+
+class FormattedError(ToolError):
+    """A tool error whose text is already `[code] message` + `Next: hint`."""
+
+
+def format_error(err: SshkeepError) -> str:
+    code = str(err.context.get("code", err.code)) if err.context else err.code
+    return f"[{code}] {err.message}\nNext: {err.hint}"
+
+
+# --- errors of the SDK's own making (argument validation, unknown tools, crashes) -------------------
+
+
+def _bound_text(e: Any) -> str | None:
+    ctx = e.get("ctx") or {}
+    for key, word in (("le", "<="), ("lt", "<"), ("ge", ">="), ("gt", ">")):
+        if key in ctx:
+            return f"must be {word} {ctx[key]}"
+    return None
+
+
+def validation_text(tool_name: str, exc: ValidationError, schema: dict[str, Any]) -> str:
+    """Pydantic's errors about tool arguments as `[bad_request] …` + `Next: …`."""
+    parts: list[str] = []
+    fields: list[str] = []
+    for e in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in e["loc"]) or "arguments"
+        fields.append(loc)
+        kind = e["type"]
+        if kind == "missing":
+            what = "required"
+        elif kind == "extra_forbidden":
+            known = ", ".join(sorted(schema.get("properties", {})))
+            what = f"unknown argument (known: {known})"
+        elif kind in ("less_than_equal", "less_than", "greater_than_equal", "greater_than"):
+            what = _bound_text(e) or e["msg"]
+        elif kind == "string_too_short":
+            what = "must not be empty" if (e.get("ctx") or {}).get("min_length") == 1 else e["msg"]
+        elif kind == "string_pattern_mismatch":
+            what = f"{e.get('input')!r} does not match {(e.get('ctx') or {}).get('pattern')}"
+        else:
+            what = str(e["msg"]).replace("Input should be", "must be").replace("Value error, ", "")
+        parts.append(f"{loc}: {what}")
+    required = schema.get("required", [])
+    need = f" (required: {', '.join(required)})" if required else ""
+    return (
+        f"[bad_request] {tool_name}: {'; '.join(parts)}\n"
+        f"Next: fix {', '.join(dict.fromkeys(fields))} and call {tool_name} again{need}."
+    )
+
+
+def error_text(server: MCPServer[Any], tool_name: str, exc: BaseException) -> str:
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 10:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    for e in chain:
+        if isinstance(e, FormattedError):
+            return str(e)
+    for e in chain:
+        if isinstance(e, SshkeepError):
+            return format_error(e)
+    for e in chain:
+        if isinstance(e, ValidationError):
+            found = server._tool_manager.get_tool(tool_name)
+            return validation_text(tool_name, e, found.parameters if found is not None else {})
+    if server._tool_manager.get_tool(tool_name) is None:
+        return (
+            f"[not_found] no tool named {tool_name!r}\nNext: list the tools (tools/list) and use one of them."
         )
+    log.error("tool %s crashed", tool_name, exc_info=exc)
+    root = chain[-1]
+    return (
+        f"[internal_error] {tool_name} failed unexpectedly ({type(root).__name__})\n"
+        "Next: retry once; if it fails again, `sshkeep status` shows where the daemon log is."
+    )
+
+
+class SshkeepServer(MCPServer[Any]):
+    """The MCP server: every tool error, the SDK's argument validation included, reads
+    `[code] message` then `Next: …`, never a raw pydantic dump."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except MCPError:
+            raise
+        except Exception as exc:
+            raise ToolError(error_text(self, name, exc)) from exc
+
+
+# --- lean schemas -----------------------------------------------------------------------------------
+
+
+def lean_input(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema without pydantic's titles, and `T | None = None` said as plain `T`."""
+    props = {}
+    for name, prop in schema.get("properties", {}).items():
+        # Titles repeat the name; minLength 1 and the session id pattern the daemon checks itself,
+        # with a clearer error than a schema mismatch.
+        drop = {"title", "minLength"} | ({"pattern"} if name == "session_id" else set())
+        prop = {k: v for k, v in prop.items() if k not in drop}
+        branches = prop.get("anyOf")
+        if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
+            other = next(b for b in branches if b != {"type": "null"})
+            prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **other}
+            if prop.get("default", "") is None:
+                del prop["default"]
+        props[name] = _drop_titles(prop)
+    out = {k: v for k, v in schema.items() if k not in ("title", "properties")}
+    out["properties"] = props
+    return out
+
+
+def _drop_titles(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _drop_titles(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
+    if isinstance(node, list):
+        return [_drop_titles(v) for v in node]
+    return node
+
+
+def lean_output(schema: dict[str, Any]) -> dict[str, Any]:
+    """An output schema of top-level field names and JSON types only (clients validate replies
+    against it; what the fields mean is in the tool description and the text reply)."""
+    props: dict[str, Any] = {}
+    for name, prop in schema.get("properties", {}).items():
+        props[name] = _json_type(prop)
+    return {"type": "object", "properties": props}
+
+
+def _json_type(prop: dict[str, Any]) -> dict[str, Any]:
+    types: list[str] = []
+    for branch in prop.get("anyOf", [prop]):
+        if "$ref" in branch:
+            kind = "object"
+        elif "enum" in branch or "const" in branch:
+            kind = "string"
+        else:
+            kind = str(branch.get("type", ""))
+        if kind and kind not in types:
+            types.append(kind)
+    if not types:
+        return {}
+    if "number" in types and "integer" in types:
+        types.remove("integer")
+    return {"type": types[0] if len(types) == 1 else types}

@@ -14,7 +14,7 @@ class CleanupRequest(Request):
         default=0.0,
         ge=0,
         le=MAX_AGE_LIMIT,
-        description="Close only sessions disconnected for at least this many seconds (0: every dead one)",
+        description="Minimum seconds since ssh exited (0: all)",
     )
 
 

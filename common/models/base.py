@@ -46,8 +46,15 @@ class ErrorReply(Reply):
 # Every `{…}` of an API path is a field of one of these, so its pattern and description are written
 # once and show in the OpenAPI document and the MCP input schemas alike.
 
-SESSION_ID_FIELD = Field(
-    pattern=SESSION_ID_PATTERN, max_length=63, description="Session id (from open_session or list_sessions)"
+SESSION_ID_FIELD = Field(pattern=SESSION_ID_PATTERN, max_length=63, description="Session id")
+
+
+LOCAL_PATH_DESCRIPTION = "(in settings.local_roots)"
+LOCAL_OUTPUT_FIELD = Field(
+    default=None,
+    min_length=1,
+    max_length=4096,
+    description="Local file to save all output to, instead of replying it " + LOCAL_PATH_DESCRIPTION,
 )
 
 
@@ -60,9 +67,9 @@ class CommandPath(Request):
     command_id: str = Field(
         pattern="^(" + COMMAND_ID_PATTERN.strip("^$") + "|last)$",
         max_length=10,
-        description="Command id from send_command, or `last` for the latest",
+        description="Command id, or last",
     )
 
 
 class ConfigPath(Request):
-    config_name: str = Field(min_length=1, max_length=255, description="A name from list_available_configs")
+    config_name: str = Field(min_length=1, max_length=255, description="Name from list_available_configs")

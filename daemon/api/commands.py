@@ -7,6 +7,8 @@ from aiohttp import web
 from sshkeep.common.models.sessions import (
     CommandQuery,
     CommandResult,
+    SearchRequest,
+    SearchResult,
     SendCommandRequest,
     SendKeysRequest,
     SendKeysResult,
@@ -23,7 +25,9 @@ routes = web.RouteTableDef()
 @endpoint(routes, "send_command")
 async def send_command(request: web.Request, call: Call) -> CommandResult:
     body = call.body(SendCommandRequest)
-    return await manager(request).commands.send_command(call.session_id, body.command, body.timeout)
+    return await manager(request).commands.send_command(
+        call.session_id, body.command, body.timeout, local_path=body.local_path
+    )
 
 
 @endpoint(routes, "get_command")
@@ -31,13 +35,24 @@ async def get_command(request: web.Request, call: Call) -> CommandResult:
     cid = call.params["command_id"]
     q = call.query(CommandQuery)
     return await manager(request).commands.get_command(
-        call.session_id, None if cid == "last" else cid, offset=q.offset, limit=q.limit, wait=q.wait
+        call.session_id,
+        None if cid == "last" else cid,
+        offset=q.offset,
+        limit=q.limit,
+        wait=q.wait,
+        local_path=q.local_path,
     )
 
 
 @endpoint(routes, "send_keys")
 async def send_keys(request: web.Request, call: Call) -> SendKeysResult:
-    return await manager(request).commands.send_keys(call.session_id, call.body(SendKeysRequest).keys)
+    body = call.body(SendKeysRequest)
+    return await manager(request).commands.send_keys(call.session_id, body.keys, body.wait)
+
+
+@endpoint(routes, "search_output")
+async def search_output(request: web.Request, call: Call) -> SearchResult:
+    return await manager(request).commands.search(call.session_id, call.body(SearchRequest))
 
 
 @endpoint(routes, "interrupt_command")

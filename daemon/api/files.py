@@ -13,7 +13,7 @@ from sshkeep.common.models.files import (
     WriteFileResult,
 )
 from sshkeep.daemon.api.core import MANAGER, Call, endpoint, manager
-from sshkeep.daemon.files import transfers
+from sshkeep.daemon.files import local, transfers
 from sshkeep.daemon.files.sidechannel import channels
 
 routes = web.RouteTableDef()
@@ -26,12 +26,18 @@ async def close_side_channels(app: web.Application) -> None:
 
 @endpoint(routes, "read_remote_file")
 async def read_file(request: web.Request, call: Call) -> ReadFileResult:
-    return await transfers.read_remote_file(manager(request), call.session_id, call.body(ReadFileRequest))
+    body = call.body(ReadFileRequest)
+    if body.local_path is not None or body.metadata_only:
+        return await local.read_to_local(manager(request), call.session_id, body)
+    return await transfers.read_remote_file(manager(request), call.session_id, body)
 
 
 @endpoint(routes, "write_remote_file")
 async def write_file(request: web.Request, call: Call) -> WriteFileResult:
-    return await transfers.write_remote_file(manager(request), call.session_id, call.body(WriteFileRequest))
+    body = call.body(WriteFileRequest)
+    if body.local_path is not None:
+        return await local.write_from_local(manager(request), call.session_id, body)
+    return await transfers.write_remote_file(manager(request), call.session_id, body)
 
 
 @endpoint(routes, "exec_command")

@@ -294,14 +294,14 @@ async def read_remote_file(manager: SessionManager, sid: str, req: ReadFileReque
 def _decode_content(req: WriteFileRequest) -> bytes:
     if req.encoding == "text":
         try:
-            return req.content.encode("utf-8")
+            return (req.content or "").encode("utf-8")
         except UnicodeEncodeError as exc:
             raise BadRequest(
                 f"content is not valid Unicode text (lone surrogate at {exc.start})",
                 hint="Send binary data with encoding='base64'.",
             ) from exc
     try:
-        return base64.b64decode(req.content, validate=True)
+        return base64.b64decode(req.content or "", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadRequest(f"content is not valid base64: {exc}") from exc
 
@@ -372,7 +372,7 @@ async def _sha_of(c: SftpClient, path: str, shown: str, max_bytes: int) -> str:
 async def write_remote_file(manager: SessionManager, sid: str, req: WriteFileRequest) -> WriteFileResult:
     s = manager.get(sid)
     max_bytes = max_transfer_bytes(manager)
-    if len(req.content) > CPU_IN_THREAD:
+    if len(req.content or "") > CPU_IN_THREAD:
         data = await asyncio.to_thread(_decode_content, req)
     else:
         data = _decode_content(req)

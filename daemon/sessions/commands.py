@@ -20,6 +20,8 @@ from sshkeep.common.errors import (
 from sshkeep.common.models.sessions import (
     CommandResult,
     Question,
+    SearchRequest,
+    SearchResult,
     SendKeysResult,
     Snapshot,
     WaitForResult,
@@ -28,7 +30,17 @@ from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed
 from sshkeep.common.terminal.keys import keys_command
 from sshkeep.common.terminal.markers import strip_markers
 from sshkeep.common.terminal.render import render, split_lines
-from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT, first_page
+from sshkeep.common.terminal.screenmode import compact_screen, drawn
+from sshkeep.daemon.files.local import save_output
+from sshkeep.daemon.sessions.replies import (
+    DEFAULT_PAGE_LINES,
+    UNINTEGRATED_HINT,
+    first_page,
+    program_of,
+    question_hint,
+    typed_command,
+)
+from sshkeep.daemon.sessions.search import search_output
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
@@ -40,6 +52,21 @@ Progress = Callable[[float, str], Awaitable[None]]
 
 # An unintegrated shell's command counts as done after this much quiet output.
 QUIET_DONE = 1.0
+# How much of a running command's latest output shows whether it draws a screen.
+DRAW_LOOKBACK = 64 * 1024
+# A full-screen program's screen in a reply: enough to see where it is, not a page of frames.
+SCREEN_LINES = 15
+SCREEN_CHARS = 1000
+
+
+def progress_message(s: Session, rec: CommandRecord, elapsed: float) -> str:
+    """`c3 running 12s: <newest output line>` for an MCP progress notification."""
+    start, end = s.output_bytes_range(rec)
+    tail = render(strip_markers(s.read_log(max(start, end - 4096), end)))
+    newest = next((ln.strip() for ln in reversed(split_lines(tail)) if ln.strip()), "")
+    if len(newest) > 120:
+        newest = newest[:117] + "..."
+    return f"{rec.command_id} running {elapsed:.0f}s" + (f": {newest}" if newest else "")
 
 
 class Commands:
@@ -47,40 +74,38 @@ class Commands:
 
     def __init__(self, manager: SessionManager) -> None:
         self.m = manager
+        # (session, command) -> output lines a reply has already carried in full, so replies that
+        # continue a command (send_keys, interrupt_command) do not send them again.
+        self._shown: dict[tuple[str, str], int] = {}
 
     async def send_command(
-        self, sid: str, command: str, timeout: float, progress: Progress | None = None
+        self,
+        sid: str,
+        command: str,
+        timeout: float,
+        progress: Progress | None = None,
+        local_path: str | None = None,
     ) -> CommandResult:
         s = self.m.get(sid)
         await self.m.ensure_ready(s, timeout)
         if s.current is not None:
+            cur = s.current
             raise SessionBusy(
-                f"session {sid} is still running command {s.current.command_id} ({s.current.command[:60]!r})"
+                f"session {sid} is still running command {cur.command_id} ({cur.command[:60]!r})",
+                hint=f"Follow it with get_command(session_id={sid!r}, command_id={cur.command_id!r}, "
+                "wait=30), answer it with send_keys, or stop it with interrupt_command; "
+                "send_command(host=...) runs in another session.",
             )
         if s.foreground_busy:
-            raise SessionBusy(f"session {sid} is running something typed with send_keys")
+            raise SessionBusy(
+                f"session {sid} is running something typed into the terminal (not by send_command)",
+                hint="get_snapshot shows it; send_keys(['C-c']) or interrupt_command stops it; "
+                "send_command(host=...) runs in another session.",
+            )
         if "\x00" in command:
             raise BadRequest("command contains a NUL byte")
         text = typed_text(command.rstrip("\n"), s.shell)
-        seq = s.next_seq
-        s.next_seq += 1
-        rec = CommandRecord(
-            session_id=sid,
-            command_id=f"c{seq}",
-            seq=seq,
-            command=command,
-            status="running",
-            exit_code=None,
-            sent_pos=s.current_size(),
-            skip_newlines=text.count("\n") + 1,
-            out_start=None,
-            out_end=None,
-            started_at=time.time(),
-        )
-        s.current = rec
-        s.commands[rec.command_id] = rec
-        s.interrupt_requested = False
-        self.m.store.save_soon(rec, (sid, s.scan_pos, s.next_seq))
+        rec = self._new_record(s, command, text.count("\n") + 1)
         try:
             await self._type(s, text)
         except TmuxError:
@@ -89,7 +114,29 @@ class Commands:
             await self.m.store.save_command(rec)
             raise
         await self._wait_command(s, rec, timeout, progress)
-        return await self._result(s, rec, first=True)
+        return await self._result(s, rec, first=True, local_path=local_path)
+
+    def _new_record(self, s: Session, command: str, skip_newlines: int) -> CommandRecord:
+        seq = s.next_seq
+        s.next_seq += 1
+        rec = CommandRecord(
+            session_id=s.id,
+            command_id=f"c{seq}",
+            seq=seq,
+            command=command,
+            status="running",
+            exit_code=None,
+            sent_pos=s.current_size(),
+            skip_newlines=skip_newlines,
+            out_start=None,
+            out_end=None,
+            started_at=time.time(),
+        )
+        s.current = rec
+        s.commands[rec.command_id] = rec
+        s.interrupt_requested = False
+        self.m.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq))
+        return rec
 
     async def _type(self, s: Session, text: str) -> None:
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
@@ -127,7 +174,7 @@ class Commands:
                     return None
                 if progress is not None and now >= next_progress:
                     next_progress = now + 1.0
-                    await progress(now - start, f"{rec.command_id} running for {now - start:.0f}s")
+                    await progress(now - start, progress_message(s, rec, now - start))
                 step = deadline - now
                 step = min(step, QUIET_FOR_QUESTION - quiet if quiet < QUIET_FOR_QUESTION else 0.25)
                 if progress is not None:
@@ -154,7 +201,25 @@ class Commands:
         with contextlib.suppress(TmuxError):
             out = await self.m.tmux.command(f"display-message -p -t {s.pane_id} '#{{alternate_on}}'")
             alt = bool(out) and out[0].strip() == "1"
+        rec = s.current
+        if rec is not None and (alt or self._drawing(s, rec)):
+            prog = program_of(rec.command) or "a program"
+            return Question(kind="fullscreen", text=f"{prog} is running full-screen")
         return s.pending_question(alternate_on=alt)
+
+    @staticmethod
+    def _drawing(s: Session, rec: CommandRecord) -> bool:
+        """The end of the command's output draws a screen (top redrawing in place, say)."""
+        start, end = s.output_bytes_range(rec)
+        return drawn(s.read_log(max(start, end - DRAW_LOOKBACK), end))
+
+    async def _screen(self, s: Session) -> str:
+        try:
+            rows = await self.m.tmux.command(f"capture-pane -p -J -t {s.pane_id}")
+        except TmuxError:
+            return ""
+        text, more = compact_screen(rows, SCREEN_LINES, SCREEN_CHARS)
+        return text + (f"\n[+{more} rows: get_snapshot shows all]" if more else "")
 
     async def _result(
         self,
@@ -164,9 +229,12 @@ class Commands:
         first: bool = False,
         offset: int = 0,
         limit: int | None = None,
+        since_shown: bool = False,
+        local_path: str | None = None,
     ) -> CommandResult:
         question: Question | None = None
         hint: str | None = None
+        screen: str | None = None
         status = rec.status
         if rec.out_end is None and rec.status in ("running", "waiting_input"):
             if s.dead:
@@ -180,11 +248,13 @@ class Commands:
                     question = await self._question(s)
                 status = "waiting_input" if question is not None else "running"
                 hint = (
-                    WAITING_HINT
+                    question_hint(question, s.id, rec.command)
                     if question is not None
                     else f"Still running: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
                 )
+                if question is not None and question.kind == "fullscreen":
+                    screen = await self._screen(s)
         elif s.shell == NO_SHELL:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":
@@ -192,9 +262,23 @@ class Commands:
         lines = await s.output_lines(rec)
         total = len(lines)
         truncated: str | None = None
-        if first:
-            page, next_offset, truncated = first_page(lines)
-            out_offset = 0
+        key = (s.id, rec.command_id)
+        saved = None
+        if local_path is not None:
+            saved = await save_output(self.m, lines, local_path)
+            page: list[str] = []
+            next_offset, out_offset = None, 0
+        elif first or since_shown:
+            out_offset = min(self._shown.get(key, 0), total) if since_shown else 0
+            page, cut_at, truncated = first_page(lines[out_offset:])
+            next_offset = out_offset + cut_at if cut_at is not None else None
+            if truncated is not None and out_offset:
+                truncated = truncated.replace(f"offset={cut_at}", f"offset={next_offset}")
+            # The last line may still grow (a prompt being answered): it counts as not yet shown.
+            shown = next_offset if next_offset is not None else max(0, total - 1)
+            self._shown[key] = max(self._shown.get(key, 0), shown)
+            if out_offset and hint is None:
+                hint = f"Output lines before {out_offset} were in an earlier reply."
         else:
             if offset < 0:
                 raise BadRequest("offset must be >= 0")
@@ -220,6 +304,8 @@ class Commands:
             total_lines=total,
             truncated=truncated,
             question=question,
+            screen=screen,
+            saved=saved,
             hint=hint,
             dropped_bytes=s.dropped_bytes(rec),
             started_at=rec.started_at,
@@ -246,14 +332,15 @@ class Commands:
         limit: int | None = None,
         wait: float = 0.0,
         progress: Progress | None = None,
+        local_path: str | None = None,
     ) -> CommandResult:
         s = self.m.get(sid)
         rec = self._record(s, command_id)
         if wait > 0 and rec.out_end is None:
             await self._wait_command(s, rec, wait, progress)
         if offset == 0 and limit is None:
-            return await self._result(s, rec, first=True)
-        return await self._result(s, rec, offset=offset, limit=limit)
+            return await self._result(s, rec, first=True, local_path=local_path)
+        return await self._result(s, rec, offset=offset, limit=limit, local_path=local_path)
 
     async def interrupt(self, sid: str, timeout: float = 5.0) -> CommandResult:
         s = self.m.get(sid)
@@ -267,16 +354,17 @@ class Commands:
         if rec is None:
             if not s.commands:
                 raise CommandNotFound(f"session {sid} has no running command (Ctrl-C was sent anyway)")
-            return await self._result(s, self._record(s, None))
+            return await self._result(s, self._record(s, None), since_shown=True)
         await self._wait_command(s, rec, timeout)
         if rec.out_end is None and not s.dead:
             # Some programs ignore one Ctrl-C (or sit in a prompt): try once more, then report.
             await self.m.tmux.command(f"send-keys -t {s.pane_id} C-c")
             s.last_growth = time.monotonic()
             await self._wait_command(s, rec, 2.0)
-        return await self._result(s, rec, first=True)
+        return await self._result(s, rec, since_shown=True)
 
-    async def send_keys(self, sid: str, keys: list[str]) -> SendKeysResult:
+    async def send_keys(self, sid: str, keys: list[str], wait: float = 3.0) -> SendKeysResult:
+        """Type keys; then wait (up to `wait` s) for the command they went to, and return its result."""
         s = self.m.get(sid)
         if s.dead:
             raise SessionDisconnected(f"session {sid} is disconnected; keys were not sent")
@@ -285,19 +373,36 @@ class Commands:
             raise BadRequest("keys holds only empty strings")
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
-        await self.m.tmux.command(line)
+        typed = typed_command(keys)
+        new: CommandRecord | None = None
+        if typed is not None and s.current is None and s.integrated and not s.foreground_busy:
+            # A command line typed at the idle prompt gets a record like send_command's, so it has
+            # an id to follow and its own output and exit code.
+            new = self._new_record(s, typed, 1)
+        try:
+            await self.m.tmux.command(line)
+        except TmuxError:
+            if new is not None:
+                s.current = None
+                new.status = "failed"
+                await self.m.store.save_command(new)
+            raise
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
-        rec = s.current
+        rec = s.current or new
+        sent = len([k for k in keys if k])
+        if rec is None:
+            return SendKeysResult(
+                session_id=sid, sent=sent, hint="No command runs: get_snapshot shows the screen."
+            )
+        if wait > 0 and rec.out_end is None:
+            await self._wait_command(s, rec, wait)
+        res = await self._result(s, rec, since_shown=True)
         return SendKeysResult(
             session_id=sid,
-            sent=len([k for k in keys if k]),
-            running_command_id=rec.command_id if rec else None,
-            hint=(
-                f"Follow it with get_command(session_id={sid!r}, command_id={rec.command_id!r}, wait=10)."
-                if rec
-                else "get_snapshot shows the screen."
-            ),
+            sent=sent,
+            running_command_id=rec.command_id if rec.out_end is None else None,
+            result=res,
         )
 
     async def wait_for(
@@ -352,6 +457,17 @@ class Commands:
                     )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic())))
+
+    async def search(self, sid: str, req: SearchRequest) -> SearchResult:
+        """Search one command's output, or every command's in order."""
+        s = self.m.get(sid)
+        if req.command_id is None:
+            records = sorted(s.commands.values(), key=lambda r: r.seq)
+            if not records:
+                raise CommandNotFound(f"session {sid} has run no command yet")
+        else:
+            records = [self._record(s, None if req.command_id == "last" else req.command_id)]
+        return await search_output(s, records, req)
 
     async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
         s = self.m.get(sid)

@@ -23,7 +23,9 @@ from sshkeep.common.models.sessions import Question, SessionInfo
 from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
+from sshkeep.common.terminal.screenmode import strip_screens
 from sshkeep.common.terminal.shellinit import setup_lines
+from sshkeep.daemon.sessions.replies import LOGIN_QUESTIONS, login_hint
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
 
@@ -47,6 +49,7 @@ class Session:
     log_path: Path
     attach: str
     ssh_argv: list[str] = field(default_factory=list)
+    login: str | None = None
     shell: str | None = None
     integrated: bool = False
     authenticated: bool = False
@@ -90,11 +93,24 @@ class Session:
         return self.id
 
     def info(self, question: Question | None = None, hint: str | None = None) -> SessionInfo:
+        # A login that waits at a host-key or password question is waiting for input.
+        if (
+            question is None
+            and not self.dead
+            and not self.x_seen
+            and self.state == "connecting"
+            and self.log_size > 0
+            and self.quiet_for() >= QUIET_FOR_QUESTION
+        ):
+            q = self.pending_question()
+            if q is not None and q.kind in LOGIN_QUESTIONS:
+                question, hint = q, hint or login_hint(q, self.id)
         state: SessionState = "waiting_input" if question is not None and not self.dead else self.state
         return SessionInfo(
             session_id=self.id,
             target=self.target,
             connection=self.connection,
+            login=self.login,
             state=state,
             shell=self.shell,
             integrated=self.integrated,
@@ -288,5 +304,6 @@ class Session:
 
 
 def _render_lines(raw: bytes) -> list[str]:
-    text = render(mk.strip_markers(raw))
+    # A full-screen program's frames are not output lines (its screen is replied separately).
+    text = render(strip_screens(mk.strip_markers(raw)))
     return split_lines(text)

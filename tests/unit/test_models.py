@@ -18,6 +18,8 @@ REQUESTS: dict[type[mb.Request], dict[str, Any]] = {
     m.ReconnectRequest: {},
     m.CommandQuery: {},
     m.SnapshotQuery: {},
+    m.SessionForHostRequest: {"host": "web"},
+    m.SearchRequest: {"pattern": "ERROR"},
 }
 
 
@@ -58,6 +60,11 @@ def test_requests_forbid_unknown_fields(model: type[mb.Request]) -> None:
         (m.SendCommandRequest, {"command": "ls", "timeout": "soon"}, "timeout"),
         (m.SendCommandRequest, {"command": ["ls"]}, "command"),
         (m.SendKeysRequest, {"keys": []}, "keys"),
+        (m.SendKeysRequest, {"keys": ["q"], "wait": 51}, "wait"),
+        (m.SearchRequest, {"pattern": ""}, "pattern"),
+        (m.SearchRequest, {"pattern": "x", "context": 21}, "context"),
+        (m.SearchRequest, {"pattern": "x", "max_matches": 0}, "max_matches"),
+        (m.SearchRequest, {"pattern": "x", "command_id": "c1; rm"}, "command_id"),
         (m.SendKeysRequest, {"keys": ["a"] * 1001}, "keys"),
         (m.SendKeysRequest, {"keys": "Enter"}, "keys"),
         (m.SendKeysRequest, {"keys": [1]}, "keys.0"),
