@@ -18,6 +18,19 @@ from sshkeep.shim import tools_admin, tools_commands, tools_configs, tools_files
 from sshkeep.shim.tools_base import SshkeepServer, Tools, lean_input, lean_output
 
 TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin)
+# The tools of the everyday loop (find a host, run, follow, answer, stop, search, read, write): what
+# an agent reads every session. Their names, descriptions and input schemas stay under 1,500
+# tokens (tests/unit/test_economy.py).
+CORE_TOOLS = (
+    "list_available_configs",
+    "send_command",
+    "get_command",
+    "send_keys",
+    "interrupt_command",
+    "search_output",
+    "read_remote_file",
+    "write_remote_file",
+)
 
 INSTRUCTIONS = """\
 sshkeep keeps persistent SSH terminals. send_command(host=<name from list_available_configs>,
