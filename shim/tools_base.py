@@ -238,9 +238,20 @@ class Tools:
 
     @staticmethod
     def result(model: BaseModel, text: str) -> CallToolResult:
-        data = model.model_dump(mode="json", exclude_none=True)
+        data = model.model_dump(mode="json", exclude_defaults=True)
+        _keep_result_fields(data)
         _text_only(data)
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def _keep_result_fields(data: dict[str, Any]) -> None:
+    """Fields left at their defaults are left out, except what every command result states."""
+    if "command_id" in data and "status" in data:
+        data.setdefault("output", "")
+        data.setdefault("exit_code", None)
+    nested = data.get("result")
+    if isinstance(nested, dict):
+        _keep_result_fields(nested)
 
 
 def _text_only(data: dict[str, Any]) -> None:

@@ -15,15 +15,23 @@ _ALT_ON = re.compile(rb"\x1b\[\?(?:1049|1047|47)h")
 _ALT_OFF = re.compile(rb"\x1b\[\?(?:1049|1047|47)l")
 # Absolute cursor position (CSI row;col H / f), erase in display (CSI n J), scroll region (CSI t;b r).
 _DRAW = re.compile(rb"\x1b\[[0-9]*(?:;[0-9]*)?[Hf]|\x1b\[[0-3]?J|\x1b\[[0-9]+;[0-9]+r")
-# `clear` alone draws twice (home, erase): a screen program draws far more.
+# Application cursor/keypad mode: set by full-screen programs (top, less) as they start, never by
+# `clear` or a progress bar.
+_KEYPAD = re.compile(rb"\x1b\[\?1h|\x1b=")
+_KEYPAD_OFF = re.compile(rb"\x1b\[\?1l|\x1b>")
+# `clear` alone draws twice (home, erase): without keypad mode, a screen program draws far more.
 MIN_DRAWS = 6
+
+
+def _screen_program(text: bytes, draws: int) -> bool:
+    return draws >= MIN_DRAWS or (draws >= 2 and _KEYPAD.search(text) is not None)
 
 
 def drawn(raw: bytes) -> bool:
     """Whether `raw` holds a full-screen program's drawing."""
     if _ALT_ON.search(raw):
         return True
-    return len(_DRAW.findall(raw, 0)) >= MIN_DRAWS if b"\x1b[" in raw else False
+    return _screen_program(raw, len(_DRAW.findall(raw))) if b"\x1b[" in raw else False
 
 
 def strip_screens(raw: bytes) -> bytes:
@@ -44,14 +52,24 @@ def strip_screens(raw: bytes) -> bytes:
         pos = off.end()
     text = b"".join(out)
     draws = list(_DRAW.finditer(text))
-    if len(draws) < MIN_DRAWS:
+    if not _screen_program(text, len(draws)):
         return text
-    # Everything from the first absolute move to the last one is frames; keep what came before
-    # and whatever line output followed the last frame.
-    last = draws[-1].end()
+    # Everything from the first absolute move on is frames. A program that set keypad mode is done
+    # drawing once it resets it (top does on quit); otherwise the frames end with the last move.
+    # Line output after that (and its line end) is kept.
+    keypad = _KEYPAD.search(text)
+    head = text[: min(draws[0].start(), keypad.start() if keypad is not None else len(text))]
+    if keypad is not None:
+        off = None
+        for off in _KEYPAD_OFF.finditer(text, draws[0].start()):
+            pass
+        if off is None:
+            return head
+        last = max(off.end(), draws[-1].end())
+    else:
+        last = draws[-1].end()
     nl = text.find(b"\n", last)
-    tail = text[nl + 1 :] if nl != -1 else b""
-    return text[: draws[0].start()] + tail
+    return head + (text[nl + 1 :] if nl != -1 else b"")
 
 
 def compact_screen(lines: list[str], max_lines: int, max_chars: int) -> tuple[str, int]:

@@ -55,8 +55,8 @@ QUIET_DONE = 1.0
 # How much of a running command's latest output shows whether it draws a screen.
 DRAW_LOOKBACK = 64 * 1024
 # A full-screen program's screen in a reply: enough to see where it is, not a page of frames.
-SCREEN_LINES = 15
-SCREEN_CHARS = 1000
+SCREEN_LINES = 12
+SCREEN_CHARS = 800
 
 
 def progress_message(s: Session, rec: CommandRecord, elapsed: float) -> str:

@@ -477,6 +477,8 @@ class SessionManager:
             s.current = None
         s.nonce, s.ssh_argv = nonce, argv
         s.integrated = s.x_seen = s.authenticated = s.setup_sent = False
+        # The old login's setup time must not make the new one look like a shell that ignored it.
+        s.setup_at = None
         s.shell, s.foreground_busy = None, False
         s.scan_pos = s.current_size()
         cmd = " ".join(quote(a) for a in argv)

@@ -81,10 +81,10 @@ def question_hint(q: Question, sid: str, command: str = "") -> str:
         )
     if q.kind == "fullscreen":
         keys = quit_keys(command)
-        how = f"quit it with send_keys({keys!r})" if keys else "quit it with its quit key (often q)"
+        how = f"send_keys({keys!r})" if keys else "its quit key (often q) with send_keys"
         return (
-            f"A full-screen program shows the screen in `screen`: {how}, or interrupt_command. To get "
-            "plain output, run it non-interactively (e.g. git --no-pager, top -b -n 1, | cat)."
+            f"Full-screen program (see screen): quit with {how} or interrupt_command; for plain "
+            "output run it non-interactively (top -b -n 1, git --no-pager, | cat)."
         )
     return 'It waits for input: send_keys(["<answer>", "Enter"]) (returns the result), or interrupt_command.'
 

@@ -104,6 +104,11 @@ def test_full_screen_frames_are_not_output() -> None:
     top = b"top\r\n" + frame * 3 + b"\x1b[50;1H\r\n"
     assert drawn(top)
     assert strip_screens(top) == b"top\r\n"
+    first_frame = b"\x1b[?1h\x1b=\x1b[?25l\x1b[H\x1b[Jtop - 10:00\x1b[K\r\nTasks: 1\x1b[K\r\n"
+    assert drawn(first_frame)  # keypad mode and a home+erase: a screen program from its first frame
+    assert strip_screens(b"$ top\r\n" + first_frame) == b"$ top\r\n"  # still running: all frames
+    quit_ = b"$ top\r\n" + first_frame * 2 + b"\x1b[?1l\x1b>\x1b[50;1H\r\nbye\r\n"
+    assert strip_screens(quit_) == b"$ top\r\nbye\r\n"
     plain = b"\x1b[H\x1b[2J\x1b[3Jls output\r\n"  # `clear; ls`
     assert not drawn(plain)
     assert strip_screens(plain) == plain
