@@ -11,16 +11,17 @@ SSHKEEP_HOME (tests/instance.py), measures, and removes everything it started. R
   until `X<n>` shows in the pipe-pane log (inotify). Once with one `tmux send-keys` process per
   call (the floor of the target), once through a persistent `tmux -C` control client (what the
   daemon does).
+- the bare pty floor (`ssh -tt`, logged in, no tmux) and mcp-ssh-gateway (the peer, from PyPI in a
+  throwaway venv) echoing through the same MCP client against the same sshd.
 - `echo` via HTTP (ApiClient) and via MCP (`mcp.Client` over stdio against `sshkeep mcp`), with
   ratios to both floors; measured interleaved with the floors, round by round, so background
-  noise hits every row alike. Target: MCP median <= 20 ms and <= 3x the raw floor.
+  noise hits every row alike. Targets: MCP <= 1.5x mcp-ssh-gateway, HTTP <= 2x the control floor.
 - round trips without ssh work (HTTP health/list, MCP list_sessions, a no-op MCP server: the SDK's
   own floor), to show where time goes outside the terminal.
-- open_session, a 100k-line command and paging all of it, exec_command and file read/write (when
-  the daemon has them) against a fresh `ssh host ...`, N concurrent sessions (latency, throughput,
-  CPU), daemon and tmux RSS.
+- open_session, a 100k-line command and paging all of it, exec_command and file read/write against
+  a fresh `ssh host ...`, N concurrent sessions (latency, throughput, CPU), daemon and tmux RSS.
 
-A feature the daemon lacks is reported as a skipped row with a note, never as a failure.
+A peer that cannot be installed is reported as a skipped row with a note, never as a failure.
 """
 
 from __future__ import annotations
@@ -52,15 +53,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from mcp import Client, StdioServerParameters  # noqa: E402
-from pydantic import BaseModel, ConfigDict  # noqa: E402
+from peers import GatewayEcho, bare_pty, gateway_params, install_gateway  # noqa: E402
 
 from sshkeep.common.errors import SshkeepError  # noqa: E402
+from sshkeep.common.models.files import ReadFileRequest, WriteFileRequest  # noqa: E402
 from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, SendCommandRequest  # noqa: E402
 from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import SshServer, environment_problem, start_sshd  # noqa: E402
 
-TARGET_MS = 20.0
-TARGET_RATIO = 3.0
 READ_FILE_LINES = 200_000  # `seq 1 200000` is 1,288,895 bytes: the 1.3 MB read
 WRITE_BYTES = 1024 * 1024
 
@@ -318,12 +318,6 @@ class _Null:
         return len(data)
 
 
-class Loose(BaseModel):
-    """Any JSON object: bodies and replies of routes whose models this build may not have."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 # --- helpers --------------------------------------------------------------------------------------
 
 
@@ -470,8 +464,11 @@ class Bench:
             if info.state != "ready":
                 raise RuntimeError(f"bench session not ready: {info}")
             self.sid = info.session_id
-            async with Client(mcp_params(self.inst), read_timeout_seconds=120) as mcp:
-                await self.echo_rounds(mcp)
+            async with contextlib.AsyncExitStack() as stack:
+                mcp = await stack.enter_async_context(Client(mcp_params(self.inst), read_timeout_seconds=120))
+                gateway = await self.start_gateway(stack)
+                pty = stack.enter_context(bare_pty(self.sshd, [a for a in ssh_base(self.sshd) if a != "-T"]))
+                await self.echo_rounds(mcp, gateway, pty)
                 await self.overheads(mcp)
                 await self.open_sessions()
                 await self.big_output()
@@ -483,13 +480,29 @@ class Bench:
             await self.api.close()
         return self.table
 
-    async def echo_rounds(self, mcp: Client) -> None:
+    async def start_gateway(self, stack: contextlib.AsyncExitStack) -> GatewayEcho | None:
+        """mcp-ssh-gateway from PyPI in a throwaway venv (cached between runs), or None."""
+        cache = Path(os.environ.get("SSHKEEP_BENCH_CACHE", Path.home() / ".cache" / "sshkeep-bench"))
+        log(f"peers: installing/using mcp-ssh-gateway under {cache}")
+        script = await asyncio.to_thread(install_gateway, cache)
+        if script is None:
+            self.table.skip("mcp-ssh-gateway echo via MCP", "could not install it from PyPI")
+            return None
+        workdir = Path(tempfile.mkdtemp(prefix="sk-gw-"))
+        stack.callback(shutil.rmtree, workdir, True)
+        params = gateway_params(script, self.sshd, workdir)
+        client = await stack.enter_async_context(Client(params, read_timeout_seconds=120))
+        return GatewayEcho(client)
+
+    async def echo_rounds(self, mcp: Client, gateway: GatewayEcho | None, pty: Any) -> None:
         n = self.plan.echo_rounds
-        log(f"echo: {n} interleaved rounds of raw spawn / raw control / HTTP / MCP")
+        log(f"echo: {n} interleaved rounds of bare pty / raw spawn / raw control / HTTP / MCP / gateway")
+        bare = self.table.add(Row("bare pty round trip (ssh -tt, logged in)", p95=True))
         spawn = self.table.add(Row("raw floor: send-keys process + pipe-pane", p95=True))
         control = self.table.add(Row("raw floor: tmux -C control client + pipe-pane", p95=True))
         http = self.table.add(Row("echo via HTTP (ApiClient.send_command)", p95=True))
         mcpr = self.table.add(Row("echo via MCP (call_tool send_command)", p95=True))
+        gw = self.table.add(Row("mcp-ssh-gateway echo via MCP (call_tool run)", p95=True))
         counter = 0
 
         async def http_echo() -> float:
@@ -514,28 +527,45 @@ class Bench:
             return ms
 
         for _ in range(3):  # warm-up: connections, caches, first MCP call
+            pty.once()
             self.raw.spawn_once()
             self.raw.control_once()
             await http_echo()
             await mcp_echo()
+            if gateway is not None:
+                await gateway.once()
         for _ in range(n):
-            for row, v in ((spawn, self.raw.spawn_once()), (control, self.raw.control_once())):
+            for row, v in (
+                (bare, pty.once()),
+                (spawn, self.raw.spawn_once()),
+                (control, self.raw.control_once()),
+            ):
                 if v is not None:
                     row.samples.append(v)
             http.samples.append(await http_echo())
             mcpr.samples.append(await mcp_echo())
+            if gateway is not None:
+                gw.samples.append(await gateway.once())
         floor = spawn.median or float("nan")
         cfloor = control.median or float("nan")
         spawn.note = "one `tmux send-keys` process per call: the raw floor of the target"
         control.note = "send-keys written to a persistent `tmux -C` stdin"
         for row in (http, mcpr):
             med = row.median or float("nan")
-            row.note = f"{med / floor:.1f}x raw floor, {med / cfloor:.1f}x control-mode floor"
+            row.note = f"{med / cfloor:.1f}x control-mode floor, {med / floor:.1f}x send-keys floor"
+        bare.note = "no tmux, no daemon: the physical floor"
         med = mcpr.median or float("nan")
-        ok = med <= TARGET_MS and med <= TARGET_RATIO * floor
-        mcpr.note += f"; target <= {TARGET_MS:g} ms and <= {TARGET_RATIO:g}x raw floor: " + (
-            "met" if ok else "MISSED"
-        )
+        if gateway is not None and gw.median:
+            ratio = med / gw.median
+            mcpr.note += (
+                f"; {ratio:.2f}x mcp-ssh-gateway (target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})"
+            )
+            gw.note = (
+                f"peer, same MCP client, same sshd; {gw.median / (bare.median or float('nan')):.1f}x bare pty"
+            )
+        hmed = http.median or float("nan")
+        verdict = "met" if hmed <= 2 * cfloor else "MISSED"
+        http.note += f" (target <= 2x control floor: {verdict})"
 
     async def overheads(self, mcp: Client) -> None:
         """Round trips that do no ssh work, interleaved: where the time goes outside the terminal."""
@@ -614,29 +644,19 @@ class Bench:
         end.note = f"{(end.median or 0) / (b.median or 1):.1f}x a fresh ssh"
 
     async def files(self, mcp: Client) -> None:
-        tools = {t.name: t for t in (await mcp.list_tools()).tools}
-        if "exec_command" in tools:
-            row = self.table.add(Row("exec_command `echo` via MCP (side channel, no tty)", p95=True))
-            for i in range(self.plan.echo_rounds // 2 + 2):
-                ms, res = await timed(
-                    lambda i=i: mcp.call_tool(  # type: ignore[misc]
-                        "exec_command", {"session_id": self.sid, "command": f"echo E{i}"}
-                    )
+        row = self.table.add(Row("exec_command `echo` via MCP (side channel, no tty)", p95=True))
+        for i in range(self.plan.echo_rounds // 2 + 2):
+            ms, res = await timed(
+                lambda i=i: mcp.call_tool(  # type: ignore[misc]
+                    "exec_command", {"session_id": self.sid, "command": f"echo E{i}"}
                 )
-                out = structured(res)
-                if (out.get("exit_code"), out.get("stdout", "").strip()) != (0, f"E{i}"):
-                    raise RuntimeError(f"exec_command returned {out}")
-                if i >= 2:
-                    row.samples.append(ms)
-            row.note = "a new channel on the session's ssh connection per call"
-        else:
-            self.table.skip("exec_command `echo` via MCP", "no MCP tool exec_command in this build")
-        missing = [t for t in ("read_remote_file", "write_remote_file") if t not in tools]
-        if missing:
-            note = f"no MCP tool {', '.join(missing)} in this build"
-            self.table.skip("read 1.3 MB file (read_remote_file)", note)
-            self.table.skip("write 1 MB file (write_remote_file)", note)
-            return
+            )
+            out = structured(res)
+            if (out.get("exit_code"), out.get("stdout", "").strip()) != (0, f"E{i}"):
+                raise RuntimeError(f"exec_command returned {out}")
+            if i >= 2:
+                row.samples.append(ms)
+        row.note = "a new channel on the session's ssh connection per call"
         log(f"files x{self.plan.file_runs}")
         tag = f"{os.getpid()}-{time.time_ns()}"
         src = f"/tmp/sk-bench-read-{tag}.txt"
@@ -647,38 +667,29 @@ class Bench:
         size = int(r.output.strip())
         content = ("0123456789abcdef" * 4 + "\n") * (WRITE_BYTES // 65)
         content += "x" * (WRITE_BYTES - len(content) - 1) + "\n"
-        read_props = set((tools["read_remote_file"].input_schema or {}).get("properties", {}))
         read = self.table.add(Row(f"read {size / 1e6:.2f} MB file via MCP read_remote_file"))
         hread = self.table.add(Row("  the same via HTTP POST …/files/read"))
         write = self.table.add(Row(f"write {len(content) / 1e6:.2f} MB file via MCP write_remote_file"))
         hwrite = self.table.add(Row("  the same via HTTP POST …/files/write"))
-        base = f"/v1/sessions/{self.sid}/files"
         try:
             for _ in range(self.plan.file_runs):
-                ms, rep = await timed(
-                    lambda: self.api.request(
-                        "POST",
-                        f"{base}/read",
-                        Loose,
-                        Loose.model_validate({"remote_path": src, "limit": size}),
-                    )
+                ms, got_read = await timed(
+                    lambda: self.api.read_remote_file(self.sid, ReadFileRequest(remote_path=src, limit=size))
                 )
-                if len((rep.model_extra or {}).get("content", "")) < size * 0.99:
+                if len(got_read.content) < size * 0.99:
                     raise RuntimeError("HTTP files/read returned a short content")
                 hread.samples.append(ms)
-                ms, rep = await timed(
-                    lambda: self.api.request(
-                        "POST",
-                        f"{base}/write",
-                        Loose,
-                        Loose.model_validate({"remote_path": dst, "content": content}),
+                ms, _ = await timed(
+                    lambda: self.api.write_remote_file(
+                        self.sid, WriteFileRequest(remote_path=dst, content=content)
                     )
                 )
                 hwrite.samples.append(ms)
-                args: dict[str, Any] = {"session_id": self.sid, "remote_path": src}
-                if "limit" in read_props:
-                    args["limit"] = size
-                ms, res = await timed(lambda a=args: mcp.call_tool("read_remote_file", a))  # type: ignore[misc]
+                ms, res = await timed(
+                    lambda: mcp.call_tool(
+                        "read_remote_file", {"session_id": self.sid, "remote_path": src, "limit": size}
+                    )
+                )
                 data = structured(res)
                 got = data.get("content") or ""
                 if len(got) < size * 0.99:

@@ -18,6 +18,7 @@ import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from pydantic import (
 )
 
 from sshkeep.common.errors import ConfigError, ConnectionNotFound
+from sshkeep.common.settings import Settings
 
 __all__ = [
     "ConfigSource",
@@ -165,17 +167,6 @@ class Connection(BaseModel):
         """Whether `ssh_options` sets `name` (ssh option names are case-insensitive)."""
         return any(key.lower() == name.lower() for key in self.ssh_options)
 
-    def public_view(self) -> dict[str, object]:
-        """What agents may see about this entry (no secret, no key path)."""
-        return {
-            "name": self.name,
-            "host": self.host,
-            "user": self.user,
-            "port": self.port,
-            "description": self.description,
-            "has_info": self.info_file is not None,
-        }
-
 
 # --- loaded result ----------------------------------------------------------------------------------
 
@@ -195,6 +186,11 @@ class LoadedConfig:
     @property
     def info_dir(self) -> Path:
         return self.path.parent / "info"
+
+    @cached_property
+    def tunables(self) -> Settings:
+        """`settings:` parsed and bounded (once per load of the file)."""
+        return Settings.parse(self.settings)
 
     def lookup(self, name: str) -> Connection | None:
         """The entry `name`, or None when the file has no such entry (then it is an ssh destination).
@@ -258,11 +254,6 @@ class LoadedConfig:
             raise ConfigError(self.file_error)
         known = ", ".join(sorted(self.connections)) or "none configured"
         raise ConnectionNotFound(f"no connection named {name!r} in {self.path} (known: {known})")
-
-    def info_path(self, name: str) -> Path | None:
-        """Where entry `name`'s info file lives, or None when it has none."""
-        conn = self.get(name)
-        return resolve_info_path(conn.info_file, self.info_dir) if conn.info_file else None
 
 
 def _secret_options(conn: Connection) -> list[str]:

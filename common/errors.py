@@ -113,6 +113,11 @@ class TmuxError(SshkeepError):
     default_hint = "tmux failed; check that tmux is installed and the daemon log."
 
 
+class TmuxCommandFailed(TmuxError):
+    """tmux ran the command and refused it (`%error` on the control client, or a non-zero exit):
+    e.g. the pane or session it names is gone. Other TmuxErrors mean tmux could not be asked."""
+
+
 class DaemonUnavailable(SshkeepError):
     code = "daemon_unavailable"
     status = 503

@@ -13,7 +13,6 @@ from typing import Any, TextIO
 
 import structlog
 
-from sshkeep.common import settings as tunables
 from sshkeep.common.config import load_config
 from sshkeep.common.paths import Paths
 
@@ -144,6 +143,5 @@ def rotate(path: Path, max_bytes: int, keep: int, incoming: int = 0) -> bool:
 
 def rotate_daemon_log(paths: Paths) -> bool:
     """Rotate `paths.daemon_log` by config.yml's `daemon_log_*` settings (before a daemon appends to it)."""
-    settings = load_config(paths.config_file).settings
-    max_bytes, keep = tunables.rotation(settings, "daemon_log")
+    max_bytes, keep = load_config(paths.config_file).tunables.daemon_log_rotation
     return rotate(paths.daemon_log, max_bytes, keep)

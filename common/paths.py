@@ -51,10 +51,6 @@ class Paths:
         return self.state_dir / "audit.log"
 
     @property
-    def lock_file(self) -> Path:
-        return self.runtime_dir / "daemon.lock"
-
-    @property
     def control_dir(self) -> Path:
         return self.runtime_dir / "cm"
 

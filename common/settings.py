@@ -1,38 +1,71 @@
-"""Typed access to config.yml's `settings:` mapping (tunables; every key is optional).
+"""config.yml's `settings:` mapping, parsed and bounded in one place (tunables; every key optional).
 
-Known keys (defaults in brackets):
-- `audit_max_bytes` [10485760], `audit_keep` [3]: audit log rotation.
-- `daemon_log_max_bytes` [10485760], `daemon_log_keep` [3]: rotation of the log an auto-started
-  daemon writes (checked each time the shim starts one).
-- `dead_session_max_age` [86400]: seconds a disconnected session is kept before the reaper closes
-  it; 0 turns the reaper off.
+Keys (default, accepted range):
+- `log_cap_mb` (256, 0.01..1048576): per-session output log cap; older bytes are dropped.
+- `max_transfer_mb` (64, 0.001..65536): largest file read or write.
+- `dead_session_max_age` (86400, 0..315360000): seconds a disconnected session is kept before the
+  reaper closes it; 0 turns the reaper off.
+- `audit_max_bytes` (10485760, 4096..2**40), `audit_keep` (3, 0..100): audit log rotation.
+- `daemon_log_max_bytes` (10485760, 4096..2**40), `daemon_log_keep` (3, 0..100): rotation of the
+  log an auto-started daemon writes (checked each time the shim starts one).
+- `max_local_transfer_mb` (4096, 1..1048576): largest file copied to or from a local path (streamed).
+- `mcp_max_wait_seconds` (600, 50..600): longest wait an MCP call with a progress token may ask for.
+- `local_roots` (a list of directories; default: only `downloads/` in the state directory): where
+  local paths of file transfers and saved output may lie.
 
-A missing or invalid value falls back to its default (an invalid one is logged once), so a typo
-in a tunable never stops the daemon.
+A missing value takes its default. An invalid one (not a number, out of range) or an unknown key
+is logged once with a message naming the key (`settings.log_cap_mb: ...`) and the default applies,
+so a typo in a tunable never stops the daemon. Consumers read typed values from `Settings`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import structlog
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
-DEFAULT_LOG_KEEP = 3
-DEFAULT_DEAD_SESSION_MAX_AGE = 24 * 3600.0
-
-_warned: set[tuple[str, str]] = set()
+MB = 1024 * 1024
+_warned: set[str] = set()
 
 
-def number(settings: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
-    """settings[key] as a number within [low, high], else `default`."""
-    raw = settings.get(key)
+@dataclass(frozen=True)
+class _Bound:
+    default: float
+    low: float
+    high: float
+    integer: bool = False
+
+
+_BOUNDS: dict[str, _Bound] = {
+    "log_cap_mb": _Bound(256, 0.01, 1024 * 1024),
+    "max_transfer_mb": _Bound(64, 0.001, 64 * 1024),
+    "dead_session_max_age": _Bound(24 * 3600, 0, 10 * 365 * 86400),
+    "audit_max_bytes": _Bound(10 * MB, 4096, 2**40, integer=True),
+    "audit_keep": _Bound(3, 0, 100, integer=True),
+    "daemon_log_max_bytes": _Bound(10 * MB, 4096, 2**40, integer=True),
+    "daemon_log_keep": _Bound(3, 0, 100, integer=True),
+    "max_local_transfer_mb": _Bound(4096, 1, 1024 * 1024),
+    "mcp_max_wait_seconds": _Bound(600, 50, 600),
+}
+# Keys that are not numbers.
+_LISTS = ("local_roots",)
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("setting_ignored", problem=message)
+
+
+def _number(key: str, raw: Any, bound: _Bound) -> tuple[float, str | None]:
+    """(value, problem): `raw` within the key's bounds, else the default and why."""
     if raw is None:
-        return default
+        return bound.default, None
     value: float | None = None
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         value = float(raw)
@@ -41,28 +74,78 @@ def number(settings: Mapping[str, Any], key: str, default: float, low: float, hi
             value = float(raw.strip())
         except ValueError:
             value = None
-    if value is None or not math.isfinite(value) or not low <= value <= high:
-        mark = (key, repr(raw))
-        if mark not in _warned:
-            _warned.add(mark)
-            log.warning(
-                "setting_ignored",
-                key=key,
-                value=repr(raw)[:100],
-                expected=f"{low:g}..{high:g}",
-                default=default,
+    if value is None or not math.isfinite(value) or not bound.low <= value <= bound.high:
+        expected = f"a number between {bound.low:g} and {bound.high:g}"
+        return bound.default, (
+            f"settings.{key}: {repr(raw)[:100]} is not {expected}; using the default {bound.default:g}"
+        )
+    return value, None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of config.yml's `settings:`, typed and within its bounds."""
+
+    log_cap_mb: float = _BOUNDS["log_cap_mb"].default
+    max_transfer_mb: float = _BOUNDS["max_transfer_mb"].default
+    dead_session_max_age: float = _BOUNDS["dead_session_max_age"].default
+    audit_max_bytes: int = int(_BOUNDS["audit_max_bytes"].default)
+    audit_keep: int = int(_BOUNDS["audit_keep"].default)
+    daemon_log_max_bytes: int = int(_BOUNDS["daemon_log_max_bytes"].default)
+    daemon_log_keep: int = int(_BOUNDS["daemon_log_keep"].default)
+    max_local_transfer_mb: float = _BOUNDS["max_local_transfer_mb"].default
+    mcp_max_wait_seconds: float = _BOUNDS["mcp_max_wait_seconds"].default
+    local_roots: tuple[str, ...] = ()  # empty: the default downloads directory only
+    problems: tuple[str, ...] = ()  # what was wrong with the mapping, one message per key
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> Settings:
+        """The typed settings of a `settings:` mapping; each problem is logged once."""
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for key, bound in _BOUNDS.items():
+            value, problem = _number(key, raw.get(key), bound)
+            values[key] = int(value) if bound.integer else value
+            if problem is not None:
+                problems.append(problem)
+        roots = raw.get("local_roots")
+        if isinstance(roots, list) and all(isinstance(r, str) and r.strip() for r in roots):
+            values["local_roots"] = tuple(r.strip() for r in roots)
+        elif roots is not None:
+            problems.append(
+                f"settings.local_roots: {repr(roots)[:100]} is not a list of directories; using the "
+                "downloads directory only"
             )
-        return default
-    return value
+        for key in raw:
+            if key not in _BOUNDS and key not in _LISTS:
+                known = ", ".join([*_BOUNDS, *_LISTS])
+                problems.append(f"settings.{key}: unknown setting (known: {known})")
+        for problem in problems:
+            _warn_once(problem)
+        return cls(**values, problems=tuple(problems))
+
+    @property
+    def log_cap_bytes(self) -> int:
+        return int(self.log_cap_mb * MB)
+
+    @property
+    def max_transfer_bytes(self) -> int:
+        return int(self.max_transfer_mb * MB)
+
+    @property
+    def max_local_transfer_bytes(self) -> int:
+        return int(self.max_local_transfer_mb * MB)
+
+    @property
+    def audit_rotation(self) -> tuple[int, int]:
+        """(max_bytes, keep) of the audit log."""
+        return self.audit_max_bytes, self.audit_keep
+
+    @property
+    def daemon_log_rotation(self) -> tuple[int, int]:
+        """(max_bytes, keep) of the log an auto-started daemon writes."""
+        return self.daemon_log_max_bytes, self.daemon_log_keep
 
 
-def rotation(settings: Mapping[str, Any], prefix: str) -> tuple[int, int]:
-    """(max_bytes, keep) for the log named by `prefix` (`audit` or `daemon_log`)."""
-    max_bytes = number(settings, f"{prefix}_max_bytes", DEFAULT_LOG_MAX_BYTES, 4096, 2**40)
-    keep = number(settings, f"{prefix}_keep", DEFAULT_LOG_KEEP, 0, 100)
-    return int(max_bytes), int(keep)
-
-
-def dead_session_max_age(settings: Mapping[str, Any]) -> float:
-    """Seconds a disconnected session is kept before the reaper closes it (0: never)."""
-    return number(settings, "dead_session_max_age", DEFAULT_DEAD_SESSION_MAX_AGE, 0, 10 * 365 * 86400)
+if {f.name for f in fields(Settings)} - {"problems", *_LISTS} != set(_BOUNDS):
+    raise ImportError("common/settings.py: the fields of Settings and _BOUNDS disagree")

@@ -1,4 +1,10 @@
-"""Running the daemon: one per socket (flock first), a private socket, clean shutdown.
+"""The composition root and the daemon's life: one per socket (flock first), a private socket,
+clean shutdown.
+
+`Daemon` builds and owns every service: the tmux client, the store, the askpass broker, the session
+manager, the command runner, the side channels, file transfers and the reaper. Each service gets
+narrow dependencies (a lookup callable, the store, the tmux client, the current settings), never
+another service whole, so no service module imports another's owner.
 
 Shutting the daemon down never touches the tmux server: sessions keep running and the next
 daemon adopts them.
@@ -21,11 +27,68 @@ from aiohttp import web
 from sshkeep.common.config import ConfigSource
 from sshkeep.common.errors import DaemonAlreadyRunning, SshkeepError
 from sshkeep.common.paths import Paths, ensure_private_dir
+from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.app import build_app
+from sshkeep.daemon.api.core import Services
+from sshkeep.daemon.files.local import LocalFiles
+from sshkeep.daemon.files.sidechannel import SideChannels
+from sshkeep.daemon.files.transfers import Transfers
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
+from sshkeep.daemon.sessions.askpass import AuthBroker
+from sshkeep.daemon.sessions.commands import Commands
 from sshkeep.daemon.sessions.manager import SessionManager
+from sshkeep.daemon.sessions.reaper import Reaper
+from sshkeep.daemon.sessions.store import Store
+from sshkeep.daemon.sessions.tmux import Tmux
 
 log = structlog.get_logger(__name__)
+
+
+class Daemon:
+    """Every service of one daemon, wired together; `start` and `stop` run them in order."""
+
+    def __init__(self, paths: Paths, config: ConfigSource | None = None) -> None:
+        self.paths = paths
+        self.config = config or ConfigSource(paths.config_file)
+        self.tmux = Tmux(paths.tmux_args, paths.runtime_dir / "tmux.conf")
+        self.store = Store(paths.db_file)
+        self.auth = AuthBroker(paths, self.config)
+        m = self.manager = SessionManager(paths, self.config, self.tmux, self.store, self.auth)
+        self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
+        self.local_files = LocalFiles(m.get, self.side_channels, self.settings, paths.state_dir / "downloads")
+        self.commands = Commands(m.get, m.ensure_ready, self.store, self.tmux, self.local_files)
+        self.transfers = Transfers(m.get, self.side_channels, self.settings)
+        self.reaper = Reaper(m.sessions, m.close, self.settings)
+
+    def settings(self) -> Settings:
+        """The current tunables (re-read when config.yml changes; one stat per call)."""
+        return self.config.current().tunables
+
+    def services(self) -> Services:
+        """What the HTTP layer gets."""
+        return Services(
+            manager=self.manager,
+            commands=self.commands,
+            transfers=self.transfers,
+            local_files=self.local_files,
+            reaper=self.reaper,
+            settings=self.settings,
+            audit_log=self.paths.audit_log,
+            daemon_log=self.paths.daemon_log,
+        )
+
+    async def start(self) -> None:
+        await self.manager.start()
+        await asyncio.to_thread(self.auth.install)  # the SSH_ASKPASS helper, in the runtime dir
+        self.reaper.start()
+
+    async def stop(self) -> None:
+        """Stop every service, users first; the tmux server and its sessions stay."""
+        await self.reaper.stop()
+        await self.side_channels.close_all()  # the sessions themselves stay
+        await self.manager.stop()
+        await self.tmux.close()
+        self.store.close()
 
 
 def take_lock(lock_path: Path, socket_path: Path) -> IO[str]:
@@ -85,12 +148,12 @@ async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
     ensure_private_dir(paths.runtime_dir)
     ensure_private_dir(paths.socket.parent)
     lock = take_lock(paths.socket.parent / (paths.socket.name + ".lock"), paths.socket)
-    m = SessionManager(paths, ConfigSource(paths.config_file))
+    d = Daemon(paths)
+    m = d.manager
     runner: web.AppRunner | None = None
     try:
-        await m.start()
-        await asyncio.to_thread(m.auth.install)  # the SSH_ASKPASS helper, in the runtime dir
-        runner = web.AppRunner(build_app(m), access_log=None, handle_signals=False)
+        await d.start()
+        runner = web.AppRunner(build_app(d.services()), access_log=None, handle_signals=False)
         await runner.setup()
         await listen(runner, paths.socket, activated)
         log.info("daemon_listening", socket=str(paths.socket), pid=os.getpid(), sessions=len(m.sessions))
@@ -110,5 +173,5 @@ async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
         if activated is None:  # an activated socket stays: systemd owns it, connections queue there
             with contextlib.suppress(FileNotFoundError):
                 paths.socket.unlink()
-        await m.stop()
+        await d.stop()
         lock.close()

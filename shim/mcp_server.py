@@ -42,9 +42,9 @@ Files: read_remote_file / write_remote_file, not the terminal.
 """
 
 
-def build_server(paths: Paths, client: ApiClient) -> MCPServer[Any]:
+def build_server(paths: Paths, client: ApiClient, tools: Tools | None = None) -> MCPServer[Any]:
     server: MCPServer[Any] = SshkeepServer("sshkeep", version=__version__, instructions=INSTRUCTIONS)
-    tools = Tools(client, paths)
+    tools = tools or Tools(client, paths)
     for group in TOOL_GROUPS:
         group.register(server, tools)
     forbid_unknown_arguments(server)
@@ -78,4 +78,7 @@ def forbid_unknown_arguments(server: MCPServer[Any]) -> None:
 
 async def run_stdio(paths: Paths) -> None:
     async with ApiClient(paths.socket) as client:
-        await build_server(paths, client).run_stdio_async()
+        tools = Tools(client, paths)
+        server = build_server(paths, client, tools)
+        tools.start_daemon_early()
+        await server.run_stdio_async()

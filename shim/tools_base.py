@@ -4,12 +4,13 @@ results, and progress while a call waits."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import structlog
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -25,10 +26,9 @@ from sshkeep.common.models.base import MAX_WAIT_SECONDS
 from sshkeep.common.models.sessions import SessionForHostRequest
 from sshkeep.common.operations import OPERATIONS, ToolKind
 from sshkeep.common.paths import Paths
-from sshkeep.common.settings import number
 from sshkeep.shim.autostart import ensure_daemon
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -169,8 +169,23 @@ class Tools:
 
     client: ApiClient
     paths: Paths
+    _starting: asyncio.Task[object] | None = field(default=None, init=False, repr=False)
+
+    def start_daemon_early(self) -> None:
+        """Check (or start) the daemon now, while the MCP client is still initialising, so the
+        first tool call does not pay for the daemon's start-up."""
+        self._starting = asyncio.create_task(self._ensure_quietly(), name="sshkeep-daemon-start")
+
+    async def _ensure_quietly(self) -> object:
+        try:
+            return await ensure_daemon(self.client, self.paths)
+        except SshkeepError as err:  # the first tool call tries again and reports it
+            log.warning("daemon_start_failed", error=err.message)
+            return None
 
     async def call(self, fn: Callable[[], Awaitable[M]]) -> M:
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
         try:
             try:
                 return await fn()
@@ -182,12 +197,9 @@ class Tools:
 
     def max_wait(self) -> float:
         try:
-            settings = ConfigSource(self.paths.config_file).current().settings
+            return ConfigSource(self.paths.config_file).current().tunables.mcp_max_wait_seconds
         except Exception:
             return LONG_WAIT_SECONDS
-        return number(
-            settings, "mcp_max_wait_seconds", LONG_WAIT_SECONDS, MAX_WAIT_SECONDS, LONG_WAIT_SECONDS
-        )
 
     def check_wait(self, ctx: Context, tool_name: str, name: str, value: float) -> None:
         """Waits over one daemon call's limit need a progress token (and stay under the setting)."""
@@ -339,7 +351,7 @@ def error_text(server: MCPServer[Any], tool_name: str, exc: BaseException) -> st
         return (
             f"[not_found] no tool named {tool_name!r}\nNext: list the tools (tools/list) and use one of them."
         )
-    log.error("tool %s crashed", tool_name, exc_info=exc)
+    log.error("tool_crashed", tool=tool_name, exc_info=exc)
     root = chain[-1]
     return (
         f"[internal_error] {tool_name} failed unexpectedly ({type(root).__name__})\n"

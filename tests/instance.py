@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,25 @@ from sshkeep.common.paths import Paths, resolve_paths
 REPO = Path(__file__).resolve().parent.parent
 
 
+def clean_env(*drop: str, **extra: str) -> dict[str, str]:
+    """This process's environment without sshkeep's and tmux's variables and PYTHONPATH (and any
+    `drop` prefixes), plus `extra`. Children run the installed package, never the source tree."""
+    dropped = ("SSHKEEP_", "TMUX", "PYTHONPATH", *drop)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+    env.update(extra)
+    return env
+
+
+def run_sshkeep(
+    *args: str, env: dict[str, str], timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m sshkeep ARGS` (the installed package) to the end, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "sshkeep", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd,
+    )  # fmt: skip
+
+
 @dataclass
 class Instance:
     """One sshkeep world. `start()` runs the daemon; `stop()` ends it (tmux keeps running)."""
@@ -36,10 +56,7 @@ class Instance:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SSHKEEP_", "TMUX"))}
-        env["SSHKEEP_HOME"] = str(self.home)
-        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-        return env
+        return clean_env(SSHKEEP_HOME=str(self.home))
 
     @property
     def paths(self) -> Paths:
@@ -61,14 +78,7 @@ class Instance:
         return ApiClient(self.socket, timeout=90)
 
     def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "sshkeep", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        return run_sshkeep(*args, env=self.env, timeout=timeout)
 
     def mcp_params(self) -> StdioServerParameters:
         return StdioServerParameters(command=sys.executable, args=["-m", "sshkeep", "mcp"], env=self.env)
@@ -147,6 +157,23 @@ class Instance:
             ["tmux", *self.paths.tmux_args, *args], capture_output=True, text=True, timeout=10
         )
 
+    def tmux_server_pid(self) -> int:
+        out = self.tmux("display-message", "-p", "#{pid}")
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.strip())
+
+    def pane_pid(self, sid: str) -> int:
+        """The pid of the ssh client in session `sid`'s pane."""
+        out = self.tmux("display-message", "-p", "-t", f"={sid}:", "#{pane_pid}")
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.strip())
+
+    def kill_ssh(self, sid: str, sig: signal.Signals = signal.SIGKILL) -> int:
+        """Kill the session's ssh, as a network drop or remote reboot would; returns its pid."""
+        pid = self.pane_pid(sid)
+        os.kill(pid, sig)
+        return pid
+
     def destroy(self) -> None:
         self.stop()
         # A daemon started by a shim is not our child: find it by its lock-file pid as well.
@@ -159,8 +186,23 @@ class Instance:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def new_instance(connections: dict[str, dict[str, Any]]) -> Instance:
-    home = Path(tempfile.mkdtemp(prefix="skt-", dir="/tmp"))
-    inst = Instance(home)
+def new_instance(connections: dict[str, dict[str, Any]], home: Path | None = None) -> Instance:
+    """An instance with `connections` in its config.yml, in a fresh home under /tmp unless given."""
+    inst = Instance(home or Path(tempfile.mkdtemp(prefix="skt-", dir="/tmp")))
     inst.write_config(connections)
     return inst
+
+
+@contextlib.contextmanager
+def instance_of(
+    connections: dict[str, dict[str, Any]], *, start: bool = True, home: Path | None = None
+) -> Iterator[Instance]:
+    """A new instance, its daemon started unless `start` is false; destroyed (daemon, tmux server,
+    home) when the block ends, however it ends."""
+    inst = new_instance(connections, home)
+    try:
+        if start:
+            inst.start()
+        yield inst
+    finally:
+        inst.destroy()

@@ -113,14 +113,14 @@ def _run(args: list[str], *, input_text: str | None = None, timeout: float = 30.
     return done.stdout
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """preexec_fn: SIGTERM the child if the test process dies, so no sshd outlives a killed run."""
     PR_SET_PDEATHSIG = 1
     with contextlib.suppress(OSError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _descendants(root: int) -> list[int]:
+def descendants(root: int) -> list[int]:
     """Pids of every live descendant of `root` (Linux /proc), children before grandchildren."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
@@ -142,7 +142,7 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
@@ -320,15 +320,15 @@ class SshServer:
         proc = self.process
         if proc is not None and proc.poll() is None:
             # Connection handlers call setsid(), so a process group kill would miss them.
-            pids = _descendants(proc.pid)
+            pids = descendants(proc.pid)
             proc.terminate()
-            _signal_all(pids, signal.SIGTERM)
+            signal_all(pids, signal.SIGTERM)
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and (proc.poll() is None or any(_alive(pid) for pid in pids)):
                 time.sleep(0.05)
             if proc.poll() is None:
                 proc.kill()
-            _signal_all([pid for pid in pids if _alive(pid)], signal.SIGKILL)
+            signal_all([pid for pid in pids if _alive(pid)], signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
         self.process = None
@@ -353,11 +353,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _banner_ok(port: int) -> bool:
-    """True once something on `port` speaks SSH (a bare accept is not enough)."""
+def banner_ok(port: int, host: str = HOST) -> bool:
+    """True once something on `host`:`port` speaks SSH (a bare accept is not enough)."""
     try:
-        with socket.create_connection((HOST, port), timeout=1) as sock:
-            sock.settimeout(2)
+        with socket.create_connection((host, port), timeout=2) as sock:
+            sock.settimeout(5)  # an inetd-style `sshd -i` on a loaded machine may take a while
             return sock.recv(64).startswith(b"SSH-2.0-")
     except OSError:
         return False
@@ -407,13 +407,13 @@ def _start_once(
             stdout=stderr,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return None, f"sshd exited with {proc.returncode}"
-        if _banner_ok(port):
+        if banner_ok(port):
             return proc, ""
         time.sleep(0.05)
     proc.kill()

@@ -1,4 +1,4 @@
-"""Wire models of file transfer and side commands (issue 5): read, write, exec."""
+"""Wire models of file transfer and side commands: read, write, exec."""
 
 from __future__ import annotations
 

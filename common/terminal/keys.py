@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sshkeep.daemon.sessions.tmux import quote
+from sshkeep.common.tmux import quote
 
 _NAMED = (
     "Enter|Tab|BTab|Space|Escape|BSpace|Up|Down|Left|Right|Home|End|IC|DC|Insert|Delete|"

@@ -18,7 +18,6 @@ _STRING = r"\x1b[PX^_](?:[^\x1b]|\x1b[^\\])*(?:\x1b\\|\Z)"
 _NF = r"\x1b[ -/]+[0-~]"  # charset designations (ESC ( B, ESC ) 0) and other nF escapes
 # ESC =, ESC 7, ESC M, ESC c … (finals 0x30-0x5A, 0x5C-0x7E: never ESC [), or a lone ESC
 _TWO_BYTE = r"\x1b(?!\[)(?:[0-Z\\-~]|\Z)?"
-_CSI_ANY = r"\x1b\[[0-?]*[ -/]*(?:[@-~]|\Z)"
 
 # The CSI sequences the line buffer applies; every other CSI is stripped up front.
 _LINE_CSI_FINALS = "@CDGKPX"
@@ -27,7 +26,6 @@ _CSI_OTHER = rf"\x1b\[(?![0-9;]*[{_LINE_CSI_FINALS}])[0-?]*[ -/]*(?:[@-~]|\Z)"
 _CONTROLS = r"[\x00-\x07\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f]+"
 
 _STRIP_FOR_RENDER = re.compile("|".join((_CSI_OTHER, _OSC, _STRING, _NF, _TWO_BYTE, _CONTROLS)))
-_STRIP_ALL = re.compile("|".join((_CSI_ANY, _OSC, _STRING, _NF, _TWO_BYTE)))
 _CR_LF = re.compile(r"\r+\n")
 _NEEDS_BUFFER = re.compile(r"[\r\x08\x1b]")
 _LINE_CONTROL = re.compile(rf"(\x1b\[[0-9;]*[{_LINE_CSI_FINALS}]|\r|\x08)")
@@ -54,11 +52,6 @@ def split_lines(text: str) -> list[str]:
     if text.endswith("\n"):
         lines.pop()
     return lines
-
-
-def strip_escapes(text: str) -> str:
-    """Remove every escape sequence from a short string (a prompt, a title); nothing else."""
-    return _STRIP_ALL.sub("", text)
 
 
 def _render_line(line: str) -> str:

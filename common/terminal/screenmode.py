@@ -60,11 +60,10 @@ def strip_screens(raw: bytes) -> bytes:
     keypad = _KEYPAD.search(text)
     head = text[: min(draws[0].start(), keypad.start() if keypad is not None else len(text))]
     if keypad is not None:
-        off = None
-        for off in _KEYPAD_OFF.finditer(text, draws[0].start()):
-            pass
-        if off is None:
+        offs = list(_KEYPAD_OFF.finditer(text, draws[0].start()))
+        if not offs:
             return head
+        off = offs[-1]
         last = max(off.end(), draws[-1].end())
     else:
         last = draws[-1].end()

@@ -7,8 +7,7 @@ from aiohttp import web
 from sshkeep import __version__
 from sshkeep.common.models.admin import CleanupRequest, CleanupResult
 from sshkeep.daemon.api import openapi
-from sshkeep.daemon.api.core import Call, endpoint, manager
-from sshkeep.daemon.sessions.reaper import cleanup_dead_sessions
+from sshkeep.daemon.api.core import Call, endpoint, reaper
 
 routes = web.RouteTableDef()
 
@@ -20,4 +19,4 @@ async def openapi_json(request: web.Request, call: Call) -> web.Response:
 
 @endpoint(routes, "cleanup_dead_sessions")
 async def cleanup(request: web.Request, call: Call) -> CleanupResult:
-    return await cleanup_dead_sessions(manager(request), call.body(CleanupRequest).max_age_seconds)
+    return await reaper(request).cleanup(call.body(CleanupRequest).max_age_seconds)

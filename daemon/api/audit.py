@@ -26,12 +26,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from sshkeep.common import settings as tunables
 from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from sshkeep.common.operations import MUTATING, op_for
+from sshkeep.common.settings import Settings
 from sshkeep.common.terminal.keys import is_key_name
 from sshkeep.daemon.api.peer import peer_of
-from sshkeep.daemon.sessions.manager import SessionManager
+from sshkeep.daemon.sessions.session import Session
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +49,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 class AuditLog:
     """Appends audit records to `path`, rotating it by the current settings."""
 
-    def __init__(self, path: Path, settings: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(self, path: Path, settings: Callable[[], Settings]) -> None:
         self.path = path
         self._settings = settings
         # One worker: lines stay in order and rotation never races with a write.
@@ -66,8 +66,8 @@ class AuditLog:
         try:
             settings = self._settings()
         except Exception:
-            settings = {}
-        max_bytes, keep = tunables.rotation(settings, "audit")
+            settings = Settings()
+        max_bytes, keep = settings.audit_rotation
         rotate(self.path, max_bytes, keep, incoming=len(data))
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -81,18 +81,39 @@ class AuditLog:
         self._executor.shutdown(wait=True)
 
 
+SessionLookup = Callable[[str], Session | None]
+
 AUDIT = web.AppKey("audit", AuditLog)
-AUDIT_MANAGER = web.AppKey("audit_manager", SessionManager)
+AUDIT_SESSION = web.AppKey[SessionLookup]("audit_session")
+# The hook for a check that runs before the handler (e.g. a policy): what it decided goes into
+# the request's audit line. Without one, a request is "allowed" unless it was answered 403.
+DECISION = web.RequestKey("audit_decision", str)
 
 
-def install(app: web.Application, m: SessionManager) -> None:
-    """Add the audit middleware as the outermost one, and its log, to `app` (before it starts)."""
-    app[AUDIT] = AuditLog(m.paths.audit_log, lambda: m.config.current().settings)
-    app[AUDIT_MANAGER] = m
+def install(
+    app: web.Application,
+    audit_log: Path,
+    daemon_log: Path,
+    settings: Callable[[], Settings],
+    session: SessionLookup,
+) -> None:
+    """Add the audit middleware as the outermost one, and its log, to `app` (before it starts).
+
+    `session` finds a live session by id (to mask keys typed at a password prompt); `settings`
+    gives the current tunables (log rotation)."""
+    app[AUDIT] = AuditLog(audit_log, settings)
+    app[AUDIT_SESSION] = session
     app.middlewares.insert(0, audit_middleware)
 
     async def _close(app: web.Application) -> None:
         await asyncio.to_thread(app[AUDIT].close)
+
+    async def _daemon_log_keeper(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(keep_daemon_log(daemon_log, settings), name="daemon-log-keeper")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     app.on_cleanup.append(_close)
     app.cleanup_ctx.append(_daemon_log_keeper)
@@ -125,27 +146,20 @@ def cap_daemon_log(path: Path, max_bytes: int, keep: int) -> bool:
     return True
 
 
-async def _daemon_log_keeper(app: web.Application) -> AsyncIterator[None]:
-    m = app[AUDIT_MANAGER]
+async def keep_daemon_log(path: Path, settings: Callable[[], Settings]) -> None:
+    """Check the daemon's own log against its rotation settings, forever."""
 
     def check() -> None:
-        max_bytes, keep = tunables.rotation(m.config.current().settings, "daemon_log")
-        if cap_daemon_log(m.paths.daemon_log, max_bytes, keep):
-            log.info("daemon_log_rotated", path=str(m.paths.daemon_log), max_bytes=max_bytes, keep=keep)
+        max_bytes, keep = settings().daemon_log_rotation
+        if cap_daemon_log(path, max_bytes, keep):
+            log.info("daemon_log_rotated", path=str(path), max_bytes=max_bytes, keep=keep)
 
-    async def loop() -> None:
-        while True:
-            try:
-                await asyncio.to_thread(check)
-            except Exception:
-                log.exception("daemon_log_check_failed")
-            await asyncio.sleep(DAEMON_LOG_CHECK_SECONDS)
-
-    task = asyncio.create_task(loop(), name="daemon-log-keeper")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    while True:
+        try:
+            await asyncio.to_thread(check)
+        except Exception:
+            log.exception("daemon_log_check_failed")
+        await asyncio.sleep(DAEMON_LOG_CHECK_SECONDS)
 
 
 # --- summarising requests -----------------------------------------------------------------------
@@ -222,7 +236,7 @@ def _secret_prompt(request: web.Request) -> bool:
     sid = request.match_info.get("session_id")
     if not sid or not request.path.endswith("/keys"):
         return False
-    s = request.app[AUDIT_MANAGER].sessions.get(sid)
+    s = request.app[AUDIT_SESSION](sid)
     if s is None or s.dead:
         return False
     try:
@@ -338,7 +352,6 @@ def _record(
     else:
         record["status"] = resp.status
         record.update(_reply_fields(resp))
-        decision = request.get("policy_decision") or ("refused" if resp.status == 403 else "allowed")
-        record["decision"] = decision
+        record["decision"] = request.get(DECISION) or ("refused" if resp.status == 403 else "allowed")
     record["ms"] = round((time.monotonic() - start) * 1000, 1)
     return record

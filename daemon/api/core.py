@@ -1,6 +1,9 @@
-"""The HTTP layer's leaf: app keys, request parsing, replies and the error middleware.
+"""The HTTP layer's leaf: the services the routes use (one app key each), request parsing, replies
+and the error middleware.
 
-Route modules import this module, never the app factory. An endpoint is declared with
+Route modules import this module, never the app factory. The services are built and owned by the
+composition root (daemon/server.py); a route reaches one with `manager(request)`,
+`commands(request)`, `transfers(request)` or `reaper(request)`. An endpoint is declared with
 `endpoint(routes, "<operation id>")`: its method, path, models and success status come from the
 table of operations (`sshkeep.common.operations`); the wrapper parses the query and the body with
 the operation's models and serialises the returned reply model.
@@ -13,6 +16,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
@@ -23,13 +27,38 @@ from pydantic.fields import FieldInfo
 from sshkeep.common.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, SshkeepError
 from sshkeep.common.models.base import Request
 from sshkeep.common.operations import OPERATIONS, Operation
+from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.peer import peer_of
+from sshkeep.daemon.files.local import LocalFiles
+from sshkeep.daemon.files.transfers import Transfers
+from sshkeep.daemon.sessions.commands import Commands
 from sshkeep.daemon.sessions.manager import SessionManager
+from sshkeep.daemon.sessions.reaper import Reaper
 
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 96 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the HTTP layer is given by the composition root (which starts and stops them)."""
+
+    manager: SessionManager
+    commands: Commands
+    transfers: Transfers
+    local_files: LocalFiles
+    reaper: Reaper
+    settings: Callable[[], Settings]
+    audit_log: Path
+    daemon_log: Path
+
+
 MANAGER = web.AppKey("manager", SessionManager)
+COMMANDS = web.AppKey("commands", Commands)
+TRANSFERS = web.AppKey("transfers", Transfers)
+LOCAL_FILES = web.AppKey("local_files", LocalFiles)
+REAPER = web.AppKey("reaper", Reaper)
 STARTED = web.AppKey("started", float)
 
 M = TypeVar("M", bound=Request)
@@ -148,6 +177,22 @@ def reply(model: BaseModel, status: int = 200) -> web.Response:
 
 def manager(request: web.Request) -> SessionManager:
     return request.app[MANAGER]
+
+
+def commands(request: web.Request) -> Commands:
+    return request.app[COMMANDS]
+
+
+def transfers(request: web.Request) -> Transfers:
+    return request.app[TRANSFERS]
+
+
+def local_files(request: web.Request) -> LocalFiles:
+    return request.app[LOCAL_FILES]
+
+
+def reaper(request: web.Request) -> Reaper:
+    return request.app[REAPER]
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ import hashlib
 import os
 import posixpath
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import structlog
 
@@ -27,8 +28,9 @@ from sshkeep.common.errors import BadRequest, Conflict, Forbidden, NotFound, Pay
 from sshkeep.common.models.files import ReadFileRequest, ReadFileResult, WriteFileRequest, WriteFileResult
 from sshkeep.common.models.sessions import SavedOutput
 from sshkeep.common.paths import ensure_private_dir
-from sshkeep.common.settings import number
+from sshkeep.common.settings import Settings
 from sshkeep.daemon.files import transfers
+from sshkeep.daemon.files.errors import create_error, file_error, write_error
 from sshkeep.daemon.files.sftp import (
     FX_EOF,
     FX_NO_SUCH_FILE,
@@ -41,56 +43,12 @@ from sshkeep.daemon.files.sftp import (
     SftpClient,
     SftpError,
 )
-from sshkeep.daemon.files.sidechannel import channels
-
-if TYPE_CHECKING:
-    from sshkeep.daemon.sessions.manager import SessionManager
+from sshkeep.daemon.files.sidechannel import SideChannels
+from sshkeep.daemon.sessions.session import Session
 
 log = structlog.get_logger(__name__)
 
 BLOCK = 1024 * 1024
-DEFAULT_MAX_LOCAL_MB = 4096.0
-
-
-def local_roots(manager: SessionManager) -> list[Path]:
-    """The directories local paths may lie in (resolved), the default one created if missing."""
-    raw = manager.config.current().settings.get("local_roots")
-    roots: list[Path] = []
-    if isinstance(raw, list):
-        for item in raw:
-            if isinstance(item, str) and item.strip():
-                roots.append(Path(item.strip()).expanduser())
-    elif raw is not None:
-        log.warning("setting_ignored", key="local_roots", value=repr(raw)[:100], expected="a list of paths")
-    if not roots:
-        default = manager.paths.state_dir / "downloads"
-        ensure_private_dir(default)
-        roots = [default]
-    return [r.resolve() for r in roots]
-
-
-def confine(manager: SessionManager, raw: str) -> Path:
-    """The absolute local path for `raw`, or Forbidden when it lies outside every allowed root."""
-    if "\x00" in raw:
-        raise BadRequest("local_path contains a NUL byte")
-    roots = local_roots(manager)
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        path = roots[0] / path
-    # Resolve the directory (symlinks, ..) but not the file itself: it is replaced by a rename.
-    resolved = path.parent.resolve() / path.name
-    if path.name in ("", ".", "..") or not any(resolved.is_relative_to(r) for r in roots):
-        raise Forbidden(
-            f"local path {raw!r} is outside the allowed local directories: {', '.join(map(str, roots))}",
-            hint="Use a path under one of them (a relative path goes under the first), or add a "
-            "directory to settings.local_roots in config.yml.",
-        )
-    return resolved
-
-
-def _max_local_bytes(manager: SessionManager) -> int:
-    settings = manager.config.current().settings
-    return int(number(settings, "max_local_transfer_mb", DEFAULT_MAX_LOCAL_MB, 1, 1024 * 1024) * 1024 * 1024)
 
 
 class _PartFile:
@@ -148,29 +106,6 @@ class _PartFile:
         await asyncio.to_thread(drop)
 
 
-async def save_output(manager: SessionManager, lines: list[str], local_path: str) -> SavedOutput:
-    """Write a command's rendered output lines to a local file (atomically)."""
-    dest = confine(manager, local_path)
-    out = _PartFile(dest)
-    await out.open()
-    try:
-        buf: list[str] = []
-        used = 0
-        for line in lines:
-            buf.append(line)
-            used += len(line) + 1
-            if used >= BLOCK:
-                await out.write(("\n".join(buf) + "\n").encode("utf-8", errors="surrogateescape"))
-                buf, used = [], 0
-        if buf:
-            await out.write(("\n".join(buf) + "\n").encode("utf-8", errors="surrogateescape"))
-        await out.commit()
-    except BaseException:
-        await out.abort()
-        raise
-    return SavedOutput(local_path=str(dest), lines=len(lines), size=out.size, sha256=out.sha.hexdigest())
-
-
 async def _stream_remote(
     c: SftpClient, path: str, shown: str, sink: _PartFile | None, limit: int
 ) -> tuple[Attrs, int, str]:
@@ -184,7 +119,7 @@ async def _stream_remote(
     try:
         handle = await c.open(path, FXF_READ)
     except SftpError as exc:
-        raise transfers.file_error(exc, shown, "open for reading") from exc
+        raise file_error(exc, shown, "open for reading") from exc
     sha = hashlib.sha256()
     offset = 0
     try:
@@ -194,7 +129,7 @@ async def _stream_remote(
             except SftpError as exc:
                 if exc.code == FX_EOF:
                     break
-                raise transfers.file_error(exc, shown, "read") from exc
+                raise file_error(exc, shown, "read") from exc
             if not data:
                 break
             offset += len(data)
@@ -211,142 +146,209 @@ async def _stream_remote(
     return a, offset, sha.hexdigest()
 
 
-async def read_to_local(manager: SessionManager, sid: str, req: ReadFileRequest) -> ReadFileResult:
-    """read_remote_file with local_path (copy the file here) or metadata_only (size, sha256, mode)."""
-    s = manager.get(sid)
-    if req.offset or req.limit is not None:
-        raise BadRequest(
-            "offset and limit do not go with local_path or metadata_only: the whole file is read"
-        )
-    path = transfers.remote_path(req.remote_path)
-    limit = _max_local_bytes(manager)
-    dest = confine(manager, req.local_path) if req.local_path is not None else None
-    sink = _PartFile(dest) if dest is not None else None
+class LocalFiles:
+    """Transfers between sessions' hosts and local paths, and command output saved locally.
 
-    async def op(c: SftpClient) -> tuple[Attrs, int, str, str]:
-        if sink is not None:
-            await sink.open()
+    Built by the composition root from `lookup` (a session by id), the side channels, `settings`
+    (the current tunables: local_roots, max_local_transfer_mb) and the default downloads directory."""
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Session],
+        channels: SideChannels,
+        settings: Callable[[], Settings],
+        downloads: Path,
+    ) -> None:
+        self.lookup = lookup
+        self.channels = channels
+        self.settings = settings
+        self.downloads = downloads
+
+    def roots(self) -> list[Path]:
+        """The directories local paths may lie in (resolved); the default one is created if missing."""
+        roots = [Path(r).expanduser() for r in self.settings().local_roots]
+        if not roots:
+            ensure_private_dir(self.downloads)
+            roots = [self.downloads]
+        return [r.resolve() for r in roots]
+
+    def confine(self, raw: str) -> Path:
+        """The absolute local path for `raw`, or Forbidden when it lies outside every allowed root."""
+        if "\x00" in raw:
+            raise BadRequest("local_path contains a NUL byte")
+        roots = self.roots()
+        path = Path(raw).expanduser()
+        if not path.is_absolute():
+            path = roots[0] / path
+        # Resolve the directory (symlinks, ..) but not the file itself: it is replaced by a rename.
+        resolved = path.parent.resolve() / path.name
+        if path.name in ("", ".", "..") or not any(resolved.is_relative_to(r) for r in roots):
+            raise Forbidden(
+                f"local path {raw!r} is outside the allowed local directories: {', '.join(map(str, roots))}",
+                hint="Use a path under one of them (a relative path goes under the first), or add a "
+                "directory to settings.local_roots in config.yml.",
+            )
+        return resolved
+
+    async def save_output(self, lines: list[str], local_path: str) -> SavedOutput:
+        """Write a command's rendered output lines to a local file (atomically)."""
+        dest = self.confine(local_path)
+        out = _PartFile(dest)
+        await out.open()
         try:
-            a, size, digest = await _stream_remote(c, path, req.remote_path, sink, limit)
-            if sink is not None:
-                await sink.commit()
+            buf: list[str] = []
+            used = 0
+            for line in lines:
+                buf.append(line)
+                used += len(line) + 1
+                if used >= BLOCK:
+                    await out.write(("\n".join(buf) + "\n").encode("utf-8", errors="surrogateescape"))
+                    buf, used = [], 0
+            if buf:
+                await out.write(("\n".join(buf) + "\n").encode("utf-8", errors="surrogateescape"))
+            await out.commit()
         except BaseException:
+            await out.abort()
+            raise
+        return SavedOutput(local_path=str(dest), lines=len(lines), size=out.size, sha256=out.sha.hexdigest())
+
+    async def read_to_local(self, sid: str, req: ReadFileRequest) -> ReadFileResult:
+        """read_remote_file with local_path (copy the file here) or metadata_only (size, sha256, mode)."""
+        s = self.lookup(sid)
+        if req.offset or req.limit is not None:
+            raise BadRequest(
+                "offset and limit do not go with local_path or metadata_only: the whole file is read"
+            )
+        path = transfers.remote_path(req.remote_path)
+        limit = self.settings().max_local_transfer_bytes
+        dest = self.confine(req.local_path) if req.local_path is not None else None
+        sink = _PartFile(dest) if dest is not None else None
+
+        async def op(c: SftpClient) -> tuple[Attrs, int, str, str]:
             if sink is not None:
-                await sink.abort()
-            raise
-        try:
-            resolved = await c.realpath(path)
-        except SftpError:
-            resolved = path
-        return a, size, digest, resolved
+                await sink.open()
+            try:
+                a, size, digest = await _stream_remote(c, path, req.remote_path, sink, limit)
+                if sink is not None:
+                    await sink.commit()
+            except BaseException:
+                if sink is not None:
+                    await sink.abort()
+                raise
+            try:
+                resolved = await c.realpath(path)
+            except SftpError:
+                resolved = path
+            return a, size, digest, resolved
 
-    attrs, size, digest, resolved = await channels(manager).run(s, op, retry=False)
-    log.info("file_read_local", session=sid, path=req.remote_path, bytes=size, local=str(dest or ""))
-    return ReadFileResult(
-        session_id=sid,
-        path=req.remote_path,
-        resolved_path=resolved,
-        encoding=req.encoding,
-        content="",
-        local_path=str(dest) if dest is not None else None,
-        offset=0,
-        length=size if dest is not None else 0,
-        size=size,
-        sha256=digest,
-        truncated=False,
-        mode=transfers._octal(attrs.mode),
-        mtime=attrs.mtime,
-    )
-
-
-async def write_from_local(manager: SessionManager, sid: str, req: WriteFileRequest) -> WriteFileResult:
-    """write_remote_file with local_path: upload a local file, replacing the remote one atomically."""
-    s = manager.get(sid)
-    assert req.local_path is not None
-    if req.append:
-        raise BadRequest("append does not go with local_path", hint="Upload the whole file instead.")
-    src = confine(manager, req.local_path).resolve()
-    try:
-        st = await asyncio.to_thread(os.stat, src)
-    except FileNotFoundError as exc:
-        raise NotFound(f"local file {src} does not exist") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise BadRequest(f"local path {src} is not a regular file")
-    limit = _max_local_bytes(manager)
-    if st.st_size > limit:
-        raise PayloadTooLarge(f"{src} has {st.st_size} bytes, over the local transfer limit of {limit} bytes")
-    shown = req.remote_path
-    path = transfers.remote_path(req.remote_path)
-    if path.endswith("/") or posixpath.basename(path) in ("", ".", ".."):
-        raise BadRequest(f"{shown} names a directory, not a file")
-    mode = int(req.mode, 8) if req.mode is not None else None
-
-    async def op(c: SftpClient) -> WriteFileResult:
-        try:
-            existing: Attrs | None = await c.stat(path)
-        except SftpError as exc:
-            if exc.code != FX_NO_SUCH_FILE:
-                raise transfers.file_error(exc, shown, "stat") from exc
-            existing = None
-        target = await c.realpath(path) if existing is not None else path
-        if existing is not None and not existing.is_regular:
-            raise BadRequest(f"{shown} is not a regular file")
-        if req.expected_sha256 is not None:
-            if existing is None:
-                raise Conflict(f"{shown} does not exist, but expected_sha256 says it should")
-            _a, _size, got = await _stream_remote(c, target, shown, None, limit)
-            if got != req.expected_sha256.lower():
-                raise Conflict(
-                    f"{shown} changed since it was read (sha256 is {got}); nothing was written",
-                    hint="Read it again and write with its new sha256.",
-                )
-        directory = posixpath.dirname(target)
-        if req.make_parents and directory:
-            await transfers._ensure_dirs(c, directory, shown)
-        tmp = posixpath.join(directory, transfers._temp_name(posixpath.basename(target)))
-        try:
-            handle = await c.open(tmp, FXF_WRITE | FXF_CREAT | FXF_EXCL | FXF_TRUNC)
-        except SftpError as exc:
-            raise transfers._missing_dir(exc, shown, target) from exc
-        sha = hashlib.sha256()
-        written = 0
-        try:
-            with open(src, "rb") as f:  # noqa: ASYNC230 - each block is read in a worker thread
-                while True:
-                    block = await asyncio.to_thread(f.read, BLOCK)
-                    if not block:
-                        break
-                    try:
-                        await c.write(handle, written, block)
-                    except SftpError as exc:
-                        raise await transfers._write_failure(c, exc, shown, directory, len(block)) from exc
-                    sha.update(block)
-                    written += len(block)
-            keep = mode if mode is not None else (existing.mode if existing is not None else None)
-            if keep is not None:
-                await c.fsetstat(handle, Attrs(permissions=keep))
-            await c.fsync(handle)
-            await c.close_handle(handle)
-            await c.rename(tmp, target)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await c.close_handle(handle)
-            with contextlib.suppress(Exception):
-                await c.remove(tmp)
-            raise
-        final = await c.stat(target)
-        return WriteFileResult(
+        attrs, size, digest, resolved = await self.channels.run(s, op, retry=False)
+        log.info("file_read_local", session=sid, path=req.remote_path, bytes=size, local=str(dest or ""))
+        return ReadFileResult(
             session_id=sid,
-            path=shown,
-            resolved_path=await transfers._resolved(c, target),
-            bytes_written=written,
-            size=final.size if final.size is not None else written,
-            sha256=sha.hexdigest(),
-            mode=transfers._octal(final.mode),
-            created=existing is None,
-            atomic=True,
+            path=req.remote_path,
+            resolved_path=resolved,
+            encoding=req.encoding,
+            content="",
+            local_path=str(dest) if dest is not None else None,
+            offset=0,
+            length=size if dest is not None else 0,
+            size=size,
+            sha256=digest,
+            truncated=False,
+            mode=transfers._octal(attrs.mode),
+            mtime=attrs.mtime,
         )
 
-    result = await channels(manager).run(s, op, retry=False)
-    log.info("file_written_local", session=sid, path=shown, bytes=result.bytes_written, local=str(src))
-    return result
+    async def write_from_local(self, sid: str, req: WriteFileRequest) -> WriteFileResult:
+        """write_remote_file with local_path: upload a local file, replacing the remote one atomically."""
+        s = self.lookup(sid)
+        assert req.local_path is not None
+        if req.append:
+            raise BadRequest("append does not go with local_path", hint="Upload the whole file instead.")
+        src = self.confine(req.local_path).resolve()
+        try:
+            st = await asyncio.to_thread(os.stat, src)
+        except FileNotFoundError as exc:
+            raise NotFound(f"local file {src} does not exist") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise BadRequest(f"local path {src} is not a regular file")
+        limit = self.settings().max_local_transfer_bytes
+        if st.st_size > limit:
+            raise PayloadTooLarge(
+                f"{src} has {st.st_size} bytes, over the local transfer limit of {limit} bytes"
+            )
+        shown = req.remote_path
+        path = transfers.remote_path(req.remote_path)
+        if path.endswith("/") or posixpath.basename(path) in ("", ".", ".."):
+            raise BadRequest(f"{shown} names a directory, not a file")
+        mode = int(req.mode, 8) if req.mode is not None else None
+
+        async def op(c: SftpClient) -> WriteFileResult:
+            try:
+                existing: Attrs | None = await c.stat(path)
+            except SftpError as exc:
+                if exc.code != FX_NO_SUCH_FILE:
+                    raise file_error(exc, shown, "stat") from exc
+                existing = None
+            target = await c.realpath(path) if existing is not None else path
+            if existing is not None and not existing.is_regular:
+                raise BadRequest(f"{shown} is not a regular file")
+            if req.expected_sha256 is not None:
+                if existing is None:
+                    raise Conflict(f"{shown} does not exist, but expected_sha256 says it should")
+                _a, _size, got = await _stream_remote(c, target, shown, None, limit)
+                if got != req.expected_sha256.lower():
+                    raise Conflict(
+                        f"{shown} changed since it was read (sha256 is {got}); nothing was written",
+                        hint="Read it again and write with its new sha256.",
+                    )
+            directory = posixpath.dirname(target)
+            if req.make_parents and directory:
+                await transfers._ensure_dirs(c, directory, shown)
+            tmp = posixpath.join(directory, transfers._temp_name(posixpath.basename(target)))
+            try:
+                handle = await c.open(tmp, FXF_WRITE | FXF_CREAT | FXF_EXCL | FXF_TRUNC)
+            except SftpError as exc:
+                raise create_error(exc, shown, target) from exc
+            sha = hashlib.sha256()
+            written = 0
+            try:
+                with open(src, "rb") as f:  # noqa: ASYNC230 - each block is read in a worker thread
+                    while True:
+                        block = await asyncio.to_thread(f.read, BLOCK)
+                        if not block:
+                            break
+                        try:
+                            await c.write(handle, written, block)
+                        except SftpError as exc:
+                            raise await write_error(c, exc, shown, directory, len(block)) from exc
+                        sha.update(block)
+                        written += len(block)
+                keep = mode if mode is not None else (existing.mode if existing is not None else None)
+                if keep is not None:
+                    await c.fsetstat(handle, Attrs(permissions=keep))
+                await c.fsync(handle)
+                await c.close_handle(handle)
+                await c.rename(tmp, target)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await c.close_handle(handle)
+                with contextlib.suppress(Exception):
+                    await c.remove(tmp)
+                raise
+            final = await c.stat(target)
+            return WriteFileResult(
+                session_id=sid,
+                path=shown,
+                resolved_path=await transfers._resolved(c, target),
+                bytes_written=written,
+                size=final.size if final.size is not None else written,
+                sha256=sha.hexdigest(),
+                mode=transfers._octal(final.mode),
+                created=existing is None,
+                atomic=True,
+            )
+
+        result = await self.channels.run(s, op, retry=False)
+        log.info("file_written_local", session=sid, path=shown, bytes=result.bytes_written, local=str(src))
+        return result

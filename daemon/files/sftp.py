@@ -5,7 +5,7 @@ Only what file transfer needs is implemented: open/read/write/close, (l|f)stat, 
 remove, rename (atomic with `posix-rename@openssh.com`), realpath, and the OpenSSH extensions fsync,
 statvfs and limits. Requests carry ids, so many may be in flight at once: reads and writes are pipelined.
 The session side of the channel (which ssh to run, when to open and close it) is
-daemon/sidechannel.py.
+daemon/files/sidechannel.py.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ client of the pane's ssh, so password and 2FA sessions need no new login) and ke
 opening a channel costs a round trip plus, for an external sftp-server, a login shell start; once
 open, a request costs a fraction of a millisecond. It is reopened if it dies (e.g. after a
 reconnect) and closed when the session closes, dies or stays idle. The SFTP client itself (packets,
-attributes, pipelined reads and writes) is daemon/sftp.py.
+attributes, pipelined reads and writes) is daemon/files/sftp.py.
 
 One trap shapes the design: an ssh master does not exit while any multiplexed channel is open, so
 a side channel held open would keep the pane's ssh alive after the remote shell exits (`exit`
@@ -32,26 +32,23 @@ import contextlib
 import os
 import termios
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import structlog
 
 from sshkeep.common.errors import (
-    RemoteError,
     SessionDisconnected,
     SessionNotFound,
     SessionNotReady,
     TmuxError,
 )
+from sshkeep.daemon.files.errors import exec_error, lost_error, open_error, spawn_error
 from sshkeep.daemon.files.sftp import ChannelLost, SftpClient
 from sshkeep.daemon.sessions.session import Session
-
-if TYPE_CHECKING:
-    from sshkeep.daemon.sessions.manager import SessionManager
+from sshkeep.daemon.sessions.tmux import Tmux
 
 log = structlog.get_logger(__name__)
 
@@ -229,10 +226,15 @@ class SideChannel:
 
 
 class SideChannels:
-    """Every session's side channel in one daemon, and the watcher that closes them in time."""
+    """Every session's side channel in one daemon, and the watcher that closes them in time.
 
-    def __init__(self, manager: SessionManager) -> None:
-        self.manager = manager
+    One per daemon, built and closed by the composition root (daemon/server.py). `current` maps a
+    session id to the live session (None once closed); `control_dir` holds the masters' sockets."""
+
+    def __init__(self, current: Callable[[str], Session | None], control_dir: Path, tmux: Tmux) -> None:
+        self.current = current
+        self.control_dir = control_dir
+        self.tmux = tmux
         self.channels: dict[str, SideChannel] = {}
         self._watch: asyncio.Task[None] | None = None
 
@@ -240,7 +242,7 @@ class SideChannels:
 
     def require_master(self, s: Session) -> SideChannel:
         """The session's channel record, after checking that its ssh master can be used."""
-        if s.closed or self.manager.sessions.get(s.id) is not s:
+        if s.closed or self.current(s.id) is not s:
             raise SessionNotFound(f"session {s.id} is closed")
         if s.dead:
             raise SessionDisconnected(
@@ -249,7 +251,7 @@ class SideChannels:
                 hint="Call reconnect_session to start a fresh ssh in this session, or close_session.",
             )
         kept, dest, cpath = split_ssh_argv(s.ssh_argv)
-        control = Path(cpath) if cpath else self.manager.paths.control_dir / s.id
+        control = Path(cpath) if cpath else self.control_dir / s.id
         ch = self.channels.get(s.id)
         if ch is None or ch.session is not s or ch.control_path != control:
             ch = SideChannel(session=s, control_path=control, options=kept, dest=dest or s.target)
@@ -290,26 +292,16 @@ class SideChannels:
             try:
                 client = await SftpClient.start(ch.argv(subsystem="sftp"), ch.session.id)
             except ChannelLost as exc:
-                if not ch.control_path.exists() or ch.session.dead:
-                    raise SessionDisconnected(
-                        f"session {ch.session.id} lost its ssh connection while opening the side "
-                        f"channel: {exc}"
-                    ) from exc
-                raise RemoteError(
-                    f"could not open an SFTP channel over session {ch.session.id}'s connection: {exc}",
-                    hint="The host needs the SFTP subsystem (OpenSSH has it by default); "
-                    "exec_command and send_command still work.",
-                ) from exc
+                gone = not ch.control_path.exists() or ch.session.dead
+                raise open_error(ch.session.id, exc, gone) from exc
             except OSError as exc:
-                raise RemoteError(f"could not start ssh for the side channel: {exc}") from exc
+                raise spawn_error("the side channel", exc) from exc
             ch.client = client
             ch.opened += 1
             # Asked at every open: a respawned pane (reconnect) gets a new tty.
             ch.tty = None
             with contextlib.suppress(TmuxError):
-                out = await self.manager.tmux.command(
-                    f"display-message -p -t {ch.session.pane_id} '#{{pane_tty}}'"
-                )
+                out = await self.tmux.command(f"display-message -p -t {ch.session.pane_id} '#{{pane_tty}}'")
                 ch.tty = out[0].strip() if out and out[0].strip() else None
             ch.tty_was_raw = tty_is_raw(ch.tty) if ch.tty else None
             log.info(
@@ -334,10 +326,7 @@ class SideChannels:
             except ChannelLost as exc:
                 await ch.close()
                 if attempt == 2 or not retry:
-                    raise RemoteError(
-                        f"the side channel of session {s.id} closed during the operation: {exc}",
-                        hint="Retry; if the session disconnected, reconnect_session first.",
-                    ) from exc
+                    raise lost_error(s.id, exc) from exc
             finally:
                 ch.busy -= 1
                 ch.last_used = time.monotonic()
@@ -360,7 +349,7 @@ class SideChannels:
 
     async def _check(self, sid: str, ch: SideChannel) -> None:
         s = ch.session
-        gone = s.closed or s.dead or self.manager.sessions.get(sid) is not s
+        gone = s.closed or s.dead or self.current(sid) is not s
         if gone:
             await ch.close()
             if self.channels.get(sid) is ch:
@@ -390,17 +379,6 @@ class SideChannels:
         self.channels.clear()
         if self._watch is not None:
             self._watch.cancel()
-
-
-_REGISTRIES: weakref.WeakKeyDictionary[SessionManager, SideChannels] = weakref.WeakKeyDictionary()
-
-
-def channels(manager: SessionManager) -> SideChannels:
-    """The side-channel registry of this daemon's manager."""
-    reg = _REGISTRIES.get(manager)
-    if reg is None:
-        reg = _REGISTRIES[manager] = SideChannels(manager)
-    return reg
 
 
 # --- side commands ------------------------------------------------------------------------------------
@@ -452,7 +430,7 @@ async def run_side_command(
             start_new_session=True,
         )
     except OSError as exc:
-        raise RemoteError(f"could not start ssh for a side command: {exc}") from exc
+        raise spawn_error("a side command", exc) from exc
     out, err = _Capture(cap), _Capture(cap)
     tasks = [
         asyncio.create_task(out.pump(proc.stdout)),
@@ -481,11 +459,7 @@ async def run_side_command(
                 await t
     stderr_text = err.buf.decode("utf-8", errors="replace")
     if not timed_out and proc.returncode == 255 and looks_like_no_master(stderr_text):
-        if s.dead or not ch.control_path.exists():
-            raise SessionDisconnected(f"session {s.id} lost its ssh connection; the command did not run")
-        raise RemoteError(
-            f"the side command could not use session {s.id}'s ssh connection: {stderr_text.strip()[-500:]}"
-        )
+        raise exec_error(s.id, stderr_text, s.dead or not ch.control_path.exists())
     return ExecOutcome(
         exit_code=None if timed_out else proc.returncode,
         stdout=bytes(out.buf),

@@ -1,7 +1,7 @@
 """Reading and writing remote files, and side commands, over a session's side channel.
 
 Nothing here types into the terminal: files move over the session's SFTP side channel
-(daemon/sidechannel.py) as exact bytes, and side commands run on their own exec channel of the
+(daemon/files/sidechannel.py) as exact bytes, and side commands run on their own exec channel of the
 same authenticated connection. Every remote failure becomes an SshkeepError naming the path.
 
 - Reads return the bytes as text (UTF-8; binary is refused with a hint to use base64) or base64,
@@ -25,11 +25,12 @@ import secrets
 import stat
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 
-from sshkeep.common.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, RemoteError, SshkeepError
+from sshkeep.common.errors import BadRequest, Conflict, PayloadTooLarge, RemoteError
 from sshkeep.common.models.files import (
     ExecRequest,
     ExecResult,
@@ -38,11 +39,11 @@ from sshkeep.common.models.files import (
     WriteFileRequest,
     WriteFileResult,
 )
+from sshkeep.common.settings import Settings
+from sshkeep.daemon.files.errors import create_error, file_error, write_error
 from sshkeep.daemon.files.sftp import (
     FX_EOF,
-    FX_FAILURE,
     FX_NO_SUCH_FILE,
-    FX_OP_UNSUPPORTED,
     FX_PERMISSION_DENIED,
     FXF_APPEND,
     FXF_CREAT,
@@ -54,30 +55,16 @@ from sshkeep.daemon.files.sftp import (
     SftpClient,
     SftpError,
 )
-from sshkeep.daemon.files.sidechannel import channels, run_side_command
-
-if TYPE_CHECKING:
-    from sshkeep.daemon.sessions.manager import SessionManager
+from sshkeep.daemon.files.sidechannel import SideChannels, run_side_command
+from sshkeep.daemon.sessions.session import Session
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_MAX_TRANSFER_MB = 64.0
 EXEC_OUTPUT_CAP = 1024 * 1024
 CPU_IN_THREAD = 1024 * 1024  # hash/encode bigger payloads off the event loop
 BASE64_HINT = "Read it with encoding='base64' to get its exact bytes."
-
-
-def max_transfer_bytes(manager: SessionManager) -> int:
-    """The per-transfer limit in bytes, from config.yml `settings.max_transfer_mb` (default 64)."""
-    raw: Any = manager.config.current().settings.get("max_transfer_mb")
-    value = DEFAULT_MAX_TRANSFER_MB
-    if isinstance(raw, int | float) and not isinstance(raw, bool) and 0 < raw <= 64 * 1024:
-        value = float(raw)
-    elif raw is not None:
-        log.warning("setting_ignored", key="max_transfer_mb", value=repr(raw)[:50], default=value)
-    return int(value * 1024 * 1024)
 
 
 async def _cpu(fn: Callable[[bytes], T], data: bytes) -> T:
@@ -109,26 +96,6 @@ def remote_path(path: str) -> str:
             hint="Give the absolute path (or ./~name for a file whose name starts with ~).",
         )
     return path
-
-
-def file_error(exc: SftpError, path: str, action: str, target: str = "") -> SshkeepError:
-    """Map an SFTP status to an SshkeepError that names the path."""
-    where = f" on {target}" if target else ""
-    if exc.code == FX_NO_SUCH_FILE:
-        return NotFound(
-            f"{path}: no such file or directory{where}",
-            hint="Check the path (relative paths start in the remote home directory); "
-            "exec_command('ls -la DIR') lists a directory.",
-        )
-    if exc.code == FX_PERMISSION_DENIED:
-        return RemoteError(
-            f"{path}: permission denied ({action}){where}",
-            hint="The remote user may not do this; exec_command('ls -ld PATH') shows owner and mode.",
-        )
-    if exc.code == FX_OP_UNSUPPORTED:
-        return RemoteError(f"{path}: the remote SFTP server does not support this ({action})")
-    detail = "" if exc.message.lower() in ("failure", "") else f": {exc.message}"
-    return RemoteError(f"{path}: {action} failed{where}{detail}")
 
 
 def _check_encoding_text(data: bytes, path: str, offset: int, cut_allowed: bool) -> tuple[str, int]:
@@ -227,67 +194,6 @@ async def _read_range(
             await c.close_handle(handle)
 
 
-async def read_remote_file(manager: SessionManager, sid: str, req: ReadFileRequest) -> ReadFileResult:
-    s = manager.get(sid)
-    max_bytes = max_transfer_bytes(manager)
-    if req.limit is not None and req.limit > max_bytes:
-        raise PayloadTooLarge(
-            f"limit {req.limit} is over the transfer limit of {max_bytes} bytes",
-            hint="Use a smaller limit, or raise settings.max_transfer_mb in config.yml.",
-        )
-    path = remote_path(req.remote_path)
-    started = time.monotonic()
-
-    async def op(c: SftpClient) -> tuple[bytes, Attrs, int, str]:
-        data, a, size = await _read_range(c, path, req.remote_path, req.offset, req.limit, max_bytes)
-        try:
-            resolved = await c.realpath(path)
-        except SftpError:
-            resolved = path
-        return data, a, size, resolved
-
-    data, attrs, size, resolved = await channels(manager).run(s, op)
-    end = req.offset + len(data)
-    truncated = end < size
-    if req.encoding == "text":
-        content, used = _check_encoding_text(data, req.remote_path, req.offset, truncated)
-        if used < len(data):
-            data = data[:used]
-            end = req.offset + used
-            truncated = True
-    else:
-        content = (await _cpu(base64.b64encode, data)).decode("ascii")
-    whole = req.offset == 0 and not truncated
-    digest = await _cpu(_sha256, data) if whole else None
-    log.info(
-        "file_read",
-        session=sid,
-        path=req.remote_path,
-        bytes=len(data),
-        ms=round((time.monotonic() - started) * 1000, 1),
-    )
-    return ReadFileResult(
-        session_id=sid,
-        path=req.remote_path,
-        resolved_path=resolved,
-        encoding=req.encoding,
-        content=content,
-        offset=req.offset,
-        length=len(data),
-        size=size,
-        sha256=digest,
-        truncated=truncated,
-        next_offset=end if truncated else None,
-        mode=_octal(attrs.mode),
-        mtime=attrs.mtime,
-        hint=(
-            f"More follows: read_remote_file(offset={end}) for the next page ({size - end} bytes left)."
-            if truncated
-            else None
-        ),
-    )
-
-
 # --- write ------------------------------------------------------------------------------------------
 
 
@@ -347,233 +253,213 @@ async def _ensure_dirs(c: SftpClient, directory: str, shown: str) -> None:
             raise file_error(exc, d, "mkdir") from exc
 
 
-async def _write_failure(
-    c: SftpClient, exc: SftpError, shown: str, directory: str, need: int
-) -> SshkeepError:
-    """Explain a failed write: SFTP v3 says only 'Failure' for a full disk, so look at free space."""
-    if exc.code == FX_FAILURE:
-        free = await c.free_bytes(directory or ".")
-        if free is not None and free < max(need, 1024 * 1024):
-            return RemoteError(
-                f"{shown}: no space left on device ({free} bytes free, {need} to write)",
-                hint="Free space on the remote filesystem, or write elsewhere.",
-            )
-        return RemoteError(
-            f"{shown}: write failed ({exc.message}; a full disk or an exceeded quota are the usual causes)"
-        )
-    return file_error(exc, shown, "write")
-
-
 async def _sha_of(c: SftpClient, path: str, shown: str, max_bytes: int) -> str:
     data, _a, _size = await _read_range(c, path, shown, 0, None, max_bytes)
     return await _cpu(_sha256, data)
 
 
-async def write_remote_file(manager: SessionManager, sid: str, req: WriteFileRequest) -> WriteFileResult:
-    s = manager.get(sid)
-    max_bytes = max_transfer_bytes(manager)
-    if len(req.content or "") > CPU_IN_THREAD:
-        data = await asyncio.to_thread(_decode_content, req)
-    else:
-        data = _decode_content(req)
-    shown = req.remote_path
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(
-            f"{shown}: {len(data)} bytes is over the transfer limit of {max_bytes} bytes",
-            hint="Split it (write, then append), or raise settings.max_transfer_mb in config.yml.",
-        )
-    path = remote_path(req.remote_path)
-    if path.endswith("/") or posixpath.basename(path) in ("", ".", ".."):
-        raise BadRequest(f"{shown} names a directory, not a file")
-    mode = int(req.mode, 8) if req.mode is not None else None
-    started = time.monotonic()
+@dataclass(frozen=True)
+class _Write:
+    """One checked write request: what every step of a write needs."""
 
-    async def op(c: SftpClient) -> WriteFileResult:
-        target = path
-        try:
-            existing: Attrs | None = await c.lstat(path)
-        except SftpError as exc:
-            if exc.code != FX_NO_SUCH_FILE:
-                raise file_error(exc, shown, "stat") from exc
-            existing = None
-        if existing is not None and existing.is_link:
-            try:
-                target = await c.realpath(path)
-                existing = await c.stat(target)
-            except SftpError as exc:
-                raise BadRequest(
-                    f"{shown} is a symlink whose target is missing",
-                    hint="Write to the target path itself.",
-                ) from exc
-        if existing is not None and existing.is_dir:
-            raise BadRequest(f"{shown} is a directory, not a file")
-        if existing is not None and not existing.is_regular:
-            raise BadRequest(f"{shown} is not a regular file", hint="Use exec_command for special files.")
-        if req.expected_sha256 is not None:
-            if existing is None:
-                raise Conflict(
-                    f"{shown} does not exist, but expected_sha256 says it should",
-                    hint="Drop expected_sha256 to create it.",
-                )
-            current = await _sha_of(c, target, shown, max_bytes)
-            if current != req.expected_sha256.lower():
-                raise Conflict(
-                    f"{shown} changed since it was read (sha256 is {current}, expected "
-                    f"{req.expected_sha256.lower()}); nothing was written",
-                    hint="Read it again, apply your change to the new content, and write with its sha256.",
-                )
-        directory = posixpath.dirname(target)
-        if req.make_parents and directory:
-            await _ensure_dirs(c, directory, shown)
-        if req.append:
-            return await _append(c, target, shown, data, mode, existing)
-        return await _replace(c, target, shown, data, mode, existing)
+    sid: str
+    shown: str  # the path as the caller wrote it (errors name this)
+    path: str  # the SFTP path
+    data: bytes
+    mode: int | None
+    req: WriteFileRequest
+    max_bytes: int
 
-    async def _append(
-        c: SftpClient, target: str, shown: str, data: bytes, mode: int | None, existing: Attrs | None
+    async def result(
+        self,
+        c: SftpClient,
+        target: str,
+        final: Attrs,
+        *,
+        created: bool,
+        atomic: bool,
+        sha256: str | None,
+        appended: bool = False,
+        hint: str | None = None,
     ) -> WriteFileResult:
-        try:
-            handle = await c.open(target, FXF_WRITE | FXF_APPEND | FXF_CREAT)
-        except SftpError as exc:
-            raise _missing_dir(exc, shown, target) from exc
-        try:
-            before = (await c.fstat(handle)).size or 0
-            try:
-                # OpenSSH opens with O_APPEND (the offset is ignored); others honour the offset.
-                await c.write(handle, before, data)
-            except SftpError as exc:
-                raise await _write_failure(c, exc, shown, posixpath.dirname(target), len(data)) from exc
-            if mode is not None:
-                await c.fsetstat(handle, Attrs(permissions=mode))
-            await c.fsync(handle)
-            after = await c.fstat(handle)
-        finally:
-            with contextlib.suppress(Exception):
-                await c.close_handle(handle)
         return WriteFileResult(
-            session_id=sid,
-            path=shown,
+            session_id=self.sid,
+            path=self.shown,
             resolved_path=await _resolved(c, target),
-            bytes_written=len(data),
-            size=after.size or before + len(data),
-            sha256=None,
-            mode=_octal(after.mode),
-            created=existing is None,
-            appended=True,
-            atomic=False,
-        )
-
-    async def _replace(
-        c: SftpClient, target: str, shown: str, data: bytes, mode: int | None, existing: Attrs | None
-    ) -> WriteFileResult:
-        directory = posixpath.dirname(target)
-        tmp = posixpath.join(directory, _temp_name(posixpath.basename(target)))
-        try:
-            handle: bytes | None = await c.open(tmp, FXF_WRITE | FXF_CREAT | FXF_EXCL | FXF_TRUNC)
-        except SftpError as exc:
-            if exc.code == FX_PERMISSION_DENIED and existing is not None:
-                # The directory is closed to us but the file may be writable: write it in place.
-                return await _in_place(c, target, shown, data, mode, existing)
-            raise _missing_dir(exc, shown, target) from exc
-        try:
-            assert handle is not None
-            mine = await c.fstat(handle)
-            if existing is not None and not _may_write(existing, mine.uid, mine.gid):
-                raise RemoteError(
-                    f"{shown}: permission denied (the file is read-only for the remote user; "
-                    f"mode {_octal(existing.mode)})",
-                    hint="Change its mode first (exec_command('chmod u+w PATH')), or write elsewhere.",
-                )
-            try:
-                await c.write(handle, 0, data)
-            except SftpError as exc:
-                raise await _write_failure(c, exc, shown, directory, len(data)) from exc
-            keep = mode if mode is not None else (existing.mode if existing is not None else None)
-            owner = (existing.uid, existing.gid) if existing is not None else (None, None)
-            if None not in owner and owner != (mine.uid, mine.gid):
-                with contextlib.suppress(SftpError):  # keep the owner: only root (or a member) may
-                    await c.fsetstat(handle, Attrs(uid=owner[0], gid=owner[1]))
-            if keep is not None:
-                await c.fsetstat(handle, Attrs(permissions=keep))
-            await c.fsync(handle)
-            await c.close_handle(handle)
-            handle = None
-            try:
-                await c.rename(tmp, target)
-            except SftpError as exc:
-                raise file_error(exc, shown, "rename into place") from exc
-        except BaseException:
-            with contextlib.suppress(Exception):
-                if handle is not None:
-                    await c.close_handle(handle)
-            with contextlib.suppress(Exception):
-                await c.remove(tmp)
-            raise
-        final = await c.stat(target)
-        return WriteFileResult(
-            session_id=sid,
-            path=shown,
-            resolved_path=await _resolved(c, target),
-            bytes_written=len(data),
-            size=final.size if final.size is not None else len(data),
-            sha256=await _cpu(_sha256, data),
+            bytes_written=len(self.data),
+            size=final.size if final.size is not None else len(self.data),
             mode=_octal(final.mode),
-            created=existing is None,
-            atomic=True,
+            created=created,
+            atomic=atomic,
+            sha256=sha256,
+            appended=appended,
+            hint=hint,
         )
 
-    async def _in_place(
-        c: SftpClient, target: str, shown: str, data: bytes, mode: int | None, existing: Attrs
-    ) -> WriteFileResult:
+
+async def _write_target(c: SftpClient, w: _Write) -> tuple[str, Attrs | None]:
+    """(the path to write, what is there now): a symlink is followed; only regular files qualify."""
+    try:
+        existing: Attrs | None = await c.lstat(w.path)
+    except SftpError as exc:
+        if exc.code != FX_NO_SUCH_FILE:
+            raise file_error(exc, w.shown, "stat") from exc
+        existing = None
+    target = w.path
+    if existing is not None and existing.is_link:
         try:
-            handle = await c.open(target, FXF_WRITE | FXF_TRUNC)
+            target = await c.realpath(w.path)
+            existing = await c.stat(target)
         except SftpError as exc:
-            raise file_error(exc, shown, "write") from exc
-        try:
-            try:
-                await c.write(handle, 0, data)
-            except SftpError as exc:
-                raise await _write_failure(c, exc, shown, posixpath.dirname(target), len(data)) from exc
-            if mode is not None:
-                await c.fsetstat(handle, Attrs(permissions=mode))
-            await c.fsync(handle)
-            final = await c.fstat(handle)
-        finally:
-            with contextlib.suppress(Exception):
-                await c.close_handle(handle)
-        return WriteFileResult(
-            session_id=sid,
-            path=shown,
-            resolved_path=await _resolved(c, target),
-            bytes_written=len(data),
-            size=final.size if final.size is not None else len(data),
-            sha256=await _cpu(_sha256, data),
-            mode=_octal(final.mode),
-            created=False,
-            atomic=False,
-            hint="Written in place (its directory is not writable for the remote user), not atomically.",
+            raise BadRequest(
+                f"{w.shown} is a symlink whose target is missing", hint="Write to the target path itself."
+            ) from exc
+    if existing is not None and existing.is_dir:
+        raise BadRequest(f"{w.shown} is a directory, not a file")
+    if existing is not None and not existing.is_regular:
+        raise BadRequest(f"{w.shown} is not a regular file", hint="Use exec_command for special files.")
+    return target, existing
+
+
+async def _check_unchanged(c: SftpClient, w: _Write, target: str, existing: Attrs | None) -> None:
+    """The optimistic lock: the file must still have the sha256 the caller read."""
+    expected = (w.req.expected_sha256 or "").lower()
+    if existing is None:
+        raise Conflict(
+            f"{w.shown} does not exist, but expected_sha256 says it should",
+            hint="Drop expected_sha256 to create it.",
+        )
+    current = await _sha_of(c, target, w.shown, w.max_bytes)
+    if current != expected:
+        raise Conflict(
+            f"{w.shown} changed since it was read (sha256 is {current}, expected {expected}); "
+            "nothing was written",
+            hint="Read it again, apply your change to the new content, and write with its sha256.",
         )
 
-    result = await channels(manager).run(s, op, retry=False)
-    log.info(
-        "file_written",
-        session=sid,
-        path=shown,
-        bytes=len(data),
-        append=req.append,
-        ms=round((time.monotonic() - started) * 1000, 1),
+
+async def _write_all(c: SftpClient, w: _Write, handle: bytes, target: str, offset: int = 0) -> None:
+    try:
+        await c.write(handle, offset, w.data)
+    except SftpError as exc:
+        raise await write_error(c, exc, w.shown, posixpath.dirname(target), len(w.data)) from exc
+
+
+async def _close_quietly(c: SftpClient, handle: bytes) -> None:
+    with contextlib.suppress(Exception):
+        await c.close_handle(handle)
+
+
+async def _append(c: SftpClient, w: _Write, target: str, existing: Attrs | None) -> WriteFileResult:
+    """Append in place (O_APPEND): not atomic, by nature."""
+    try:
+        handle = await c.open(target, FXF_WRITE | FXF_APPEND | FXF_CREAT)
+    except SftpError as exc:
+        raise create_error(exc, w.shown, target) from exc
+    try:
+        before = (await c.fstat(handle)).size or 0
+        # OpenSSH opens with O_APPEND (the offset is ignored); others honour the offset.
+        await _write_all(c, w, handle, target, before)
+        if w.mode is not None:
+            await c.fsetstat(handle, Attrs(permissions=w.mode))
+        await c.fsync(handle)
+        after = await c.fstat(handle)
+    finally:
+        await _close_quietly(c, handle)
+    if not after.size:
+        after.size = before + len(w.data)
+    return await w.result(
+        c, target, after, created=existing is None, atomic=False, appended=True, sha256=None
     )
-    return result
 
 
-def _missing_dir(exc: SftpError, shown: str, target: str) -> SshkeepError:
-    if exc.code == FX_NO_SUCH_FILE:
-        directory = posixpath.dirname(target) or "."
-        return NotFound(
-            f"{shown}: directory {directory} does not exist",
-            hint="Pass make_parents=true to create it.",
+async def _fill_temp(c: SftpClient, w: _Write, handle: bytes, target: str, existing: Attrs | None) -> None:
+    """Write the data into the fresh temporary file, with the target's mode and (when we may) owner."""
+    mine = await c.fstat(handle)
+    if existing is not None and not _may_write(existing, mine.uid, mine.gid):
+        # Renaming over a file the user could not write would bypass its permissions.
+        raise RemoteError(
+            f"{w.shown}: permission denied (the file is read-only for the remote user; "
+            f"mode {_octal(existing.mode)})",
+            hint="Change its mode first (exec_command('chmod u+w PATH')), or write elsewhere.",
         )
-    return file_error(exc, shown, "create")
+    await _write_all(c, w, handle, target)
+    keep = w.mode if w.mode is not None else (existing.mode if existing is not None else None)
+    owner = (existing.uid, existing.gid) if existing is not None else (None, None)
+    if None not in owner and owner != (mine.uid, mine.gid):
+        with contextlib.suppress(SftpError):  # keep the owner: only root (or a member) may
+            await c.fsetstat(handle, Attrs(uid=owner[0], gid=owner[1]))
+    if keep is not None:
+        await c.fsetstat(handle, Attrs(permissions=keep))
+    await c.fsync(handle)
+
+
+async def _replace(c: SftpClient, w: _Write, target: str, existing: Attrs | None) -> WriteFileResult:
+    """Replace atomically: a temporary file in the same directory, then rename over the target."""
+    tmp = posixpath.join(posixpath.dirname(target), _temp_name(posixpath.basename(target)))
+    try:
+        handle: bytes | None = await c.open(tmp, FXF_WRITE | FXF_CREAT | FXF_EXCL | FXF_TRUNC)
+    except SftpError as exc:
+        if exc.code == FX_PERMISSION_DENIED and existing is not None:
+            # The directory is closed to us but the file may be writable: write it in place.
+            return await _in_place(c, w, target)
+        raise create_error(exc, w.shown, target) from exc
+    try:
+        assert handle is not None
+        await _fill_temp(c, w, handle, target, existing)
+        await c.close_handle(handle)
+        handle = None
+        try:
+            await c.rename(tmp, target)
+        except SftpError as exc:
+            raise file_error(exc, w.shown, "rename into place") from exc
+    except BaseException:
+        if handle is not None:
+            await _close_quietly(c, handle)
+        with contextlib.suppress(Exception):
+            await c.remove(tmp)
+        raise
+    final = await c.stat(target)
+    sha = await _cpu(_sha256, w.data)
+    return await w.result(c, target, final, created=existing is None, atomic=True, sha256=sha)
+
+
+async def _in_place(c: SftpClient, w: _Write, target: str) -> WriteFileResult:
+    """Truncate and write the file itself (its directory refuses a temporary file): not atomic."""
+    try:
+        handle = await c.open(target, FXF_WRITE | FXF_TRUNC)
+    except SftpError as exc:
+        raise file_error(exc, w.shown, "write") from exc
+    try:
+        await _write_all(c, w, handle, target)
+        if w.mode is not None:
+            await c.fsetstat(handle, Attrs(permissions=w.mode))
+        await c.fsync(handle)
+        final = await c.fstat(handle)
+    finally:
+        await _close_quietly(c, handle)
+    return await w.result(
+        c,
+        target,
+        final,
+        created=False,
+        atomic=False,
+        sha256=await _cpu(_sha256, w.data),
+        hint="Written in place (its directory is not writable for the remote user), not atomically.",
+    )
+
+
+async def _write(c: SftpClient, w: _Write) -> WriteFileResult:
+    """The steps of one write on the SFTP channel."""
+    target, existing = await _write_target(c, w)
+    if w.req.expected_sha256 is not None:
+        await _check_unchanged(c, w, target, existing)
+    directory = posixpath.dirname(target)
+    if w.req.make_parents and directory:
+        await _ensure_dirs(c, directory, w.shown)
+    if w.req.append:
+        return await _append(c, w, target, existing)
+    return await _replace(c, w, target, existing)
 
 
 async def _resolved(c: SftpClient, path: str) -> str:
@@ -583,33 +469,139 @@ async def _resolved(c: SftpClient, path: str) -> str:
         return path
 
 
-# --- side commands ----------------------------------------------------------------------------------
+async def _read(
+    c: SftpClient, path: str, req: ReadFileRequest, max_bytes: int
+) -> tuple[bytes, Attrs, int, str]:
+    """(bytes, attrs, file size, resolved path) of one read on the SFTP channel."""
+    data, a, size = await _read_range(c, path, req.remote_path, req.offset, req.limit, max_bytes)
+    return data, a, size, await _resolved(c, path)
 
 
-async def exec_command(manager: SessionManager, sid: str, req: ExecRequest) -> ExecResult:
-    s = manager.get(sid)
-    o = await run_side_command(channels(manager), s, req.command, req.timeout, EXEC_OUTPUT_CAP)
-    hints: list[str] = []
-    if o.timed_out:
-        hints.append(
-            f"Still running after {req.timeout:g}s: its channel was closed, and the remote command may go "
-            "on without output. Use send_command for long jobs."
+async def _decoded(req: WriteFileRequest) -> bytes:
+    if len(req.content or "") > CPU_IN_THREAD:
+        return await asyncio.to_thread(_decode_content, req)
+    return _decode_content(req)
+
+
+# --- the service ----------------------------------------------------------------------------------
+
+
+class Transfers:
+    """File reads and writes and side commands over sessions' side channels.
+
+    One per daemon, built by the composition root (daemon/server.py) from `lookup` (a session by
+    id, or SessionNotFound), the side channels and `settings` (the current tunables)."""
+
+    def __init__(
+        self, lookup: Callable[[str], Session], channels: SideChannels, settings: Callable[[], Settings]
+    ) -> None:
+        self.lookup = lookup
+        self.channels = channels
+        self.settings = settings
+
+    async def read(self, sid: str, req: ReadFileRequest) -> ReadFileResult:
+        s = self.lookup(sid)
+        max_bytes = self.settings().max_transfer_bytes
+        if req.limit is not None and req.limit > max_bytes:
+            raise PayloadTooLarge(
+                f"limit {req.limit} is over the transfer limit of {max_bytes} bytes",
+                hint="Use a smaller limit, or raise settings.max_transfer_mb in config.yml.",
+            )
+        path = remote_path(req.remote_path)
+        started = time.monotonic()
+        data, attrs, size, resolved = await self.channels.run(s, lambda c: _read(c, path, req, max_bytes))
+        end = req.offset + len(data)
+        truncated = end < size
+        if req.encoding == "text":
+            content, used = _check_encoding_text(data, req.remote_path, req.offset, truncated)
+            if used < len(data):
+                data = data[:used]
+                end = req.offset + used
+                truncated = True
+        else:
+            content = (await _cpu(base64.b64encode, data)).decode("ascii")
+        whole = req.offset == 0 and not truncated
+        digest = await _cpu(_sha256, data) if whole else None
+        log.info(
+            "file_read",
+            session=sid,
+            path=req.remote_path,
+            bytes=len(data),
+            ms=round((time.monotonic() - started) * 1000, 1),
         )
-    if o.stdout_truncated or o.stderr_truncated:
-        hints.append(
-            f"Output past {EXEC_OUTPUT_CAP} bytes per stream was cut: redirect it to a file and page it "
-            "with read_remote_file."
+        return ReadFileResult(
+            session_id=sid,
+            path=req.remote_path,
+            resolved_path=resolved,
+            encoding=req.encoding,
+            content=content,
+            offset=req.offset,
+            length=len(data),
+            size=size,
+            sha256=digest,
+            truncated=truncated,
+            next_offset=end if truncated else None,
+            mode=_octal(attrs.mode),
+            mtime=attrs.mtime,
+            hint=(
+                f"More follows: read_remote_file(offset={end}) for the next page ({size - end} bytes left)."
+                if truncated
+                else None
+            ),
         )
-    log.info("side_command", session=sid, exit_code=o.exit_code, ms=round(o.seconds * 1000, 1))
-    return ExecResult(
-        session_id=sid,
-        command=req.command,
-        exit_code=o.exit_code,
-        stdout=o.stdout.decode("utf-8", errors="replace"),
-        stderr=o.stderr.decode("utf-8", errors="replace"),
-        stdout_truncated=o.stdout_truncated,
-        stderr_truncated=o.stderr_truncated,
-        timed_out=o.timed_out,
-        duration_seconds=round(o.seconds, 3),
-        hint=" ".join(hints) or None,
-    )
+
+    async def write(self, sid: str, req: WriteFileRequest) -> WriteFileResult:
+        s = self.lookup(sid)
+        max_bytes = self.settings().max_transfer_bytes
+        data = await _decoded(req)
+        shown = req.remote_path
+        if len(data) > max_bytes:
+            raise PayloadTooLarge(
+                f"{shown}: {len(data)} bytes is over the transfer limit of {max_bytes} bytes",
+                hint="Split it (write, then append), or raise settings.max_transfer_mb in config.yml.",
+            )
+        path = remote_path(req.remote_path)
+        if path.endswith("/") or posixpath.basename(path) in ("", ".", ".."):
+            raise BadRequest(f"{shown} names a directory, not a file")
+        mode = int(req.mode, 8) if req.mode is not None else None
+        w = _Write(sid=sid, shown=shown, path=path, data=data, mode=mode, req=req, max_bytes=max_bytes)
+        started = time.monotonic()
+        # A write is not repeated blindly on a fresh channel (retry=False).
+        result = await self.channels.run(s, lambda c: _write(c, w), retry=False)
+        log.info(
+            "file_written",
+            session=sid,
+            path=shown,
+            bytes=len(data),
+            append=req.append,
+            ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return result
+
+    async def exec(self, sid: str, req: ExecRequest) -> ExecResult:
+        s = self.lookup(sid)
+        o = await run_side_command(self.channels, s, req.command, req.timeout, EXEC_OUTPUT_CAP)
+        hints: list[str] = []
+        if o.timed_out:
+            hints.append(
+                f"Still running after {req.timeout:g}s: its channel was closed, and the remote command may "
+                "go on without output. Use send_command for long jobs."
+            )
+        if o.stdout_truncated or o.stderr_truncated:
+            hints.append(
+                f"Output past {EXEC_OUTPUT_CAP} bytes per stream was cut: redirect it to a file and page "
+                "it with read_remote_file."
+            )
+        log.info("side_command", session=sid, exit_code=o.exit_code, ms=round(o.seconds * 1000, 1))
+        return ExecResult(
+            session_id=sid,
+            command=req.command,
+            exit_code=o.exit_code,
+            stdout=o.stdout.decode("utf-8", errors="replace"),
+            stderr=o.stderr.decode("utf-8", errors="replace"),
+            stdout_truncated=o.stdout_truncated,
+            stderr_truncated=o.stderr_truncated,
+            timed_out=o.timed_out,
+            duration_seconds=round(o.seconds, 3),
+            hint=" ".join(hints) or None,
+        )

@@ -15,6 +15,7 @@ from sshkeep.common.errors import (
     SessionBusy,
     SessionDisconnected,
     SessionNotFound,
+    TmuxCommandFailed,
     TmuxError,
 )
 from sshkeep.common.models.sessions import (
@@ -31,7 +32,6 @@ from sshkeep.common.terminal.keys import keys_command
 from sshkeep.common.terminal.markers import strip_markers
 from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.common.terminal.screenmode import compact_screen, drawn
-from sshkeep.daemon.files.local import save_output
 from sshkeep.daemon.sessions.replies import (
     DEFAULT_PAGE_LINES,
     UNINTEGRATED_HINT,
@@ -42,13 +42,11 @@ from sshkeep.daemon.sessions.replies import (
 )
 from sshkeep.daemon.sessions.search import search_output
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
-from sshkeep.daemon.sessions.store import CommandRecord
-from sshkeep.daemon.sessions.tmux import quote
+from sshkeep.daemon.sessions.store import CommandRecord, Store
+from sshkeep.daemon.sessions.tmux import Tmux, quote
 
 if TYPE_CHECKING:
-    from sshkeep.daemon.sessions.manager import SessionManager
-
-Progress = Callable[[float, str], Awaitable[None]]
+    from sshkeep.daemon.files.local import LocalFiles
 
 # An unintegrated shell's command counts as done after this much quiet output.
 QUIET_DONE = 1.0
@@ -59,21 +57,26 @@ SCREEN_LINES = 12
 SCREEN_CHARS = 800
 
 
-def progress_message(s: Session, rec: CommandRecord, elapsed: float) -> str:
-    """`c3 running 12s: <newest output line>` for an MCP progress notification."""
-    start, end = s.output_bytes_range(rec)
-    tail = render(strip_markers(s.read_log(max(start, end - 4096), end)))
-    newest = next((ln.strip() for ln in reversed(split_lines(tail)) if ln.strip()), "")
-    if len(newest) > 120:
-        newest = newest[:117] + "..."
-    return f"{rec.command_id} running {elapsed:.0f}s" + (f": {newest}" if newest else "")
-
-
 class Commands:
-    """The command half of the API, over the manager's sessions, tmux and store."""
+    """The command half of the API: typing into sessions, following commands, shaping replies.
 
-    def __init__(self, manager: SessionManager) -> None:
-        self.m = manager
+    Built by the composition root (daemon/server.py) from narrow dependencies: `lookup` (a session
+    by id, or SessionNotFound), `ensure_ready` (wait until a session can take a command), the store,
+    the tmux client and the local-file service (output saved to a local file)."""
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Session],
+        ensure_ready: Callable[[Session, float], Awaitable[None]],
+        store: Store,
+        tmux: Tmux,
+        local: LocalFiles | None = None,
+    ) -> None:
+        self.lookup = lookup
+        self.ensure_ready = ensure_ready
+        self.store = store
+        self.tmux = tmux
+        self.local = local
         # (session, command) -> output lines a reply has already carried in full, so replies that
         # continue a command (send_keys, interrupt_command) do not send them again.
         self._shown: dict[tuple[str, str], int] = {}
@@ -83,11 +86,10 @@ class Commands:
         sid: str,
         command: str,
         timeout: float,
-        progress: Progress | None = None,
         local_path: str | None = None,
     ) -> CommandResult:
-        s = self.m.get(sid)
-        await self.m.ensure_ready(s, timeout)
+        s = self.lookup(sid)
+        await self.ensure_ready(s, timeout)
         if s.current is not None:
             cur = s.current
             raise SessionBusy(
@@ -111,9 +113,9 @@ class Commands:
         except TmuxError:
             s.current = None
             rec.status = "failed"
-            await self.m.store.save_command(rec)
+            await self.store.save_command(rec)
             raise
-        await self._wait_command(s, rec, timeout, progress)
+        await self._wait_command(s, rec, timeout)
         return await self._result(s, rec, first=True, local_path=local_path)
 
     def _new_record(self, s: Session, command: str, skip_newlines: int) -> CommandRecord:
@@ -135,28 +137,24 @@ class Commands:
         s.current = rec
         s.commands[rec.command_id] = rec
         s.interrupt_requested = False
-        self.m.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq))
+        self.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq))
         return rec
 
     async def _type(self, s: Session, text: str) -> None:
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
             buf = f"sk-{s.id}"
-            await self.m.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
-            await self.m.tmux.command(
+            await self.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
+            await self.tmux.command(
                 f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
             )
         else:
-            await self.m.tmux.command(
+            await self.tmux.command(
                 f"send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
             )
 
-    async def _wait_command(
-        self, s: Session, rec: CommandRecord, timeout: float, progress: Progress | None = None
-    ) -> Question | None:
+    async def _wait_command(self, s: Session, rec: CommandRecord, timeout: float) -> Question | None:
         """Wait until the command ends, the session dies, a question shows, or time is up."""
-        start = time.monotonic()
-        deadline = start + timeout
-        next_progress = start + 1.0
+        deadline = time.monotonic() + timeout
         async with s.changed:
             while True:
                 if rec.out_end is not None or s.dead or s.closed:
@@ -172,13 +170,8 @@ class Commands:
                         return q
                 if now >= deadline:
                     return None
-                if progress is not None and now >= next_progress:
-                    next_progress = now + 1.0
-                    await progress(now - start, progress_message(s, rec, now - start))
                 step = deadline - now
                 step = min(step, QUIET_FOR_QUESTION - quiet if quiet < QUIET_FOR_QUESTION else 0.25)
-                if progress is not None:
-                    step = min(step, max(0.01, next_progress - now))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(s.changed.wait(), max(0.01, step))
 
@@ -194,12 +187,12 @@ class Commands:
         rec.ended_at = time.time()
         s.current = None
         s.interrupt_requested = False
-        await self.m.command_finished(rec)
+        self.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq))
 
     async def _question(self, s: Session) -> Question | None:
         alt = False
         with contextlib.suppress(TmuxError):
-            out = await self.m.tmux.command(f"display-message -p -t {s.pane_id} '#{{alternate_on}}'")
+            out = await self.tmux.command(f"display-message -p -t {s.pane_id} '#{{alternate_on}}'")
             alt = bool(out) and out[0].strip() == "1"
         rec = s.current
         if rec is not None and (alt or self._drawing(s, rec)):
@@ -215,7 +208,7 @@ class Commands:
 
     async def _screen(self, s: Session) -> str:
         try:
-            rows = await self.m.tmux.command(f"capture-pane -p -J -t {s.pane_id}")
+            rows = await self.tmux.command(f"capture-pane -p -J -t {s.pane_id}")
         except TmuxError:
             return ""
         text, more = compact_screen(rows, SCREEN_LINES, SCREEN_CHARS)
@@ -265,7 +258,9 @@ class Commands:
         key = (s.id, rec.command_id)
         saved = None
         if local_path is not None:
-            saved = await save_output(self.m, lines, local_path)
+            if self.local is None:
+                raise BadRequest("saving output to a local file is not available here")
+            saved = await self.local.save_output(lines, local_path)
             page: list[str] = []
             next_offset, out_offset = None, 0
         elif first or since_shown:
@@ -331,24 +326,23 @@ class Commands:
         offset: int = 0,
         limit: int | None = None,
         wait: float = 0.0,
-        progress: Progress | None = None,
         local_path: str | None = None,
     ) -> CommandResult:
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         rec = self._record(s, command_id)
         if wait > 0 and rec.out_end is None:
-            await self._wait_command(s, rec, wait, progress)
+            await self._wait_command(s, rec, wait)
         if offset == 0 and limit is None:
             return await self._result(s, rec, first=True, local_path=local_path)
         return await self._result(s, rec, offset=offset, limit=limit, local_path=local_path)
 
     async def interrupt(self, sid: str, timeout: float = 5.0) -> CommandResult:
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         if s.dead:
             raise SessionDisconnected(f"session {sid} is disconnected")
         rec = s.current
         s.interrupt_requested = rec is not None
-        await self.m.tmux.command(f"send-keys -t {s.pane_id} C-c")
+        await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
         # Quiet time counts from the keys: the question that was pending is not the answer to them.
         s.last_growth = time.monotonic()
         if rec is None:
@@ -358,14 +352,14 @@ class Commands:
         await self._wait_command(s, rec, timeout)
         if rec.out_end is None and not s.dead:
             # Some programs ignore one Ctrl-C (or sit in a prompt): try once more, then report.
-            await self.m.tmux.command(f"send-keys -t {s.pane_id} C-c")
+            await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
             s.last_growth = time.monotonic()
             await self._wait_command(s, rec, 2.0)
         return await self._result(s, rec, since_shown=True)
 
     async def send_keys(self, sid: str, keys: list[str], wait: float = 3.0) -> SendKeysResult:
         """Type keys; then wait (up to `wait` s) for the command they went to, and return its result."""
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         if s.dead:
             raise SessionDisconnected(f"session {sid} is disconnected; keys were not sent")
         line = keys_command(s.pane_id, keys)
@@ -380,12 +374,12 @@ class Commands:
             # an id to follow and its own output and exit code.
             new = self._new_record(s, typed, 1)
         try:
-            await self.m.tmux.command(line)
+            await self.tmux.command(line)
         except TmuxError:
             if new is not None:
                 s.current = None
                 new.status = "failed"
-                await self.m.store.save_command(new)
+                await self.store.save_command(new)
             raise
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
@@ -409,7 +403,7 @@ class Commands:
         self, sid: str, pattern: str, timeout: float, since: int | None = None
     ) -> WaitForResult:
         """Wait until new output matches `pattern`, the running command ends, or time is up."""
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         try:
             regex = re.compile(pattern)
         except re.error as exc:
@@ -460,7 +454,7 @@ class Commands:
 
     async def search(self, sid: str, req: SearchRequest) -> SearchResult:
         """Search one command's output, or every command's in order."""
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         if req.command_id is None:
             records = sorted(s.commands.values(), key=lambda r: r.seq)
             if not records:
@@ -470,14 +464,14 @@ class Commands:
         return await search_output(s, records, req)
 
     async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
-        s = self.m.get(sid)
+        s = self.lookup(sid)
         start = f" -S -{lines}" if lines else ""
         try:
-            screen = await self.m.tmux.command(f"capture-pane -p -J -t {s.pane_id}{start}")
-            info = await self.m.tmux.command(
+            screen = await self.tmux.command(f"capture-pane -p -J -t {s.pane_id}{start}")
+            info = await self.tmux.command(
                 f"display-message -p -t {s.pane_id} '#{{cursor_x}} #{{cursor_y}} #{{alternate_on}}'"
             )
-        except TmuxError as exc:
+        except TmuxCommandFailed as exc:
             raise SessionNotFound(f"session {sid}'s pane is gone ({exc.message})") from exc
         while screen and not screen[-1].strip():
             screen.pop()

@@ -1,16 +1,17 @@
-"""The SessionManager: opens, adopts, drives and closes sessions; runs commands in them."""
+"""The SessionManager: opens, adopts, watches, reconnects and closes sessions.
+
+Commands in a session are the command runner's (daemon/sessions/commands.py); the composition root
+(daemon/server.py) builds both and gives the runner what it needs from here."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import secrets
 import shlex
 import time
-from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -29,20 +30,25 @@ from sshkeep.common.paths import Paths, ensure_private_dir
 from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.watch import LogWatcher
 from sshkeep.daemon.sessions.askpass import AuthBroker, failure_hint
-from sshkeep.daemon.sessions.commands import Commands
 from sshkeep.daemon.sessions.logcap import drop_target, punch
 from sshkeep.daemon.sessions.login import effective_login
+from sshkeep.daemon.sessions.options import (
+    PANE_FORMAT,
+    SESSION_PANE_FORMAT,
+    PaneState,
+    SessionOptions,
+    parse_pane,
+    parse_session_pane,
+    set_line,
+)
 from sshkeep.daemon.sessions.replies import LOGIN_QUESTIONS, RECONNECT_HINT, UNINTEGRATED_HINT, login_hint
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
-from sshkeep.daemon.sessions.tmux import Tmux, pane_exit_status, quote
+from sshkeep.daemon.sessions.tmux import Tmux, quote
 
 log = structlog.get_logger(__name__)
 
-Progress = Callable[[float, str], Awaitable[None]]
-
 SETUP_GRACE = 4.0
-DEFAULT_LOG_CAP_MB = 256
 MONITOR_INTERVAL = 0.5
 _DESTINATION = re.compile(r"^[A-Za-z0-9_.@%:\[\]-]+$")
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
@@ -51,13 +57,14 @@ _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 class SessionManager:
     """Everything the API does to sessions goes through here."""
 
-    def __init__(self, paths: Paths, config: ConfigSource) -> None:
+    def __init__(
+        self, paths: Paths, config: ConfigSource, tmux: Tmux, store: Store, auth: AuthBroker
+    ) -> None:
         self.paths = paths
         self.config = config
-        self.tmux = Tmux(paths.tmux_args, paths.runtime_dir / "tmux.conf")
-        self.store = Store(paths.db_file)
-        self.auth = AuthBroker(paths, config)
-        self.commands = Commands(self)
+        self.tmux = tmux
+        self.store = store
+        self.auth = auth
         self.sessions: dict[str, Session] = {}
         self._watcher = LogWatcher(paths.logs_dir, self._on_log_change)
         self._monitor: asyncio.Task[None] | None = None
@@ -86,8 +93,6 @@ class SessionManager:
         await self.store.flush()
         for s in self.sessions.values():
             await self.store.save_session(s.id, s.scan_pos, s.next_seq)
-        await self.tmux.close()
-        self.store.close()
 
     def _new_session(self, **kw: object) -> Session:
         s = Session(**kw)  # type: ignore[arg-type]
@@ -97,65 +102,36 @@ class SessionManager:
 
     async def adopt(self) -> None:
         """Take over every sshkeep session on our tmux server (after a daemon restart)."""
-        fmt = "\t".join(
-            [
-                "#{pane_id}",
-                "#{@sshkeep_id}",
-                "#{@sshkeep_nonce}",
-                "#{@sshkeep_target}",
-                "#{@sshkeep_conn}",
-                "#{@sshkeep_created}",
-                "#{@sshkeep_shell}",
-                "#{pane_dead}",
-                "#{pane_dead_status}",
-                "#{@sshkeep_argv}",
-                "#{@sshkeep_dropped}",
-                "#{pane_dead_time}",
-            ]
-        )
-        lines = await self.tmux.command(f"list-panes -a -F {quote(fmt)}")
+        lines = await self.tmux.command(f"list-panes -a -F {SESSION_PANE_FORMAT}")
         for line in lines:
-            parts = line.split("\t")
-            if len(parts) != 12 or not parts[1] or not _SESSION_ID.match(parts[1]):
+            row = parse_session_pane(line)
+            if row is None or not _SESSION_ID.match(row[1].id):
                 continue
-            (
-                pane,
-                sid,
-                nonce,
-                target,
-                conn,
-                created,
-                shell,
-                dead,
-                dead_status,
-                argv_json,
-                dropped,
-                dead_time,
-            ) = parts
+            pane, opts = row
+            sid = opts.id
             if sid in self.sessions:
                 continue
             s = self._new_session(
                 id=sid,
-                pane_id=pane,
-                target=target,
-                connection=conn or None,
-                nonce=nonce,
-                created_at=float(created or 0),
+                pane_id=pane.pane_id,
+                target=opts.target,
+                connection=opts.conn,
+                nonce=opts.nonce,
+                created_at=opts.created,
                 log_path=self.paths.logs_dir / f"{sid}.log",
                 attach=self.paths.attach_command(sid),
-                ssh_argv=_load_argv(argv_json),
+                ssh_argv=opts.argv,
             )
             s.setup_sent = s.authenticated = True
             s.login = await effective_login(s.ssh_argv)
-            if shell == NO_SHELL:
-                s.shell = shell
-            elif shell:
-                s.shell, s.integrated, s.x_seen = shell, True, True
-            s.dead = dead == "1"
-            # tmux knows when ssh exited, so a daemon restart does not reset the reaper's clock.
-            s.dead_at = (float(dead_time) if dead_time.isdigit() else time.time()) if s.dead else None
-            s.dropped_before = int(dropped) if dropped.isdigit() else 0
-            s.dead_status = int(dead_status) if dead_status.isdigit() else None
+            if opts.shell == NO_SHELL:
+                s.shell = opts.shell
+            elif opts.shell:
+                s.shell, s.integrated, s.x_seen = opts.shell, True, True
+            s.dead = pane.dead
+            s.dead_at = pane.dead_since() if s.dead else None
+            s.dropped_before = opts.dropped
+            s.dead_status = int(pane.pane_dead_status) if pane.pane_dead_status.isdigit() else None
             saved = await self.store.load_session(sid)
             records = await self.store.commands(sid)
             s.commands = {r.command_id: r for r in records}
@@ -169,7 +145,7 @@ class SessionManager:
                 s.scan_pos = min(s.scan_pos, s.current.sent_pos)
             self.sessions[sid] = s
             await s.scan()
-            log.info("session_adopted", session=sid, target=target, dead=s.dead)
+            log.info("session_adopted", session=sid, target=s.target, dead=s.dead)
 
     def _on_log_change(self, name: str) -> None:
         sid = name[:-4] if name.endswith(".log") else name
@@ -197,46 +173,38 @@ class SessionManager:
             self._rescan.discard(sid)
 
     async def _monitor_loop(self) -> None:
-        fmt = quote("#{pane_id}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_pid}")
         while True:
             await asyncio.sleep(MONITOR_INTERVAL)
             # Only judge sessions that existed when list-panes was sent: a session opened while it
             # ran has a pane the listing may predate, and must not be marked dead for that.
             known = set(self.sessions)
             try:
-                lines = await self.tmux.command(f"list-panes -a -F {fmt}")
+                lines = await self.tmux.command(f"list-panes -a -F {PANE_FORMAT}")
             except TmuxError as exc:
                 log.warning("monitor_failed", error=exc.message)
                 continue
-            panes = {}
+            panes: dict[str, PaneState] = {}
             for line in lines:
-                parts = line.split("\t")
-                if len(parts) == 5:
-                    panes[parts[0]] = parts
+                pane = parse_pane(line)
+                if pane is not None:
+                    panes[pane.pane_id] = pane
             for s in list(self.sessions.values()):
                 if s.id not in known:
                     continue
                 info = panes.get(s.pane_id)
-                dead = info is None or info[1] == "1"
+                dead = info is None or info.dead
                 if dead and not s.dead:
                     s.dead = True
                     s.dead_at = time.time()
                     log.info("session_disconnected", session=s.id)
                 if s.dead and s.dead_status is None and info is not None:
                     # tmux may mark the pane dead (pty closed) a moment before it reaps ssh.
-                    s.dead_status = pane_exit_status(info[2], info[3], info[4])
+                    s.dead_status = info.exit_status
                 self._schedule_scan(s.id)
             await self._enforce_log_caps()
 
-    def log_cap_bytes(self) -> int:
-        raw = self.config.current().settings.get("log_cap_mb", DEFAULT_LOG_CAP_MB)
-        try:
-            return int(float(raw) * 1024 * 1024)
-        except (TypeError, ValueError):
-            return DEFAULT_LOG_CAP_MB * 1024 * 1024
-
     async def _enforce_log_caps(self) -> None:
-        cap = self.log_cap_bytes()
+        cap = self.config.current().tunables.log_cap_bytes
         for s in list(self.sessions.values()):
             target = drop_target(s.log_size, s.dropped_before, s.scan_pos, cap)
             if target <= s.dropped_before:
@@ -248,7 +216,7 @@ class SessionManager:
             log.info("log_cap_dropped", session=s.id, dropped_before=target)
             s.dropped_before = target
             with contextlib.suppress(TmuxError):
-                await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_dropped {target}")
+                await self.tmux.command(set_line(s.id, dropped=target))
 
     async def command_finished(self, rec: CommandRecord) -> None:
         s = self.sessions.get(rec.session_id)
@@ -338,12 +306,10 @@ class SessionManager:
             "new-session", "-d", "-s", sid, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
             "-e", f"SSHKEEP_SESSION={sid}", *env_args, "--", *argv,
             ";", "pipe-pane", "-O", "-t", f"={sid}:", f"exec cat >> {shlex.quote(str(log_path))}",
-            ";", "set-option", "-t", f"={sid}:", "@sshkeep_id", sid,
-            ";", "set-option", "-t", f"={sid}:", "@sshkeep_nonce", nonce,
-            ";", "set-option", "-t", f"={sid}:", "@sshkeep_target", req.host,
-            ";", "set-option", "-t", f"={sid}:", "@sshkeep_conn", conn.name if conn else "",
-            ";", "set-option", "-t", f"={sid}:", "@sshkeep_created", f"{created:.3f}",
-            ";", "set-option", "-t", f"={sid}:", "@sshkeep_argv", json.dumps(argv),
+            *SessionOptions(
+                id=sid, nonce=nonce, target=req.host, conn=conn.name if conn else None, created=created,
+                argv=argv,
+            ).set_args(sid),
         )  # fmt: skip
         pane_id = out.strip().splitlines()[0] if out.strip() else ""
         if not pane_id.startswith("%"):
@@ -394,7 +360,7 @@ class SessionManager:
         async with s.changed:
             while True:
                 if s.integrated:
-                    await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_shell {quote(s.shell or 'sh')}")
+                    await self.tmux.command(set_line(s.id, shell=s.shell or "sh"))
                     return s.info()
                 if s.shell == NO_SHELL:
                     return s.info(hint=UNINTEGRATED_HINT)
@@ -411,7 +377,7 @@ class SessionManager:
                 ):
                     # The setup lines did not run: not an sh-like shell (fish, a router CLI, a REPL).
                     s.shell = NO_SHELL
-                    await self.tmux.command(f"set-option -t ={s.id}: @sshkeep_shell {NO_SHELL}")
+                    await self.tmux.command(set_line(s.id, shell=NO_SHELL))
                     log.warning("session_not_integrated", session=s.id)
                     continue
                 if quiet >= QUIET_FOR_QUESTION and s.log_size > 0:
@@ -483,9 +449,8 @@ class SessionManager:
         s.scan_pos = s.current_size()
         cmd = " ".join(quote(a) for a in argv)
         await self.tmux.command(
-            f"set-option -t ={sid}: @sshkeep_nonce {nonce} ; "
-            f"set-option -t ={sid}: @sshkeep_argv {quote(json.dumps(argv))}"
-            f" ; set-option -u -t ={sid}: @sshkeep_shell ; respawn-pane -k -t {s.pane_id} {env_args} {cmd}"
+            set_line(sid, nonce=nonce, argv=argv, shell=None)
+            + f" ; respawn-pane -k -t {s.pane_id} {env_args} {cmd}"
         )
         # Alive only once the respawn is done: a monitor poll answered before it (pane still dead)
         # would otherwise mark the session dead again and fail this reconnect at once.
@@ -514,8 +479,6 @@ class SessionManager:
             s.changed.notify_all()
         log.info("session_closed", session=sid)
 
-    # --- commands ---------------------------------------------------------------------------------
-
 
 def _secret_conn(conn: Connection | None, login: str | None) -> Connection | None:
     """The entry whose secret may answer this login: none when an explicit username replaced the
@@ -523,11 +486,3 @@ def _secret_conn(conn: Connection | None, login: str | None) -> Connection | Non
     if conn is None or not conn.user or login is None or "@" not in login:
         return conn
     return conn if login.split("@", 1)[0] == conn.user else None
-
-
-def _load_argv(raw: str) -> list[str]:
-    try:
-        value = json.loads(raw) if raw else []
-    except json.JSONDecodeError:
-        return []
-    return [str(x) for x in value] if isinstance(value, list) else []

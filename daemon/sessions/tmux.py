@@ -2,7 +2,8 @@
 
 Two ways in: `run()` spawns one `tmux` process (for set-up work and anything that needs stdin,
 like `load-buffer -`), and `ControlClient` keeps one `tmux -C` client whose stdin takes commands,
-so the hot path (typing a command) spawns nothing. Every failure becomes a `TmuxError`.
+so the hot path (typing a command) spawns nothing. Every failure becomes a `TmuxError`; a command
+tmux refused (a gone pane, a bad option) is its subclass `TmuxCommandFailed`.
 """
 
 from __future__ import annotations
@@ -18,26 +19,14 @@ from pathlib import Path
 import structlog
 
 from sshkeep.common import systemd
-from sshkeep.common.errors import TmuxError
+from sshkeep.common.errors import TmuxCommandFailed, TmuxError
+from sshkeep.common.tmux import TMUX_CONF
+from sshkeep.common.tmux import quote as quote  # re-exported: the engine quotes words with it
 
 log = structlog.get_logger(__name__)
 
 CONTROL_SESSION = "_sshkeep_ctl"
 SERVER_START_TIMEOUT = 15.0
-TMUX_CONF = """\
-set -g remain-on-exit on
-set -g default-size 200x50
-set -g status off
-set -g history-limit 50000
-set -g exit-empty off
-set -g destroy-unattached off
-set -g default-terminal screen-256color
-"""
-
-
-def quote(word: str) -> str:
-    """Quote one word for tmux's command parser (single quotes; no expansion inside)."""
-    return "'" + word.replace("'", "'\"'\"'") + "'"
 
 
 def count_commands(line: str) -> int:
@@ -116,7 +105,7 @@ class Tmux:
             await proc.wait()
             raise TmuxError(f"tmux {args[0]} did not answer within {timeout:g}s") from exc
         if check and proc.returncode != 0:
-            raise TmuxError(f"tmux {args[0]} failed: {err.decode(errors='replace').strip()}")
+            raise TmuxCommandFailed(f"tmux {args[0]} failed: {err.decode(errors='replace').strip()}")
         return out.decode(errors="replace")
 
     async def server_running(self) -> bool:
@@ -192,9 +181,9 @@ class Tmux:
         try:
             client = await self.control()
             return await client.command(line, timeout)
+        except TmuxCommandFailed:
+            raise
         except TmuxError as exc:
-            if "tmux command failed" in exc.message:
-                raise
             log.warning("tmux_control_fallback", error=exc.message)
             out = await self.run("source-file", "-", stdin=(line + "\n").encode(), timeout=timeout)
             return out.splitlines()
@@ -261,7 +250,7 @@ class ControlClient:
                             self._pending.popleft()
                             if not pending.future.done():
                                 pending.future.set_exception(
-                                    TmuxError("tmux command failed: " + " ".join(body))
+                                    TmuxCommandFailed("tmux command failed: " + " ".join(body))
                                 )
                         else:
                             pending.body.extend(body)

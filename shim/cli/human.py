@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from sshkeep.common.client import ApiClient
 from sshkeep.common.errors import BadRequest, SessionNotFound, SshkeepError
@@ -297,22 +297,6 @@ async def _follow(paths: Paths, sid: str, lines: int | None) -> int:
 
 
 # --- CLI ------------------------------------------------------------------------------------------
-
-
-def add_parsers(sub: Any) -> None:
-    """Add `ls`, `attach` and `logs` to the `sshkeep` subcommands."""
-    ls = sub.add_parser("ls", help="list the sessions (starts the daemon if none answers)")
-    ls.add_argument("--json", action="store_true", help="print the API's JSON")
-    ls.set_defaults(handler=main)
-    at = sub.add_parser("attach", help="watch or take over a session in tmux (detach: Ctrl-b d)")
-    at.add_argument("session_id", metavar="ID")
-    at.add_argument("-r", "--read-only", action="store_true", help="watch without sending keys")
-    at.set_defaults(handler=main)
-    lg = sub.add_parser("logs", help="a session's output, rendered as text")
-    lg.add_argument("session_id", metavar="ID")
-    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new output until Ctrl-C")
-    lg.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
-    lg.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:

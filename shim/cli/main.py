@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 
-from sshkeep import __version__
-from sshkeep.common.client import ApiClient
-from sshkeep.common.errors import SshkeepError
-from sshkeep.common.logs import configure_logging
-from sshkeep.common.paths import resolve_paths
-from sshkeep.shim.cli import human, service
+from sshkeep.shim.cli.parser import build_parser, resolve
 
 
-def _cmd_daemon(args: argparse.Namespace) -> int:
+def cmd_daemon(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sshkeep.common.errors import SshkeepError
+    from sshkeep.common.logs import configure_logging
+    from sshkeep.common.paths import resolve_paths
     from sshkeep.daemon.server import serve
 
     configure_logging(args.log_level)
@@ -27,7 +25,11 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_mcp(args: argparse.Namespace) -> int:
+def cmd_mcp(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sshkeep.common.logs import configure_logging
+    from sshkeep.common.paths import resolve_paths
     from sshkeep.shim.mcp_server import run_stdio
 
     configure_logging(args.log_level)
@@ -35,7 +37,19 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_status(args.json))
+
+
 async def _status(as_json: bool) -> int:
+    import json
+
+    from sshkeep.common.client import ApiClient
+    from sshkeep.common.errors import SshkeepError
+    from sshkeep.common.paths import resolve_paths
+
     paths = resolve_paths()
     async with ApiClient(paths.socket, timeout=10) as client:
         try:
@@ -74,34 +88,9 @@ async def _status(as_json: bool) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="sshkeep", description="Persistent interactive SSH terminals for agents and people."
-    )
-    p.add_argument("--version", action="version", version=f"sshkeep {__version__}")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("daemon", help="run the daemon in the foreground")
-    sub.add_parser("mcp", help="run the stdio MCP server (starts the daemon if none answers)")
-    st = sub.add_parser("status", help="daemon health, socket, attach command, session count")
-    st.add_argument("--json", action="store_true", help="print JSON")
-    human.add_parsers(sub)
-    service.add_parser(sub)
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.cmd == "daemon":
-        return _cmd_daemon(args)
-    if args.cmd == "mcp":
-        return _cmd_mcp(args)
-    if args.cmd == "status":
-        return asyncio.run(_status(args.json))
-    handler = getattr(args, "handler", None)  # subcommands that set_defaults(handler=...)
-    if handler is not None:
-        return int(handler(args))
-    return 2
+    return int(resolve(args.handler)(args))
 
 
 if __name__ == "__main__":

@@ -17,17 +17,19 @@ import getpass
 import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from xml.sax.saxutils import escape
 
+import libtmux
+
 from sshkeep.common import systemd
 from sshkeep.common.client import ApiClient
 from sshkeep.common.errors import SshkeepError
 from sshkeep.common.paths import Paths, ensure_private_dir, resolve_paths
+from sshkeep.common.tmux import TMUX_CONF
 
 Kind = Literal["systemd", "launchd"]
 KINDS: tuple[Kind, ...] = ("systemd", "launchd")
@@ -246,10 +248,16 @@ async def status(kind: Kind, env: dict[str, str]) -> dict[str, Any]:
 # --- the tmux server of sshkeep-tmux.service ------------------------------------------------------
 
 
+def server_of(paths: Paths, tmux: str) -> libtmux.Server:
+    """Our private tmux server as libtmux sees it (a process per call: fine for a one-off check)."""
+    flag, where = paths.tmux_args
+    if flag == "-L":
+        return libtmux.Server(socket_name=where, tmux_bin=tmux)
+    return libtmux.Server(socket_path=where, tmux_bin=tmux)
+
+
 def tmux_server(env: dict[str, str]) -> int:
     """Write the tmux config and exec `tmux <our server> -f <config> -D` (foreground server)."""
-    from sshkeep.daemon.sessions.tmux import TMUX_CONF
-
     paths = resolve_paths(env)
     tmux = shutil.which("tmux", path=env.get("PATH"))
     if tmux is None:
@@ -257,15 +265,7 @@ def tmux_server(env: dict[str, str]) -> int:
         return 1
     child_env = {k: v for k, v in env.items() if k != "TMUX"}
     ensure_private_dir(paths.runtime_dir)
-    probe = subprocess.run(
-        [tmux, *paths.tmux_args, "list-sessions"],
-        env=child_env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=10,
-        check=False,
-    )
-    if probe.returncode == 0:
+    if server_of(paths, tmux).is_alive():
         # A daemon started before the service was installed forked this server; `tmux -D` would
         # only fail as a client. Leave it be: it keeps the sessions, the daemon keeps using it.
         print(
@@ -282,27 +282,6 @@ def tmux_server(env: dict[str, str]) -> int:
 
 
 # --- CLI ------------------------------------------------------------------------------------------
-
-
-def add_parser(sub: Any) -> None:
-    """Add `service …` to the `sshkeep` subcommands."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "service", help="install the daemon and its tmux server as user services (systemd, launchd)"
-    )
-    actions = p.add_subparsers(dest="service_cmd", required=True)
-    for name, text in (
-        ("install", "write the unit files for this installation and print the commands that enable them"),
-        ("uninstall", "remove the unit files (running services keep running until stopped)"),
-        ("status", "which unit files are installed and current, and their state"),
-    ):
-        a = actions.add_parser(name, help=text)
-        a.add_argument(
-            "--kind", choices=KINDS, default=default_kind(), help="service manager (default: %(default)s)"
-        )
-        if name == "status":
-            a.add_argument("--json", action="store_true", help="print JSON")
-    actions.add_parser("tmux-server", help="run the tmux server in the foreground (used by the tmux unit)")
-    p.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import time
 from typing import Any
 
@@ -13,36 +10,18 @@ from mcp import Client
 
 from sshkeep.common.client import ApiClient
 from sshkeep.common.models.admin import CleanupRequest, CleanupResult
-from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
+from sshkeep.common.models.sessions import SendCommandRequest
 from tests.instance import Instance
-
-
-def kill_ssh(instance: Instance, sid: str) -> None:
-    """Kill the ssh process in the session's pane, as a network drop or remote reboot would."""
-    out = instance.tmux("display-message", "-p", "-t", f"={sid}:", "#{pane_pid}")
-    assert out.returncode == 0, out.stderr
-    os.kill(int(out.stdout.strip()), signal.SIGKILL)
-
-
-async def wait_state(c: ApiClient, sid: str, state: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        info = await c.get_session(sid)
-        if info.state == state:
-            return
-        assert time.monotonic() < deadline, f"{sid} still {info.state}, not {state}"
-        await asyncio.sleep(0.1)
+from tests.support import call, call_error, eventually, open_session, text_of, wait_state
 
 
 async def open_two(c: ApiClient) -> tuple[str, str]:
-    a = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
-    b = (await c.open_session(OpenSessionRequest(host="dash"))).session_id
-    return a, b
+    return await open_session(c, "bash"), await open_session(c, "dash")
 
 
 async def cleanup(c: ApiClient, max_age: float | None = None) -> CleanupResult:
     body = CleanupRequest() if max_age is None else CleanupRequest(max_age_seconds=max_age)
-    return await c.request("POST", "/v1/sessions/cleanup", CleanupResult, body)
+    return await c.cleanup_dead_sessions(body)
 
 
 async def test_cleanup_dead_sessions_over_http(instance: Instance) -> None:
@@ -50,7 +29,7 @@ async def test_cleanup_dead_sessions_over_http(instance: Instance) -> None:
         dead, alive = await open_two(c)
         log_path = instance.paths.logs_dir / f"{dead}.log"
         assert log_path.exists()
-        kill_ssh(instance, dead)
+        instance.kill_ssh(dead)
         await wait_state(c, dead, "disconnected")
 
         # Younger than max_age: kept, and said so.
@@ -76,7 +55,7 @@ async def test_cleanup_dead_sessions_over_http(instance: Instance) -> None:
 async def test_cleanup_dead_sessions_tool(instance: Instance) -> None:
     async with instance.client() as c:
         dead, alive = await open_two(c)
-        kill_ssh(instance, dead)
+        instance.kill_ssh(dead)
         await wait_state(c, dead, "disconnected")
     async with Client(instance.mcp_params()) as mcp:
         tools = {t.name: t for t in (await mcp.list_tools()).tools}
@@ -84,23 +63,20 @@ async def test_cleanup_dead_sessions_tool(instance: Instance) -> None:
         assert schema["properties"]["max_age_seconds"]["minimum"] == 0
         assert schema.get("required", []) == []
 
-        async def call(args: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        async def cleanup_text(args: dict[str, Any]) -> tuple[dict[str, Any], str]:
             res = await mcp.call_tool("cleanup_dead_sessions", args)
-            text = " ".join(getattr(x, "text", "") for x in res.content)
-            assert not res.is_error and res.structured_content is not None, text
-            return res.structured_content, text
+            assert not res.is_error and res.structured_content is not None, text_of(res)
+            return res.structured_content, text_of(res)
 
-        out, text = await call({"max_age_seconds": 86400})
+        out, text = await cleanup_text({"max_age_seconds": 86400})
         assert (out["removed"], out["kept"]) == ([], [dead])
         assert dead in text
-        out, text = await call({})
+        out, text = await cleanup_text({})
         assert out["removed"] == [dead]
         assert f"closed 1 disconnected session(s): {dead}" in text
-        listed = await mcp.call_tool("list_sessions", {})
-        assert listed.structured_content is not None
-        assert [s["session_id"] for s in listed.structured_content["sessions"]] == [alive]
-        bad = await mcp.call_tool("cleanup_dead_sessions", {"max_age_seconds": -1})
-        assert bad.is_error
+        listed = await call(mcp, "list_sessions")
+        assert [s["session_id"] for s in listed["sessions"]] == [alive]
+        await call_error(mcp, "cleanup_dead_sessions", {"max_age_seconds": -1})
 
 
 async def test_reaper_removes_sessions_dead_longer_than_the_setting(instance: Instance) -> None:
@@ -110,13 +86,14 @@ async def test_reaper_removes_sessions_dead_longer_than_the_setting(instance: In
     path.chmod(0o600)
     async with instance.client() as c:
         dead, alive = await open_two(c)
-        kill_ssh(instance, dead)
+        instance.kill_ssh(dead)
         await wait_state(c, dead, "disconnected")
         seen_dead_at = time.monotonic()
-        deadline = time.monotonic() + 60
-        while dead in {s.session_id for s in (await c.list_sessions()).sessions}:
-            assert time.monotonic() < deadline, "the reaper did not remove the dead session"
-            await asyncio.sleep(0.2)
+
+        async def reaped() -> bool:
+            return dead not in {s.session_id for s in (await c.list_sessions()).sessions}
+
+        await eventually(reaped, "the reaper to remove the dead session", timeout=60)
         # Not before its max age (2 s) had passed since it was seen dead.
         assert time.monotonic() - seen_dead_at >= 1.5
         assert [s.session_id for s in (await c.list_sessions()).sessions] == [alive]

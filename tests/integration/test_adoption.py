@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 from mcp import Client
 
 from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
-
-
-def tmux_server_pid(inst: Instance) -> str:
-    out = inst.tmux("display-message", "-p", "#{pid}")
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+from tests.support import call
 
 
 async def test_kill_9_mid_command_loses_nothing(instance: Instance) -> None:
@@ -27,30 +23,22 @@ async def test_kill_9_mid_command_loses_nothing(instance: Instance) -> None:
         )
         assert running.status == "running"
         cid = running.command_id
-    tmux_pid = tmux_server_pid(instance)
+    tmux_pid = instance.tmux_server_pid()
 
     instance.stop(signal.SIGKILL)
 
     # The next shim call finds no daemon, starts one, and that daemon adopts the session.
     async with Client(instance.mcp_params()) as mcp:
-        listed = await mcp.call_tool("list_sessions", {})
-        assert not listed.is_error, listed.content
-        assert listed.structured_content is not None
-        ids = [s["session_id"] for s in listed.structured_content["sessions"]]
+        listed = await call(mcp, "list_sessions")
+        ids = [s["session_id"] for s in listed["sessions"]]
         assert sid in ids
-        res = await mcp.call_tool("get_command", {"session_id": sid, "command_id": cid, "wait": 20})
-        assert not res.is_error, res.content
-        assert res.structured_content is not None
-        assert res.structured_content["status"] == "completed"
-        assert res.structured_content["exit_code"] == 0
-        assert res.structured_content["output"] == "after-crash"
-        again = await mcp.call_tool("send_command", {"session_id": sid, "command": "echo still-here"})
-        assert again.structured_content is not None
-        assert again.structured_content["output"] == "still-here"
-        old = await mcp.call_tool("get_command", {"session_id": sid, "command_id": first.command_id})
-        assert old.structured_content is not None
-        assert old.structured_content["output"] == "before"
-    assert tmux_server_pid(instance) == tmux_pid
+        res = await call(mcp, "get_command", {"session_id": sid, "command_id": cid, "wait": 20})
+        assert (res["status"], res["exit_code"], res["output"]) == ("completed", 0, "after-crash")
+        again = await call(mcp, "send_command", {"session_id": sid, "command": "echo still-here"})
+        assert again["output"] == "still-here"
+        old = await call(mcp, "get_command", {"session_id": sid, "command_id": first.command_id})
+        assert old["output"] == "before"
+    assert instance.tmux_server_pid() == tmux_pid
     # The session is still the same tmux session, with its ssh pane alive.
     server = instance.tmux_server()
     session = server.sessions.get(session_name=sid)
@@ -67,8 +55,6 @@ async def test_command_finishing_while_daemon_down_is_settled(instance: Instance
         assert running.status == "running"
     instance.stop(signal.SIGTERM)
     # Let the command end while no daemon watches.
-    import asyncio
-
     await asyncio.sleep(2)
     instance.start()
     async with instance.client() as c:

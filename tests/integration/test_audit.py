@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import stat
-import time
 from typing import Any
 
 import yaml
@@ -21,6 +20,7 @@ from sshkeep.common.models.sessions import (
 )
 from tests.instance import Instance
 from tests.rawhttp import raw_request
+from tests.support import call, eventually
 
 SECRET = "Hunter2-s3cr3t"
 BAD_RID = "bad id; " + "x" * 100  # spaces, and too long: replaced by a fresh id
@@ -158,15 +158,15 @@ async def test_auto_started_daemon_rotates_its_log(idle_instance: Instance) -> N
     log.write_text("old line\n" * 2000)
     log.chmod(0o600)
     async with Client(inst.mcp_params()) as mcp:  # the shim starts the daemon: it appends to daemon.log
-        res = await mcp.call_tool("list_sessions", {})
-        assert not res.is_error
+        await call(mcp, "list_sessions")
     rotated = log.with_name("daemon.log.1")
     assert rotated.read_text() == "old line\n" * 2000
     assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
-    deadline = time.monotonic() + 30
-    while "daemon_listening" not in log.read_text():  # the new daemon writes to a fresh file
-        assert time.monotonic() < deadline, log.read_text()
-        await asyncio.sleep(0.1)
+
+    async def listening() -> bool:  # the new daemon writes to a fresh file
+        return "daemon_listening" in log.read_text()
+
+    await eventually(listening, "the new daemon to log daemon_listening to the fresh daemon.log")
     assert "old line" not in log.read_text()
 
 

@@ -8,18 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.instance import Instance
+from tests.instance import Instance, run_sshkeep
 
 
 def status_json(inst: Instance, env: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "sshkeep", "status", "--json"],
-        env=env or inst.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run_sshkeep("status", "--json", env=env or inst.env, timeout=30)
     return done.returncode, json.loads(done.stdout)
 
 

@@ -8,7 +8,6 @@ PAM for keyboard-interactive logins.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -20,10 +19,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mcp import Client
@@ -38,9 +36,8 @@ from sshkeep.common.models.sessions import (
     SnapshotQuery,
 )
 from tests.instance import Instance
-from tests.sshd import SshServer, _descendants, _die_with_parent, _signal_all
-
-pytestmark = pytest.mark.integration
+from tests.sshd import SshServer, banner_ok, descendants, die_with_parent, signal_all
+from tests.support import eventually, text_of, wait_state
 
 SSHD = shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") or "/usr/sbin/sshd"
 
@@ -48,23 +45,10 @@ SSHD = shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
-    """Wait (polling) until `check()` holds; fail naming `what` after a generous timeout."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 def tmux_sessions(inst: Instance) -> list[str]:
     """The session ids with a tmux session (not the daemon's own control session)."""
     out = inst.tmux("list-sessions", "-F", "#{session_name}")
     return [name for name in out.stdout.split() if not name.startswith("_")] if out.returncode == 0 else []
-
-
-def text_of(res: Any) -> str:
-    return " ".join(getattr(x, "text", "") for x in res.content)
 
 
 def key_options(known_hosts: Path) -> dict[str, str]:
@@ -187,24 +171,15 @@ _LO_UP_THEN_EXEC = (
 
 
 def _stop_tree(proc: subprocess.Popen[bytes]) -> None:
-    pids = _descendants(proc.pid)
+    pids = descendants(proc.pid)
     with contextlib.suppress(ProcessLookupError):
         proc.terminate()
-    _signal_all(pids, signal.SIGTERM)
+    signal_all(pids, signal.SIGTERM)
     try:
         proc.wait(5)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
-
-
-def _banner_ok(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2) as sock:
-            sock.settimeout(5)
-            return sock.recv(64).startswith(b"SSH-2.0-")
-    except OSError:
-        return False
 
 
 @dataclass
@@ -282,7 +257,7 @@ def jump_pair(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
             stdout=log,
             stderr=log,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         procs.append(target)
         deadline = time.monotonic() + 15
@@ -313,7 +288,7 @@ def jump_pair(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
                             stdin=conn,
                             stdout=conn,
                             stderr=log,
-                            preexec_fn=_die_with_parent,
+                            preexec_fn=die_with_parent,
                         )
                     )
 
@@ -321,7 +296,7 @@ def jump_pair(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
         thread.start()
         known_hosts = wd.root / "known_hosts"
         known_hosts.write_text(f"[127.0.0.1]:{b_port} {b_pub}\n[127.0.0.2]:2222 {t_pub}\n")
-        assert _banner_ok("127.0.0.1", b_port), (wd.root / "sshd.log").read_text()
+        assert banner_ok(b_port), (wd.root / "sshd.log").read_text()
         yield JumpPair(
             bastion=Extra("127.0.0.1", b_port, known_hosts),
             target=Extra("127.0.0.2", 2222, known_hosts),
@@ -366,12 +341,12 @@ def pam_sshd(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
                     stdout=log,
                     stderr=log,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
             deadline = time.monotonic() + 15
-            while proc.poll() is None and time.monotonic() < deadline and not _banner_ok("127.0.0.1", port):
+            while proc.poll() is None and time.monotonic() < deadline and not banner_ok(port):
                 time.sleep(0.05)
-            if proc.poll() is None and _banner_ok("127.0.0.1", port):
+            if proc.poll() is None and banner_ok(port):
                 break
             _stop_tree(proc)
         else:
@@ -778,13 +753,6 @@ async def test_keyboard_interactive_prompt(instance: Instance, sshd: SshServer, 
 # --- reconnect -------------------------------------------------------------------------------------
 
 
-async def _kill_ssh(instance: Instance, sid: str) -> int:
-    out = instance.tmux("display-message", "-p", "-t", f"={sid}:", "#{pane_pid}")
-    pid = int(out.stdout.strip())
-    os.kill(pid, signal.SIGTERM)
-    return pid
-
-
 async def test_reconnect_after_ssh_died(instance: Instance, sshd: SshServer) -> None:
     instance.write_config({**instance.connections, "pw": sshd.password_connection()})
     async with instance.client() as c:
@@ -793,13 +761,8 @@ async def test_reconnect_after_ssh_died(instance: Instance, sshd: SshServer) -> 
             sid = info.session_id
             r = await c.send_command(sid, SendCommandRequest(command="echo before-$((6*7))"))
             assert r.output == "before-42"
-            old_pid = await _kill_ssh(instance, sid)
-
-            async def disconnected(sid: str = sid) -> bool:
-                states = {s.session_id: s.state for s in (await c.list_sessions()).sessions}
-                return states[sid] == "disconnected"
-
-            await eventually(disconnected, f"{sid} to show as disconnected")
+            old_pid = instance.kill_ssh(sid, signal.SIGTERM)
+            await wait_state(c, sid, "disconnected")
             with pytest.raises(SessionDisconnected):
                 await c.send_command(sid, SendCommandRequest(command="echo lost"))
 
@@ -807,7 +770,7 @@ async def test_reconnect_after_ssh_died(instance: Instance, sshd: SshServer) -> 
             assert (again.session_id, again.state) == (sid, "ready"), again
             r = await c.send_command(sid, SendCommandRequest(command="echo after-$((6*7))"))
             assert (r.status, r.output) == ("completed", "after-42")
-            new_pid = int(instance.tmux("display-message", "-p", "-t", f"={sid}:", "#{pane_pid}").stdout)
+            new_pid = instance.pane_pid(sid)
             assert new_pid != old_pid
             log = (instance.paths.logs_dir / f"{sid}.log").read_bytes()
             assert log.index(b"before-42") < log.index(b"after-42")  # one log, continued

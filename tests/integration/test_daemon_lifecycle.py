@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import subprocess
 import sys
 import time
 
+import pytest
 from mcp import Client
 
+from sshkeep.common.errors import DaemonUnavailable, SessionDisconnected
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
+from tests.support import call, eventually, mcp_open_session
 
 
 def test_second_daemon_refuses_clearly(instance: Instance) -> None:
@@ -43,22 +43,17 @@ async def test_dead_session_reports_exit_status_and_refuses_commands(instance: I
     async with instance.client() as c:
         info = await c.open_session(OpenSessionRequest(host="bash"))
         sid = info.session_id
-        pane_pid = int(instance.tmux("display-message", "-p", "-t", f"={sid}:", "#{pane_pid}").stdout)
-        os.kill(pane_pid, signal.SIGKILL)  # the session's ssh
-        for _ in range(60):
+        instance.kill_ssh(sid)
+
+        async def reported_dead() -> bool:
             info = await c.get_session(sid)
-            if info.state == "disconnected" and info.exit_status is not None:
-                break
-            await asyncio.sleep(0.1)
-        assert info.state == "disconnected"
-        assert info.exit_status is not None
-        try:
+            return info.state == "disconnected" and info.exit_status is not None
+
+        await eventually(reported_dead, "the session to report its ssh's exit status")
+        # The API's SessionDisconnected, rebuilt client side.
+        with pytest.raises(SessionDisconnected) as refused:
             await c.send_command(sid, SendCommandRequest(command="echo hi"))
-        except Exception as exc:  # the API's SessionDisconnected, rebuilt client side
-            assert getattr(exc, "code", "") == "session_disconnected"
-            assert "reconnect_session" in getattr(exc, "hint", "")
-        else:
-            raise AssertionError("a command to a dead session was accepted")
+        assert "reconnect_session" in refused.value.hint
 
 
 async def test_wait_for_spans_chunks_with_progress(instance: Instance) -> None:
@@ -68,19 +63,25 @@ async def test_wait_for_spans_chunks_with_progress(instance: Instance) -> None:
         events.append(progress)
 
     async with Client(instance.mcp_params()) as c:
-        opened = await c.call_tool("open_session", {"host": "bash"})
-        assert opened.structured_content is not None
-        sid = opened.structured_content["session_id"]
-        started = await c.call_tool(
-            "send_command", {"session_id": sid, "command": "(sleep 7; echo late-line) &"}
-        )
-        assert started.structured_content is not None and started.structured_content["status"] == "completed"
-        res = await c.call_tool(
-            "wait_for",
-            {"session_id": sid, "pattern": "late-l.ne", "timeout": 30},
-            progress_callback=on_progress,
-        )
-        assert not res.is_error and res.structured_content is not None
-        assert res.structured_content["matched"] is True
-        assert res.structured_content["line"] == "late-line"
+        sid = await mcp_open_session(c)
+        started = await call(c, "send_command", {"session_id": sid, "command": "(sleep 7; echo late-line) &"})
+        assert started["status"] == "completed"
+        wait = {"session_id": sid, "pattern": "late-l.ne", "timeout": 30}
+        res = await call(c, "wait_for", wait, progress_callback=on_progress)
+        assert res["matched"] is True
+        assert res["line"] == "late-line"
         assert events, "no progress notification during a 7 s wait"
+
+
+async def test_shim_starts_the_daemon_before_the_first_tool_call(idle_instance: Instance) -> None:
+    """The daemon's start-up overlaps the MCP handshake instead of delaying the first tool call."""
+    async with Client(idle_instance.mcp_params()), idle_instance.client() as c:
+
+        async def answers() -> bool:
+            try:
+                return (await c.health()).status == "ok"
+            except DaemonUnavailable:
+                return False
+
+        # No tool has been called: the shim started the daemon on its own.
+        await eventually(answers, "the daemon the shim started while initialising", timeout=10)

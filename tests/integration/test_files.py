@@ -15,7 +15,6 @@ import re
 import shutil
 import stat
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from sshkeep.common.models.sessions import (
 )
 from tests.instance import Instance
 from tests.sshd import SshServer
+from tests.support import call, call_error, eventually, open_session, wait_state
 
 HOSTILE_NAMES = [
     "with space.txt",
@@ -97,24 +97,9 @@ def temp_leftovers(d: Path) -> list[Path]:
     return [p for p in d.rglob("*") if ".sk-" in p.name]
 
 
-async def mcp_call(c: Client, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    res = await c.call_tool(name, args)
-    text = " ".join(getattr(x, "text", "") for x in res.content)
-    assert not res.is_error, f"{name} failed: {text[:2000]}"
-    assert res.structured_content is not None
-    return res.structured_content
-
-
-async def mcp_error(c: Client, name: str, args: dict[str, Any]) -> str:
-    res = await c.call_tool(name, args)
-    text = " ".join(getattr(x, "text", "") for x in res.content)
-    assert res.is_error, f"{name} should fail, got {str(res.structured_content)[:500]}"
-    return text
-
-
 async def read(c: ApiClient, sid: str, path: str | Path, **kw: Any) -> ReadFileResult:
     body = ReadFileRequest(remote_path=str(path), **kw)
-    return await c.request("POST", f"/v1/sessions/{sid}/files/read", ReadFileResult, body)
+    return await c.read_remote_file(sid, body)
 
 
 async def write(c: ApiClient, sid: str, path: str | Path, content: str | bytes, **kw: Any) -> WriteFileResult:
@@ -122,18 +107,11 @@ async def write(c: ApiClient, sid: str, path: str | Path, content: str | bytes, 
         kw["encoding"] = "base64"
         content = base64.b64encode(content).decode()
     body = WriteFileRequest(remote_path=str(path), content=content, **kw)
-    return await c.request("POST", f"/v1/sessions/{sid}/files/write", WriteFileResult, body)
+    return await c.write_remote_file(sid, body)
 
 
 async def run_exec(c: ApiClient, sid: str, command: str, timeout: float = 20.0) -> ExecResult:
-    body = ExecRequest(command=command, timeout=timeout)
-    return await c.request("POST", f"/v1/sessions/{sid}/exec", ExecResult, body)
-
-
-async def open_bash(c: ApiClient) -> str:
-    info = await c.open_session(OpenSessionRequest(host="bash"))
-    assert info.state == "ready", info
-    return info.session_id
+    return await c.exec_command(sid, ExecRequest(command=command, timeout=timeout))
 
 
 def channel_opens(instance: Instance, sid: str) -> int:
@@ -161,15 +139,6 @@ def side_processes(instance: Instance, sid: str) -> list[int]:
     return found
 
 
-async def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 # --- the issue's "must show", through the real MCP client --------------------------------------------
 
 
@@ -184,16 +153,16 @@ async def test_exact_transfers_through_mcp_leave_the_screen_alone(instance: Inst
     (workdir / "all-bytes.bin").write_bytes(binary)
 
     async with Client(instance.mcp_params()) as c:
-        info = await mcp_call(c, "open_session", {"host": "bash"})
+        info = await call(c, "open_session", {"host": "bash"})
         assert info["state"] == "ready", info
         sid = info["session_id"]
-        done = await mcp_call(c, "send_command", {"session_id": sid, "command": "echo before-transfers"})
+        done = await call(c, "send_command", {"session_id": sid, "command": "echo before-transfers"})
         assert done["output"] == "before-transfers"
-        before = await mcp_call(c, "get_snapshot", {"session_id": sid})
+        before = await call(c, "get_snapshot", {"session_id": sid})
         assert "before-transfers" in before["screen"]
 
         # A 1.3 MB text file, exactly.
-        r = await mcp_call(c, "read_remote_file", {"session_id": sid, "remote_path": str(big)})
+        r = await call(c, "read_remote_file", {"session_id": sid, "remote_path": str(big)})
         assert r["content"] == text
         assert r["size"] == len(text.encode()) == r["length"]
         assert r["sha256"] == hashlib.sha256(text.encode()).hexdigest()
@@ -201,21 +170,21 @@ async def test_exact_transfers_through_mcp_leave_the_screen_alone(instance: Inst
         assert r["resolved_path"] == str(big)
 
         # 16 KB holding every byte value, exactly, as base64; refused as text with a hint.
-        r = await mcp_call(
+        r = await call(
             c,
             "read_remote_file",
             {"session_id": sid, "remote_path": str(workdir / "all-bytes.bin"), "encoding": "base64"},
         )
         assert base64.b64decode(r["content"]) == binary
         assert r["sha256"] == hashlib.sha256(binary).hexdigest()
-        err = await mcp_error(
+        err = await call_error(
             c, "read_remote_file", {"session_id": sid, "remote_path": str(workdir / "all-bytes.bin")}
         )
         assert "base64" in err and "all-bytes.bin" in err
 
         # A 300 KB binary write lands exactly.
         payload = os.urandom(300 * 1024)
-        w = await mcp_call(
+        w = await call(
             c,
             "write_remote_file",
             {
@@ -232,21 +201,19 @@ async def test_exact_transfers_through_mcp_leave_the_screen_alone(instance: Inst
 
         # Text with quotes, $, backticks and unicode, to a path with spaces and quotes.
         weird = workdir / "dir with spaces" / 'it\'s a "quoted" $HOME `name`.txt'
-        w = await mcp_call(
+        w = await call(
             c,
             "write_remote_file",
             {"session_id": sid, "remote_path": str(weird), "content": TRICKY_TEXT, "make_parents": True},
         )
         assert weird.read_bytes() == TRICKY_TEXT.encode()
-        r = await mcp_call(c, "read_remote_file", {"session_id": sid, "remote_path": str(weird)})
+        r = await call(c, "read_remote_file", {"session_id": sid, "remote_path": str(weird)})
         assert r["content"] == TRICKY_TEXT
 
         # Append.
         log = workdir / "append.log"
-        await mcp_call(
-            c, "write_remote_file", {"session_id": sid, "remote_path": str(log), "content": "first\n"}
-        )
-        w = await mcp_call(
+        await call(c, "write_remote_file", {"session_id": sid, "remote_path": str(log), "content": "first\n"})
+        w = await call(
             c,
             "write_remote_file",
             {"session_id": sid, "remote_path": str(log), "content": "second ✓\n", "append": True},
@@ -258,7 +225,7 @@ async def test_exact_transfers_through_mcp_leave_the_screen_alone(instance: Inst
         hostile = workdir / "hostile"
         for name in HOSTILE_NAMES:
             content = f"content of {name!r}\n"
-            await mcp_call(
+            await call(
                 c,
                 "write_remote_file",
                 {
@@ -269,20 +236,20 @@ async def test_exact_transfers_through_mcp_leave_the_screen_alone(instance: Inst
                 },
             )
             assert (hostile / name).read_text() == content, name
-            r = await mcp_call(c, "read_remote_file", {"session_id": sid, "remote_path": str(hostile / name)})
+            r = await call(c, "read_remote_file", {"session_id": sid, "remote_path": str(hostile / name)})
             assert r["content"] == content, name
         assert sorted(os.listdir(hostile)) == sorted(HOSTILE_NAMES)
 
         # A missing file is a tool error naming the path.
         missing = str(workdir / "no such 'file'.txt")
-        err = await mcp_error(c, "read_remote_file", {"session_id": sid, "remote_path": missing})
+        err = await call_error(c, "read_remote_file", {"session_id": sid, "remote_path": missing})
         assert missing in err and "no such file" in err
 
         # Nothing of this went through the terminal.
-        after = await mcp_call(c, "get_snapshot", {"session_id": sid})
+        after = await call(c, "get_snapshot", {"session_id": sid})
         assert after["screen"] == before["screen"]
         assert (after["cursor_x"], after["cursor_y"]) == (before["cursor_x"], before["cursor_y"])
-        done = await mcp_call(c, "send_command", {"session_id": sid, "command": "echo still-fine"})
+        done = await call(c, "send_command", {"session_id": sid, "command": "echo still-fine"})
         assert (done["status"], done["output"]) == ("completed", "still-fine")
 
     # No temporary file was left behind by the atomic writes.
@@ -291,16 +258,16 @@ async def test_exact_transfers_through_mcp_leave_the_screen_alone(instance: Inst
 
 async def test_exec_command_through_mcp(instance: Instance) -> None:
     async with Client(instance.mcp_params()) as c:
-        info = await mcp_call(c, "open_session", {"host": "bash"})
+        info = await call(c, "open_session", {"host": "bash"})
         sid = info["session_id"]
-        before = await mcp_call(c, "get_snapshot", {"session_id": sid})
-        r = await mcp_call(
+        before = await call(c, "get_snapshot", {"session_id": sid})
+        r = await call(
             c,
             "exec_command",
             {"session_id": sid, "command": "echo 'out ✓'; echo \"err $((6*7))\" >&2; exit 3"},
         )
         assert (r["exit_code"], r["stdout"], r["stderr"], r["timed_out"]) == (3, "out ✓\n", "err 42\n", False)
-        after = await mcp_call(c, "get_snapshot", {"session_id": sid})
+        after = await call(c, "get_snapshot", {"session_id": sid})
         assert after["screen"] == before["screen"]
         tools = {t.name: t for t in (await c.list_tools()).tools}
         for name in ("read_remote_file", "write_remote_file", "exec_command"):
@@ -315,7 +282,7 @@ async def test_exec_command_through_mcp(instance: Instance) -> None:
 
 async def test_write_semantics(instance: Instance, workdir: Path, sshd: SshServer) -> None:
     async with instance.client() as c:
-        sid = await open_bash(c)
+        sid = await open_session(c)
 
         # An existing file keeps its mode; the replacement is a new inode (temp file + rename).
         f = own(workdir / "kept-mode.sh", sshd, "old\n")
@@ -386,7 +353,7 @@ async def test_paging(instance: Instance, workdir: Path) -> None:
     data = text.encode()
     (workdir / "paged.txt").write_bytes(data)
     async with instance.client() as c:
-        sid = await open_bash(c)
+        sid = await open_session(c)
         # Text pages never split a character; joined they are the file.
         pages: list[str] = []
         offset = 0
@@ -415,7 +382,7 @@ async def test_paging(instance: Instance, workdir: Path) -> None:
 
 async def test_remote_errors_name_the_path(instance: Instance, workdir: Path, sshd: SshServer) -> None:
     async with instance.client() as c:
-        sid = await open_bash(c)
+        sid = await open_session(c)
         with pytest.raises(NotFound) as nf:
             await read(c, sid, workdir / "missing.txt")
         assert str(workdir / "missing.txt") in nf.value.message
@@ -468,7 +435,7 @@ async def test_transfer_limit_is_configurable(instance: Instance, workdir: Path)
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     async with instance.client() as c:
-        sid = await open_bash(c)
+        sid = await open_session(c)
         with pytest.raises(PayloadTooLarge) as exc:
             await read(c, sid, workdir / "big.bin")
         assert str(workdir / "big.bin") in exc.value.message and "limit" in exc.value.message
@@ -485,7 +452,7 @@ async def test_transfer_limit_is_configurable(instance: Instance, workdir: Path)
 
 async def test_exec_beside_a_running_command(instance: Instance) -> None:
     async with instance.client() as c:
-        sid = await open_bash(c)
+        sid = await open_session(c)
         await c.send_command(sid, SendCommandRequest(command="cd /tmp && export SK_IN_PANE=1"))
         running = await c.send_command(sid, SendCommandRequest(command="sleep 30; echo slept", timeout=0.5))
         assert running.status == "running"
@@ -518,7 +485,7 @@ async def test_exec_beside_a_running_command(instance: Instance) -> None:
 async def test_one_channel_reused_released_on_exit_and_reopened(instance: Instance, workdir: Path) -> None:
     (workdir / "f.txt").write_text("hello")
     async with instance.client() as c:
-        sid = await open_bash(c)
+        sid = await open_session(c)
         for _ in range(5):
             assert (await read(c, sid, workdir / "f.txt")).content == "hello"
         await write(c, sid, workdir / "g.txt", "written")
@@ -528,10 +495,7 @@ async def test_one_channel_reused_released_on_exit_and_reopened(instance: Instan
         # The remote shell exits while the side channel is open: the pane's ssh must still end.
         await c.send_keys(sid, SendKeysRequest(keys=["exit", "Enter"]))
 
-        async def disconnected() -> bool:
-            return (await c.get_session(sid)).state == "disconnected"
-
-        await wait_until(disconnected, 30, "the session to disconnect after `exit`")
+        await wait_state(c, sid, "disconnected")
         assert '"event": "side_channel_released"' in instance.daemon_log()
         with pytest.raises(SessionDisconnected) as exc:
             await read(c, sid, workdir / "f.txt")
@@ -550,7 +514,7 @@ async def test_one_channel_reused_released_on_exit_and_reopened(instance: Instan
         async def no_side_clients() -> bool:
             return side_processes(instance, sid) == []
 
-        await wait_until(no_side_clients, 20, "the side channel's ssh to exit after close_session")
+        await eventually(no_side_clients, "the side channel's ssh to exit after close_session", timeout=20)
 
 
 async def test_password_session_needs_no_new_login(
@@ -566,11 +530,7 @@ async def test_password_session_needs_no_new_login(
         if info.state == "waiting_input":
             assert info.question is not None and info.question.kind == "password", info
             await c.send_keys(sid, SendKeysRequest(keys=[sshd.password, "Enter"]))
-
-            async def ready() -> bool:
-                return (await c.get_session(sid)).state == "ready"
-
-            await wait_until(ready, 30, "the password login")
+            await wait_state(c, sid, "ready")  # the password login
         logins = sshd.log().count(f"Accepted password for {sshd.password_user}")
         r = await read(c, sid, workdir / "pw.txt")
         assert r.content == "over the password login"
@@ -585,7 +545,7 @@ async def test_concurrent_transfers_and_daemon_restart(instance: Instance, workd
     for name, blob in blobs.items():
         (workdir / name).write_bytes(blob)
     async with instance.client() as c:
-        sid = await open_bash(c)
+        sid = await open_session(c)
 
         async def roundtrip(name: str) -> bytes:
             got = await read(c, sid, workdir / name, encoding="base64")
@@ -610,4 +570,4 @@ async def test_concurrent_transfers_and_daemon_restart(instance: Instance, workd
         async def only_the_new_channel() -> bool:
             return len(side_processes(instance, sid)) == 1
 
-        await wait_until(only_the_new_channel, 20, "the old daemon's side channel to end")
+        await eventually(only_the_new_channel, "the old daemon's side channel to end", timeout=20)

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.instance import Instance
-from tests.integration.conftest import SHELLS, default_connections
+from tests.instance import Instance, instance_of
 from tests.sshd import SshServer
+from tests.support import SHELLS, default_connections
 
 
-def open_session(inst: Instance, host: str) -> str:
+def curl_open_session(inst: Instance, host: str) -> str:
+    """Open a session with a POST through curl; it must come up ready."""
     code, body = inst.curl("/v1/sessions", "POST", {"host": host})
     assert code == 201, body
     assert body["state"] == "ready", body
@@ -48,7 +49,7 @@ def test_health_and_sessions_answer_json(instance: Instance) -> None:
 
 
 def test_open_get_close(instance: Instance) -> None:
-    sid = open_session(instance, "bash")
+    sid = curl_open_session(instance, "bash")
     code, listing = instance.curl("/v1/sessions")
     assert code == 200
     assert [s["session_id"] for s in listing["sessions"]] == [sid]
@@ -107,7 +108,7 @@ def test_errors_are_json_and_the_daemon_survives(shared: Instance) -> None:
     code, reply = shared.curl("/v1/sessions/Not_Valid!")
     assert_error(code, reply, 400, "bad_request", "Not_Valid!")
 
-    sid = open_session(shared, "bash")
+    sid = curl_open_session(shared, "bash")
     cases: list[tuple[object, str]] = [
         (b"{not json", "JSON"),
         (b"[1, 2]", "object"),
@@ -140,7 +141,7 @@ LONG = "".join(f"{i:05d}" for i in range(1000))  # 5000 characters, no spaces
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_shell_matrix(shared: Instance, shell: str) -> None:
-    sid = open_session(shared, shell)
+    sid = curl_open_session(shared, shell)
     assert run(shared, sid, "echo X") == ("completed", 0, "X")
     assert run(shared, sid, "false") == ("completed", 1, "")
     assert run(shared, sid, "(exit 7)") == ("completed", 7, "")
@@ -172,20 +173,15 @@ def test_long_sshkeep_home_works_end_to_end(sshd: SshServer, tmp_path: Path) -> 
     home = tmp_path / ("h" * 60) / ("long-sshkeep-home-" * 3)
     home.mkdir(parents=True)
     assert len(str(home)) > 100
-    inst = Instance(home)
-    inst.write_config(default_connections(sshd))
-    try:
-        inst.start()
+    with instance_of(default_connections(sshd), home=home) as inst:
         sock = inst.socket
         assert len(str(sock)) < 104
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(sock.parent).st_mode) == 0o700
         code, health = inst.curl("/v1/health")
         assert code == 200 and health["socket"] == str(sock)
-        sid = open_session(inst, "bash")
+        sid = curl_open_session(inst, "bash")
         assert run(inst, sid, "echo long-home") == ("completed", 0, "long-home")
         # The state (logs, database) still lives under the long home.
         assert (home / "state").is_dir() and any((home / "state").rglob(f"{sid}.log"))
         assert inst.curl(f"/v1/sessions/{sid}", "DELETE")[0] == 200
-    finally:
-        inst.destroy()

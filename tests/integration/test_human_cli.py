@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
+from sshkeep.common.models.sessions import SendCommandRequest
 from sshkeep.common.paths import resolve_paths
 from sshkeep.daemon.sessions.logcap import punch
-from tests.instance import REPO, Instance
-from tests.integration.conftest import SHELLS
-
-
-async def open_ready(instance: Instance, host: str) -> str:
-    async with instance.client() as c:
-        info = await c.open_session(OpenSessionRequest(host=host))
-        assert info.state == "ready", info
-        return info.session_id
+from tests.instance import Instance, clean_env, run_sshkeep
+from tests.support import SHELLS, open_session, wait_until
 
 
 async def run(instance: Instance, sid: str, command: str) -> str:
@@ -36,17 +27,9 @@ async def run(instance: Instance, sid: str, command: str) -> str:
         return r.output
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
-
-
 async def test_ls_table_and_json(instance: Instance) -> None:
-    bash = await open_ready(instance, "bash")
-    dash = await open_ready(instance, "dash")
+    async with instance.client() as c:
+        bash, dash = await open_session(c, "bash"), await open_session(c, "dash")
     await run(instance, bash, "true")
 
     res = instance.cli("ls")
@@ -76,7 +59,8 @@ def test_ls_starts_a_daemon(idle_instance: Instance) -> None:
 
 @pytest.mark.parametrize("shell", SHELLS)
 async def test_logs_renders_the_transcript(instance: Instance, shell: str) -> None:
-    sid = await open_ready(instance, shell)
+    async with instance.client() as c:
+        sid = await open_session(c, shell)
     await run(instance, sid, "printf 'aaa\\rbb\\n'; printf '\\033[31mred\\033[0m text\\n'")
     await run(instance, sid, "echo logs-$((6*7))")
 
@@ -98,7 +82,8 @@ async def test_logs_renders_the_transcript(instance: Instance, shell: str) -> No
 
 
 async def test_logs_follow_streams_until_ctrl_c_or_close(instance: Instance) -> None:
-    sid = await open_ready(instance, "bash")
+    async with instance.client() as c:
+        sid = await open_session(c, "bash")
     await run(instance, sid, "echo before-follow")
 
     async def follower() -> asyncio.subprocess.Process:
@@ -171,13 +156,14 @@ def outer_tmux(tmp_path: Path) -> Iterator[OuterTmux]:
 
 
 async def test_attach_shows_the_session_in_tmux(instance: Instance, outer_tmux: OuterTmux) -> None:
-    sid = await open_ready(instance, "bash")
+    async with instance.client() as c:
+        sid = await open_session(c, "bash")
     await run(instance, sid, "echo attach-$((6*7))")
 
-    env = " ".join(f"{k}={shlex.quote(instance.env[k])}" for k in ("SSHKEEP_HOME", "PYTHONPATH"))
+    env = f"SSHKEEP_HOME={shlex.quote(instance.env['SSHKEEP_HOME'])}"
     cli = f"{shlex.quote(sys.executable)} -m sshkeep attach {sid}"
     # Inside the outer tmux, $TMUX is set: attach must still reach sshkeep's own server.
-    script = f"cd {shlex.quote(str(REPO))} && env {env} {cli}; echo attach-exit=$?; sleep 600"
+    script = f"cd / && env {env} {cli}; echo attach-exit=$?; sleep 600"
     started = outer_tmux("new-session", "-d", "-s", "outer", "-x", "200", "-y", "50", script)
     assert started.returncode == 0, started.stderr
 
@@ -197,8 +183,7 @@ async def test_attach_shows_the_session_in_tmux(instance: Instance, outer_tmux: 
 def test_logs_of_a_large_capped_log(tmp_path: Path) -> None:
     """`logs` reads the file itself: `-n` reads only the tail, and output the log cap dropped
     (a punched hole, which reads as zeros) is skipped to the next whole line and reported."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSHKEEP_", "TMUX"))}
-    env.update(SSHKEEP_HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO))
+    env = clean_env(SSHKEEP_HOME=str(tmp_path / "home"))
     logs_dir = resolve_paths(env).logs_dir
     logs_dir.mkdir(parents=True)
     log = logs_dir / "big-1.log"
@@ -212,10 +197,7 @@ def test_logs_of_a_large_capped_log(tmp_path: Path) -> None:
     first_whole = next(i for i, start in enumerate(starts) if start > hole)
 
     def logs(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "sshkeep", "logs", "big-1", *args],
-            env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        return run_sshkeep("logs", "big-1", *args, env=env, timeout=120)
 
     res = logs("-n", "3")
     assert res.returncode == 0, res.stderr

@@ -20,7 +20,7 @@ from sshkeep.common.models.sessions import (
     SessionList,
 )
 from tests.instance import Instance
-from tests.integration.conftest import SHELLS
+from tests.support import SHELLS
 
 SESSIONS = 50
 COMMANDS = 20

@@ -8,6 +8,7 @@ from typing import Any
 from mcp import Client
 
 from tests.instance import Instance
+from tests.support import call, call_error, mcp_open_session
 
 # The tools of issues 2 and 3, and what each one may do to the remote side.
 READ_ONLY_TOOLS = {"list_sessions", "get_command", "wait_for", "get_snapshot"}
@@ -15,32 +16,9 @@ ACTING_TOOLS = {"send_command", "send_keys", "interrupt_command", "close_session
 OPENING_TOOLS = {"open_session", "reconnect_session"}
 
 
-async def call(c: Client, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Call a tool that must succeed; return its structured content."""
-    res = await c.call_tool(name, args or {})
-    text = " ".join(getattr(x, "text", "") for x in res.content)
-    assert not res.is_error, f"{name}({args}) failed: {text}"
-    assert res.structured_content is not None, f"{name} returned no structured content: {text}"
-    return dict(res.structured_content)
-
-
-async def call_error(c: Client, name: str, args: dict[str, Any]) -> str:
-    """Call a tool that must fail; return the error text."""
-    res = await c.call_tool(name, args)
-    text = " ".join(getattr(x, "text", "") for x in res.content)
-    assert res.is_error, f"{name}({args}) should fail, got {res.structured_content}"
-    return text
-
-
 def names_field(text: str, tool: str, field: str) -> bool:
     """True if the error text names `field` (not merely as part of the tool's own name)."""
     return re.search(rf"\b{field}\b", text.replace(tool, "")) is not None
-
-
-async def open_bash(c: Client) -> str:
-    info = await call(c, "open_session", {"host": "bash"})
-    assert info["state"] == "ready", info
-    return str(info["session_id"])
 
 
 async def test_tool_list_annotations_and_schemas(instance: Instance) -> None:
@@ -73,7 +51,7 @@ async def test_tool_list_annotations_and_schemas(instance: Instance) -> None:
 
 async def test_commands_exact_results(instance: Instance) -> None:
     async with Client(instance.mcp_params()) as c:
-        sid = await open_bash(c)
+        sid = await mcp_open_session(c)
 
         async def run(cmd: str, **kw: Any) -> tuple[str, int | None, str]:
             r = await call(c, "send_command", {"session_id": sid, "command": cmd, **kw})
@@ -96,7 +74,7 @@ async def test_commands_exact_results(instance: Instance) -> None:
 
 async def test_second_shim_sees_the_same_session(instance: Instance) -> None:
     async with Client(instance.mcp_params()) as c:
-        sid = await open_bash(c)
+        sid = await mcp_open_session(c)
         r = await call(c, "send_command", {"session_id": sid, "command": "export SK_SHIM=first"})
         assert r["status"] == "completed"
     # The first shim is gone; a new one talks to the same daemon and the same shell.
@@ -133,7 +111,7 @@ async def test_errors_name_the_problem_and_daemon_survives(instance: Instance) -
         text = await call_error(c, "get_command", {"session_id": "x", "command_id": "c1", "limit": 0})
         assert names_field(text, "get_command", "limit"), text
 
-        sid = await open_bash(c)
+        sid = await mcp_open_session(c)
         text = await call_error(c, "get_command", {"session_id": sid, "command_id": "c999"})
         assert "c999" in text
         # The daemon is still the same process, and still works.
@@ -158,7 +136,7 @@ async def test_other_shells_through_mcp(instance: Instance) -> None:
 
 async def test_unknown_arguments_are_refused_by_name(instance: Instance) -> None:
     async with Client(instance.mcp_params()) as c:
-        sid = await open_bash(c)
+        sid = await mcp_open_session(c)
         text = await call_error(c, "send_command", {"session_id": sid, "command": "echo x", "timout": 5})
         assert "timout" in text
         tools = (await c.list_tools()).tools

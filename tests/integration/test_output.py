@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -10,24 +9,7 @@ from mcp import Client
 
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
-from tests.integration.conftest import SHELLS
-
-
-def text_of(res: Any) -> str:
-    return " ".join(getattr(x, "text", "") for x in res.content)
-
-
-async def call(c: Client, name: str, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    res = await c.call_tool(name, args, **kw)
-    assert not res.is_error, f"{name}({args}) failed: {text_of(res)}"
-    assert res.structured_content is not None
-    return dict(res.structured_content)
-
-
-async def open_session(c: Client, host: str = "bash") -> str:
-    info = await call(c, "open_session", {"host": host})
-    assert info["state"] == "ready", info
-    return str(info["session_id"])
+from tests.support import SHELLS, call, eventually, mcp_open_session, text_of
 
 
 async def run(c: Client, sid: str, command: str, timeout: float = 20) -> dict[str, Any]:
@@ -36,7 +18,7 @@ async def run(c: Client, sid: str, command: str, timeout: float = 20) -> dict[st
 
 async def test_100k_lines_complete_and_page_exactly(shared: Instance) -> None:
     async with Client(shared.mcp_params()) as c:
-        sid = await open_session(c)
+        sid = await mcp_open_session(c)
         first = await run(c, sid, "seq 1 100000", timeout=50)
         assert (first["status"], first["exit_code"]) == ("completed", 0), first["hint"]
         assert first["total_lines"] == 100_000
@@ -69,7 +51,7 @@ async def test_100k_lines_complete_and_page_exactly(shared: Instance) -> None:
 
 async def test_escape_codes_are_stripped(shared: Instance) -> None:
     async with Client(shared.mcp_params()) as c:
-        sid = await open_session(c)
+        sid = await mcp_open_session(c)
         r = await run(c, sid, r"printf '\033[1;31mred\033[0m plain\n'")
         assert (r["status"], r["exit_code"], r["output"]) == ("completed", 0, "red plain")
         # A progress bar made of \r rewrites collapses to its final state.
@@ -79,7 +61,7 @@ async def test_escape_codes_are_stripped(shared: Instance) -> None:
 
 async def test_timeout_interrupt_and_unclosed_quote(shared: Instance) -> None:
     async with Client(shared.mcp_params()) as c:
-        sid = await open_session(c)
+        sid = await mcp_open_session(c)
         r = await run(c, sid, "sleep 30", timeout=1)
         assert r["status"] == "running" and r["exit_code"] is None
         assert "get_command" in r["hint"] and "interrupt_command" in r["hint"]
@@ -133,7 +115,7 @@ async def test_timeout_interrupt_and_unclosed_quote_other_shells(shared: Instanc
 
 async def test_confirmation_question_then_answer(shared: Instance) -> None:
     async with Client(shared.mcp_params()) as c:
-        sid = await open_session(c)
+        sid = await mcp_open_session(c)
         r = await run(c, sid, "read -p 'Continue? [y/N] ' a; echo got:$a", timeout=10)
         assert r["status"] == "waiting_input", r
         assert r["question"]["kind"] == "confirm"
@@ -148,7 +130,7 @@ async def test_confirmation_question_then_answer(shared: Instance) -> None:
 
 async def test_wait_for_output(shared: Instance) -> None:
     async with Client(shared.mcp_params()) as c:
-        sid = await open_session(c)
+        sid = await mcp_open_session(c)
         # While a command runs: returns on the matching line, the command still running.
         r = await run(c, sid, "for i in 1 2 3 4; do echo tick$i; sleep 0.5; done", timeout=0)
         assert r["status"] == "running"
@@ -177,7 +159,7 @@ async def test_progress_notifications_while_waiting(shared: Instance) -> None:
         events.append((progress, total, message))
 
     async with Client(shared.mcp_params()) as c:
-        sid = await open_session(c)
+        sid = await mcp_open_session(c)
         res = await c.call_tool(
             "send_command",
             {"session_id": sid, "command": "sleep 6.5; echo finally", "timeout": 40},
@@ -193,7 +175,7 @@ async def test_progress_notifications_while_waiting(shared: Instance) -> None:
 
 async def test_git_log_needs_no_pager(shared: Instance) -> None:
     async with Client(shared.mcp_params()) as c:
-        sid = await open_session(c)
+        sid = await mcp_open_session(c)
         setup = (
             "d=$(mktemp -d) && cd $d && git init -q && "
             "for i in $(seq 1 30); do "
@@ -220,7 +202,7 @@ async def _open_fullscreen(c: Client, sid: str, command: str) -> dict[str, Any]:
 
 async def test_fullscreen_editor_and_snapshot(shared: Instance) -> None:
     async with Client(shared.mcp_params()) as c:
-        sid = await open_session(c)
+        sid = await mcp_open_session(c)
         r = await run(c, sid, "f=$(mktemp) && seq 1 500 | sed 's/^/row-/' > $f")
         assert r["exit_code"] == 0
         r = await _open_fullscreen(c, sid, "vi $f")
@@ -236,7 +218,7 @@ async def test_fullscreen_editor_and_snapshot(shared: Instance) -> None:
 
 async def test_pager_on_a_long_file_is_fullscreen(shared: Instance) -> None:
     async with Client(shared.mcp_params()) as c:
-        sid = await open_session(c)
+        sid = await mcp_open_session(c)
         r = await run(c, sid, "f=$(mktemp) && seq 1 500 | sed 's/^/row-/' > $f")
         assert r["exit_code"] == 0
         # `less` typed on purpose waits for keys: that is a question, not a forever-running command.
@@ -255,16 +237,16 @@ async def test_keys_to_unknown_or_dead_session_fail_clearly(shared: Instance) ->
         res = await c.call_tool("send_keys", {"session_id": "nobody-abcdef", "keys": ["Enter"]})
         assert res.is_error and "nobody-abcdef" in text_of(res) and "list_sessions" in text_of(res)
 
-        sid = await open_session(c)
+        sid = await mcp_open_session(c)
         r = await run(c, sid, "exit")
         assert r["status"] == "disconnected" and "reconnect_session" in r["hint"]
-        for _ in range(200):
+
+        async def listed_disconnected() -> bool:
             listing = await call(c, "list_sessions", {})
             [mine] = [s for s in listing["sessions"] if s["session_id"] == sid]
-            if mine["state"] == "disconnected":
-                break
-            await asyncio.sleep(0.1)
-        assert mine["state"] == "disconnected"
+            return bool(mine["state"] == "disconnected")
+
+        await eventually(listed_disconnected, "list_sessions to show the session disconnected")
         res = await c.call_tool("send_keys", {"session_id": sid, "keys": ["echo hi", "Enter"]})
         assert res.is_error and sid in text_of(res) and "disconnected" in text_of(res)
         res = await c.call_tool("send_command", {"session_id": sid, "command": "echo hi"})

@@ -18,11 +18,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +32,8 @@ from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, Sen
 from sshkeep.common.paths import ensure_private_dir, resolve_paths
 from sshkeep.common.systemd import unit_environment
 from sshkeep.shim.cli.service import UNITS, launcher, render
-from tests.instance import REPO, Instance
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def tmux_server_pid(inst: Instance) -> int:
-    out = inst.tmux("display-message", "-p", "#{pid}")
-    assert out.returncode == 0, out.stderr
-    return int(out.stdout.strip())
+from tests.instance import REPO, Instance, clean_env, run_sshkeep
+from tests.support import call, wait_until
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -72,18 +58,13 @@ def alive(pid: int) -> bool:
         return False
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSHKEEP_", "XDG_", "TMUX"))}
-    env["PYTHONPATH"] = str(REPO)
-    env.update(extra)
-    return env
+def service_env(**extra: str) -> dict[str, str]:
+    """A clean environment with no XDG_ directories: the test gives HOME and XDG_CONFIG_HOME."""
+    return clean_env("XDG_", **extra)
 
 
 def sshkeep(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sshkeep", *args],
-        env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=REPO,
-    )  # fmt: skip
+    return run_sshkeep(*args, env=env)
 
 
 def exec_start(text: str) -> str:
@@ -95,7 +76,7 @@ def exec_start(text: str) -> str:
 
 
 def test_install_status_uninstall_systemd(tmp_path: Path) -> None:
-    env = clean_env(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    env = service_env(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
     unit_dir = tmp_path / "cfg" / "systemd" / "user"
     res = sshkeep(env, "service", "install", "--kind", "systemd")
     assert res.returncode == 0, res.stderr
@@ -149,7 +130,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert analyze, "systemd-analyze is missing: install the `systemd` package (tests/run.sh does)"
     # A home with a space and a `%` (`%z` is no specifier: unescaped, verify would refuse it).
     home = tmp_path / "sk home %z"
-    env = clean_env(HOME=str(tmp_path / "home"), SSHKEEP_HOME=str(home))
+    env = service_env(HOME=str(tmp_path / "home"), SSHKEEP_HOME=str(home))
     res = sshkeep(env, "service", "install", "--kind", "systemd")
     assert res.returncode == 0, res.stderr
     unit_dir = tmp_path / "home" / ".config" / "systemd" / "user"
@@ -173,7 +154,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 def test_install_launchd_plists(tmp_path: Path) -> None:
-    env = clean_env(HOME=str(tmp_path / "home"), SSHKEEP_HOME=str(tmp_path / "a&b <c>"))
+    env = service_env(HOME=str(tmp_path / "home"), SSHKEEP_HOME=str(tmp_path / "a&b <c>"))
     res = sshkeep(env, "service", "install", "--kind", "launchd")
     assert res.returncode == 0, res.stderr
     agents = tmp_path / "home" / "Library" / "LaunchAgents"
@@ -213,7 +194,7 @@ def test_wheel_carries_the_templates(tmp_path: Path) -> None:
         "import json, os, sshkeep.shim.cli.service as s; print(json.dumps("
         "[s.__file__, str(s.templates_dir('systemd')), s.render('systemd', dict(os.environ))]))"
     )
-    env = clean_env(HOME=str(tmp_path / "home"), PYTHONPATH=str(site))
+    env = service_env(HOME=str(tmp_path / "home"), PYTHONPATH=str(site))
     out = subprocess.run(
         [sys.executable, "-P", "-c", script],
         env=env,
@@ -383,7 +364,7 @@ async def assert_survived(inst: Instance, sid: str, cid: str) -> None:
 
 async def test_restarting_the_daemon_keeps_sessions(instance: Instance) -> None:
     sid, cid = await open_with_running_command(instance)
-    tmux_pid = tmux_server_pid(instance)
+    tmux_pid = instance.tmux_server_pid()
     daemon_pid = instance.daemon_pid()
 
     instance.stop()  # what `systemctl --user restart sshkeep.service` does to the daemon
@@ -392,7 +373,7 @@ async def test_restarting_the_daemon_keeps_sessions(instance: Instance) -> None:
 
     assert instance.daemon_pid() != daemon_pid
     await assert_survived(instance, sid, cid)
-    assert tmux_server_pid(instance) == tmux_pid
+    assert instance.tmux_server_pid() == tmux_pid
 
 
 def start_tmux_unit(inst: Instance) -> subprocess.Popen[bytes]:
@@ -420,31 +401,24 @@ async def test_daemon_uses_the_tmux_units_server(
     """sshkeep-tmux.service's command runs the server in the foreground; the daemon only uses it."""
     inst = idle_instance
     wait_until(lambda: inst.tmux("list-sessions").returncode == 0, "the tmux unit's server")
-    assert tmux_server_pid(inst) == tmux_unit.pid  # exec'd: the unit's main process is tmux itself
+    assert inst.tmux_server_pid() == tmux_unit.pid  # exec'd: the unit's main process is tmux itself
     inst.start()
-    assert tmux_server_pid(inst) == tmux_unit.pid
+    assert inst.tmux_server_pid() == tmux_unit.pid
     sid, cid = await open_with_running_command(inst)
 
     inst.stop()
     assert tmux_unit.poll() is None
     inst.start()
     await assert_survived(inst, sid, cid)
-    assert tmux_server_pid(inst) == tmux_unit.pid
+    assert inst.tmux_server_pid() == tmux_unit.pid
 
     # Starting the unit again while a server runs leaves that server (and its sessions) alone.
     again = inst.cli("service", "tmux-server")
     assert again.returncode == 0 and "already runs" in again.stderr
-    assert tmux_server_pid(inst) == tmux_unit.pid
+    assert inst.tmux_server_pid() == tmux_unit.pid
 
 
 # --- auto-start -----------------------------------------------------------------------------------
-
-
-async def call(c: Client, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    res = await c.call_tool(name, args or {})
-    assert not res.is_error, res.content
-    assert res.structured_content is not None
-    return dict(res.structured_content)
 
 
 async def test_autostarted_daemon_leaves_the_shims_session(idle_instance: Instance) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
-from tests.integration.conftest import SHELLS
+from tests.support import SHELLS
 
 
 @pytest.mark.parametrize("shell", SHELLS)

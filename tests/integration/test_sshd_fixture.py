@@ -10,8 +10,6 @@ import pytest
 
 from tests.sshd import SshServer
 
-pytestmark = pytest.mark.integration
-
 TIMEOUT = 30
 
 

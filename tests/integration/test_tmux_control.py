@@ -1,4 +1,5 @@
-"""The tmux control client against a real tmux: replies reach the command line that asked.
+"""The tmux control client against a real tmux: replies reach the command line that asked, and
+keys typed through it arrive exactly.
 
 tmux answers each command of a `a ; b` line with its own %begin/%end block. Matching one block per
 line handed the second block to whatever line was sent next, so e.g. the session monitor's
@@ -9,24 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from sshkeep.common.errors import TmuxError
-from sshkeep.daemon.sessions.tmux import Tmux, count_commands
-
-
-def test_count_commands_follows_tmux_quoting() -> None:
-    assert count_commands("list-sessions") == 1
-    assert count_commands("send-keys -t %1 -l -- 'a' ; send-keys -t %1 Enter") == 2
-    assert count_commands("display-message -p a;display-message -p b") == 2
-    assert count_commands("display-message -p 'x ; y' ; display-message -p \"c;d\"") == 2
-    assert count_commands("display-message -p 'it'\"'\"'s; fine'") == 1
-    assert count_commands("display-message -p e\\;f") == 1
-    assert count_commands("list-sessions ;") == 1
+from sshkeep.common.terminal.keys import keys_command
+from sshkeep.daemon.sessions.tmux import Tmux
+from tests.support import wait_until
 
 
 @pytest.fixture
@@ -67,3 +61,44 @@ async def test_a_failing_command_ends_its_line_only(tmux: Tmux) -> None:
     with pytest.raises(TmuxError, match="unknown command"):
         await tmux.command("display-message -p a ; no-such-command")
     assert await tmux.command("display-message -p after") == ["after"]
+
+
+@pytest.fixture
+def tmux_pane(tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
+    """A private tmux server whose pane copies typed lines into a file."""
+    sock = tmp_path / "tmux.sock"
+    out = tmp_path / "typed.txt"
+    base = ["tmux", "-S", str(sock), "-f", "/dev/null"]
+    subprocess.run(
+        [*base, "new-session", "-d", "-s", "k", "-x", "200", "-y", "50", "--", "sh", "-c", f"cat > {out}"],
+        check=True,
+        timeout=10,
+    )
+    try:
+        yield base, out
+    finally:
+        subprocess.run([*base, "kill-server"], timeout=10, check=False)
+
+
+def test_keys_round_trip_through_real_tmux(tmux_pane: tuple[list[str], Path]) -> None:
+    base, out = tmux_pane
+    pane = subprocess.run(
+        [*base, "display-message", "-p", "-t", "k", "#{pane_id}"], capture_output=True, text=True, timeout=10
+    ).stdout.strip()
+    items = [
+        "it's $HOME",
+        " a;b \\; ",
+        '"q" #{pane_id} ~',
+        "Enter",
+        "line2",
+        "Tab",
+        "x",
+        "Space",
+        "C-d",
+        "Enter",
+    ]
+    # The daemon writes this line to its control-mode client: do the same.
+    line = keys_command(pane, items)
+    subprocess.run([*base, "-C", "attach", "-t", "k"], input=line + "\n", text=True, timeout=10, check=True)
+    expected = 'it\'s $HOME a;b \\; "q" #{pane_id} ~\nline2\tx \n'
+    wait_until(lambda: out.exists() and out.read_text() == expected, f"the pane to receive {expected!r}")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from sshkeep.common.logs import MASK
+from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.audit import MAX_TEXT, AuditLog, cap_daemon_log, summarize_body, summarize_keys
 
 SECRET = "Hunter2-s3cr3t"
@@ -79,7 +80,7 @@ def test_deep_and_wide_bodies_are_bounded() -> None:
 def test_audit_log_appends_0600_lines_and_rotates(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     settings = {"audit_max_bytes": 4096, "audit_keep": 2}
-    audit = AuditLog(path, lambda: settings)
+    audit = AuditLog(path, lambda: Settings.parse(settings))
 
     async def write_many() -> None:
         for i in range(200):
@@ -104,7 +105,7 @@ def test_audit_log_repairs_a_loose_mode(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     path.write_text("")
     path.chmod(0o644)
-    audit = AuditLog(path, dict)
+    audit = AuditLog(path, Settings)
     try:
         asyncio.run(audit.write({"x": 1}))
     finally:
@@ -131,7 +132,7 @@ def test_cap_daemon_log_rotates_our_stderr_and_reopens_it(tmp_path: Path) -> Non
         "print('after', file=sys.stderr, flush=True)\n"
     )
     with open(log, "ab") as err:
-        subprocess.run([sys.executable, "-c", code], stderr=err, check=True, cwd=Path(__file__).parents[2])
+        subprocess.run([sys.executable, "-c", code], stderr=err, check=True, cwd=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["daemon.log", "daemon.log.1"]
     assert (tmp_path / "daemon.log.1").read_text().endswith("old\nbefore\n")
     assert log.read_text() == "after\n"

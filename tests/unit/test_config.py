@@ -11,12 +11,12 @@ import pytest
 from sshkeep.common.config import (
     ConfigSource,
     Connection,
-    LoadedConfig,
     load_config,
     resolve_info_path,
     ssh_config_aliases,
 )
 from sshkeep.common.errors import ConfigError, ConnectionNotFound
+from tests.support import load_config_text, write_config
 
 SECRET = "s3cr3t-Hunter2"
 
@@ -39,22 +39,11 @@ settings:
 """
 
 
-def write(tmp_path: Path, text: str, mode: int = 0o600, name: str = "config.yml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    path.chmod(mode)
-    return path
-
-
-def load(tmp_path: Path, text: str, mode: int = 0o600, **env: str) -> LoadedConfig:
-    return load_config(write(tmp_path, text, mode), env)
-
-
 # --- the schema -------------------------------------------------------------------------------------
 
 
 def test_full_schema_example(tmp_path: Path) -> None:
-    cfg = load(tmp_path, FULL, WEB_PASSWORD=SECRET)
+    cfg = load_config_text(tmp_path, FULL, WEB_PASSWORD=SECRET)
     assert cfg.file_error is None
     assert cfg.errors == {}
     assert list(cfg.connections) == ["web", "bastion"]
@@ -74,12 +63,10 @@ def test_full_schema_example(tmp_path: Path) -> None:
     assert cfg.settings == {"whatever": 1}
     bastion = cfg.get("bastion")
     assert (bastion.user, bastion.port, bastion.description, bastion.has_secret) == (None, None, "", False)
-    assert cfg.info_path("web") == tmp_path / "info" / "web.md"
-    assert cfg.info_path("bastion") is None
 
 
 def test_mcp_ssh_interactive_schema_as_is(tmp_path: Path) -> None:
-    cfg = load(
+    cfg = load_config_text(
         tmp_path,
         """\
         connections:
@@ -105,7 +92,7 @@ def test_mcp_ssh_interactive_schema_as_is(tmp_path: Path) -> None:
     "text", ["", "# nothing yet\n", "connections:\n", "connections: {}\n", "settings:\n"]
 )
 def test_empty_configs_are_fine(tmp_path: Path, text: str) -> None:
-    cfg = load(tmp_path, text)
+    cfg = load_config_text(tmp_path, text)
     assert (cfg.connections, cfg.errors, cfg.file_error) == ({}, {}, None)
 
 
@@ -120,7 +107,7 @@ def test_missing_file_is_fine(tmp_path: Path) -> None:
 
 
 def test_env_expansion_in_any_string(tmp_path: Path) -> None:
-    cfg = load(
+    cfg = load_config_text(
         tmp_path,
         """\
         connections:
@@ -146,12 +133,12 @@ def test_env_expansion_in_any_string(tmp_path: Path) -> None:
 
 def test_env_default_is_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSHKEEP_TEST_HOST", "from-environ")
-    cfg = load_config(write(tmp_path, "connections: {a: {host: '${SSHKEEP_TEST_HOST}'}}\n"))
+    cfg = load_config(write_config(tmp_path, "connections: {a: {host: '${SSHKEEP_TEST_HOST}'}}\n"))
     assert cfg.get("a").host == "from-environ"
 
 
 def test_missing_env_var_is_an_entry_error(tmp_path: Path) -> None:
-    cfg = load(
+    cfg = load_config_text(
         tmp_path,
         """\
         connections:
@@ -199,7 +186,7 @@ def test_missing_env_var_is_an_entry_error(tmp_path: Path) -> None:
     ],
 )
 def test_entry_error_messages(tmp_path: Path, entry: str, message: str) -> None:
-    cfg = load(tmp_path, f"connections:\n  web: {entry}\n  ok: {{host: fine}}\n")
+    cfg = load_config_text(tmp_path, f"connections:\n  web: {entry}\n  ok: {{host: fine}}\n")
     assert cfg.file_error is None
     assert cfg.errors == {"web": message}
     assert list(cfg.connections) == ["ok"], "other entries still load"
@@ -209,7 +196,7 @@ def test_entry_error_messages(tmp_path: Path, entry: str, message: str) -> None:
 
 
 def test_several_errors_in_one_entry_are_joined(tmp_path: Path) -> None:
-    cfg = load(tmp_path, "connections:\n  web: {port: x, colour: red}\n")
+    cfg = load_config_text(tmp_path, "connections:\n  web: {port: x, colour: red}\n")
     assert cfg.errors["web"] == (
         "connections.web.host: required; connections.web.port: not an integer; "
         "connections.web.colour: unknown field"
@@ -217,7 +204,9 @@ def test_several_errors_in_one_entry_are_joined(tmp_path: Path) -> None:
 
 
 def test_invalid_entry_names(tmp_path: Path) -> None:
-    cfg = load(tmp_path, "connections:\n  'my web': {host: h}\n  web/1: {host: h}\n  web_1.x-y: {host: h}\n")
+    cfg = load_config_text(
+        tmp_path, "connections:\n  'my web': {host: h}\n  web/1: {host: h}\n  web_1.x-y: {host: h}\n"
+    )
     assert cfg.errors == {
         "my web": "connections.my web: invalid name (use letters, digits, '_', '.', '-')",
         "web/1": "connections.web/1: invalid name (use letters, digits, '_', '.', '-')",
@@ -226,7 +215,7 @@ def test_invalid_entry_names(tmp_path: Path) -> None:
 
 
 def test_numeric_entry_name_is_a_name(tmp_path: Path) -> None:
-    cfg = load(tmp_path, "connections:\n  42: {host: h}\n")
+    cfg = load_config_text(tmp_path, "connections:\n  42: {host: h}\n")
     assert cfg.get("42").name == "42"
 
 
@@ -241,7 +230,7 @@ def test_numeric_entry_name_is_a_name(tmp_path: Path) -> None:
     ],
 )
 def test_file_errors(tmp_path: Path, text: str, fragment: str) -> None:
-    path = write(tmp_path, text)
+    path = write_config(tmp_path, text)
     cfg = load_config(path, {})
     assert cfg.file_error is not None
     assert cfg.file_error.startswith(f"{path}: ")
@@ -253,7 +242,7 @@ def test_file_errors(tmp_path: Path, text: str, fragment: str) -> None:
 
 
 def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "connections:\n  web:\n    host: a\n   user: [x\n")
+    path = write_config(tmp_path, "connections:\n  web:\n    host: a\n   user: [x\n")
     cfg = load_config(path, {})
     assert cfg.file_error is not None
     assert cfg.file_error.startswith(f"{path}: YAML syntax error at line 4")
@@ -261,7 +250,7 @@ def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_bad_yaml_does_not_quote_a_secret(tmp_path: Path) -> None:
     text = f'connections:\n  web:\n    host: a\n    password: "{SECRET}\n    user: b: c\n'
-    cfg = load_config(write(tmp_path, text), {})
+    cfg = load_config(write_config(tmp_path, text), {})
     assert cfg.file_error is not None and "line" in cfg.file_error
     assert SECRET not in cfg.file_error
 
@@ -277,7 +266,9 @@ def test_not_utf8_and_directory(tmp_path: Path) -> None:
 
 
 def test_password_in_world_readable_file_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, f"connections:\n  web: {{host: h, password: {SECRET}}}\n  b: {{host: b}}\n", 0o644)
+    path = write_config(
+        tmp_path, f"connections:\n  web: {{host: h, password: {SECRET}}}\n  b: {{host: b}}\n", 0o644
+    )
     cfg = load_config(path, {})
     assert cfg.file_error == f"{path} holds a password and is readable by others; run: chmod 600 {path}"
     assert cfg.connections == {} and cfg.errors == {}
@@ -287,18 +278,18 @@ def test_password_in_world_readable_file_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
 def test_passphrase_in_group_accessible_file_is_refused(tmp_path: Path, mode: int) -> None:
-    cfg = load(tmp_path, "connections: {web: {host: h, key_passphrase: pp}}\n", mode)
+    cfg = load_config_text(tmp_path, "connections: {web: {host: h, key_passphrase: pp}}\n", mode)
     assert cfg.file_error is not None and "chmod 600" in cfg.file_error
 
 
 def test_password_in_private_file_is_accepted(tmp_path: Path) -> None:
-    cfg = load(tmp_path, f"connections: {{web: {{host: h, password: {SECRET}}}}}\n", 0o600)
+    cfg = load_config_text(tmp_path, f"connections: {{web: {{host: h, password: {SECRET}}}}}\n", 0o600)
     assert cfg.file_error is None
     assert cfg.get("web").has_secret
 
 
 def test_world_readable_file_without_password_is_accepted(tmp_path: Path) -> None:
-    cfg = load(tmp_path, "connections: {web: {host: h, key_path: ~/.ssh/k}}\n", 0o644)
+    cfg = load_config_text(tmp_path, "connections: {web: {host: h, key_path: ~/.ssh/k}}\n", 0o644)
     assert cfg.file_error is None
     assert list(cfg.connections) == ["web"]
 
@@ -345,23 +336,10 @@ def test_ssh_args(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_ssh_options_from_yaml_bools_and_ints(tmp_path: Path) -> None:
-    cfg = load(tmp_path, "connections: {a: {host: a, ssh_options: {ForwardAgent: no, Port: 22, X11: yes}}}\n")
-    assert cfg.get("a").ssh_options == {"ForwardAgent": "no", "Port": "22", "X11": "yes"}
-
-
-def test_public_view_has_no_secret() -> None:
-    conn = Connection.model_validate(
-        {"name": "web", "host": "h", "user": "u", "port": 22, "password": SECRET, "info_file": "web.md"}
+    cfg = load_config_text(
+        tmp_path, "connections: {a: {host: a, ssh_options: {ForwardAgent: no, Port: 22, X11: yes}}}\n"
     )
-    assert conn.public_view() == {
-        "name": "web",
-        "host": "h",
-        "user": "u",
-        "port": 22,
-        "description": "",
-        "has_info": True,
-    }
-    assert Connection(name="b", host="b").public_view()["has_info"] is False
+    assert cfg.get("a").ssh_options == {"ForwardAgent": "no", "Port": "22", "X11": "yes"}
 
 
 def test_connection_is_immutable() -> None:
@@ -374,7 +352,7 @@ def test_connection_is_immutable() -> None:
 
 
 def test_secrets_not_in_repr_or_errors(tmp_path: Path) -> None:
-    cfg = load(
+    cfg = load_config_text(
         tmp_path,
         f"""\
         connections:
@@ -394,7 +372,6 @@ def test_secrets_not_in_repr_or_errors(tmp_path: Path) -> None:
         str(cfg.get("web")),
         repr(cfg.get("web")),
         str(cfg.errors),
-        str(cfg.get("web").public_view()),
     ):
         assert SECRET not in text
     for name in ("bad", "bad2", "env"):
@@ -404,7 +381,7 @@ def test_secrets_not_in_repr_or_errors(tmp_path: Path) -> None:
 
 
 def test_get_unknown_name_lists_known_names(tmp_path: Path) -> None:
-    cfg = load(tmp_path, "connections: {web: {host: a}, db: {host: b}}\n")
+    cfg = load_config_text(tmp_path, "connections: {web: {host: a}, db: {host: b}}\n")
     with pytest.raises(ConnectionNotFound) as exc_info:
         cfg.get("wbe")
     assert "'wbe'" in exc_info.value.message
@@ -481,7 +458,7 @@ def _bump(path: Path, text: str) -> None:
 
 
 def test_config_source_reloads_on_change_and_keeps_unchanged_entries(tmp_path: Path) -> None:
-    path = write(tmp_path, "connections:\n  web: {host: a}\n  db: {host: b}\n")
+    path = write_config(tmp_path, "connections:\n  web: {host: a}\n  db: {host: b}\n")
     source = ConfigSource(path, {})
     first = source.current()
     assert source.current() is first, "unchanged file: same object"
@@ -499,7 +476,7 @@ def test_config_source_sees_creation_deletion_and_chmod(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
     source = ConfigSource(path, {})
     assert source.current().connections == {}
-    write(tmp_path, "connections: {web: {host: a, password: pw}}\n", 0o644)
+    write_config(tmp_path, "connections: {web: {host: a, password: pw}}\n", 0o644)
     refused = source.current()
     assert refused.file_error is not None and "chmod 600" in refused.file_error
     path.chmod(0o600)

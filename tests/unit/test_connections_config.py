@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import shlex
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from sshkeep.common.config import LoadedConfig, load_config
 from sshkeep.common.errors import ConfigError
 from sshkeep.daemon.api.configs import config_list
-
-
-def load(tmp_path: Path, text: str, mode: int = 0o600) -> LoadedConfig:
-    path = tmp_path / "config.yml"
-    path.write_text(textwrap.dedent(text))
-    path.chmod(mode)
-    return load_config(path, {})
+from tests.support import load_config_text
 
 
 def test_jump_entry_becomes_a_proxy_command_with_its_own_options(tmp_path: Path) -> None:
-    cfg = load(
+    cfg = load_config_text(
         tmp_path,
         """\
         connections:
@@ -52,7 +44,7 @@ def test_jump_entry_becomes_a_proxy_command_with_its_own_options(tmp_path: Path)
 
 
 def test_jump_chain_nests_and_escapes_once_per_level(tmp_path: Path) -> None:
-    cfg = load(
+    cfg = load_config_text(
         tmp_path,
         """\
         connections:
@@ -73,13 +65,15 @@ def test_jump_chain_nests_and_escapes_once_per_level(tmp_path: Path) -> None:
 
 
 def test_non_entry_jump_is_passed_to_ssh_as_given(tmp_path: Path) -> None:
-    cfg = load(tmp_path, "connections: {web: {host: h, proxy_jump: 'me@jump.example.com:2222'}}\n")
+    cfg = load_config_text(
+        tmp_path, "connections: {web: {host: h, proxy_jump: 'me@jump.example.com:2222'}}\n"
+    )
     assert cfg.ssh_args(cfg.get("web")) == ["-J", "me@jump.example.com:2222"]
     assert cfg.jump_chain(cfg.get("web")) == []
 
 
 def test_jump_loops_and_broken_jumps_are_config_errors(tmp_path: Path) -> None:
-    cfg = load(
+    cfg = load_config_text(
         tmp_path,
         """\
         connections:
@@ -96,7 +90,7 @@ def test_jump_loops_and_broken_jumps_are_config_errors(tmp_path: Path) -> None:
 
 
 def test_a_secret_limits_password_prompts_unless_set(tmp_path: Path) -> None:
-    cfg = load(
+    cfg = load_config_text(
         tmp_path,
         """\
         connections:
@@ -114,20 +108,20 @@ def test_a_secret_limits_password_prompts_unless_set(tmp_path: Path) -> None:
 
 
 def test_lookup(tmp_path: Path) -> None:
-    cfg = load(tmp_path, "connections: {web: {host: h}, bad: {host: h, port: 0}}\n")
+    cfg = load_config_text(tmp_path, "connections: {web: {host: h}, bad: {host: h, port: 0}}\n")
     assert cfg.lookup("web") is cfg.get("web")
     assert cfg.lookup("user@elsewhere") is None
     with pytest.raises(ConfigError, match=r"connections\.bad\.port: must be between 1 and 65535"):
         cfg.lookup("bad")
     # A file refused as a whole still knows its names: they are config errors, not destinations.
-    cfg = load(tmp_path, "connections: {pw: {host: h, password: x}}\n", mode=0o644)
+    cfg = load_config_text(tmp_path, "connections: {pw: {host: h, password: x}}\n", mode=0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         cfg.lookup("pw")
     assert cfg.lookup("other.example.com") is None
 
 
 def test_config_list_merges_ssh_config_aliases(tmp_path: Path) -> None:
-    cfg = load(
+    cfg = load_config_text(
         tmp_path,
         """\
         connections:
@@ -153,5 +147,5 @@ def test_config_list_merges_ssh_config_aliases(tmp_path: Path) -> None:
     assert listing.hint is not None and "Broken entries" in listing.hint
     assert "s3cret" not in listing.model_dump_json()
 
-    empty = config_list(load(tmp_path, ""), [])
+    empty = config_list(load_config_text(tmp_path, ""), [])
     assert empty.configs == [] and empty.hint is not None and "No connections configured" in empty.hint

@@ -1,4 +1,4 @@
-"""Pure parts of file transfer (daemon/files.py): remote paths, text pages, permissions, temp names,
+"""Pure parts of file transfer (daemon/files/): remote paths, text pages, permissions, temp names,
 error mapping. The transfers themselves are tested against a real sshd in tests/integration/test_files.py."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ import stat
 import pytest
 
 from sshkeep.common.errors import BadRequest, NotFound, RemoteError
+from sshkeep.daemon.files.errors import file_error
 from sshkeep.daemon.files.sftp import FX_FAILURE, FX_NO_SUCH_FILE, FX_PERMISSION_DENIED, Attrs, SftpError
 from sshkeep.daemon.files.transfers import (
     _check_encoding_text,
     _may_write,
     _temp_name,
-    file_error,
     remote_path,
 )
 

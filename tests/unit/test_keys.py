@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -49,47 +45,3 @@ def test_literal_text_is_one_quoted_word(text: str) -> None:
     assert line.startswith(prefix)
     # tmux's parser and sh agree on single quotes: one word, nothing expanded.
     assert shlex.split(line[len(prefix) :]) == [text]
-
-
-@pytest.fixture
-def tmux_pane(tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
-    """A private tmux server whose pane copies typed lines into a file."""
-    sock = tmp_path / "tmux.sock"
-    out = tmp_path / "typed.txt"
-    base = ["tmux", "-S", str(sock), "-f", "/dev/null"]
-    subprocess.run(
-        [*base, "new-session", "-d", "-s", "k", "-x", "200", "-y", "50", "--", "sh", "-c", f"cat > {out}"],
-        check=True,
-        timeout=10,
-    )
-    try:
-        yield base, out
-    finally:
-        subprocess.run([*base, "kill-server"], timeout=10, check=False)
-
-
-def test_round_trip_through_real_tmux(tmux_pane: tuple[list[str], Path]) -> None:
-    base, out = tmux_pane
-    pane = subprocess.run(
-        [*base, "display-message", "-p", "-t", "k", "#{pane_id}"], capture_output=True, text=True, timeout=10
-    ).stdout.strip()
-    items = [
-        "it's $HOME",
-        " a;b \\; ",
-        '"q" #{pane_id} ~',
-        "Enter",
-        "line2",
-        "Tab",
-        "x",
-        "Space",
-        "C-d",
-        "Enter",
-    ]
-    # The daemon writes this line to its control-mode client: do the same.
-    line = keys_command(pane, items)
-    subprocess.run([*base, "-C", "attach", "-t", "k"], input=line + "\n", text=True, timeout=10, check=True)
-    expected = 'it\'s $HOME a;b \\; "q" #{pane_id} ~\nline2\tx \n'
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (not out.exists() or out.read_text() != expected):
-        time.sleep(0.05)
-    assert out.read_text() == expected

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -10,19 +9,8 @@ import pytest
 from aiohttp import web
 
 from sshkeep import __version__ as VERSION
-from sshkeep.common.config import ConfigSource
 from sshkeep.common.operations import BY_ROUTE
-from sshkeep.common.paths import resolve_paths
-from sshkeep.daemon.api.app import build_app
 from sshkeep.daemon.api.openapi import document
-from sshkeep.daemon.sessions.manager import SessionManager
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> web.Application:
-    paths = resolve_paths({"SSHKEEP_HOME": str(tmp_path), "HOME": str(tmp_path)})
-    paths.state_dir.mkdir(parents=True)
-    return build_app(SessionManager(paths, ConfigSource(paths.config_file)))
 
 
 def refs(node: Any) -> list[str]:

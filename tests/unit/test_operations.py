@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import typing
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +16,9 @@ from mcp.server import MCPServer
 
 from sshkeep import __version__
 from sshkeep.common.client import ApiClient
-from sshkeep.common.config import ConfigSource
 from sshkeep.common.operations import BY_ROUTE, OPERATIONS
-from sshkeep.common.paths import resolve_paths
-from sshkeep.daemon.api.app import build_app
+from sshkeep.common.paths import Paths
 from sshkeep.daemon.api.openapi import document
-from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.shim.mcp_server import build_server
 from sshkeep.shim.tools_base import ANNOTATIONS, HOST_OPERATION, LONG_WAIT_FIELDS
 
@@ -35,19 +31,7 @@ NOT_IN_CLIENT = {"askpass", "openapi"}
 
 
 @pytest.fixture
-def paths(tmp_path: Path) -> Any:
-    p = resolve_paths({"SSHKEEP_HOME": str(tmp_path), "HOME": str(tmp_path)})
-    p.state_dir.mkdir(parents=True)
-    return p
-
-
-@pytest.fixture
-def app(paths: Any) -> web.Application:
-    return build_app(SessionManager(paths, ConfigSource(paths.config_file)))
-
-
-@pytest.fixture
-def server(paths: Any) -> MCPServer[Any]:
+def server(paths: Paths) -> MCPServer[Any]:
     return build_server(paths, ApiClient(paths.socket))
 
 

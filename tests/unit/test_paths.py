@@ -22,7 +22,7 @@ def test_sshkeep_home_holds_everything() -> None:
     assert p.home == home
     assert p.config_file == home / "config.yml"
     assert p.info_dir == home / "info"
-    for path in (p.state_dir, p.runtime_dir, p.socket, p.logs_dir, p.db_file, p.control_dir, p.lock_file):
+    for path in (p.state_dir, p.runtime_dir, p.socket, p.logs_dir, p.db_file, p.control_dir):
         assert path.is_relative_to(home), path
     assert p.socket.parent == p.runtime_dir
     # Our own tmux server inside the home, never the user's default one.

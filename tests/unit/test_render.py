@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from sshkeep.common.terminal.render import render, split_lines, strip_escapes
+from sshkeep.common.terminal.render import render, split_lines
 
 
 @pytest.mark.parametrize(
@@ -133,9 +133,3 @@ def test_large_output_with_some_rewrites() -> None:
 )
 def test_split_lines(text: str, expected: list[str]) -> None:
     assert split_lines(text) == expected
-
-
-def test_strip_escapes_removes_only_sequences() -> None:
-    prompt = "\x1b]0;t\x07\x1b[01;32muser@host\x1b[00m:\x1b[01;34m~\x1b[00m$ \x1b[5C\x1b(B"
-    assert strip_escapes(prompt) == "user@host:~$ "
-    assert strip_escapes("a\rb\tc") == "a\rb\tc"

@@ -1,0 +1,83 @@
+"""The `sshkeep` command line's grammar: every subcommand, its arguments, and the handler to run.
+
+This module imports nothing but the standard library, so `sshkeep --help` (and argument errors)
+answer at once; a subcommand's handler is named as `module:function` and imported only when that
+subcommand runs (aiohttp, pydantic and structlog cost most of a start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from sshkeep import __version__
+
+SERVICE_KINDS = ("systemd", "launchd")
+
+
+def _handler(sub: argparse.ArgumentParser, target: str) -> None:
+    sub.set_defaults(handler=target)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sshkeep", description="Persistent interactive SSH terminals for agents and people."
+    )
+    p.add_argument("--version", action="version", version=f"sshkeep {__version__}")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    _handler(sub.add_parser("daemon", help="run the daemon in the foreground"), "main:cmd_daemon")
+    mcp = sub.add_parser("mcp", help="run the stdio MCP server (starts the daemon if none answers)")
+    _handler(mcp, "main:cmd_mcp")
+    st = sub.add_parser("status", help="daemon health, socket, attach command, session count")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    _handler(st, "main:cmd_status")
+
+    ls = sub.add_parser("ls", help="list the sessions (starts the daemon if none answers)")
+    ls.add_argument("--json", action="store_true", help="print the API's JSON")
+    _handler(ls, "human:main")
+    at = sub.add_parser("attach", help="watch or take over a session in tmux (detach: Ctrl-b d)")
+    at.add_argument("session_id", metavar="ID")
+    at.add_argument("-r", "--read-only", action="store_true", help="watch without sending keys")
+    _handler(at, "human:main")
+    lg = sub.add_parser("logs", help="a session's output, rendered as text")
+    lg.add_argument("session_id", metavar="ID")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new output until Ctrl-C")
+    lg.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
+    _handler(lg, "human:main")
+
+    sv = sub.add_parser(
+        "service", help="install the daemon and its tmux server as user services (systemd, launchd)"
+    )
+    actions = sv.add_subparsers(dest="service_cmd", required=True)
+    default_kind = "launchd" if sys.platform == "darwin" else "systemd"
+    for name, text in (
+        ("install", "write the unit files for this installation and print the commands that enable them"),
+        ("uninstall", "remove the unit files (running services keep running until stopped)"),
+        ("status", "which unit files are installed and current, and their state"),
+    ):
+        a = actions.add_parser(name, help=text)
+        a.add_argument(
+            "--kind",
+            choices=SERVICE_KINDS,
+            default=default_kind,
+            help="service manager (default: %(default)s)",
+        )
+        if name == "status":
+            a.add_argument("--json", action="store_true", help="print JSON")
+    actions.add_parser("tmux-server", help="run the tmux server in the foreground (used by the tmux unit)")
+    _handler(sv, "service:main")
+    return p
+
+
+def resolve(target: str) -> Callable[[argparse.Namespace], Any]:
+    """The handler named `module:function`, a module of this package (imported now)."""
+    module, _, function = target.partition(":")
+    handler: Callable[[argparse.Namespace], Any] = getattr(
+        importlib.import_module(f"sshkeep.shim.cli.{module}"), function
+    )
+    return handler

@@ -1,0 +1,117 @@
+"""Helpers the tests share: config files, waiting, MCP tool calls, opening sessions, the test hosts.
+
+One place for what several suites need, so a change to how a tool reply is checked or how long a
+test waits is made once. A running instance itself (daemon, tmux server, CLI) is tests/instance.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+
+from sshkeep.common.client import ApiClient
+from sshkeep.common.config import LoadedConfig, load_config
+from sshkeep.common.models.sessions import OpenSessionRequest
+from tests.sshd import SshServer
+
+# The login shells of the test sshd's users; every instance has a config entry named after each.
+SHELLS = ("bash", "zsh", "dash", "ash")
+
+
+def default_connections(sshd: SshServer) -> dict[str, dict[str, Any]]:
+    """The config entries every test instance starts with: one per shell in SHELLS."""
+    conns: dict[str, dict[str, Any]] = {sh: dict(sshd.connection(sh)) for sh in SHELLS}
+    conns["bash"]["description"] = "test host, bash login shell"
+    return conns
+
+
+# --- config files ----------------------------------------------------------------------------------
+
+
+def write_config(tmp_path: Path, text: str, mode: int = 0o600, name: str = "config.yml") -> Path:
+    """Write `text` (dedented) as a config file in tmp_path, with file mode `mode`."""
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    path.chmod(mode)
+    return path
+
+
+def load_config_text(tmp_path: Path, text: str, mode: int = 0o600, **env: str) -> LoadedConfig:
+    """Load `text` as config.yml the way the daemon does, with `env` as the environment."""
+    return load_config(write_config(tmp_path, text, mode), env)
+
+
+# --- waiting ----------------------------------------------------------------------------------------
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `check()` until it holds; fail naming `what` after a generous timeout."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
+    """The async `wait_until`: await `check()` until it holds, without blocking the event loop."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def wait_state(c: ApiClient, sid: str, state: str, timeout: float = 30.0) -> None:
+    """Wait until the daemon reports session `sid` in `state` (e.g. "disconnected")."""
+
+    async def reached() -> bool:
+        return (await c.get_session(sid)).state == state
+
+    await eventually(reached, f"session {sid} to be {state}", timeout)
+
+
+# --- MCP tool calls ---------------------------------------------------------------------------------
+
+
+def text_of(res: Any) -> str:
+    """The text blocks of an MCP tool result, joined."""
+    return " ".join(getattr(x, "text", "") for x in res.content)
+
+
+async def call(c: Client, name: str, args: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    """Call a tool that must succeed; return its structured content."""
+    res = await c.call_tool(name, args or {}, **kw)
+    assert not res.is_error, f"{name}({args}) failed: {text_of(res)[:2000]}"
+    assert res.structured_content is not None, f"{name} returned no structured content: {text_of(res)}"
+    return dict(res.structured_content)
+
+
+async def call_error(c: Client, name: str, args: dict[str, Any]) -> str:
+    """Call a tool that must fail; return the error text."""
+    res = await c.call_tool(name, args)
+    assert res.is_error, f"{name}({args}) should fail, got {str(res.structured_content)[:500]}"
+    return text_of(res)
+
+
+# --- sessions ---------------------------------------------------------------------------------------
+
+
+async def open_session(c: ApiClient, host: str = "bash") -> str:
+    """Open a session over the HTTP API; it must come up ready. Returns its id."""
+    info = await c.open_session(OpenSessionRequest(host=host))
+    assert info.state == "ready", info
+    return info.session_id
+
+
+async def mcp_open_session(c: Client, host: str = "bash") -> str:
+    """Open a session through the MCP tool; it must come up ready. Returns its id."""
+    info = await call(c, "open_session", {"host": host})
+    assert info["state"] == "ready", info
+    return str(info["session_id"])
