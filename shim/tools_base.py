@@ -54,7 +54,6 @@ LONG_WAIT_SECONDS = 600.0
 LONG_WAIT_FIELDS = frozenset({("send_command", "timeout"), ("get_command", "wait"), ("wait_for", "timeout")})
 # Replies carry a large text field (output, screen, file content) once: in the text content.
 TEXT_ONLY_OVER = 512
-TEXT_FIELDS = ("output", "screen", "content", "stdout", "stderr")
 # Progress: the first notification within this many seconds, then at least this often.
 FIRST_PROGRESS = 0.8
 PROGRESS_EVERY = 2.0
@@ -250,26 +249,19 @@ class Tools:
 
     @staticmethod
     def result(model: BaseModel, text: str) -> CallToolResult:
-        data = model.model_dump(mode="json", exclude_defaults=True)
-        _keep_result_fields(data)
+        data = model.model_dump(mode="json")
         _text_only(data)
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
-def _keep_result_fields(data: dict[str, Any]) -> None:
-    """Fields left at their defaults are left out, except what every command result states."""
-    if "command_id" in data and "status" in data:
-        data.setdefault("output", "")
-        data.setdefault("exit_code", None)
-    nested = data.get("result")
-    if isinstance(nested, dict):
-        _keep_result_fields(nested)
-
-
 def _text_only(data: dict[str, Any]) -> None:
-    """Empty large text fields (here and in a nested `result`): the text content carries them."""
+    """Empty large text fields (here and in a nested `result`): the text content carries them.
+
+    A file's content and a full-screen program's screen go once; a command's `output` stays in
+    both (clients page it from the structured result)."""
     moved = []
-    for name in TEXT_FIELDS:
+    names = ("content", "screen") if "command_id" in data else ("content",)
+    for name in names:
         value = data.get(name)
         if isinstance(value, str) and len(value) > TEXT_ONLY_OVER:
             data[name] = ""

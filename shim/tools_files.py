@@ -42,7 +42,7 @@ def render_read(res: ReadFileResult) -> str:
         head += f", mode {res.mode}"
     if res.truncated:
         head += f"; truncated, next_offset={res.next_offset}"
-    if res.encoding == "base64" and res.content:
+    if res.encoding == "base64" and res.length:
         head += " (base64)"
     return f"{head}\n{res.content}" if res.content else head
 

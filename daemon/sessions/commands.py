@@ -53,8 +53,8 @@ QUIET_DONE = 1.0
 # How much of a running command's latest output shows whether it draws a screen.
 DRAW_LOOKBACK = 64 * 1024
 # A full-screen program's screen in a reply: enough to see where it is, not a page of frames.
-SCREEN_LINES = 12
-SCREEN_CHARS = 800
+SCREEN_LINES = 10
+SCREEN_CHARS = 700
 
 
 class Commands:
@@ -368,6 +368,8 @@ class Commands:
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
         typed = typed_command(keys)
+        # The command the keys go to, taken before they are sent: it may end before tmux returns.
+        target = s.current
         new: CommandRecord | None = None
         if typed is not None and s.current is None and s.integrated and not s.foreground_busy:
             # A command line typed at the idle prompt gets a record like send_command's, so it has
@@ -383,7 +385,7 @@ class Commands:
             raise
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
-        rec = s.current or new
+        rec = target or new or s.current
         sent = len([k for k in keys if k])
         if rec is None:
             return SendKeysResult(

@@ -77,14 +77,14 @@ def question_hint(q: Question, sid: str, command: str = "") -> str:
     if q.kind == "continuation":
         return (
             "The shell waits for the rest of an unfinished command (unclosed quote, bracket or here-doc): "
-            'send_keys(["C-c"]) cancels it; then send_command the corrected command.'
+            'send_keys(["C-c"]) or interrupt_command cancels it; then send_command the corrected command.'
         )
     if q.kind == "fullscreen":
         keys = quit_keys(command)
         how = f"send_keys({keys!r})" if keys else "its quit key (often q) with send_keys"
         return (
-            f"Full-screen program (see screen): quit with {how} or interrupt_command; for plain "
-            "output run it non-interactively (top -b -n 1, git --no-pager, | cat)."
+            f"Full-screen program (see screen): quit with {how}; for plain output run it "
+            "non-interactively (top -b -n 1, git --no-pager, | cat)."
         )
     return 'It waits for input: send_keys(["<answer>", "Enter"]) (returns the result), or interrupt_command.'
 

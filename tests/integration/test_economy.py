@@ -14,8 +14,8 @@ from typing import Any
 from mcp import Client
 
 from tests.instance import Instance
-from tests.integration.test_mcp import call, call_error
 from tests.sshd import SshServer
+from tests.support import call, call_error
 
 
 def reply_size(res: Any) -> int:
