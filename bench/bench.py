@@ -57,7 +57,12 @@ from peers import GatewayEcho, bare_pty, gateway_params, install_gateway  # noqa
 
 from sshkeep.common.errors import SshkeepError  # noqa: E402
 from sshkeep.common.models.files import ReadFileRequest, WriteFileRequest  # noqa: E402
-from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, SendCommandRequest  # noqa: E402
+from sshkeep.common.models.sessions import (  # noqa: E402
+    CommandQuery,
+    OpenSessionRequest,
+    SendCommandRequest,
+    WaitForRequest,
+)
 from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import SshServer, environment_problem, start_sshd  # noqa: E402
 
@@ -470,8 +475,10 @@ class Bench:
                 pty = stack.enter_context(bare_pty(self.sshd, [a for a in ssh_base(self.sshd) if a != "-T"]))
                 await self.echo_rounds(mcp, gateway, pty)
                 await self.overheads(mcp)
+                self.classification()
                 await self.open_sessions()
                 await self.big_output()
+                await self.flood_output()
                 await self.files(mcp)
             await self.api.close_session(self.sid)
             self.sid = ""
@@ -567,6 +574,24 @@ class Bench:
         verdict = "met" if hmed <= 2 * cfloor else "MISSED"
         http.note += f" (target <= 2x control floor: {verdict})"
 
+    def classification(self) -> None:
+        """Guard rails: parsing and classifying one command line (tree-sitter-bash), uncached."""
+        from sshkeep.daemon.policy.classify import classify
+        from tests.unit.test_classify import TABLE
+
+        lines = [line for line, _ in TABLE]
+        raw = classify.__wrapped__  # the daemon caches by line; measure the cold cost
+        row = self.table.add(Row(f"classify one command line ({len(lines)} lines, uncached)", p95=True))
+        for _ in range(10):
+            for line in lines:
+                t0 = time.perf_counter()
+                raw(line)
+                row.samples.append((time.perf_counter() - t0) * 1000)
+        echo = self.table.get("echo via HTTP (ApiClient.send_command)")
+        if echo is not None and echo.median is not None and row.median is not None:
+            share = row.median / echo.median * 100
+            row.note = f"{share:.1f}% of the HTTP echo median; budget: 0.5 ms per command"
+
     async def overheads(self, mcp: Client) -> None:
         """Round trips that do no ssh work, interleaved: where the time goes outside the terminal."""
         n = self.plan.echo_rounds
@@ -642,6 +667,57 @@ class Bench:
         raw_ms = [ssh_run(self.sshd, f"seq 1 {lines}")[0] for _ in range(self.plan.big_runs)]
         b = self.table.add(Row(f"  baseline: fresh `ssh host seq 1 {lines}`", samples=raw_ms))
         end.note = f"{(end.median or 0) / (b.median or 1):.1f}x a fresh ssh"
+
+    async def flood_output(self) -> None:
+        """200 MB through one command: the daemon's peak RSS and CPU per MB while it flows, then
+        /v1/health latency while wait_for(since=0) scans all of it."""
+        mb = 200
+        log(f"{mb} MB of output: daemon RSS, CPU, health during a full wait_for scan")
+        sid = (await self.api.open_session(OpenSessionRequest(host="bash"))).session_id
+        peak = rss_kb(self.daemon_pid) or 0
+        done = asyncio.Event()
+
+        async def sample_rss() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, rss_kb(self.daemon_pid) or 0)
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.create_task(sample_rss())
+        cpu0 = cpu_seconds(self.daemon_pid)
+        t0 = time.perf_counter()
+        cmd = f"head -c {mb * 1_000_000} /dev/zero | tr '\\0' a | fold -w 100"
+        r = await self.api.send_command(sid, SendCommandRequest(command=cmd, timeout=50))
+        while r.status == "running":
+            r = await self.api.get_command(sid, r.command_id, CommandQuery(wait=30))
+        wall = time.perf_counter() - t0
+        cpu = cpu_seconds(self.daemon_pid) - cpu0
+        done.set()
+        await sampler
+        if (r.status, r.total_lines) != ("completed", mb * 10_000):
+            raise RuntimeError(f"{mb} MB flood returned {r.status}, {r.total_lines} lines")
+        self.table.add(
+            Row(
+                f"{mb} MB output: daemon peak RSS",
+                unit="MB",
+                value=peak / 1024,
+                note=f"{wall:.1f} s to complete",
+            )
+        )
+        self.table.add(Row(f"{mb} MB output: daemon CPU per MB", unit="ms/MB", value=cpu / mb * 1000))
+        health = self.table.add(Row(f"health while wait_for scans {mb} MB (since=0)", p95=True))
+        wait = asyncio.create_task(
+            self.api.wait_for(sid, WaitForRequest(pattern=r"NEVER\d", since=0, timeout=8))
+        )
+        while not wait.done():
+            ms, _ = await timed(self.api.health)
+            health.samples.append(ms)
+            await asyncio.sleep(0.02)
+        found = await wait
+        health.note = (
+            f"p99 {pct(health.samples, 0.99):.1f} ms; wait searched {found.searched_to / 1e6:.0f} MB"
+        )
+        await self.api.close_session(sid)
 
     async def files(self, mcp: Client) -> None:
         row = self.table.add(Row("exec_command `echo` via MCP (side channel, no tty)", p95=True))
@@ -804,7 +880,8 @@ def world(workdir: Path) -> Iterator[tuple[SshServer, Instance, RawFloor]]:
     inst: Instance | None = None
     raw: RawFloor | None = None
     try:
-        inst = new_instance({"bash": dict(sshd.connection("bash"))})
+        # policy operator (the default a user gets): every echo goes through the guard rails.
+        inst = new_instance({"bash": {**sshd.connection("bash"), "policy": "operator"}})
         inst.start()
         raw = RawFloor(sshd, workdir)
         raw.start()

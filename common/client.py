@@ -1,11 +1,14 @@
 """The async API client (aiohttp over the daemon's Unix socket), used by the shim and the CLI.
 
 Transport failures become `DaemonUnavailable`; API errors come back as the same `SshkeepError`
-subclass the daemon raised.
+subclass the daemon raised. Before anything is sent on a new connection, the socket's dir and file
+must be ours and the server must run as our uid (see `sshkeep.common.rundir`); otherwise the
+request fails with `UnsafeRuntimeDir` and nothing reaches the socket.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +16,7 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from sshkeep.common.errors import DaemonUnavailable, SshkeepError, from_payload
+from sshkeep.common.errors import DaemonUnavailable, SshkeepError, UnsafeRuntimeDir, from_payload
 from sshkeep.common.models.admin import CleanupRequest, CleanupResult
 from sshkeep.common.models.configs import ConfigList, ServerInfo
 from sshkeep.common.models.files import (
@@ -23,6 +26,14 @@ from sshkeep.common.models.files import (
     ReadFileResult,
     WriteFileRequest,
     WriteFileResult,
+)
+from sshkeep.common.models.policy import (
+    Approval,
+    ApprovalList,
+    ApproveRequest,
+    CheckCommandRequest,
+    CheckResult,
+    DeclineRequest,
 )
 from sshkeep.common.models.sessions import (
     CloseResult,
@@ -45,8 +56,28 @@ from sshkeep.common.models.sessions import (
     WaitForResult,
 )
 from sshkeep.common.operations import OPERATIONS
+from sshkeep.common.rundir import peer_problem, socket_problem
 
 R = TypeVar("R", bound=BaseModel)
+
+
+class TrustedUnixConnector(aiohttp.UnixConnector):
+    """A Unix-socket connector that only keeps connections to a server running as our uid."""
+
+    async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:
+        path = Path(self.path)
+        problem = await asyncio.to_thread(socket_problem, path)
+        if problem is not None:
+            raise UnsafeRuntimeDir(f"refusing to talk to {path}: {problem}")
+        proto = await super()._create_connection(req, traces, timeout)
+        transport = proto.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        problem = peer_problem(sock, path) if sock is not None else f"no socket behind {path}"
+        if problem is not None:
+            if transport is not None:
+                transport.abort()
+            raise UnsafeRuntimeDir(f"refusing to talk to {path}: {problem}")
+        return proto
 
 
 class ApiClient:
@@ -66,11 +97,17 @@ class ApiClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self.socket_path)),
+                connector=TrustedUnixConnector(path=str(self.socket_path)),
                 timeout=self._timeout,
                 base_url="http://localhost",
             )
         return self._session
+
+    async def retarget(self, socket_path: Path) -> None:
+        """Talk to another socket from now on (the daemon moved to an unpredictable runtime dir)."""
+        if socket_path != self.socket_path:
+            await self.close()
+            self.socket_path = socket_path
 
     async def close(self) -> None:
         if self._session is not None:
@@ -192,3 +229,15 @@ class ApiClient:
 
     async def exec_command(self, session_id: str, req: ExecRequest) -> ExecResult:
         return await self.call("exec_command", ExecResult, req, session_id=session_id)
+
+    async def check_command(self, session_id: str, req: CheckCommandRequest) -> CheckResult:
+        return await self.call("check_command", CheckResult, req, session_id=session_id)
+
+    async def list_approvals(self) -> ApprovalList:
+        return await self.call("list_approvals", ApprovalList)
+
+    async def approve(self, approval_id: str, req: ApproveRequest) -> Approval:
+        return await self.call("approve", Approval, req, approval_id=approval_id)
+
+    async def decline(self, approval_id: str, req: DeclineRequest) -> Approval:
+        return await self.call("decline", Approval, req, approval_id=approval_id)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -109,6 +109,23 @@ OptionName = Annotated[str, AfterValidator(_check_option_name)]
 OptionValue = Annotated[str, BeforeValidator(_option_value), AfterValidator(_check_option_value)]
 
 
+def _check_rule(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("a rule must not be empty")
+    if len(value) > 1000:
+        raise ValueError("a rule is longer than 1000 characters")
+    if _has_control(value):
+        raise ValueError("a rule must not contain control characters")
+    if value.startswith("path:") and not value[5:].strip():
+        raise ValueError("a path: rule needs a path or glob after 'path:'")
+    return value
+
+
+# An allow/deny/ask rule: a command name, a glob over the command's words, or `path:GLOB`.
+Rule = Annotated[str, AfterValidator(_check_rule)]
+
+
 class Connection(BaseModel):
     """One named entry of `connections:`; immutable, so reloads can share unchanged ones."""
 
@@ -125,6 +142,11 @@ class Connection(BaseModel):
     info_file: PathStr | None = None
     ssh_options: dict[OptionName, OptionValue] = Field(default_factory=dict)
     proxy_jump: Token | None = None
+    # Guard rails: what runs without asking (None: the `settings.policy` default) and rules.
+    policy: Literal["admin", "operator", "read_only"] | None = None
+    allow: list[Rule] = Field(default_factory=list)
+    deny: list[Rule] = Field(default_factory=list)
+    ask: list[Rule] = Field(default_factory=list)
 
     @field_validator("port", mode="before")
     @classmethod
@@ -454,6 +476,11 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfi
         if result.file_error:
             return result
     result.settings = {str(k): v for k, v in (settings or {}).items()}
+    policy = result.settings.get("policy")
+    if policy is not None and policy not in ("admin", "operator", "read_only"):
+        # Never fall back silently: a typo here would loosen every connection without a policy.
+        result.file_error = f"{path}: settings.policy: must be admin, operator or read_only (got {policy!r})"
+        return result
     for key, raw in entries.items():
         if isinstance(key, bool) or not isinstance(key, str | int):
             result.errors[str(key)] = f"connections.{key}: the name must be a string"

@@ -27,7 +27,10 @@ class SshkeepError(Exception):
         return self.message
 
     def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message, "hint": self.hint}
+        out = {"code": self.code, "message": self.message, "hint": self.hint}
+        if isinstance(self.context.get("approval_id"), str):
+            out["approval_id"] = self.context["approval_id"]
+        return out
 
 
 class BadRequest(SshkeepError):
@@ -138,6 +141,44 @@ class Forbidden(SshkeepError):
     default_hint = "Only the user who owns the daemon may use its socket."
 
 
+class UnsafeRuntimeDir(Forbidden):
+    """The runtime dir or the daemon socket may be someone else's: nothing was sent there."""
+
+    code = "unsafe_runtime_dir"
+    default_hint = (
+        "Another user may have created this path to intercept sshkeep. Nothing was sent to it. "
+        "Remove it (as root or its owner), or set XDG_RUNTIME_DIR (or SSHKEEP_SOCKET) to a directory "
+        "only you can write; `sshkeep daemon` otherwise moves to an unpredictable directory by itself."
+    )
+
+
+class PolicyRefused(Forbidden):
+    """The connection's policy does not allow this (read_only, or a deny rule)."""
+
+    code = "policy_refused"
+    default_hint = (
+        "The connection's policy (config.yml) refuses this; only config.yml can change a policy. "
+        "check_command shows how a command is classified."
+    )
+
+
+class ApprovalRequired(Conflict):
+    """The policy asks a person first; nothing was run or typed. Carries `approval_id`."""
+
+    code = "approval_required"
+    default_hint = "A person approves with `sshkeep approve ID` (or declines with `sshkeep decline ID`)."
+
+
+class ApprovalNotFound(NotFound):
+    code = "approval_not_found"
+    default_hint = "`sshkeep approvals` lists the open approval requests."
+
+
+class ApprovalClosed(Conflict):
+    code = "approval_closed"
+    default_hint = "The request was already answered or has expired; run the command again for a new one."
+
+
 _BY_CODE: dict[str, type[SshkeepError]] = {}
 
 
@@ -157,4 +198,6 @@ def from_payload(payload: dict[str, Any], status: int) -> SshkeepError:
     err = cls(str(payload.get("message", f"HTTP {status}")), hint=payload.get("hint"))
     if cls is SshkeepError:
         err.context["code"] = code
+    if isinstance(payload.get("approval_id"), str):
+        err.context["approval_id"] = payload["approval_id"]
     return err

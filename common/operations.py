@@ -25,6 +25,15 @@ from sshkeep.common.models.files import (
     WriteFileRequest,
     WriteFileResult,
 )
+from sshkeep.common.models.policy import Approval as ApprovalReply
+from sshkeep.common.models.policy import (
+    ApprovalList,
+    ApprovalPath,
+    ApproveRequest,
+    CheckCommandRequest,
+    CheckResult,
+    DeclineRequest,
+)
 from sshkeep.common.models.sessions import (
     CloseResult,
     CommandQuery,
@@ -272,6 +281,37 @@ OPERATIONS: dict[str, Operation] = _ops(
         body=ExecRequest,
         path_params=S,
         tool="acts",
+    ),
+    # --- guard rails ------------------------------------------------------------------------------
+    Operation(
+        "check_command",
+        "POST",
+        SID + "/policy/check",
+        "Dry run: how the session's policy classifies a command and what it would do (runs nothing)",
+        CheckResult,
+        body=CheckCommandRequest,
+        path_params=S,
+        tool="reads",
+    ),
+    # Approvals are answered by a person (CLI, HTTP, MCP elicitation): never MCP tools an agent calls.
+    Operation("list_approvals", "GET", "/v1/approvals", "Approval requests and grants", ApprovalList),
+    Operation(
+        "approve",
+        "POST",
+        "/v1/approvals/{approval_id}/approve",
+        "Approve a pending request: the exact command may then run (once, or until a timed grant ends)",
+        ApprovalReply,
+        body=ApproveRequest,
+        path_params=ApprovalPath,
+    ),
+    Operation(
+        "decline",
+        "POST",
+        "/v1/approvals/{approval_id}/decline",
+        "Decline a pending request",
+        ApprovalReply,
+        body=DeclineRequest,
+        path_params=ApprovalPath,
     ),
 )
 

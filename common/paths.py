@@ -2,15 +2,21 @@
 
 `SSHKEEP_HOME`, when set, holds everything (one instance's world). Otherwise XDG. Unix socket
 paths are limited to ~104 bytes, so a runtime dir that would be too long moves to a short,
-deterministic path under /tmp.
+deterministic path under /tmp. Such a /tmp path (and `/tmp/sshkeep-$UID`, the fallback when there is
+no XDG_RUNTIME_DIR or /run/user/$UID) is guessable, so another user may have made it first: the
+daemon then uses an unpredictable dir and records it in the state dir (see `sshkeep.common.rundir`),
+and `resolve_paths` follows that record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from sshkeep.common.rundir import make_private_dir, read_record, record_lock, write_record
 
 # ssh appends ".XXXXXXXXXXXXXXXX" to ControlPath while it creates the master, and %C is 40 hex chars.
 _MAX_RUNTIME_DIR = 104 - len("/cm/") - 40 - 17 - 1
@@ -25,6 +31,8 @@ class Paths:
     state_dir: Path
     runtime_dir: Path
     socket: Path
+    # The guessable /tmp runtime dir this instance falls back to (None: the runtime dir is not one).
+    fallback: Path | None = None
 
     @property
     def config_file(self) -> Path:
@@ -71,11 +79,20 @@ def _short_runtime(seed: str) -> Path:
     return Path(f"/tmp/sshkeep-{os.getuid()}-{digest}")
 
 
+def follow_record(paths: Paths) -> Paths:
+    """`paths` with the runtime dir the daemon recorded, when the guessable fallback was taken."""
+    if paths.fallback is None:
+        return paths
+    runtime_dir = read_record(paths.state_dir) or paths.fallback
+    return paths if runtime_dir == paths.runtime_dir else _with_runtime(paths, runtime_dir)
+
+
 def resolve_paths(env: dict[str, str] | None = None) -> Paths:
-    """Compute the paths from the environment (pure apart from checking /run/user)."""
+    """Compute the paths from the environment (reads only /run/user and the runtime-dir record)."""
     e = dict(os.environ) if env is None else env
     uid = os.getuid()
     home_env = e.get("SSHKEEP_HOME")
+    fallback = False
     if home_env:
         home = Path(home_env).expanduser().absolute()
         config_dir = home
@@ -83,6 +100,7 @@ def resolve_paths(env: dict[str, str] | None = None) -> Paths:
         runtime_dir = home / "run"
         if len(str(runtime_dir)) > _MAX_RUNTIME_DIR:
             runtime_dir = _short_runtime(str(home))
+            fallback = True
     else:
         home = None
         user_home = Path(e.get("HOME") or Path.home())
@@ -95,11 +113,15 @@ def resolve_paths(env: dict[str, str] | None = None) -> Paths:
             runtime_dir = Path(f"/run/user/{uid}") / "sshkeep"
         else:
             runtime_dir = Path(f"/tmp/sshkeep-{uid}")
+            fallback = True
         if len(str(runtime_dir)) > _MAX_RUNTIME_DIR:
             runtime_dir = _short_runtime(str(runtime_dir))
+            fallback = True
     socket_env = e.get("SSHKEEP_SOCKET")
     socket = Path(socket_env).expanduser().absolute() if socket_env else runtime_dir / "daemon.sock"
-    return Paths(home, config_dir, state_dir, runtime_dir, socket)
+    return follow_record(
+        Paths(home, config_dir, state_dir, runtime_dir, socket, runtime_dir if fallback else None)
+    )
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -112,3 +134,37 @@ def ensure_private_dir(path: Path) -> None:
         raise Forbidden(f"{path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()})")
     if st.st_mode & 0o077:
         path.chmod(0o700)
+
+
+def claim_runtime_dir(paths: Paths) -> tuple[Paths, str | None]:
+    """The daemon's runtime dir, safely ours: the usual one, or an unpredictable one when the
+    guessable fallback was taken by someone else (recorded for clients). Also returns why the
+    usual dir was refused (None when it was fine).
+
+    Raises `UnsafeRuntimeDir` when a configured (not guessable) runtime dir is not ours."""
+    from sshkeep.common.errors import UnsafeRuntimeDir
+
+    problem = make_private_dir(paths.runtime_dir)
+    if problem is None:
+        return paths, None
+    if paths.fallback is None:
+        raise UnsafeRuntimeDir(problem)
+    ensure_private_dir(paths.state_dir)
+    with record_lock(paths.state_dir):
+        # Another daemon may have chosen (and recorded) a dir meanwhile; then so do we.
+        for candidate in (read_record(paths.state_dir), paths.fallback):
+            if candidate is None or candidate == paths.runtime_dir:
+                continue
+            if make_private_dir(candidate) is None:
+                write_record(paths.state_dir, None if candidate == paths.fallback else candidate)
+                return _with_runtime(paths, candidate), problem
+        chosen = Path(tempfile.mkdtemp(prefix=f"sshkeep-{os.getuid()}-", dir="/tmp"))  # 0700, atomic
+        write_record(paths.state_dir, chosen)
+    return _with_runtime(paths, chosen), problem
+
+
+def _with_runtime(paths: Paths, runtime_dir: Path) -> Paths:
+    default_socket = paths.socket == paths.runtime_dir / "daemon.sock"
+    return replace(
+        paths, runtime_dir=runtime_dir, socket=runtime_dir / "daemon.sock" if default_socket else paths.socket
+    )

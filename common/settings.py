@@ -12,6 +12,11 @@ Keys (default, accepted range):
 - `mcp_max_wait_seconds` (600, 50..600): longest wait an MCP call with a progress token may ask for.
 - `local_roots` (a list of directories; default: only `downloads/` in the state directory): where
   local paths of file transfers and saved output may lie.
+- `approval_ttl` (600, 1..86400): seconds an approval request of the guard rails waits for an
+  answer before it lapses.
+- `policy` (operator; admin, operator or read_only): the guard-rail policy of every connection that
+  sets none, and of sessions opened with a raw destination. Not a tunable: an invalid value is a
+  config error (config.py), never a silent fallback, since it changes what runs without asking.
 
 A missing value takes its default. An invalid one (not a number, out of range) or an unknown key
 is logged once with a message naming the key (`settings.log_cap_mb: ...`) and the default applies,
@@ -49,11 +54,14 @@ _BOUNDS: dict[str, _Bound] = {
     "audit_keep": _Bound(3, 0, 100, integer=True),
     "daemon_log_max_bytes": _Bound(10 * MB, 4096, 2**40, integer=True),
     "daemon_log_keep": _Bound(3, 0, 100, integer=True),
+    "approval_ttl": _Bound(600, 1, 86400),
     "max_local_transfer_mb": _Bound(4096, 1, 1024 * 1024),
     "mcp_max_wait_seconds": _Bound(600, 50, 600),
 }
-# Keys that are not numbers.
-_LISTS = ("local_roots",)
+POLICIES = ("admin", "operator", "read_only")
+DEFAULT_POLICY = "operator"
+# Settings that are not numbers: the policy (validated by the config loader) and local_roots.
+_OTHER_KEYS = ("policy", "local_roots")
 
 
 def _warn_once(message: str) -> None:
@@ -96,6 +104,8 @@ class Settings:
     max_local_transfer_mb: float = _BOUNDS["max_local_transfer_mb"].default
     mcp_max_wait_seconds: float = _BOUNDS["mcp_max_wait_seconds"].default
     local_roots: tuple[str, ...] = ()  # empty: the default downloads directory only
+    approval_ttl: float = _BOUNDS["approval_ttl"].default
+    policy: str = DEFAULT_POLICY  # admin | operator | read_only
     problems: tuple[str, ...] = ()  # what was wrong with the mapping, one message per key
 
     @classmethod
@@ -117,11 +127,13 @@ class Settings:
                 "downloads directory only"
             )
         for key in raw:
-            if key not in _BOUNDS and key not in _LISTS:
-                known = ", ".join([*_BOUNDS, *_LISTS])
+            if key not in _BOUNDS and key not in _OTHER_KEYS:
+                known = ", ".join([*_BOUNDS, *_OTHER_KEYS])
                 problems.append(f"settings.{key}: unknown setting (known: {known})")
         for problem in problems:
             _warn_once(problem)
+        policy = raw.get("policy")
+        values["policy"] = policy if policy in POLICIES else DEFAULT_POLICY
         return cls(**values, problems=tuple(problems))
 
     @property
@@ -147,5 +159,5 @@ class Settings:
         return self.daemon_log_max_bytes, self.daemon_log_keep
 
 
-if {f.name for f in fields(Settings)} - {"problems", *_LISTS} != set(_BOUNDS):
+if {f.name for f in fields(Settings)} - {"problems", *_OTHER_KEYS} != set(_BOUNDS):
     raise ImportError("common/settings.py: the fields of Settings and _BOUNDS disagree")

@@ -18,6 +18,7 @@ import fcntl
 import os
 import signal
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -26,13 +27,15 @@ from aiohttp import web
 
 from sshkeep.common.config import ConfigSource
 from sshkeep.common.errors import DaemonAlreadyRunning, SshkeepError
-from sshkeep.common.paths import Paths, ensure_private_dir
+from sshkeep.common.paths import Paths, claim_runtime_dir, ensure_private_dir
 from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.app import build_app
+from sshkeep.daemon.api.audit import AUDIT
 from sshkeep.daemon.api.core import Services
 from sshkeep.daemon.files.local import LocalFiles
 from sshkeep.daemon.files.sidechannel import SideChannels
 from sshkeep.daemon.files.transfers import Transfers
+from sshkeep.daemon.policy.guard import Guard
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
 from sshkeep.daemon.sessions.askpass import AuthBroker
 from sshkeep.daemon.sessions.commands import Commands
@@ -59,6 +62,7 @@ class Daemon:
         self.commands = Commands(m.get, m.ensure_ready, self.store, self.tmux, self.local_files)
         self.transfers = Transfers(m.get, self.side_channels, self.settings)
         self.reaper = Reaper(m.sessions, m.close, self.settings)
+        self.guard = Guard(m)  # the guard rails: one service every route that runs something asks
 
     def settings(self) -> Settings:
         """The current tunables (re-read when config.yml changes; one stat per call)."""
@@ -72,6 +76,7 @@ class Daemon:
             transfers=self.transfers,
             local_files=self.local_files,
             reaper=self.reaper,
+            guard=self.guard,
             settings=self.settings,
             audit_log=self.paths.audit_log,
             daemon_log=self.paths.daemon_log,
@@ -142,10 +147,25 @@ async def listen(runner: web.AppRunner, socket_path: Path, activated: socket.soc
     os.chmod(socket_path, 0o600)
 
 
+def _refusal_record(usual: Path, problem: str, using: Path) -> dict[str, object]:
+    """The audit line saying that the guessable runtime dir was someone else's and was not used."""
+    return {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "event": "runtime_dir_refused",
+        "decision": "refused",
+        "path": str(usual),
+        "problem": problem,
+        "using": str(using),
+    }
+
+
 async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
     notifier = Notifier.from_env()  # before any child (tmux) could inherit $NOTIFY_SOCKET
     activated = activated_socket(paths.socket)
-    ensure_private_dir(paths.runtime_dir)
+    usual = paths.runtime_dir
+    paths, refused = await asyncio.to_thread(claim_runtime_dir, paths)
+    if refused is not None:
+        log.warning("runtime_dir_refused", refused=str(usual), problem=refused, using=str(paths.runtime_dir))
     ensure_private_dir(paths.socket.parent)
     lock = take_lock(paths.socket.parent / (paths.socket.name + ".lock"), paths.socket)
     d = Daemon(paths)
@@ -153,8 +173,11 @@ async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
     runner: web.AppRunner | None = None
     try:
         await d.start()
-        runner = web.AppRunner(build_app(d.services()), access_log=None, handle_signals=False)
+        app = build_app(d.services())
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
+        if refused is not None:
+            await app[AUDIT].write(_refusal_record(usual, refused, paths.runtime_dir))
         await listen(runner, paths.socket, activated)
         log.info("daemon_listening", socket=str(paths.socket), pid=os.getpid(), sessions=len(m.sessions))
         stop = asyncio.Event()

@@ -18,6 +18,9 @@ import re
 import socket
 import sys
 import termios
+from pathlib import Path
+
+from sshkeep.common.rundir import peer_problem, socket_problem
 
 ASK_TIMEOUT = 15.0
 MAX_LINE = 8192
@@ -31,10 +34,17 @@ class _UnixConnection(http.client.HTTPConnection):
         self._path = path
 
     def connect(self) -> None:
+        # Never hand the token or the prompt to a socket another user could have planted.
+        problem = socket_problem(Path(self._path))
+        if problem is not None:
+            raise ConnectionRefusedError(problem)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
             sock.connect(self._path)
+            problem = peer_problem(sock, self._path)
+            if problem is not None:
+                raise ConnectionRefusedError(problem)
         except OSError:
             sock.close()
             raise

@@ -19,10 +19,10 @@ import time
 
 from sshkeep.common import systemd
 from sshkeep.common.client import ApiClient
-from sshkeep.common.errors import DaemonUnavailable
+from sshkeep.common.errors import DaemonUnavailable, UnsafeRuntimeDir
 from sshkeep.common.logs import rotate_daemon_log
 from sshkeep.common.models.sessions import Health
-from sshkeep.common.paths import Paths, ensure_private_dir
+from sshkeep.common.paths import Paths, ensure_private_dir, follow_record
 
 START_TIMEOUT = 15.0
 
@@ -55,11 +55,31 @@ def spawn_daemon(paths: Paths, scope: bool = False) -> subprocess.Popen[bytes]:
 
 
 async def ensure_daemon(client: ApiClient, paths: Paths) -> Health:
-    """Return the daemon's health, starting a daemon first if none answers."""
+    """Return the daemon's health, starting a daemon first if none answers.
+
+    A socket that is not safely ours (see `sshkeep.common.rundir`) is never used: the daemon we
+    start moves to an unpredictable runtime dir and records it, and the client follows."""
+    unsafe: UnsafeRuntimeDir | None = None
     try:
         return await client.health()
     except DaemonUnavailable:
         pass
+    except UnsafeRuntimeDir as exc:
+        unsafe = exc
+        await client.retarget(follow_record(paths).socket)
+        try:
+            return await client.health()
+        except (DaemonUnavailable, UnsafeRuntimeDir):
+            pass
+    try:
+        return await _start(client, paths)
+    except (DaemonUnavailable, UnsafeRuntimeDir):
+        if unsafe is not None:
+            raise unsafe from None
+        raise
+
+
+async def _start(client: ApiClient, paths: Paths) -> Health:
     manager = await systemd.user_manager_environment()
     if manager is not None and await systemd.daemon_unit_serves(paths, manager):
         return await _start_unit(client, paths)
@@ -76,13 +96,17 @@ async def ensure_daemon(client: ApiClient, paths: Paths) -> Health:
 async def _spawn_and_wait(client: ApiClient, paths: Paths, scope: bool) -> Health:
     proc = await asyncio.to_thread(spawn_daemon, paths, scope)
     deadline = time.monotonic() + START_TIMEOUT
-    last: DaemonUnavailable | None = None
+    last: DaemonUnavailable | UnsafeRuntimeDir | None = None
     while time.monotonic() < deadline:
         await asyncio.sleep(0.05)
         try:
             return await client.health()
         except DaemonUnavailable as exc:
             last = exc
+        except UnsafeRuntimeDir as exc:
+            # The daemon refuses that dir too: it records where it went instead.
+            last = exc
+            await client.retarget(follow_record(paths).socket)
         code = proc.poll()
         if code is not None and code != 0:
             # Another shim may have won the race for the lock: its daemon will answer soon.

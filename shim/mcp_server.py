@@ -14,10 +14,17 @@ from mcp.server import MCPServer
 from sshkeep import __version__
 from sshkeep.common.client import ApiClient
 from sshkeep.common.paths import Paths
-from sshkeep.shim import tools_admin, tools_commands, tools_configs, tools_files, tools_sessions
+from sshkeep.shim import (
+    tools_admin,
+    tools_commands,
+    tools_configs,
+    tools_files,
+    tools_policy,
+    tools_sessions,
+)
 from sshkeep.shim.tools_base import SshkeepServer, Tools, lean_input, lean_output
 
-TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin)
+TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin, tools_policy)
 # The tools of the everyday loop (find a host, run, follow, answer, stop, search, read, write): what
 # an agent reads every session. Their names, descriptions and input schemas stay under 1,500
 # tokens (tests/unit/test_economy.py).
@@ -39,6 +46,8 @@ session; later calls may pass the session_id it returned). Non-zero exit codes a
 status running: get_command(wait=...) follows it. status waiting_input: the hint says how to answer
 (send_keys returns the result). Long output: search_output finds lines, get_command pages.
 Files: read_remote_file / write_remote_file, not the terminal.
+status approval_required: the connection's policy asks a person first (nothing ran); they approve
+with `sshkeep approve ID`, then send the same call again. check_command tells beforehand.
 """
 
 

@@ -32,6 +32,16 @@ def sessions(listing: SessionList) -> str:
 
 
 def command(res: CommandResult) -> str:
+    if res.status == "approval_required" and res.approval is not None:
+        a = res.approval
+        return "\n".join(
+            [
+                f"[approval_required {a.approval_id}] nothing was typed",
+                f"class: {a.command_class}",
+                f"reason: {a.reason}",
+                f"hint: {res.hint or a.hint}",
+            ]
+        )
     head = f"[{res.session_id} {res.command_id} {res.status}"
     if res.exit_code is not None:
         head += f" exit={res.exit_code}"

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult
+from mcp_types import CallToolResult, InputRequiredResult
 
 from sshkeep.common.client import ApiClient
 from sshkeep.common.models.base import MAX_WAIT_SECONDS
@@ -49,19 +49,23 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         host: Annotated[str | None, host_param()] = None,
         timeout: Annotated[float, param("send_command", "timeout")] = 10.0,
         local_path: Annotated[str | None, param("send_command", "local_path")] = None,
-    ) -> Annotated[CallToolResult, CommandResult]:
+    ) -> Annotated[CallToolResult, CommandResult] | InputRequiredResult:
         """Run a command in a persistent terminal (cwd, variables persist); returns exit code and
         output when it ends. Use host to skip open_session."""
         tools.check_wait(ctx, "send_command", "timeout", timeout)
         progress = Progress(ctx, timeout)
 
-        async def run(sid: str) -> CommandResult:
+        async def run(sid: str) -> CommandResult | InputRequiredResult:
             first = progress.next_chunk(min(timeout, CHUNK_SECONDS))
             body = SendCommandRequest(command=command, timeout=first, local_path=local_path)
-            res = await call(lambda: client.send_command(sid, body))
+            res = await tools.guarded(ctx, lambda: client.send_command(sid, body))
+            if isinstance(res, InputRequiredResult):
+                return res
             return await _follow(client, tools, progress, res, timeout, local_path=local_path)
 
         res = await tools.on_host(session_id, host, run)
+        if isinstance(res, InputRequiredResult):
+            return res
         return result(res, render_text.command(res))
 
     @tool(server, "get_command")
@@ -90,10 +94,15 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     async def send_keys(
         session_id: Annotated[str, param("send_keys", "session_id")],
         keys: Annotated[list[str], param("send_keys", "keys")],
+        ctx: Context,
         wait: Annotated[float, param("send_keys", "wait")] = 3.0,
-    ) -> Annotated[CallToolResult, SendKeysResult]:
+    ) -> Annotated[CallToolResult, SendKeysResult] | InputRequiredResult:
         """Type keys: answer a question, drive a full-screen program. Returns the command's result."""
-        res = await call(lambda: client.send_keys(session_id, SendKeysRequest(keys=keys, wait=wait)))
+        res = await tools.guarded(
+            ctx, lambda: client.send_keys(session_id, SendKeysRequest(keys=keys, wait=wait))
+        )
+        if isinstance(res, InputRequiredResult):
+            return res
         if res.result is not None:
             return result(res, render_text.command(res.result))
         return result(res, f"sent {res.sent} key item(s). {res.hint or ''}".strip())

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
-from mcp_types import CallToolResult
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from sshkeep.common.models.files import (
@@ -101,6 +102,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     @tool(server, "write_remote_file")
     async def write_remote_file(
         remote_path: Annotated[str, param("write_remote_file", "remote_path")],
+        ctx: Context,
         session_id: Annotated[str | None, optional_session()] = None,
         host: Annotated[str | None, host_param()] = None,
         content: Annotated[str | None, param("write_remote_file", "content")] = None,
@@ -110,7 +112,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         mode: Annotated[str | None, param("write_remote_file", "mode")] = None,
         make_parents: Annotated[bool, param("write_remote_file", "make_parents")] = False,
         expected_sha256: Annotated[str | None, param("write_remote_file", "expected_sha256")] = None,
-    ) -> Annotated[CallToolResult, WriteFileResult]:
+    ) -> Annotated[CallToolResult, WriteFileResult] | InputRequiredResult:
         """Write a remote file atomically, keeping its mode (instead of sed or heredocs)."""
         try:
             body = WriteFileRequest(
@@ -126,20 +128,25 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         except ValidationError as exc:
             raise FormattedError(validation_text("write_remote_file", exc, {})) from exc
         res = await tools.on_host(
-            session_id, host, lambda sid: tools.call(lambda: client.write_remote_file(sid, body))
+            session_id, host, lambda sid: tools.guarded(ctx, lambda: client.write_remote_file(sid, body))
         )
+        if isinstance(res, InputRequiredResult):
+            return res
         return tools.result(res, render_write(res))
 
     @tool(server, "exec_command")
     async def exec_command(
         command: Annotated[str, param("exec_command", "command")],
+        ctx: Context,
         session_id: Annotated[str | None, optional_session()] = None,
         host: Annotated[str | None, host_param()] = None,
         timeout: Annotated[float, param("exec_command", "timeout")] = 10.0,
-    ) -> Annotated[CallToolResult, ExecResult]:
+    ) -> Annotated[CallToolResult, ExecResult] | InputRequiredResult:
         """Run a command beside the terminal (no tty, home dir): separate stdout, stderr, exit code."""
         body = ExecRequest(command=command, timeout=timeout)
         res = await tools.on_host(
-            session_id, host, lambda sid: tools.call(lambda: client.exec_command(sid, body))
+            session_id, host, lambda sid: tools.guarded(ctx, lambda: client.exec_command(sid, body))
         )
+        if isinstance(res, InputRequiredResult):
+            return res
         return tools.result(res, render_exec(res))

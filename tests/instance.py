@@ -52,6 +52,9 @@ class Instance:
 
     home: Path
     connections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The global default policy of the test config: admin, so suites that write their own entries
+    # (and raw destinations) run what they run without asking. test_policy.py sets its own.
+    settings: dict[str, Any] = field(default_factory=lambda: {"policy": "admin"})
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,7 +73,10 @@ class Instance:
         if connections is not None:
             self.connections = connections
         path = self.home / "config.yml"
-        path.write_text(yaml.safe_dump({"connections": self.connections}, sort_keys=False))
+        doc: dict[str, Any] = {"connections": self.connections}
+        if self.settings:
+            doc["settings"] = self.settings
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
         path.chmod(mode)
         return path
 

@@ -27,8 +27,11 @@ SHELLS = ("bash", "zsh", "dash", "ash")
 
 
 def default_connections(sshd: SshServer) -> dict[str, dict[str, Any]]:
-    """The config entries every test instance starts with: one per shell in SHELLS."""
-    conns: dict[str, dict[str, Any]] = {sh: dict(sshd.connection(sh)) for sh in SHELLS}
+    """The config entries every test instance starts with: one per shell in SHELLS.
+
+    `policy: admin`: these suites run rm and friends on purpose; the guard rails' own tests
+    (test_policy.py) set operator and read_only explicitly."""
+    conns: dict[str, dict[str, Any]] = {sh: {**sshd.connection(sh), "policy": "admin"} for sh in SHELLS}
     conns["bash"]["description"] = "test host, bash login shell"
     return conns
 

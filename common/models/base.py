@@ -16,7 +16,14 @@ MAX_COMMAND_CHARS = 256 * 1024
 MAX_WAIT_SECONDS = 50.0
 
 CommandStatus = Literal[
-    "completed", "running", "waiting_input", "interrupted", "timed_out", "disconnected", "failed"
+    "completed",
+    "running",
+    "waiting_input",
+    "interrupted",
+    "timed_out",
+    "disconnected",
+    "failed",
+    "approval_required",
 ]
 SessionState = Literal["connecting", "waiting_input", "ready", "busy", "disconnected", "failed"]
 
@@ -36,6 +43,7 @@ class ErrorDetail(Reply):
     code: str
     message: str
     hint: str = ""
+    approval_id: str | None = Field(default=None, description="Set with code approval_required")
 
 
 class ErrorReply(Reply):

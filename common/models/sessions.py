@@ -16,6 +16,7 @@ from sshkeep.common.models.base import (
     Request,
     SessionState,
 )
+from sshkeep.common.models.policy import ApprovalNeeded
 
 # --- health ---------------------------------------------------------------------------------------
 
@@ -48,7 +49,7 @@ class OpenSessionRequest(Request):
 
 class Question(Reply):
     kind: str = Field(
-        description="password, passphrase, host_key, confirm, otp, continuation, fullscreen, prompt"
+        description="password, passphrase, host_key, confirm, otp, secret, continuation, fullscreen, prompt"
     )
     text: str
 
@@ -119,6 +120,9 @@ class CommandResult(Reply):
         default=None, description="A full-screen program's rendered screen (instead of its raw output)"
     )
     saved: SavedOutput | None = Field(default=None, description="Output written to a local file instead")
+    approval: ApprovalNeeded | None = Field(
+        default=None, description="With status approval_required: what to approve (nothing was typed)"
+    )
     hint: str | None = None
     started_at: float | None = None
     ended_at: float | None = None

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 KINDS = frozenset(
-    {"password", "passphrase", "host_key", "confirm", "otp", "continuation", "fullscreen", "prompt"}
+    {"password", "passphrase", "host_key", "confirm", "otp", "secret", "continuation", "fullscreen", "prompt"}
 )
 
 _MAX_PROMPT = 200
@@ -35,6 +35,11 @@ _OTP = re.compile(
     re.IGNORECASE,
 )
 _PASSWORD = re.compile(r"\b(?:password|passwd|pin)\b.*:$", re.IGNORECASE)
+# Other secrets asked for by name: "Secret:", "API token:", "Vault token:", "Access key:".
+_SECRET = re.compile(
+    r"\b(?:secret|token|api[ _-]?key|access[ _-]?key|private[ _-]?key|credentials?)\b[^:?]{0,40}:$",
+    re.IGNORECASE,
+)
 _CONFIRM_WORDS = re.compile(
     r"^(?:[\w.-]+: )?(?:continue|proceed|overwrite|replace|remove|delete|are you sure|do you (?:want|wish)"
     r"|really)\b.*\?$"
@@ -80,6 +85,8 @@ def detect_question(tail: str) -> Question | None:
         return Question("otp", line)
     if _PASSWORD.search(line):
         return Question("password", line)
+    if _SECRET.search(line):
+        return Question("secret", line)
     if _CONFIRM_WORDS.search(line):
         return Question("confirm", line)
     if _CONTINUATION.match(line):

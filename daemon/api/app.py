@@ -7,13 +7,17 @@ uid, audit) and the services' app keys. Every failure leaves as
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sshkeep.daemon.api import admin, audit, commands, configs, files, sessions
+from sshkeep.daemon.api import admin, audit, commands, configs, files, policy, sessions
 from sshkeep.daemon.api.core import (
     COMMANDS,
+    GUARD,
     LOCAL_FILES,
     MANAGER,
     MAX_BODY,
@@ -30,7 +34,17 @@ ROUTE_GROUPS: tuple[web.RouteTableDef, ...] = (
     files.routes,
     configs.routes,
     admin.routes,
+    policy.routes,
 )
+
+
+async def _approval_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Lapsed approval requests are recorded as expired even when nobody asks about them."""
+    task = asyncio.create_task(app[GUARD].sweep_forever(), name="approval-sweeper")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def build_app(services: Services) -> web.Application:
@@ -41,11 +55,14 @@ def build_app(services: Services) -> web.Application:
     app[TRANSFERS] = services.transfers
     app[LOCAL_FILES] = services.local_files
     app[REAPER] = services.reaper
+    app[GUARD] = services.guard
     app[STARTED] = time.monotonic()
     # Outermost middleware: it sees the final status of every request.
     audit.install(
         app, services.audit_log, services.daemon_log, services.settings, services.manager.sessions.get
     )
+    services.guard.attach_audit(app[audit.AUDIT].write)  # every decision lands in the audit log
+    app.cleanup_ctx.append(_approval_sweeper)
     for group in ROUTE_GROUPS:
         app.add_routes(group)
     return app

@@ -6,6 +6,10 @@ the content), the decision (allowed or refused) and the result (HTTP status, res
 error code, exit code). The middleware sits outside the error middleware, so it records the final
 status of every request, failures included. The file rotates by size (settings `audit_max_bytes`,
 `audit_keep`); writes go through one worker thread, in order, off the event loop.
+
+Lines are hash-chained (`sshkeep.common.auditchain`): `sshkeep audit verify` names the first
+broken link, across rotated files. The guard rails' decisions (asked, approved, declined, expired,
+refused) get lines of their own (`"event": "policy"`).
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from sshkeep.common import auditchain
+from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS, record_keys
 from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from sshkeep.common.operations import MUTATING, op_for
 from sshkeep.common.settings import Settings
-from sshkeep.common.terminal.keys import is_key_name
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.sessions.session import Session
 
@@ -42,7 +47,6 @@ MAX_ITEMS = 50  # keys / list items kept in a line
 MAX_REPLY_PARSE = 1024 * 1024  # replies larger than this are not parsed for their status
 PARSE_IN_THREAD = 256 * 1024  # request bodies larger than this are summarised off the event loop
 CONTENT_KEYS = frozenset({"content", "data"})  # file bodies: logged as their size only
-SECRET_QUESTIONS = frozenset({"password", "passphrase", "otp"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -52,15 +56,23 @@ class AuditLog:
     def __init__(self, path: Path, settings: Callable[[], Settings]) -> None:
         self.path = path
         self._settings = settings
-        # One worker: lines stay in order and rotation never races with a write.
+        # One worker: lines stay in order (so the hash chain holds) and rotation never races a write.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+        self._prev: str | None = None
 
     async def write(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._append, line.encode())
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._chain, dict(record))
         except OSError as exc:  # a full disk must not fail the request itself
             log.warning("audit_write_failed", path=str(self.path), error=str(exc))
+
+    def _chain(self, record: dict[str, Any]) -> None:
+        if self._prev is None:
+            self._prev = auditchain.last_hash(self.path)
+        line, digest = auditchain.seal(record, self._prev)
+        # A lone UTF-16 surrogate (sent as a JSON escape) has no UTF-8 form: keep it as its escape.
+        self._append((line + "\n").encode("utf-8", "backslashreplace"))
+        self._prev = digest
 
     def _append(self, data: bytes) -> None:
         try:
@@ -88,6 +100,8 @@ AUDIT_SESSION = web.AppKey[SessionLookup]("audit_session")
 # The hook for a check that runs before the handler (e.g. a policy): what it decided goes into
 # the request's audit line. Without one, a request is "allowed" unless it was answered 403.
 DECISION = web.RequestKey("audit_decision", str)
+# With it, the policy, class and reason that decided (the guard rails).
+POLICY = web.RequestKey("audit_policy", dict)
 
 
 def install(
@@ -199,18 +213,8 @@ def summarize(value: Any, key: str = "", depth: int = 0) -> Any:
 
 
 def summarize_keys(keys: list[Any], secret_prompt: bool) -> list[Any]:
-    """Key names as they are; literal text masked entirely when the terminal asked for a secret."""
-    out: list[Any] = []
-    for item in keys[:MAX_ITEMS]:
-        if isinstance(item, str) and is_key_name(item):
-            out.append(item)
-        elif isinstance(item, str) and secret_prompt:
-            out.append(MASK)
-        else:
-            out.append(summarize(item, "", 1))
-    if len(keys) > MAX_ITEMS:
-        out.append(f"… [{len(keys)} items]")
-    return out
+    """Key names as they are; secret text (asked for, or secret-looking) as length + SHA-256 prefix."""
+    return record_keys(keys, secret_prompt)
 
 
 def summarize_body(raw: bytes | None, secret_prompt: bool) -> Any:
@@ -243,7 +247,7 @@ def _secret_prompt(request: web.Request) -> bool:
         q = s.pending_question()
     except Exception:
         return True  # unsure: mask
-    return q is not None and q.kind in SECRET_QUESTIONS
+    return q is not None and q.kind in SECRET_QUESTION_KINDS
 
 
 def _peer_fields(request: web.Request) -> dict[str, int] | None:
@@ -353,5 +357,7 @@ def _record(
         record["status"] = resp.status
         record.update(_reply_fields(resp))
         record["decision"] = request.get(DECISION) or ("refused" if resp.status == 403 else "allowed")
+        if request.get(POLICY):
+            record["policy"] = request[POLICY]
     record["ms"] = round((time.monotonic() - start) * 1000, 1)
     return record

@@ -17,7 +17,7 @@ from sshkeep.common.models.sessions import (
     WaitForRequest,
     WaitForResult,
 )
-from sshkeep.daemon.api.core import Call, commands, endpoint
+from sshkeep.daemon.api.core import Call, caller, commands, endpoint, guard, note_decision
 
 routes = web.RouteTableDef()
 
@@ -25,6 +25,19 @@ routes = web.RouteTableDef()
 @endpoint(routes, "send_command")
 async def send_command(request: web.Request, call: Call) -> CommandResult:
     body = call.body(SendCommandRequest)
+    decision = await guard(request).check_command(call.session_id, body.command, by=caller(request))
+    note_decision(request, decision)
+    if decision.approval is not None and not decision.allowed:
+        return CommandResult(
+            session_id=call.session_id,
+            command_id="",
+            command=body.command,
+            status="approval_required",
+            approval=decision.approval,
+            hint=decision.approval.hint,
+        )
+    decision.raise_unless_allowed()
+    guard(request).line_reset(call.session_id)
     return await commands(request).send_command(
         call.session_id, body.command, body.timeout, local_path=body.local_path
     )
@@ -47,7 +60,14 @@ async def get_command(request: web.Request, call: Call) -> CommandResult:
 @endpoint(routes, "send_keys")
 async def send_keys(request: web.Request, call: Call) -> SendKeysResult:
     body = call.body(SendKeysRequest)
-    return await commands(request).send_keys(call.session_id, body.keys, body.wait)
+    keys = body.keys
+    g = guard(request)
+    decision = await g.check_keys(call.session_id, keys, by=caller(request))
+    note_decision(request, decision)
+    decision.raise_unless_allowed()
+    result = await commands(request).send_keys(call.session_id, keys, body.wait)
+    g.keys_sent(decision)
+    return result
 
 
 @endpoint(routes, "search_output")
@@ -57,6 +77,7 @@ async def search_output(request: web.Request, call: Call) -> SearchResult:
 
 @endpoint(routes, "interrupt_command")
 async def interrupt(request: web.Request, call: Call) -> CommandResult:
+    guard(request).line_reset(call.session_id)  # Ctrl-C clears whatever keys left on the line
     return await commands(request).interrupt(call.session_id)
 
 

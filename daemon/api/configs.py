@@ -116,4 +116,7 @@ def _pid(request: web.Request) -> int | None:
 @endpoint(routes, "askpass")
 async def askpass(request: web.Request, call: Call) -> AskpassReply:
     req = call.body(AskpassRequest)
-    return manager(request).auth.decide(req.token, req.prompt, req.hop, _pid(request))
+    m = manager(request)
+    sid = m.auth.session_of(req.token)
+    ssh_pid = await m.pane_pid(sid) if sid is not None else None
+    return m.auth.decide(req.token, req.prompt, req.hop, _pid(request), ssh_pid)

@@ -24,13 +24,23 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from sshkeep.common.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, SshkeepError
+from sshkeep.common.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    SessionNotFound,
+    SshkeepError,
+    TmuxError,
+)
 from sshkeep.common.models.base import Request
 from sshkeep.common.operations import OPERATIONS, Operation
 from sshkeep.common.settings import Settings
+from sshkeep.daemon.api.audit import DECISION, POLICY
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.files.local import LocalFiles
 from sshkeep.daemon.files.transfers import Transfers
+from sshkeep.daemon.policy.guard import Decision, Guard
 from sshkeep.daemon.sessions.commands import Commands
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import Reaper
@@ -49,6 +59,7 @@ class Services:
     transfers: Transfers
     local_files: LocalFiles
     reaper: Reaper
+    guard: Guard
     settings: Callable[[], Settings]
     audit_log: Path
     daemon_log: Path
@@ -59,6 +70,7 @@ COMMANDS = web.AppKey("commands", Commands)
 TRANSFERS = web.AppKey("transfers", Transfers)
 LOCAL_FILES = web.AppKey("local_files", LocalFiles)
 REAPER = web.AppKey("reaper", Reaper)
+GUARD = web.AppKey("guard", Guard)
 STARTED = web.AppKey("started", float)
 
 M = TypeVar("M", bound=Request)
@@ -97,6 +109,8 @@ def validation_message(exc: ValidationError, model: type[BaseModel] | None = Non
         low, high = _bounds(info)
         if model is not None and e["type"] in BOUND_ERRORS and low is not None and high is not None:
             msg = f"must be between {low:g} and {high:g}"
+        elif e["type"] == "string_unicode":
+            msg = "not valid Unicode text (it holds a lone UTF-16 surrogate, e.g. \\ud800)"
         elif model is not None and e["type"] in ("int_parsing", "float_parsing"):
             msg = f"not a number ({e.get('input')!r})"
         parts.append(f"{loc}: {msg}")
@@ -195,6 +209,22 @@ def reaper(request: web.Request) -> Reaper:
     return request.app[REAPER]
 
 
+def guard(request: web.Request) -> Guard:
+    return request.app[GUARD]
+
+
+def caller(request: web.Request) -> str:
+    """Who made the request, as the audit log and approvals name them."""
+    peer = peer_of(request)
+    return f"uid {peer.uid} pid {peer.pid}" if peer is not None else "unknown peer"
+
+
+def note_decision(request: web.Request, decision: Decision) -> None:
+    """Put the guard's decision on the request's own audit line."""
+    request[DECISION] = decision.audit_decision
+    request[POLICY] = decision.audit_fields()
+
+
 @dataclass(frozen=True)
 class Call:
     """A parsed request of one operation: path parameters, query and body, as the table says."""
@@ -220,6 +250,18 @@ class Call:
 Endpoint = Callable[[web.Request, Call], Awaitable[BaseModel | web.StreamResponse]]
 
 
+def _closed_meanwhile(request: web.Request, call: Call) -> SessionNotFound | None:
+    """The error to give when a request failed because its session was closed (or its tmux pane
+    vanished) while it ran: a concurrent DELETE wins, the others learn the session is gone."""
+    sid = call.params.get("session_id")
+    if sid is None:
+        return None
+    s = manager(request).sessions.get(sid)
+    if s is not None and not s.closed:
+        return None
+    return SessionNotFound(f"session {sid} was closed while this request ran")
+
+
 def endpoint(routes: web.RouteTableDef, op_id: str) -> Callable[[Endpoint], Endpoint]:
     """Register `fn` as operation `op_id`'s route; method, path, models and status from the table."""
     op = OPERATIONS[op_id]
@@ -228,7 +270,14 @@ def endpoint(routes: web.RouteTableDef, op_id: str) -> Callable[[Endpoint], Endp
         async def handler(request: web.Request) -> web.StreamResponse:
             query = parse_query(request, op.query) if op.query is not None else None
             body = await parse_body(request, op.body) if op.body is not None else None
-            out = await fn(request, Call(op, dict(request.match_info), query, body))
+            call = Call(op, dict(request.match_info), query, body)
+            try:
+                out = await fn(request, call)
+            except (TmuxError, OSError) as exc:
+                gone = _closed_meanwhile(request, call)
+                if gone is not None:
+                    raise gone from exc
+                raise
             if isinstance(out, web.StreamResponse):
                 return out
             return reply(out, op.status)

@@ -18,7 +18,7 @@ import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO
 
@@ -190,27 +190,21 @@ class LocalFiles:
             )
         return resolved
 
-    async def save_output(self, lines: list[str], local_path: str) -> SavedOutput:
-        """Write a command's rendered output lines to a local file (atomically)."""
+    async def save_output(self, pages: AsyncIterator[list[str]], local_path: str) -> SavedOutput:
+        """Write a command's rendered output, page by page, to a local file (atomically)."""
         dest = self.confine(local_path)
         out = _PartFile(dest)
         await out.open()
+        count = 0
         try:
-            buf: list[str] = []
-            used = 0
-            for line in lines:
-                buf.append(line)
-                used += len(line) + 1
-                if used >= BLOCK:
-                    await out.write(("\n".join(buf) + "\n").encode("utf-8", errors="surrogateescape"))
-                    buf, used = [], 0
-            if buf:
-                await out.write(("\n".join(buf) + "\n").encode("utf-8", errors="surrogateescape"))
+            async for lines in pages:
+                count += len(lines)
+                await out.write(("\n".join(lines) + "\n").encode("utf-8", errors="surrogateescape"))
             await out.commit()
         except BaseException:
             await out.abort()
             raise
-        return SavedOutput(local_path=str(dest), lines=len(lines), size=out.size, sha256=out.sha.hexdigest())
+        return SavedOutput(local_path=str(dest), lines=count, size=out.size, sha256=out.sha.hexdigest())
 
     async def read_to_local(self, sid: str, req: ReadFileRequest) -> ReadFileResult:
         """read_remote_file with local_path (copy the file here) or metadata_only (size, sha256, mode)."""

@@ -14,8 +14,10 @@ daemon decides:
   would have printed, and the agent answers it with send_keys.
 
 The secret travels only in the HTTP reply on the 0600 socket to a process whose parent is this
-session's ssh (or one of its jump ssh processes), checked with SO_PEERCRED and /proc; it is
-never in an argv, the environment, the screen, a log or a file.
+session's ssh (the tmux pane's process) or one of the jump ssh processes below it, checked with
+SO_PEERCRED and the /proc parent chain (never by what an argv says); it is never in an argv, the
+environment, the screen, a log or a file. A token replayed by any other process is refused (403,
+audited).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 import structlog
 
 from sshkeep.common.config import ConfigSource, Connection
-from sshkeep.common.errors import ConfigError
+from sshkeep.common.errors import ConfigError, Forbidden
 from sshkeep.common.models.configs import AskpassReply
 from sshkeep.common.paths import Paths
 from sshkeep.common.terminal.questions import detect_question
@@ -92,14 +94,6 @@ def _ppid(pid: int) -> int | None:
     return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
 class AuthBroker:
     """Hands ssh the configured password/passphrase through a one-time token."""
 
@@ -156,32 +150,53 @@ class AuthBroker:
         if token is not None:
             self._logins.pop(token, None)
 
-    def _caller(self, login: Login, peer_pid: int | None, hop: str | None) -> str | None:
-        """Which ssh runs the helper: "" the session's own, a hop's entry name, or None (no ssh of ours)."""
+    def session_of(self, token: str) -> str | None:
+        """The session a token was issued to (None: unknown or replaced)."""
+        login = self._logins.get(token)
+        return login.session_id if login is not None else None
+
+    def _caller(self, login: Login, peer_pid: int | None, hop: str | None, ssh_pid: int | None) -> str | None:
+        """Which ssh runs the helper: "" the session's own, a hop's entry name, or None (no ssh of ours).
+
+        Judged by process ancestry only: the helper's parent must be the session's ssh (`ssh_pid`,
+        the pane's process), or a jump ssh that descends from it."""
         if peer_pid is None or not os.path.isdir("/proc"):
             # No peer credentials on this platform: the socket's 0600 mode and uid check remain.
             return hop or ""
-        marker = f"ControlPath={self.paths.control_dir / login.session_id}"
-        pid: int | None = _ppid(peer_pid)
-        for depth in range(MAX_ANCESTORS):
+        if ssh_pid is None:
+            return None
+        pid = _ppid(peer_pid)
+        if pid == ssh_pid:
+            return ""
+        for _ in range(MAX_ANCESTORS):
             if pid is None or pid <= 1:
                 return None
-            if marker in _cmdline(pid):
-                if depth == 0:
-                    return ""
-                return hop if hop in login.hops else None
             pid = _ppid(pid)
+            if pid == ssh_pid:
+                return hop if hop in login.hops else None
         return None
 
-    def decide(self, token: str, prompt: str, hop: str | None, peer_pid: int | None) -> AskpassReply:
-        """What the helper should do with `prompt` (see the module docstring)."""
+    def decide(
+        self, token: str, prompt: str, hop: str | None, peer_pid: int | None, ssh_pid: int | None = None
+    ) -> AskpassReply:
+        """What the helper should do with `prompt` (see the module docstring).
+
+        `ssh_pid` is the session's ssh (its tmux pane's process). A known token from a process that
+        does not descend from it (a replay) raises Forbidden: it gets nothing, and the refusal is
+        audited with the request."""
         login = self._logins.get(token)
         if login is None:
             return AskpassReply(action="terminal", reason="unknown or replaced token")
-        who = self._caller(login, peer_pid, hop)
+        who = self._caller(login, peer_pid, hop, ssh_pid)
         if who is None:
-            log.warning("askpass_refused_caller", session=login.session_id, hop=hop)
-            return AskpassReply(action="terminal", reason="the asking process is not this session's ssh")
+            log.warning(
+                "askpass_refused_caller", session=login.session_id, hop=hop, pid=peer_pid, ssh=ssh_pid
+            )
+            raise Forbidden(
+                f"process {peer_pid} is not session {login.session_id}'s ssh (pid {ssh_pid}) nor below it: "
+                "its askpass token was not issued to it",
+                hint="Only the ssh that sshkeep started for a session may ask for its configured secrets.",
+            )
         conn = login.target if who == "" else login.hops[who]
         kind = classify(prompt)
         secrets_by_kind = {"password": conn.password, "passphrase": conn.key_passphrase}

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from sshkeep.common.errors import (
@@ -21,6 +20,7 @@ from sshkeep.common.errors import (
 from sshkeep.common.models.sessions import (
     CommandResult,
     Question,
+    SavedOutput,
     SearchRequest,
     SearchResult,
     SendKeysResult,
@@ -29,13 +29,10 @@ from sshkeep.common.models.sessions import (
 )
 from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed_text
 from sshkeep.common.terminal.keys import keys_command
-from sshkeep.common.terminal.markers import strip_markers
-from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.common.terminal.screenmode import compact_screen, drawn
 from sshkeep.daemon.sessions.replies import (
     DEFAULT_PAGE_LINES,
     UNINTEGRATED_HINT,
-    first_page,
     program_of,
     question_hint,
     typed_command,
@@ -44,6 +41,7 @@ from sshkeep.daemon.sessions.search import search_output
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, quote
+from sshkeep.daemon.sessions.waitscan import BUDGET, BudgetSpent, Pattern, search_chunk
 
 if TYPE_CHECKING:
     from sshkeep.daemon.files.local import LocalFiles
@@ -55,6 +53,8 @@ DRAW_LOOKBACK = 64 * 1024
 # A full-screen program's screen in a reply: enough to see where it is, not a page of frames.
 SCREEN_LINES = 10
 SCREEN_CHARS = 700
+# Lines per step when saving a command's output to a local file.
+SAVE_PAGE_LINES = 5000
 
 
 class Commands:
@@ -203,7 +203,8 @@ class Commands:
     @staticmethod
     def _drawing(s: Session, rec: CommandRecord) -> bool:
         """The end of the command's output draws a screen (top redrawing in place, say)."""
-        start, end = s.output_bytes_range(rec)
+        start = s.kept_start(rec)
+        end = rec.out_end if rec.out_end is not None else s._safe_end()
         return drawn(s.read_log(max(start, end - DRAW_LOOKBACK), end))
 
     async def _screen(self, s: Session) -> str:
@@ -225,11 +226,17 @@ class Commands:
         since_shown: bool = False,
         local_path: str | None = None,
     ) -> CommandResult:
+        # One instant decides status, exit code and how far the output goes: whatever happens
+        # during the awaits below, a reply never says "completed" with output missing, nor pairs
+        # one moment's status with another's exit code.
+        status, exit_code, ended_at = rec.status, rec.exit_code, rec.ended_at
+        finished = rec.out_end is not None
+        end = rec.out_end if rec.out_end is not None else s._safe_end()
         question: Question | None = None
         hint: str | None = None
         screen: str | None = None
-        status = rec.status
-        if rec.out_end is None and rec.status in ("running", "waiting_input"):
+        if not finished and status in ("running", "waiting_input"):
+            exit_code = None
             if s.dead:
                 status = "disconnected"
                 hint = "ssh exited while the command ran; reconnect_session starts a new ssh, close_session ends it."  # noqa: E501
@@ -252,60 +259,68 @@ class Commands:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":
             hint = "The command was interrupted (Ctrl-C); the session is ready for the next command."
-        lines = await s.output_lines(rec)
-        total = len(lines)
-        truncated: str | None = None
+        if not first and offset < 0:
+            raise BadRequest("offset must be >= 0")
         key = (s.id, rec.command_id)
-        saved = None
-        if local_path is not None:
-            if self.local is None:
-                raise BadRequest("saving output to a local file is not available here")
-            saved = await self.local.save_output(lines, local_path)
-            page: list[str] = []
-            next_offset, out_offset = None, 0
-        elif first or since_shown:
-            out_offset = min(self._shown.get(key, 0), total) if since_shown else 0
-            page, cut_at, truncated = first_page(lines[out_offset:])
-            next_offset = out_offset + cut_at if cut_at is not None else None
-            if truncated is not None and out_offset:
-                truncated = truncated.replace(f"offset={cut_at}", f"offset={next_offset}")
+        saved = await self._save(s, rec, end, local_path) if local_path is not None else None
+        shown = self._shown.get(key, 0) if since_shown else 0
+        if shown:
+            # A reply that continues a command starts where the earlier replies stopped.
+            first, offset, limit = False, shown, DEFAULT_PAGE_LINES
+        elif since_shown:
+            first = True
+        view = await s.output_page(
+            rec, end, first=first, offset=offset, limit=limit if limit is not None else DEFAULT_PAGE_LINES
+        )
+        if first or shown:
             # The last line may still grow (a prompt being answered): it counts as not yet shown.
-            shown = next_offset if next_offset is not None else max(0, total - 1)
-            self._shown[key] = max(self._shown.get(key, 0), shown)
-            if out_offset and hint is None:
-                hint = f"Output lines before {out_offset} were in an earlier reply."
-        else:
-            if offset < 0:
-                raise BadRequest("offset must be >= 0")
-            lim = limit if limit is not None else DEFAULT_PAGE_LINES
-            page = lines[offset : offset + lim]
-            next_offset = offset + len(page) if offset + len(page) < total else None
-            out_offset = offset
-        if next_offset is not None and hint is None:
+            upto = view.next_offset if view.next_offset is not None else max(0, view.total - 1)
+            self._shown[key] = max(self._shown.get(key, 0), upto)
+        if shown and hint is None:
+            hint = f"Output lines before {shown} were in an earlier reply."
+        lines = view.lines if saved is None else []
+        if view.next_offset is not None and hint is None:
             hint = (
                 f"More output: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
-                f"offset={next_offset})."
+                f"offset={view.next_offset})."
             )
         return CommandResult(
             session_id=s.id,
             command_id=rec.command_id,
             command=rec.command,
             status=status,
-            exit_code=rec.exit_code,
-            output="\n".join(page),
-            offset=out_offset,
-            next_offset=next_offset,
-            has_more=next_offset is not None,
-            total_lines=total,
-            truncated=truncated,
+            exit_code=exit_code,
+            output="\n".join(lines),
+            offset=view.offset,
+            next_offset=view.next_offset,
+            has_more=view.next_offset is not None,
+            total_lines=view.total,
+            truncated=view.truncated,
             question=question,
             screen=screen,
             saved=saved,
             hint=hint,
-            dropped_bytes=s.dropped_bytes(rec),
+            dropped_bytes=view.dropped,
             started_at=rec.started_at,
-            ended_at=rec.ended_at,
+            ended_at=ended_at,
         )
+
+    async def _save(self, s: Session, rec: CommandRecord, end: int, local_path: str) -> SavedOutput:
+        """Write the command's whole output (up to `end`) to a local file, page by page."""
+        if self.local is None:
+            raise BadRequest("saving output to a local file is not available here")
+
+        async def pages() -> AsyncIterator[list[str]]:
+            offset = 0
+            while True:
+                view = await s.output_page(rec, end, first=False, offset=offset, limit=SAVE_PAGE_LINES)
+                if view.lines:
+                    yield view.lines
+                if view.next_offset is None:
+                    return
+                offset = view.next_offset
+
+        return await self.local.save_output(pages(), local_path)
 
     def _record(self, s: Session, command_id: str | None) -> CommandRecord:
         if command_id is None:
@@ -406,53 +421,70 @@ class Commands:
     ) -> WaitForResult:
         """Wait until new output matches `pattern`, the running command ends, or time is up."""
         s = self.lookup(sid)
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            raise BadRequest(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        compiled = Pattern.compile(pattern)
         start_pos = s.current_size() if since is None else max(s.dropped_before, min(since, s.current_size()))
         rec = s.current
         deadline = time.monotonic() + timeout
         searched_to = start_pos
         carry = ""
-        async with s.changed:
-            while True:
-                end = s.scan_pos
-                if end > searched_to:
-                    text = carry + render(strip_markers(s.read_log(searched_to, end)))
-                    lines = split_lines(text)
-                    searched_to = end
-                    for i, line in enumerate(lines):
-                        if regex.search(line):
-                            return WaitForResult(
-                                session_id=sid,
-                                matched=True,
-                                pattern=pattern,
-                                line=line,
-                                context="\n".join(lines[max(0, i - 3) : i + 4]),
-                                running_command_id=s.current.command_id if s.current else None,
-                                command_status="running" if s.current else None,
-                                searched_to=searched_to,
-                            )
-                    # Only an unfinished last line continues in the next chunk.
-                    carry = lines[-1] if lines and not text.endswith("\n") else ""
-                ended = rec is not None and rec.out_end is not None
-                if ended or s.dead or s.closed or time.monotonic() >= deadline:
-                    status = rec.status if ended and rec is not None else ("disconnected" if s.dead else None)
-                    why = (
-                        "the command ended" if ended else ("ssh exited" if s.dead else f"{timeout:g}s passed")
+        while True:
+            # Chunk by chunk, each in a worker thread: the event loop stays free meanwhile.
+            while searched_to < s.scan_pos:
+                try:
+                    hit, searched_to, carry = await asyncio.to_thread(
+                        search_chunk, s.read_log, compiled, searched_to, s.scan_pos, carry
                     )
+                except BudgetSpent:
                     return WaitForResult(
                         session_id=sid,
                         matched=False,
                         pattern=pattern,
-                        running_command_id=rec.command_id if rec else None,
-                        command_status=status,
+                        running_command_id=s.current.command_id if s.current else None,
+                        command_status="running" if s.current else None,
                         searched_to=searched_to,
-                        hint=f"No match: {why}. get_snapshot shows the screen; wait_for again waits longer.",
+                        hint=f"The pattern used up its {BUDGET:g} s matching budget (it backtracks too "
+                        "much, e.g. nested or overlapping repeats like (a|aa)+): simplify it and "
+                        f"wait_for again with since={searched_to}.",
                     )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic())))
+                if hit is not None:
+                    return WaitForResult(
+                        session_id=sid,
+                        matched=True,
+                        pattern=pattern,
+                        line=hit.line,
+                        context=hit.context,
+                        running_command_id=s.current.command_id if s.current else None,
+                        command_status="running" if s.current else None,
+                        searched_to=searched_to,
+                    )
+                if time.monotonic() >= deadline:
+                    break
+            ended = rec is not None and rec.out_end is not None
+            if ended or s.dead or s.closed or time.monotonic() >= deadline:
+                status = rec.status if ended and rec is not None else ("disconnected" if s.dead else None)
+                why = "the command ended" if ended else ("ssh exited" if s.dead else f"{timeout:g}s passed")
+                more = (
+                    f" Output up to {s.scan_pos} is not searched yet: wait_for(since={searched_to}) goes on."
+                    if searched_to < s.scan_pos
+                    else ""
+                )
+                return WaitForResult(
+                    session_id=sid,
+                    matched=False,
+                    pattern=pattern,
+                    running_command_id=rec.command_id if rec else None,
+                    command_status=status,
+                    searched_to=searched_to,
+                    hint=f"No match: {why}.{more} get_snapshot shows the screen; "
+                    "wait_for again waits longer.",
+                )
+            # The condition is held only while waiting: scans must not wait for a search.
+            async with s.changed:
+                if s.scan_pos <= searched_to:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic()))
+                        )
 
     async def search(self, sid: str, req: SearchRequest) -> SearchResult:
         """Search one command's output, or every command's in order."""

@@ -209,12 +209,14 @@ class SessionManager:
             target = drop_target(s.log_size, s.dropped_before, s.scan_pos, cap)
             if target <= s.dropped_before:
                 continue
-            ok = await asyncio.to_thread(punch, s.log_path, s.dropped_before, target)
+            async with s.output_lock:  # never while a reply reads the output
+                ok = await asyncio.to_thread(punch, s.log_path, s.dropped_before, target)
+                if ok:
+                    s.dropped_before = target
             if not ok:
                 log.warning("log_cap_unsupported", session=s.id, path=str(s.log_path))
                 continue
             log.info("log_cap_dropped", session=s.id, dropped_before=target)
-            s.dropped_before = target
             with contextlib.suppress(TmuxError):
                 await self.tmux.command(set_line(s.id, dropped=target))
 
@@ -230,9 +232,19 @@ class SessionManager:
                 f"{sid!r} is not a valid session id (expected lowercase letters, digits and '-')"
             )
         s = self.sessions.get(sid)
-        if s is None:
+        if s is None or s.closed:
             raise SessionNotFound(f"no session {sid!r}")
         return s
+
+    async def pane_pid(self, sid: str) -> int | None:
+        """The pid of the process in session `sid`'s pane: its ssh (tmux runs the argv directly).
+
+        Asked by tmux session name, so it works while open() has not registered the session yet."""
+        try:
+            out = await self.tmux.command(f"display-message -p -t ={sid}: '#{{pane_pid}}'")
+        except TmuxError:
+            return None
+        return int(out[0]) if out and out[0].strip().isdigit() else None
 
     def infos(self) -> list[SessionInfo]:
         return [s.info() for s in sorted(self.sessions.values(), key=lambda x: x.created_at)]
@@ -472,7 +484,7 @@ class SessionManager:
                 path.unlink()
 
     async def close(self, sid: str) -> None:
-        s = self.get(sid)
+        s = self.get(sid)  # a session being closed is not found: one concurrent close wins
         s.closed = True
         await self._discard(s)
         async with s.changed:

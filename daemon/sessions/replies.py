@@ -17,7 +17,7 @@ RECONNECT_HINT = (
     "variables, functions and background jobs are gone; cd back and set again what you need."
 )
 # Questions a login (before the remote shell runs) may ask.
-LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "confirm"})
+LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "secret", "confirm"})
 
 # Quit keys of common full-screen programs (matched on the program's name).
 _QUIT_KEYS: dict[str, list[str]] = {
@@ -58,7 +58,7 @@ def quit_keys(command: str) -> list[str] | None:
 
 def question_hint(q: Question, sid: str, command: str = "") -> str:
     """The next step for one kind of question."""
-    if q.kind in ("password", "passphrase"):
+    if q.kind in ("password", "passphrase", "secret"):
         return (
             f"It asks for a {q.kind}: answer_secret(session_id={sid!r}, ...) types a configured secret "
             f"without showing it, or a person answers with `sshkeep answer {sid}`. "
@@ -100,25 +100,44 @@ def first_page(lines: list[str]) -> tuple[list[str], int | None, str | None]:
     total_chars = sum(len(x) + 1 for x in lines)
     if total_chars <= FIRST_REPLY_CHARS:
         return lines, None, None
+    return _cut(lines, lines, len(lines))
+
+
+# A first page holds at most this many lines of each end (each line costs at least one char).
+FIRST_PAGE_CANDIDATES = FIRST_REPLY_CHARS // 2
+
+
+def first_page_of(head: list[str], tail: list[str], total: int) -> tuple[list[str], int | None, str | None]:
+    """`first_page` for output of `total` lines of which only the first and last
+    FIRST_PAGE_CANDIDATES lines were rendered (`head`, `tail`)."""
+    if total <= 2 * FIRST_PAGE_CANDIDATES:
+        # Small enough that head and tail hold every line (tail may repeat head's end).
+        lines = head + tail[len(tail) - (total - len(head)) :] if total > len(head) else head[:total]
+        return first_page(lines)
+    return _cut(head, tail, total)
+
+
+def _cut(head_from: list[str], tail_from: list[str], total: int) -> tuple[list[str], int, str]:
     head: list[str] = []
     used = 0
-    for line in lines:
+    for line in head_from:
         if used + len(line) + 1 > FIRST_REPLY_CHARS // 2:
             break
         head.append(line[: FIRST_REPLY_CHARS // 2])
         used += len(line) + 1
     tail: list[str] = []
     used = 0
-    for line in reversed(lines[len(head) :]):
+    room = total - len(head)  # tail lines never repeat head lines
+    for line in reversed(tail_from[len(tail_from) - min(room, len(tail_from)) :]):
         if used + len(line) + 1 > FIRST_REPLY_CHARS // 2:
             break
         tail.append(line)
         used += len(line) + 1
     tail.reverse()
     cut_from = len(head)
-    cut_to = len(lines) - len(tail)
+    cut_to = total - len(tail)
     note = (
-        f"[... {cut_to - cut_from} lines cut (lines {cut_from}..{cut_to - 1} of {len(lines)}); "
+        f"[... {cut_to - cut_from} lines cut (lines {cut_from}..{cut_to - 1} of {total}); "
         f"page with get_command(offset={cut_from}) ...]"
     )
     return [*head, note, *tail], cut_from, note

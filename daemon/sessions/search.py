@@ -1,7 +1,8 @@
 """Search over commands' durable output: one regex, every matching line with context, one reply.
 
 The output is read from the session log in bounded chunks (cut at line ends) in a worker thread,
-rendered chunk by chunk exactly as get_command renders it (line numbers are get_command offsets),
+rendered chunk by chunk exactly as get_command renders it (`lineindex.render_lines`: line numbers
+are get_command offsets),
 and searched there, so a 300 MB log never blocks the event loop nor sits whole in memory.
 
 Regex work is bounded by the `regex` module's per-call `timeout`: every search call gets what is
@@ -24,9 +25,7 @@ import regex
 
 from sshkeep.common.errors import BadRequest
 from sshkeep.common.models.sessions import SearchMatch, SearchRequest, SearchResult
-from sshkeep.common.terminal.markers import strip_markers
-from sshkeep.common.terminal.render import render, split_lines
-from sshkeep.common.terminal.screenmode import strip_screens
+from sshkeep.daemon.sessions.lineindex import render_lines
 
 if TYPE_CHECKING:
     from sshkeep.daemon.sessions.session import Session
@@ -122,7 +121,7 @@ def search_range(scan: _Scan, cid: str, path: Path, start: int, end: int) -> Non
                 cut = cut + 1 if cut != -1 else len(buf)
                 buf, carry = buf[:cut], buf[cut:]
             if buf:
-                lines = split_lines(render(strip_screens(strip_markers(buf))))
+                lines = render_lines(buf)
                 if not _chunk_may_match(scan, lines):
                     if scan.remaining() <= 0:
                         scan.complete = False
@@ -194,7 +193,8 @@ async def search_output(
     )
     stopped_in: str | None = None
     for rec in records:
-        start, end = s.output_bytes_range(rec)
+        start = s.kept_start(rec)
+        end = rec.out_end if rec.out_end is not None else s._safe_end()
         if end <= start:
             continue
         await asyncio.to_thread(search_range, scan, rec.command_id, s.log_path, start, end)

@@ -23,13 +23,26 @@ from sshkeep.common.models.sessions import Question, SessionInfo
 from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
-from sshkeep.common.terminal.screenmode import strip_screens
 from sshkeep.common.terminal.shellinit import setup_lines
-from sshkeep.daemon.sessions.replies import LOGIN_QUESTIONS, login_hint
+from sshkeep.daemon.sessions.lineindex import LineIndex
+from sshkeep.daemon.sessions.replies import FIRST_PAGE_CANDIDATES, LOGIN_QUESTIONS, first_page_of, login_hint
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputPage:
+    """What one reply returns of a command's output."""
+
+    lines: list[str]
+    total: int
+    offset: int
+    next_offset: int | None
+    truncated: str | None
+    dropped: int  # bytes of the output up to `end` the log cap took (see `dropped_bytes`)
+
 
 QUIET_FOR_QUESTION = 0.5
 READ_CHUNK = 4 * 1024 * 1024
@@ -74,7 +87,10 @@ class Session:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     on_finished: Callable[[CommandRecord], Awaitable[None]] | None = None
     send_line: Callable[[str], Awaitable[object]] | None = None
-    _lines_cache: tuple[str, list[str]] | None = None
+    _indexes: dict[str, LineIndex] = field(default_factory=dict)
+    # Held while a reply reads output and while the log cap punches: one reply sees one hole.
+    output_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _kept_cache: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -245,34 +261,75 @@ class Session:
             return rec.out_start
         return self._after_echo(rec, self.log_size) if self.shell not in ("bash", "zsh") else self.log_size
 
-    def output_bytes_range(self, rec: CommandRecord) -> tuple[int, int]:
-        start = max(self.output_start(rec), self.dropped_before)
-        end = rec.out_end if rec.out_end is not None else max(start, self._safe_end())
-        return start, max(start, end)
-
-    def dropped_bytes(self, rec: CommandRecord) -> int:
-        """How much of this command's output the log cap has punched out."""
+    def kept_start(self, rec: CommandRecord) -> int:
+        """Where the output that can still be returned starts: its start, or, once the log cap
+        punched out its beginning, the first whole line after the hole (a partial line is dropped
+        with it, so no reply starts mid-line)."""
         start = self.output_start(rec)
-        end = rec.out_end if rec.out_end is not None else self._safe_end()
-        return max(0, min(end, self.dropped_before) - start)
+        hole = self.dropped_before
+        if hole <= start:
+            return start
+        cached = self._kept_cache.get(rec.command_id)
+        if cached is not None and cached[0] == hole:
+            return cached[1]
+        pos = hole
+        limit = rec.out_end if rec.out_end is not None else self._safe_end()
+        kept = limit
+        while pos < limit:
+            data = self.read_log(pos, min(limit, pos + 65536))
+            nl = data.find(b"\n")
+            if nl != -1:
+                kept = pos + nl + 1
+                break
+            pos += len(data)
+        if rec.out_end is not None or kept < limit:  # else the line may still end later
+            self._kept_cache[rec.command_id] = (hole, kept)
+        return kept
+
+    def dropped_bytes(self, rec: CommandRecord, end: int | None = None) -> int:
+        """How much of this command's output (up to `end`) the log cap took: the punched-out
+        bytes and the partial line after them."""
+        if end is None:
+            end = rec.out_end if rec.out_end is not None else self._safe_end()
+        start = self.output_start(rec)
+        return max(0, min(end, self.kept_start(rec)) - start)
 
     def _safe_end(self) -> int:
         """End of complete data: never cut a marker that is still being written."""
         return self.scan_pos
 
-    async def output_lines(self, rec: CommandRecord) -> list[str]:
-        """The command's rendered output, as lines (cached once the command is done)."""
-        if rec.out_end is not None and self._lines_cache and self._lines_cache[0] == rec.command_id:
-            return self._lines_cache[1]
-        start, end = self.output_bytes_range(rec)
-        raw = await self._read_maybe_threaded(start, end)
-        if len(raw) > 256 * 1024:
-            lines = await asyncio.to_thread(_render_lines, raw)
-        else:
-            lines = _render_lines(raw)
-        if rec.out_end is not None:
-            self._lines_cache = (rec.command_id, lines)
-        return lines
+    async def output_page(
+        self, rec: CommandRecord, end: int, *, first: bool, offset: int = 0, limit: int = 1000
+    ) -> OutputPage:
+        """The rendered lines of this command's output [kept start, `end`) that one reply returns.
+
+        Only what is returned is rendered (plus a line index built once, see `lineindex`): memory
+        stays bounded by the chunk size, never by the output's size. `end` is fixed by the caller
+        at one instant, together with the status it reports."""
+        async with self.output_lock:
+            return await asyncio.to_thread(self._page, rec, end, first, offset, limit)
+
+    def _page(self, rec: CommandRecord, end: int, first: bool, offset: int, limit: int) -> OutputPage:
+        start = min(self.kept_start(rec), end)
+        dropped = max(0, start - self.output_start(rec))
+        index = self._indexes.get(rec.command_id)
+        if index is None or index.start > start:
+            index = LineIndex.at(start)
+        index.rebase(self.read_log, start)
+        self._indexes[rec.command_id] = index
+        while len(self._indexes) > 4:
+            self._indexes.pop(next(iter(self._indexes)))
+        index.extend(self.read_log, end)
+        total = index.total(self.read_log, end)
+        if first:
+            n = FIRST_PAGE_CANDIDATES
+            head = index.lines(self.read_log, 0, min(n, total), end)
+            tail = index.lines(self.read_log, max(0, total - n), min(n, total), end)
+            page, next_offset, truncated = first_page_of(head, tail, total)
+            return OutputPage(page, total, 0, next_offset, truncated, dropped)
+        page = index.lines(self.read_log, offset, limit, end)
+        next_offset = offset + len(page) if offset + len(page) < total else None
+        return OutputPage(page, total, offset, next_offset, None, dropped)
 
     # --- questions --------------------------------------------------------------------------------
 
@@ -301,9 +358,3 @@ class Session:
         if q is None:
             return None
         return Question(kind=q.kind, text=q.text)
-
-
-def _render_lines(raw: bytes) -> list[str]:
-    # A full-screen program's frames are not output lines (its screen is replied separately).
-    text = render(strip_screens(mk.strip_markers(raw)))
-    return split_lines(text)

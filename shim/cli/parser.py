@@ -50,6 +50,28 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
     _handler(lg, "human:main")
 
+    ap = sub.add_parser("approvals", help="list the approval requests waiting for a person")
+    ap.add_argument("--json", action="store_true", help="print the API's JSON")
+    ap.add_argument("--all", action="store_true", help="include answered and expired requests")
+    _handler(ap, "approvals:main")
+    ok = sub.add_parser("approve", help="approve a request: that exact command may run")
+    ok.add_argument("approval_id", metavar="ID")
+    ok.add_argument(
+        "--for",
+        dest="seconds",
+        type=float,
+        metavar="SECONDS",
+        help="a timed grant: the exact command may run again and again for SECONDS (default: once)",
+    )
+    _handler(ok, "approvals:main")
+    no = sub.add_parser("decline", help="decline a request")
+    no.add_argument("approval_id", metavar="ID")
+    _handler(no, "approvals:main")
+    au = sub.add_parser("audit", help="the audit log")
+    au_sub = au.add_subparsers(dest="audit_cmd", required=True)
+    au_sub.add_parser("verify", help="check the hash chain; names the first broken link (exit 1)")
+    _handler(au, "approvals:main")
+
     sv = sub.add_parser(
         "service", help="install the daemon and its tmux server as user services (systemd, launchd)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
@@ -50,6 +51,10 @@ CASES: list[tuple[str, str, str, bytes | None, int, str, str]] = [
      "keys: Input should be a valid list"),
     ("empty keys list", "POST", f"/v1/sessions/{NOSUCH}/keys", b'{"keys": []}', 400, "bad_request",
      "keys: List should have at least 1 item"),
+    ("lone surrogate in a command", "POST", "/v1/sessions/{sid}/commands", b'{"command": "echo \\ud800"}',
+     400, "bad_request", "command: not valid Unicode text (it holds a lone UTF-16 surrogate"),
+    ("lone low surrogate in keys", "POST", "/v1/sessions/{sid}/keys", b'{"keys": ["a\\udc00b", "Enter"]}',
+     400, "bad_request", "keys.0: not valid Unicode text"),
     ("bad regex", "POST", "/v1/sessions/{sid}/wait", b'{"pattern": "(unclosed", "timeout": 0}', 400,
      "bad_request", "not a valid regular expression"),
     ("negative max_age", "POST", "/v1/sessions/cleanup", b'{"max_age_seconds": -5}', 400, "bad_request",
@@ -139,3 +144,43 @@ def test_bad_input_through_curl(instance: Instance) -> None:
     code, body = instance.curl("/v1/sessions/nosuch-000000/commands/c1?offset=-3")
     check_error(code, body, 400, "bad_request", "offset: must be between 0")
     assert instance.curl("/v1/health")[0] == 200
+
+
+async def test_concurrent_closes_and_requests_are_never_5xx(instance: Instance) -> None:
+    """DELETEs racing commands, keys, waits and reads on one id: one close wins, every loser gets a
+    4xx JSON error (404 session_not_found, or 409 for a busy session), never a 5xx."""
+    requests: list[tuple[str, str, bytes | None]] = [
+        ("POST", "/v1/sessions/{sid}/commands", b'{"command": "sleep 0.3; echo x", "timeout": 10}'),
+        ("POST", "/v1/sessions/{sid}/commands", b'{"command": "echo y", "timeout": 10}'),
+        ("DELETE", "/v1/sessions/{sid}", None),
+        ("POST", "/v1/sessions/{sid}/keys", b'{"keys": ["echo k", "Enter"]}'),
+        ("DELETE", "/v1/sessions/{sid}", None),
+        ("POST", "/v1/sessions/{sid}/wait", b'{"pattern": "never", "timeout": 5}'),
+        ("GET", "/v1/sessions/{sid}/screen", None),
+        ("GET", "/v1/sessions/{sid}/commands/last?wait=5", None),
+        ("POST", "/v1/sessions/{sid}/interrupt", None),
+    ]
+    async with instance.client() as c:
+        for _ in range(3):
+            sid = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
+            replies = await asyncio.gather(
+                *(
+                    asyncio.to_thread(raw_request, instance.socket, method, path.replace("{sid}", sid), body)
+                    for method, path, body in requests
+                )
+            )
+            closes = []
+            for (method, path, _), reply in zip(requests, replies, strict=True):
+                payload = reply.json()
+                assert reply.status < 500, f"{method} {path}: {reply.status} {reply.body[:300]!r}"
+                if reply.status >= 400:
+                    assert payload["error"]["code"] in (
+                        "session_not_found",
+                        "session_busy",
+                        "command_not_found",
+                    ), payload
+                if method == "DELETE":
+                    closes.append(reply.status)
+            assert sorted(closes) == [200, 404], closes
+            assert all(s.session_id != sid for s in (await c.list_sessions()).sessions)
+        assert (await c.health()).status == "ok"

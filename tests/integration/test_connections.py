@@ -1,4 +1,4 @@
-"""Issue 4, connections: config entries, server info, password and passphrase logins that never leak
+"""Connections: config entries, server info, password and passphrase logins that never leak
 the secret, host keys, jump hosts, connect failures, keyboard-interactive prompts, reconnect.
 
 Everything runs against real sshd processes: the session fixture's, plus (module fixtures here)

@@ -1,4 +1,4 @@
-"""Issue 5: files and side commands over the session's side channel, never through the terminal.
+"""Files and side commands over the session's side channel, never through the terminal.
 
 The "remote" host is this machine (the test sshd on 127.0.0.1), so every transfer is checked
 against the real file with plain local reads and writes, byte for byte.

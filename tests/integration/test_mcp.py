@@ -1,4 +1,4 @@
-"""Issue 2 through the real MCP client: `sshkeep mcp` over stdio, driven by the MCP SDK."""
+"""The MCP face, through the real MCP client: `sshkeep mcp` over stdio, driven by the MCP SDK."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 3 through the real MCP client: full output, long commands, questions, interrupts."""
+"""Output through the real MCP client: full output, long commands, questions, interrupts."""
 
 from __future__ import annotations
 

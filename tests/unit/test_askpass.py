@@ -23,6 +23,7 @@ import yaml
 
 import sshkeep
 from sshkeep.common.config import ConfigSource
+from sshkeep.common.errors import Forbidden
 from sshkeep.common.paths import Paths
 from sshkeep.daemon.sessions.askpass import AuthBroker, classify, failure_hint, helper_script
 
@@ -203,17 +204,42 @@ def _children(pid: int) -> list[int]:
 
 
 def test_only_the_sessions_ssh_gets_the_secret(fake_ssh: tuple[AuthBroker, str, list[int]]) -> None:
-    broker, token, (_ssh, _jump, helper, jump_helper) = fake_ssh
+    broker, token, (ssh, _jump, helper, jump_helper) = fake_ssh
     prompt = "u@h's password: "
-    # Not below the session's ssh (this test process): no secret.
-    assert broker.decide(token, prompt, None, os.getpid()).action == "terminal"
+    # Not below the session's ssh (this test process, the ssh itself): refused, never answered.
+    for stranger in (os.getpid(), ssh):
+        with pytest.raises(Forbidden) as err:
+            broker.decide(token, prompt, None, stranger, ssh)
+        assert f"process {stranger} is not session web-1's ssh (pid {ssh})" in err.value.message
+    # Unknown ssh pid (the pane is gone): nobody can be checked, so nobody is answered.
+    with pytest.raises(Forbidden):
+        broker.decide(token, prompt, None, helper, None)
     # A jump ssh's helper gets the hop's secret, and only when it says which hop it is.
-    assert broker.decide(token, prompt, None, jump_helper).action == "terminal"
-    assert broker.decide(token, prompt, "nope", jump_helper).action == "terminal"
-    assert broker.decide(token, prompt, "bastion", jump_helper).answer == "bastion-secret"
+    with pytest.raises(Forbidden):
+        broker.decide(token, prompt, None, jump_helper, ssh)
+    with pytest.raises(Forbidden):
+        broker.decide(token, prompt, "nope", jump_helper, ssh)
+    assert broker.decide(token, prompt, "bastion", jump_helper, ssh).answer == "bastion-secret"
     # The session's own ssh's helper gets the target's secret, whatever hop it claims.
-    assert broker.decide(token, prompt, "bastion", helper).answer == SECRET
-    assert broker.decide(token, prompt, None, helper).action == "refuse"
+    assert broker.decide(token, prompt, "bastion", helper, ssh).answer == SECRET
+    assert broker.decide(token, prompt, None, helper, ssh).action == "refuse"
+
+
+def test_argv_text_proves_nothing(fake_ssh: tuple[AuthBroker, str, list[int]]) -> None:
+    """A process whose parent's argv holds the session's ControlPath word is still a stranger."""
+    broker, token, (ssh, *_rest) = fake_ssh
+    marker = f"ControlPath={broker.paths.control_dir / 'web-1'}"
+    proc = subprocess.Popen(["sh", "-c", "sleep 60 & wait", "ssh", marker], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not _children(proc.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with pytest.raises(Forbidden):
+            broker.decide(token, "u@h's password: ", None, _children(proc.pid)[0], ssh)
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
 
 
 # --- the helper ---------------------------------------------------------------------------------------

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from sshkeep.common.keyrecord import fingerprint
 from sshkeep.common.logs import MASK
 from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.audit import MAX_TEXT, AuditLog, cap_daemon_log, summarize_body, summarize_keys
@@ -47,12 +49,18 @@ def test_long_command_is_clipped_with_its_length() -> None:
     assert len(out["command"]) < MAX_TEXT + 40
 
 
-def test_keys_keep_key_names_and_mask_text_at_a_password_prompt() -> None:
-    keys = ["y", "Enter", "C-c", SECRET, "Up"]
+def test_keys_keep_key_names_and_fingerprint_text_at_a_secret_prompt() -> None:
+    keys = ["y", "Enter", "C-c", "1234", "Up"]
     assert summarize_keys(keys, secret_prompt=False) == keys
-    assert summarize_keys(keys, secret_prompt=True) == [MASK, "Enter", "C-c", MASK, "Up"]
+    pin = f"<secret: 4 chars, sha256:{hashlib.sha256(b'1234').hexdigest()[:12]}>"
+    assert summarize_keys(keys, secret_prompt=True) == [fingerprint("y"), "Enter", "C-c", pin, "Up"]
     body = json.dumps({"keys": [SECRET, "Enter"]}).encode()
-    assert summarize_body(body, True) == {"keys": [MASK, "Enter"]}
+    assert summarize_body(body, True) == {"keys": [fingerprint(SECRET), "Enter"]}
+    # Secret-looking text is fingerprinted at any prompt; ordinary text is kept.
+    out = summarize_keys([SECRET, "export API_TOKEN=abc123", "ls -la /tmp", "Enter"], secret_prompt=False)
+    assert out[0] == fingerprint(SECRET) and out[1] == fingerprint("export API_TOKEN=abc123")
+    assert out[2:] == ["ls -la /tmp", "Enter"]
+    assert SECRET not in json.dumps(out) and "abc123" not in json.dumps(out)
     many = summarize_keys(["a"] * 500, False)
     assert len(many) == 51 and many[-1] == "… [500 items]"
 
@@ -111,7 +119,8 @@ def test_audit_log_repairs_a_loose_mode(tmp_path: Path) -> None:
     finally:
         audit.close()
     assert os.stat(path).st_mode & 0o777 == 0o600
-    assert json.loads(path.read_text()) == {"x": 1}
+    record = json.loads(path.read_text())
+    assert record["x"] == 1 and set(record) == {"x", "prev", "hash"}
 
 
 def test_cap_daemon_log_only_touches_our_own_stderr(tmp_path: Path) -> None:

@@ -99,6 +99,7 @@ def test_command_statuses_are_the_documented_ones() -> None:
     schema = m.CommandResult.model_json_schema()
     assert set(schema["properties"]["status"]["enum"]) == {
         "completed", "running", "waiting_input", "interrupted", "timed_out", "disconnected", "failed",
+        "approval_required",
     }  # fmt: skip
     with pytest.raises(ValidationError):
         m.CommandResult(session_id="s", command_id="c1", status="done")  # type: ignore[arg-type]

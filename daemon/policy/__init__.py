@@ -1,0 +1,1 @@
+"""Guard rails: command classification from a real shell grammar, policies, approvals."""

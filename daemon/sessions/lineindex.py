@@ -1,0 +1,142 @@
+"""Paging a command's output without rendering (or holding) all of it.
+
+A `LineIndex` maps rendered line numbers to log offsets at sparse points (every few MB, always at a
+line start). Counting the lines of a chunk that ends with a line end needs no text at all when it
+holds no escape sequence (rendering keeps every line end), else one render of that chunk. A page
+is then rendered from the nearest point: a reply costs memory in the size of a chunk and what it
+returns, never in the size of the output, and the index grows as the output does (each byte is
+counted once).
+
+Rendering is line-oriented (see `sshkeep.common.terminal.render`), so rendering chunks cut after a
+line end gives the lines rendering the whole would. A single line longer than `MAX_LINE` is cut
+into pieces of that size, each counted as a line.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sshkeep.common.terminal import markers as mk
+from sshkeep.common.terminal.render import render, split_lines
+from sshkeep.common.terminal.screenmode import strip_screens
+
+# Small enough that no single step holds the GIL (and so the event loop) for long.
+CHUNK = 1024 * 1024
+MAX_LINE = 64 * CHUNK
+
+Reader = Callable[[int, int], bytes]  # bytes [start, end) of the log
+
+
+# Text the renderer would change beyond line ends and trailing blanks: escapes, controls, BS.
+_NEEDS_RENDER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def render_lines(raw: bytes) -> list[str]:
+    """`split_lines(render(strip_markers(raw)))`, without the renderer's escape stripping (one
+    long C call holding the GIL) for plain text, where it would change nothing."""
+    # A full-screen program's frames are not output lines (its screen is replied separately).
+    stripped = strip_screens(mk.strip_markers(raw))
+    text = stripped.decode("utf-8", errors="replace")
+    if _NEEDS_RENDER.search(text) is None:
+        text = text.replace("\r\n", "\n")
+        if "\r" not in text:
+            return split_lines("\n".join([line.rstrip(" ") for line in text.split("\n")]))
+    return split_lines(render(stripped))
+
+
+def count_lines(raw: bytes) -> int:
+    """Rendered lines in `raw` (which ends with a line end)."""
+    if b"\x1b" not in raw:  # nothing for the renderer to strip that could hold a line end
+        return raw.count(b"\n")
+    return len(render_lines(raw))
+
+
+@dataclass
+class LineIndex:
+    """Line numbers at points of one command's output: line `nums[i]` starts at byte `offs[i]`.
+
+    `offs[-1]` is how far the index reaches (`end`, a line start); bytes after it (the unfinished
+    last line of a running command) are rendered when asked for."""
+
+    offs: list[int] = field(default_factory=list)
+    nums: list[int] = field(default_factory=list)
+
+    @classmethod
+    def at(cls, start: int) -> LineIndex:
+        return cls([start], [0])
+
+    @property
+    def start(self) -> int:
+        return self.offs[0]
+
+    @property
+    def end(self) -> int:
+        return self.offs[-1]
+
+    def extend(self, read: Reader, upto: int) -> None:
+        """Index whole lines up to `upto`."""
+        while self.end < upto:
+            lo = self.end
+            hi = min(upto, lo + CHUNK)
+            raw = read(lo, hi)
+            nl = raw.rfind(b"\n")
+            while nl == -1 and hi < upto and hi - lo < MAX_LINE:
+                more = min(upto, hi + CHUNK)
+                raw += read(hi, more)
+                hi = more
+                nl = raw.rfind(b"\n")
+            if nl == -1:
+                if hi - lo < MAX_LINE:
+                    return  # the last line is not finished yet
+                nl = len(raw) - 1  # a line longer than MAX_LINE: cut it here
+                count = len(render_lines(raw))
+            else:
+                raw = raw[: nl + 1]
+                count = count_lines(raw)
+            self.offs.append(lo + nl + 1)
+            self.nums.append(self.nums[-1] + count)
+
+    def rebase(self, read: Reader, start: int) -> None:
+        """Make `start` (a line start after this index's start) line 0: the log cap dropped the
+        lines before it."""
+        if start <= self.start:
+            return
+        if start >= self.end:
+            self.offs, self.nums = [start], [0]
+            return
+        # The bytes before `start` may be punched out already: count from `start` to the next
+        # point instead, which is still there.
+        j = bisect.bisect_right(self.offs, start)
+        shift = self.nums[j] - count_lines(read(start, self.offs[j]))
+        self.offs = [start, *self.offs[j:]]
+        self.nums = [0, *(n - shift for n in self.nums[j:])]
+
+    def total(self, read: Reader, upto: int) -> int:
+        """Rendered lines in [start, upto) (the index must reach the last line end before `upto`)."""
+        return self.nums[-1] + (len(render_lines(read(self.end, upto))) if upto > self.end else 0)
+
+    def lines(self, read: Reader, first: int, count: int, upto: int) -> list[str]:
+        """Rendered lines [first, first + count) of [start, upto)."""
+        out: list[str] = []
+        if count <= 0:
+            return out
+        i = max(0, bisect.bisect_right(self.nums, first) - 1)
+        skip = first - self.nums[i]
+        while len(out) < count:
+            lo = self.offs[i]
+            hi = self.offs[i + 1] if i + 1 < len(self.offs) else upto
+            if hi <= lo:
+                break
+            got = render_lines(read(lo, hi))
+            if skip < len(got):
+                out.extend(got[skip : skip + count - len(out)])
+                skip = 0
+            else:
+                skip -= len(got)
+            if hi >= upto:
+                break
+            i += 1
+        return out
