@@ -51,8 +51,8 @@ QUIET_DONE = 1.0
 # How much of a running command's latest output shows whether it draws a screen.
 DRAW_LOOKBACK = 64 * 1024
 # A full-screen program's screen in a reply: enough to see where it is, not a page of frames.
-SCREEN_LINES = 10
-SCREEN_CHARS = 700
+SCREEN_LINES = 8
+SCREEN_CHARS = 600
 # Lines per step when saving a command's output to a local file.
 SAVE_PAGE_LINES = 5000
 
@@ -279,6 +279,11 @@ class Commands:
         if shown and hint is None:
             hint = f"Output lines before {shown} were in an earlier reply."
         lines = view.lines if saved is None else []
+        if screen is not None:
+            # A full-screen program's reply is its screen: the stream of frames is not output, and
+            # none of it needs sending again once the program has quit.
+            lines = []
+            self._shown[key] = max(self._shown.get(key, 0), view.total)
         if view.next_offset is not None and hint is None:
             hint = (
                 f"More output: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "

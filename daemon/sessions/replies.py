@@ -83,8 +83,8 @@ def question_hint(q: Question, sid: str, command: str = "") -> str:
         keys = quit_keys(command)
         how = f"send_keys({keys!r})" if keys else "its quit key (often q) with send_keys"
         return (
-            f"Full-screen program (see screen): quit with {how}; for plain output run it "
-            "non-interactively (top -b -n 1, git --no-pager, | cat)."
+            f"Full-screen program: quit with {how}; for plain output run it non-interactively "
+            "(top -b -n 1, | cat)."
         )
     return 'It waits for input: send_keys(["<answer>", "Enter"]) (returns the result), or interrupt_command.'
 
