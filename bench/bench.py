@@ -57,6 +57,7 @@ from peers import GatewayEcho, bare_pty, gateway_params, install_gateway  # noqa
 
 from sshkeep.common.errors import SshkeepError  # noqa: E402
 from sshkeep.common.models.files import ReadFileRequest, WriteFileRequest  # noqa: E402
+from sshkeep.common.models.jobs import ReadySpec, StartJobRequest  # noqa: E402
 from sshkeep.common.models.sessions import (  # noqa: E402
     CommandQuery,
     OpenSessionRequest,
@@ -477,6 +478,7 @@ class Bench:
                 await self.overheads(mcp)
                 self.classification()
                 await self.open_sessions()
+                await self.terminals_and_jobs()
                 await self.big_output()
                 await self.flood_output()
                 await self.files(mcp)
@@ -634,6 +636,45 @@ class Bench:
         base = [ssh_run(self.sshd, "true")[0] for _ in range(self.plan.opens)]
         b = self.table.add(Row("  baseline: fresh `ssh host true`", samples=base))
         row.note = f"{(row.median or 0) / (b.median or 1):.1f}x a bare ssh login"
+
+    async def terminals_and_jobs(self) -> None:
+        """A terminal in the existing session (its ControlMaster: no login) against a new session,
+        then 20 idle jobs in one session: what they cost the daemon at rest."""
+        row = self.table.add(Row("open_terminal in an existing session via HTTP", p95=True))
+        n = max(5, self.plan.opens * 3)
+        log(f"open_terminal x{n}")
+        for _ in range(n):
+            ms, t = await timed(lambda: self.api.open_terminal(self.sid))
+            row.samples.append(ms)
+            await self.api.close_terminal(self.sid, t.terminal)
+        opened = self.table.get("open_session (bash, key auth) via HTTP")
+        if opened is not None and opened.median and row.median:
+            row.note = f"{opened.median / row.median:.1f}x faster than open_session (target <= 60 ms)"
+        jobs = 20
+        log(f"{jobs} jobs in one session")
+        info = await self.api.open_session(OpenSessionRequest(host="bash"))
+        rss0 = rss_kb(self.daemon_pid) or 0
+        started = []
+        for i in range(jobs):
+            req = StartJobRequest(command=f"echo job-{i}; sleep 100000", ready=ReadySpec(pattern=f"job-{i}"))
+            started.append(await self.api.start_job(info.session_id, req))
+        await asyncio.sleep(2.0)  # let start-up work settle before measuring rest
+        rss = rss_kb(self.daemon_pid) or 0
+        idle = 5.0 if self.plan.opens <= 3 else 10.0
+        cpu0, t0 = cpu_seconds(self.daemon_pid), time.monotonic()
+        await asyncio.sleep(idle)
+        cpu = (cpu_seconds(self.daemon_pid) - cpu0) / (time.monotonic() - t0)
+        self.table.add(
+            Row(f"daemon RSS with {jobs} running jobs", unit="MB", value=rss / 1024,
+                note=f"+{(rss - rss0) / 1024:.1f} MB over the same daemon before them")
+        )  # fmt: skip
+        self.table.add(
+            Row(f"daemon idle CPU with {jobs} running jobs", unit="%", value=cpu * 100,
+                note=f"over {idle:g} s at rest (monitor: one tmux list-panes per 0.5 s)")
+        )  # fmt: skip
+        for job in started:
+            await self.api.stop_job(job.job_id)
+        await self.api.close_session(info.session_id)
 
     async def big_output(self) -> None:
         lines = 100_000

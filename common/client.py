@@ -27,6 +27,17 @@ from sshkeep.common.models.files import (
     WriteFileRequest,
     WriteFileResult,
 )
+from sshkeep.common.models.jobs import (
+    CloseTerminalResult,
+    JobList,
+    JobQuery,
+    JobResult,
+    JobsQuery,
+    OpenTerminalRequest,
+    StartJobRequest,
+    StopJobRequest,
+    TerminalInfo,
+)
 from sshkeep.common.models.policy import (
     Approval,
     ApprovalList,
@@ -40,6 +51,7 @@ from sshkeep.common.models.sessions import (
     CommandQuery,
     CommandResult,
     Health,
+    InterruptRequest,
     OpenSessionRequest,
     ReconnectRequest,
     SearchRequest,
@@ -209,8 +221,8 @@ class ApiClient:
     async def send_keys(self, session_id: str, req: SendKeysRequest) -> SendKeysResult:
         return await self.call("send_keys", SendKeysResult, req, session_id=session_id)
 
-    async def interrupt_command(self, session_id: str) -> CommandResult:
-        return await self.call("interrupt_command", CommandResult, session_id=session_id)
+    async def interrupt_command(self, session_id: str, req: InterruptRequest | None = None) -> CommandResult:
+        return await self.call("interrupt_command", CommandResult, req, session_id=session_id)
 
     async def get_snapshot(self, session_id: str, query: SnapshotQuery | None = None) -> Snapshot:
         return await self.call("get_snapshot", Snapshot, query=query, session_id=session_id)
@@ -229,6 +241,28 @@ class ApiClient:
 
     async def exec_command(self, session_id: str, req: ExecRequest) -> ExecResult:
         return await self.call("exec_command", ExecResult, req, session_id=session_id)
+
+    async def open_terminal(self, session_id: str, req: OpenTerminalRequest | None = None) -> TerminalInfo:
+        return await self.call(
+            "open_terminal", TerminalInfo, req or OpenTerminalRequest(), session_id=session_id
+        )
+
+    async def close_terminal(self, session_id: str, terminal: str) -> CloseTerminalResult:
+        return await self.call(
+            "close_terminal", CloseTerminalResult, session_id=session_id, terminal=terminal
+        )
+
+    async def start_job(self, session_id: str, req: StartJobRequest) -> JobResult:
+        return await self.call("start_job", JobResult, req, session_id=session_id)
+
+    async def list_jobs(self, query: JobsQuery | None = None) -> JobList:
+        return await self.call("list_jobs", JobList, query=query)
+
+    async def get_job(self, job_id: str, query: JobQuery | None = None) -> JobResult:
+        return await self.call("get_job", JobResult, query=query, job_id=job_id)
+
+    async def stop_job(self, job_id: str, req: StopJobRequest | None = None) -> JobResult:
+        return await self.call("stop_job", JobResult, req or StopJobRequest(), job_id=job_id)
 
     async def check_command(self, session_id: str, req: CheckCommandRequest) -> CheckResult:
         return await self.call("check_command", CheckResult, req, session_id=session_id)

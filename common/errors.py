@@ -63,6 +63,16 @@ class CommandNotFound(NotFound):
     default_hint = "Use the command_id returned by send_command for this session."
 
 
+class TerminalNotFound(NotFound):
+    code = "terminal_not_found"
+    default_hint = "list_sessions shows each session's terminals; open_terminal opens one."
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+    default_hint = "list_jobs shows the jobs and their ids."
+
+
 class ConnectionNotFound(NotFound):
     code = "connection_not_found"
     default_hint = "Call list_available_configs for the configured names."
@@ -80,6 +90,11 @@ class SessionBusy(Conflict):
         "A command is still running: follow it with get_command, answer it with send_keys, "
         "or stop it with interrupt_command."
     )
+
+
+class TerminalExists(Conflict):
+    code = "terminal_exists"
+    default_hint = "Pick another name, or use the terminal that exists (pass it as `terminal`)."
 
 
 class SessionDisconnected(Conflict):

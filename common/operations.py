@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from sshkeep.common.models.admin import CleanupRequest, CleanupResult
-from sshkeep.common.models.base import CommandPath, ConfigPath, Request, SessionPath
+from sshkeep.common.models.base import CommandPath, ConfigPath, JobPath, Request, SessionPath, TerminalPath
 from sshkeep.common.models.configs import AskpassReply, AskpassRequest, ConfigList, ServerInfo
 from sshkeep.common.models.files import (
     ExecRequest,
@@ -24,6 +24,17 @@ from sshkeep.common.models.files import (
     ReadFileResult,
     WriteFileRequest,
     WriteFileResult,
+)
+from sshkeep.common.models.jobs import (
+    CloseTerminalResult,
+    JobList,
+    JobQuery,
+    JobResult,
+    JobsQuery,
+    OpenTerminalRequest,
+    StartJobRequest,
+    StopJobRequest,
+    TerminalInfo,
 )
 from sshkeep.common.models.policy import Approval as ApprovalReply
 from sshkeep.common.models.policy import (
@@ -39,6 +50,7 @@ from sshkeep.common.models.sessions import (
     CommandQuery,
     CommandResult,
     Health,
+    InterruptRequest,
     OpenSessionRequest,
     ReconnectRequest,
     SearchRequest,
@@ -176,7 +188,7 @@ OPERATIONS: dict[str, Operation] = _ops(
         "cleanup_dead_sessions",
         "POST",
         "/v1/sessions/cleanup",
-        "Close disconnected sessions older than max_age_seconds",
+        "Close disconnected sessions and drop finished jobs older than max_age_seconds",
         CleanupResult,
         body=CleanupRequest,
         tool="acts",
@@ -218,6 +230,7 @@ OPERATIONS: dict[str, Operation] = _ops(
         SID + "/interrupt",
         "Ctrl-C the running command",
         CommandResult,
+        body=InterruptRequest,
         path_params=S,
         tool="acts",
     ),
@@ -250,6 +263,67 @@ OPERATIONS: dict[str, Operation] = _ops(
         body=SearchRequest,
         path_params=S,
         tool="reads",
+    ),
+    # --- terminals and jobs ---------------------------------------------------------------------
+    Operation(
+        "open_terminal",
+        "POST",
+        SID + "/terminals",
+        "Open another shell in the session, on its existing SSH connection (no new login)",
+        TerminalInfo,
+        body=OpenTerminalRequest,
+        path_params=S,
+        status=201,
+        tool="opens",
+    ),
+    Operation(
+        "close_terminal",
+        "DELETE",
+        SID + "/terminals/{terminal}",
+        "Close one of the session's other terminals",
+        CloseTerminalResult,
+        path_params=TerminalPath,
+        tool="acts",
+    ),
+    Operation(
+        "start_job",
+        "POST",
+        SID + "/jobs",
+        "Run a long-lived command (server, watcher, build) as a job in a terminal of its own",
+        JobResult,
+        body=StartJobRequest,
+        path_params=S,
+        status=201,
+        tool="acts",
+    ),
+    Operation(
+        "list_jobs",
+        "GET",
+        "/v1/jobs",
+        "Every job: status, exit code, start time, last output line",
+        JobList,
+        query=JobsQuery,
+        tool="reads",
+    ),
+    Operation(
+        "get_job",
+        "GET",
+        "/v1/jobs/{job_id}",
+        "A job's status and (a page of) its output; waits for its end",
+        JobResult,
+        query=JobQuery,
+        path_params=JobPath,
+        tool="reads",
+    ),
+    Operation(
+        "stop_job",
+        "POST",
+        "/v1/jobs/{job_id}/stop",
+        "Stop a job: Ctrl-C, then SIGTERM, then SIGKILL, each after a bounded wait",
+        JobResult,
+        body=StopJobRequest,
+        path_params=JobPath,
+        tool="acts",
     ),
     # --- files and side commands ----------------------------------------------------------------
     Operation(

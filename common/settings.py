@@ -5,6 +5,8 @@ Keys (default, accepted range):
 - `max_transfer_mb` (64, 0.001..65536): largest file read or write.
 - `dead_session_max_age` (86400, 0..315360000): seconds a disconnected session is kept before the
   reaper closes it; 0 turns the reaper off.
+- `finished_job_max_age` (86400, 0..315360000): seconds a finished job (its output, exit code and
+  terminal) is kept before the reaper removes it; 0 keeps them until cleanup_dead_sessions.
 - `audit_max_bytes` (10485760, 4096..2**40), `audit_keep` (3, 0..100): audit log rotation.
 - `daemon_log_max_bytes` (10485760, 4096..2**40), `daemon_log_keep` (3, 0..100): rotation of the
   log an auto-started daemon writes (checked each time the shim starts one).
@@ -50,6 +52,7 @@ _BOUNDS: dict[str, _Bound] = {
     "log_cap_mb": _Bound(256, 0.01, 1024 * 1024),
     "max_transfer_mb": _Bound(64, 0.001, 64 * 1024),
     "dead_session_max_age": _Bound(24 * 3600, 0, 10 * 365 * 86400),
+    "finished_job_max_age": _Bound(24 * 3600, 0, 10 * 365 * 86400),
     "audit_max_bytes": _Bound(10 * MB, 4096, 2**40, integer=True),
     "audit_keep": _Bound(3, 0, 100, integer=True),
     "daemon_log_max_bytes": _Bound(10 * MB, 4096, 2**40, integer=True),
@@ -97,6 +100,7 @@ class Settings:
     log_cap_mb: float = _BOUNDS["log_cap_mb"].default
     max_transfer_mb: float = _BOUNDS["max_transfer_mb"].default
     dead_session_max_age: float = _BOUNDS["dead_session_max_age"].default
+    finished_job_max_age: float = _BOUNDS["finished_job_max_age"].default
     audit_max_bytes: int = int(_BOUNDS["audit_max_bytes"].default)
     audit_keep: int = int(_BOUNDS["audit_keep"].default)
     daemon_log_max_bytes: int = int(_BOUNDS["daemon_log_max_bytes"].default)

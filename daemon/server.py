@@ -33,14 +33,16 @@ from sshkeep.daemon.api.app import build_app
 from sshkeep.daemon.api.audit import AUDIT
 from sshkeep.daemon.api.core import Services
 from sshkeep.daemon.files.local import LocalFiles
-from sshkeep.daemon.files.sidechannel import SideChannels
+from sshkeep.daemon.files.sidechannel import SideChannels, run_side_command
 from sshkeep.daemon.files.transfers import Transfers
 from sshkeep.daemon.policy.guard import Guard
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
 from sshkeep.daemon.sessions.askpass import AuthBroker
 from sshkeep.daemon.sessions.commands import Commands
+from sshkeep.daemon.sessions.jobs import Jobs
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import Reaper
+from sshkeep.daemon.sessions.session import Session
 from sshkeep.daemon.sessions.store import Store
 from sshkeep.daemon.sessions.tmux import Tmux
 
@@ -59,10 +61,20 @@ class Daemon:
         m = self.manager = SessionManager(paths, self.config, self.tmux, self.store, self.auth)
         self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
         self.local_files = LocalFiles(m.get, self.side_channels, self.settings, paths.state_dir / "downloads")
-        self.commands = Commands(m.get, m.ensure_ready, self.store, self.tmux, self.local_files)
+        self.commands = Commands(
+            m.terminal, m.ensure_ready, self.store, self.tmux, side=self.side_command, local=self.local_files
+        )
         self.transfers = Transfers(m.get, self.side_channels, self.settings)
         self.reaper = Reaper(m.sessions, m.close, self.settings)
         self.guard = Guard(m)  # the guard rails: one service every route that runs something asks
+        self.jobs = m.jobs = Jobs(m, self.commands, self.side_command)
+        self.reaper.jobs_cleanup = self.jobs.cleanup
+
+    async def side_command(self, s: Session, script: str, timeout: float) -> tuple[int | None, str, str]:
+        """Run `script` on the session's ssh master beside its terminals (jobs' signals, probes and
+        remote files; the background-job note): exit code, stdout, stderr."""
+        o = await run_side_command(self.side_channels, s, script, timeout, 65536)
+        return o.exit_code, o.stdout.decode(errors="replace"), o.stderr.decode(errors="replace")
 
     def settings(self) -> Settings:
         """The current tunables (re-read when config.yml changes; one stat per call)."""
@@ -73,6 +85,7 @@ class Daemon:
         return Services(
             manager=self.manager,
             commands=self.commands,
+            jobs=self.jobs,
             transfers=self.transfers,
             local_files=self.local_files,
             reaper=self.reaper,

@@ -19,12 +19,21 @@ from sshkeep.shim import (
     tools_commands,
     tools_configs,
     tools_files,
+    tools_jobs,
     tools_policy,
     tools_sessions,
 )
 from sshkeep.shim.tools_base import SshkeepServer, Tools, lean_input, lean_output
 
-TOOL_GROUPS = (tools_configs, tools_sessions, tools_commands, tools_files, tools_admin, tools_policy)
+TOOL_GROUPS = (
+    tools_configs,
+    tools_sessions,
+    tools_commands,
+    tools_jobs,
+    tools_files,
+    tools_admin,
+    tools_policy,
+)
 # The tools of the everyday loop (find a host, run, follow, answer, stop, search, read, write): what
 # an agent reads every session. Their names, descriptions and input schemas stay under 1,500
 # tokens (tests/unit/test_economy.py).
@@ -48,6 +57,8 @@ status running: get_command(wait=...) follows it. status waiting_input: the hint
 Files: read_remote_file / write_remote_file, not the terminal.
 status approval_required: the connection's policy asks a person first (nothing ran); they approve
 with `sshkeep approve ID`, then send the same call again. check_command tells beforehand.
+Servers, watchers, `tail -f`: start_job, then get_job / stop_job. Parallel shells on one connection:
+open_terminal, then pass `terminal`.
 """
 
 

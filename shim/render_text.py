@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sshkeep.common.models.jobs import JobInfo, JobList
 from sshkeep.common.models.sessions import CommandResult, SearchResult, SessionInfo, SessionList
 
 
@@ -28,6 +29,10 @@ def sessions(listing: SessionList) -> str:
         running = f" running {s.running_command_id}" if s.running_command_id else ""
         asks = f" asks ({s.question.kind}): {s.question.text}" if s.question is not None else ""
         rows.append(f"{s.session_id}\t{s.state}\t{s.login or s.target}{running}{asks}")
+        for t in s.terminals:
+            what = f" running {t.running_command_id}: {t.running_command}" if t.running_command_id else ""
+            job = f" (job {t.job_id})" if t.job_id else ""
+            rows.append(f"  terminal {t.terminal}\t{t.state}{job}{what}")
     return "\n".join(rows)
 
 
@@ -58,6 +63,8 @@ def command(res: CommandResult) -> str:
         )
     if res.question is not None:
         parts.append(f"question ({res.question.kind}): {res.question.text}")
+    if res.note:
+        parts.append(f"note: {res.note}")
     if res.screen:
         parts.append(f"screen:\n{res.screen}")
     if res.hint:
@@ -79,3 +86,33 @@ def search(res: SearchResult) -> str:
     if res.hint:
         parts.append(f"hint: {res.hint}")
     return "\n".join(parts)
+
+
+def _job_head(j: JobInfo) -> str:
+    head = f"[{j.job_id} {j.name} {j.status}"
+    if j.exit_code is not None:
+        head += f" exit={j.exit_code}"
+    if j.stopped_by:
+        head += f" by {j.stopped_by}"
+    return head + f"] in {j.session_id}, terminal {j.terminal}" + (" (durable)" if j.durable else "")
+
+
+def job(res: JobInfo) -> str:
+    parts = [_job_head(res)]
+    ready = getattr(res, "ready", None)
+    if ready is not None:
+        parts.append(("ready: " if ready else "not ready: ") + (getattr(res, "ready_detail", None) or ""))
+    steps = getattr(res, "stop_steps", None) or []
+    parts += [f"stop: {step}" for step in steps]
+    output = getattr(res, "output", "")
+    if output:
+        parts.append(output)
+    if res.hint:
+        parts.append(f"hint: {res.hint}")
+    return "\n".join(parts)
+
+
+def jobs(listing: JobList) -> str:
+    if not listing.jobs:
+        return "no jobs"
+    return "\n".join(_job_head(j) + (f"\n  last: {j.last_line}" if j.last_line else "") for j in listing.jobs)

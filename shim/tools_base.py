@@ -519,18 +519,19 @@ def lean_input(schema: dict[str, Any]) -> dict[str, Any]:
     """An input schema without pydantic's titles, and `T | None = None` said as plain `T`."""
     props = {}
     for name, prop in schema.get("properties", {}).items():
-        # Titles repeat the name; minLength 1 and the session id pattern the daemon checks itself,
+        # Titles repeat the name; minLength 1 and the id patterns the daemon checks itself,
         # with a clearer error than a schema mismatch.
-        drop = {"title", "minLength"} | ({"pattern"} if name == "session_id" else set())
-        prop = {k: v for k, v in prop.items() if k not in drop}
+        drop = {"title"} | ({"pattern"} if name in ("session_id", "terminal") else set())
         branches = prop.get("anyOf")
         if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
             other = next(b for b in branches if b != {"type": "null"})
             prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **other}
             if prop.get("default", "") is None:
                 del prop["default"]
-        props[name] = _drop_titles(prop)
-    out = {k: v for k, v in schema.items() if k not in ("title", "properties")}
+        if prop.get("minLength") == 1:
+            drop.add("minLength")
+        props[name] = _drop_titles({k: v for k, v in prop.items() if k not in drop})
+    out = {k: _drop_titles(v) for k, v in schema.items() if k not in ("title", "properties")}
     out["properties"] = props
     return out
 

@@ -20,6 +20,7 @@ from sshkeep.common.models.base import MAX_WAIT_SECONDS
 from sshkeep.common.models.sessions import (
     CommandQuery,
     CommandResult,
+    InterruptRequest,
     SearchRequest,
     SearchResult,
     SendCommandRequest,
@@ -48,6 +49,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         session_id: Annotated[str | None, optional_session()] = None,
         host: Annotated[str | None, host_param()] = None,
         timeout: Annotated[float, param("send_command", "timeout")] = 10.0,
+        terminal: Annotated[str | None, param("send_command", "terminal")] = None,
         local_path: Annotated[str | None, param("send_command", "local_path")] = None,
     ) -> Annotated[CallToolResult, CommandResult] | InputRequiredResult:
         """Run a command in a persistent terminal (cwd, variables persist); returns exit code and
@@ -57,11 +59,15 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
 
         async def run(sid: str) -> CommandResult | InputRequiredResult:
             first = progress.next_chunk(min(timeout, CHUNK_SECONDS))
-            body = SendCommandRequest(command=command, timeout=first, local_path=local_path)
+            body = SendCommandRequest(
+                command=command, timeout=first, terminal=terminal, local_path=local_path
+            )
             res = await tools.guarded(ctx, lambda: client.send_command(sid, body))
             if isinstance(res, InputRequiredResult):
                 return res
-            return await _follow(client, tools, progress, res, timeout, local_path=local_path)
+            return await _follow(
+                client, tools, progress, res, timeout, terminal=terminal, local_path=local_path
+            )
 
         res = await tools.on_host(session_id, host, run)
         if isinstance(res, InputRequiredResult):
@@ -76,17 +82,26 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         offset: Annotated[int, param("get_command", "offset")] = 0,
         limit: Annotated[int | None, param("get_command", "limit")] = None,
         wait: Annotated[float, param("get_command", "wait")] = 0.0,
+        terminal: Annotated[str | None, param("get_command", "terminal")] = None,
         local_path: Annotated[str | None, param("get_command", "local_path")] = None,
     ) -> Annotated[CallToolResult, CommandResult]:
         """Follow a running command (wait) or page its output (offset). To find lines: search_output."""
         tools.check_wait(ctx, "get_command", "wait", wait)
         progress = Progress(ctx, wait)
         first = progress.next_chunk(min(wait, CHUNK_SECONDS)) if wait > 0 else 0.0
-        query = CommandQuery(offset=offset, limit=limit, wait=first, local_path=local_path)
+        query = CommandQuery(offset=offset, limit=limit, wait=first, terminal=terminal, local_path=local_path)
         res = await call(lambda: client.get_command(session_id, command_id, query))
         if wait > 0:
             res = await _follow(
-                client, tools, progress, res, wait, offset=offset, limit=limit, local_path=local_path
+                client,
+                tools,
+                progress,
+                res,
+                wait,
+                offset=offset,
+                limit=limit,
+                terminal=terminal,
+                local_path=local_path,
             )
         return result(res, render_text.command(res))
 
@@ -95,11 +110,13 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         session_id: Annotated[str, param("send_keys", "session_id")],
         keys: Annotated[list[str], param("send_keys", "keys")],
         ctx: Context,
+        terminal: Annotated[str | None, param("send_keys", "terminal")] = None,
         wait: Annotated[float, param("send_keys", "wait")] = 3.0,
     ) -> Annotated[CallToolResult, SendKeysResult] | InputRequiredResult:
         """Type keys: answer a question, drive a full-screen program. Returns the command's result."""
         res = await tools.guarded(
-            ctx, lambda: client.send_keys(session_id, SendKeysRequest(keys=keys, wait=wait))
+            ctx,
+            lambda: client.send_keys(session_id, SendKeysRequest(keys=keys, wait=wait, terminal=terminal)),
         )
         if isinstance(res, InputRequiredResult):
             return res
@@ -110,9 +127,10 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     @tool(server, "interrupt_command")
     async def interrupt_command(
         session_id: Annotated[str, param("interrupt_command", "session_id")],
+        terminal: Annotated[str | None, param("interrupt_command", "terminal")] = None,
     ) -> Annotated[CallToolResult, CommandResult]:
         """Ctrl-C the running command; returns its result (new output only)."""
-        res = await call(lambda: client.interrupt_command(session_id))
+        res = await call(lambda: client.interrupt_command(session_id, InterruptRequest(terminal=terminal)))
         return result(res, render_text.command(res))
 
     @tool(server, "wait_for")
@@ -121,6 +139,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         pattern: Annotated[str, param("wait_for", "pattern")],
         ctx: Context,
         timeout: Annotated[float, param("wait_for", "timeout")] = 10.0,
+        terminal: Annotated[str | None, param("wait_for", "terminal")] = None,
     ) -> Annotated[CallToolResult, WaitForResult]:
         """Wait until new output matches a regex. For output already printed: search_output."""
         tools.check_wait(ctx, "wait_for", "timeout", timeout)
@@ -128,7 +147,9 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         since: int | None = None
         while True:
             remaining = max(0.0, timeout - progress.elapsed())
-            req = WaitForRequest(pattern=pattern, timeout=progress.next_chunk(remaining), since=since)
+            req = WaitForRequest(
+                pattern=pattern, timeout=progress.next_chunk(remaining), since=since, terminal=terminal
+            )
 
             def once(r: WaitForRequest = req) -> Awaitable[WaitForResult]:
                 return client.wait_for(session_id, r)
@@ -166,9 +187,12 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     async def get_snapshot(
         session_id: Annotated[str, param("get_snapshot", "session_id")],
         lines: Annotated[int, param("get_snapshot", "lines")] = 0,
+        terminal: Annotated[str | None, param("get_snapshot", "terminal")] = None,
     ) -> Annotated[CallToolResult, Snapshot]:
         """The terminal screen as a person sees it."""
-        res = await call(lambda: client.get_snapshot(session_id, SnapshotQuery(lines=lines)))
+        res = await call(
+            lambda: client.get_snapshot(session_id, SnapshotQuery(lines=lines, terminal=terminal))
+        )
         return result(res, res.screen)
 
 
@@ -181,6 +205,7 @@ async def _follow(
     offset: int = 0,
     limit: int | None = None,
     local_path: str | None = None,
+    terminal: str | None = None,
 ) -> CommandResult:
     """Keep waiting in short chunks, with a progress notification (newest output line) between them."""
     while res.status == "running":
@@ -193,7 +218,9 @@ async def _follow(
         def again(
             sid: str = res.session_id, cid: str = res.command_id, wait: float = step
         ) -> Awaitable[CommandResult]:
-            return client.get_command(sid, cid, CommandQuery(offset=offset, limit=limit, wait=wait))
+            return client.get_command(
+                sid, cid, CommandQuery(offset=offset, limit=limit, wait=wait, terminal=terminal)
+            )
 
         res = await tools.call(again)
     if local_path is not None and res.saved is None:
@@ -201,7 +228,9 @@ async def _follow(
         done = res
 
         def save() -> Awaitable[CommandResult]:
-            return client.get_command(done.session_id, done.command_id, CommandQuery(local_path=local_path))
+            return client.get_command(
+                done.session_id, done.command_id, CommandQuery(local_path=local_path, terminal=terminal)
+            )
 
         res = await tools.call(save)
     return res

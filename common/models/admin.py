@@ -14,7 +14,8 @@ class CleanupRequest(Request):
         default=0.0,
         ge=0,
         le=MAX_AGE_LIMIT,
-        description="Minimum seconds since ssh exited (0: all)",
+        description="Close only sessions disconnected (and drop only jobs finished) at least this many "
+        "seconds ago (0: every dead one)",
     )
 
 
@@ -24,3 +25,7 @@ class CleanupResult(Reply):
         default_factory=list, description="Disconnected sessions younger than max_age_seconds, kept"
     )
     max_age_seconds: float
+    removed_jobs: list[str] = Field(
+        default_factory=list,
+        description="Finished jobs older than max_age_seconds whose records were removed",
+    )

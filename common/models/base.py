@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SESSION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 COMMAND_ID_PATTERN = r"^c[0-9]{1,9}$"
+# Terminal names: lowercase, short, usable in tmux targets and file names; `main` is the first one.
+TERMINAL_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+MAIN_TERMINAL = "main"
+JOB_ID_PATTERN = r"^j-[0-9a-f]{6}$"
 MAX_COMMAND_CHARS = 256 * 1024
 MAX_WAIT_SECONDS = 50.0
 
@@ -62,7 +66,15 @@ LOCAL_OUTPUT_FIELD = Field(
     default=None,
     min_length=1,
     max_length=4096,
-    description="Local file to save all output to, instead of replying it " + LOCAL_PATH_DESCRIPTION,
+    description="Save all output to this local file instead " + LOCAL_PATH_DESCRIPTION,
+)
+
+
+TERMINAL_FIELD = Field(
+    default=None,
+    pattern=TERMINAL_PATTERN,
+    max_length=32,
+    description="Terminal (default: main; see open_terminal)",
 )
 
 
@@ -76,6 +88,17 @@ class CommandPath(Request):
         pattern="^(" + COMMAND_ID_PATTERN.strip("^$") + "|last)$",
         max_length=10,
         description="Command id, or last",
+    )
+
+
+class TerminalPath(Request):
+    session_id: str = SESSION_ID_FIELD
+    terminal: str = Field(pattern=TERMINAL_PATTERN, max_length=32, description="Terminal name")
+
+
+class JobPath(Request):
+    job_id: str = Field(
+        pattern=JOB_ID_PATTERN, max_length=8, description="Job id from start_job or list_jobs"
     )
 
 

@@ -36,7 +36,7 @@ class ReadFileRequest(Request):
         default=None,
         min_length=1,
         max_length=MAX_PATH_CHARS,
-        description="Local path to copy the file to, instead of replying it " + LOCAL_PATH_DESCRIPTION,
+        description="Copy the file to this local path instead " + LOCAL_PATH_DESCRIPTION,
     )
     metadata_only: bool = Field(default=False, description="Only size, sha256, mode, mtime")
 

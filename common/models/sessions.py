@@ -9,13 +9,16 @@ from pydantic import Field
 from sshkeep.common.models.base import (
     COMMAND_ID_PATTERN,
     LOCAL_OUTPUT_FIELD,
+    MAIN_TERMINAL,
     MAX_COMMAND_CHARS,
     MAX_WAIT_SECONDS,
+    TERMINAL_FIELD,
     CommandStatus,
     Reply,
     Request,
     SessionState,
 )
+from sshkeep.common.models.jobs import TerminalInfo
 from sshkeep.common.models.policy import ApprovalNeeded
 
 # --- health ---------------------------------------------------------------------------------------
@@ -73,6 +76,10 @@ class SessionInfo(Reply):
         description="ssh's exit status once it has exited (128+N: killed by signal N)",
     )
     hint: str | None = None
+    terminals: list[TerminalInfo] = Field(
+        default_factory=list,
+        description="The session's other terminals (open_terminal, jobs) and what runs there",
+    )
 
 
 class SessionList(Reply):
@@ -90,6 +97,7 @@ class CloseResult(Reply):
 class SendCommandRequest(Request):
     command: str = Field(min_length=1, max_length=MAX_COMMAND_CHARS, description="Shell command line(s)")
     timeout: float = Field(default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the end")
+    terminal: str | None = TERMINAL_FIELD
     local_path: str | None = LOCAL_OUTPUT_FIELD
 
 
@@ -104,6 +112,7 @@ class SavedOutput(Reply):
 
 class CommandResult(Reply):
     session_id: str
+    terminal: str = MAIN_TERMINAL
     command_id: str
     command: str = ""
     status: CommandStatus
@@ -124,6 +133,9 @@ class CommandResult(Reply):
         default=None, description="With status approval_required: what to approve (nothing was typed)"
     )
     hint: str | None = None
+    note: str | None = Field(
+        default=None, description="Something worth knowing, e.g. background jobs the command left running"
+    )
     started_at: float | None = None
     ended_at: float | None = None
 
@@ -140,10 +152,12 @@ class SendKeysRequest(Request):
         le=MAX_WAIT_SECONDS,
         description="Seconds to wait for the result",
     )
+    terminal: str | None = TERMINAL_FIELD
 
 
 class SendKeysResult(Reply):
     session_id: str
+    terminal: str = MAIN_TERMINAL
     sent: int
     running_command_id: str | None = None
     result: CommandResult | None = Field(
@@ -160,10 +174,12 @@ class WaitForRequest(Request):
         ge=0,
         description="Search output from this log position (a previous reply's `searched_to`)",
     )
+    terminal: str | None = TERMINAL_FIELD
 
 
 class WaitForResult(Reply):
     session_id: str
+    terminal: str = MAIN_TERMINAL
     matched: bool
     pattern: str
     line: str | None = Field(default=None, description="The line that matched")
@@ -180,11 +196,17 @@ class CommandQuery(Request):
     offset: int = Field(default=0, ge=0, le=10**12, description="First output line")
     limit: int | None = Field(default=None, ge=1, le=100_000, description="Lines (default 1000)")
     wait: float = Field(default=0.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the end")
+    terminal: str | None = TERMINAL_FIELD
     local_path: str | None = LOCAL_OUTPUT_FIELD
 
 
 class SnapshotQuery(Request):
     lines: int = Field(default=0, ge=0, le=50_000, description="Scrollback lines to add")
+    terminal: str | None = TERMINAL_FIELD
+
+
+class InterruptRequest(Request):
+    terminal: str | None = TERMINAL_FIELD
 
 
 class SessionForHostRequest(Request):
@@ -233,6 +255,7 @@ class ReconnectRequest(Request):
 
 class Snapshot(Reply):
     session_id: str
+    terminal: str = MAIN_TERMINAL
     screen: str
     lines: int
     cursor_x: int

@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sshkeep.daemon.api import admin, audit, commands, configs, files, policy, sessions
+from sshkeep.daemon.api import admin, audit, commands, configs, files, jobs, policy, sessions
 from sshkeep.daemon.api.core import (
     COMMANDS,
     GUARD,
+    JOBS,
     LOCAL_FILES,
     MANAGER,
     MAX_BODY,
@@ -31,6 +32,7 @@ from sshkeep.daemon.api.core import (
 ROUTE_GROUPS: tuple[web.RouteTableDef, ...] = (
     sessions.routes,
     commands.routes,
+    jobs.routes,
     files.routes,
     configs.routes,
     admin.routes,
@@ -52,6 +54,7 @@ def build_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY)
     app[MANAGER] = services.manager
     app[COMMANDS] = services.commands
+    app[JOBS] = services.jobs
     app[TRANSFERS] = services.transfers
     app[LOCAL_FILES] = services.local_files
     app[REAPER] = services.reaper

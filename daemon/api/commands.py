@@ -1,4 +1,6 @@
-"""Routes of commands and the terminal: send, page/wait, keys, interrupt, screen, wait for output."""
+"""Routes of commands and the terminal: send, page/wait, keys, interrupt, screen, wait for output.
+
+Each takes an optional `terminal` (default: the session's main one)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from aiohttp import web
 from sshkeep.common.models.sessions import (
     CommandQuery,
     CommandResult,
+    InterruptRequest,
     SearchRequest,
     SearchResult,
     SendCommandRequest,
@@ -30,6 +33,7 @@ async def send_command(request: web.Request, call: Call) -> CommandResult:
     if decision.approval is not None and not decision.allowed:
         return CommandResult(
             session_id=call.session_id,
+            terminal=body.terminal or "main",
             command_id="",
             command=body.command,
             status="approval_required",
@@ -39,7 +43,7 @@ async def send_command(request: web.Request, call: Call) -> CommandResult:
     decision.raise_unless_allowed()
     guard(request).line_reset(call.session_id)
     return await commands(request).send_command(
-        call.session_id, body.command, body.timeout, local_path=body.local_path
+        call.session_id, body.command, body.timeout, terminal=body.terminal, local_path=body.local_path
     )
 
 
@@ -54,18 +58,18 @@ async def get_command(request: web.Request, call: Call) -> CommandResult:
         limit=q.limit,
         wait=q.wait,
         local_path=q.local_path,
+        terminal=q.terminal,
     )
 
 
 @endpoint(routes, "send_keys")
 async def send_keys(request: web.Request, call: Call) -> SendKeysResult:
     body = call.body(SendKeysRequest)
-    keys = body.keys
     g = guard(request)
-    decision = await g.check_keys(call.session_id, keys, by=caller(request))
+    decision = await g.check_keys(call.session_id, body.keys, by=caller(request), terminal=body.terminal)
     note_decision(request, decision)
     decision.raise_unless_allowed()
-    result = await commands(request).send_keys(call.session_id, keys, body.wait)
+    result = await commands(request).send_keys(call.session_id, body.keys, body.wait, terminal=body.terminal)
     g.keys_sent(decision)
     return result
 
@@ -78,16 +82,18 @@ async def search_output(request: web.Request, call: Call) -> SearchResult:
 @endpoint(routes, "interrupt_command")
 async def interrupt(request: web.Request, call: Call) -> CommandResult:
     guard(request).line_reset(call.session_id)  # Ctrl-C clears whatever keys left on the line
-    return await commands(request).interrupt(call.session_id)
+    return await commands(request).interrupt(call.session_id, terminal=call.body(InterruptRequest).terminal)
 
 
 @endpoint(routes, "get_snapshot")
 async def screen(request: web.Request, call: Call) -> Snapshot:
-    lines = call.query(SnapshotQuery).lines
-    return await commands(request).snapshot(call.session_id, lines or None)
+    q = call.query(SnapshotQuery)
+    return await commands(request).snapshot(call.session_id, q.lines or None, terminal=q.terminal)
 
 
 @endpoint(routes, "wait_for")
 async def wait_for(request: web.Request, call: Call) -> WaitForResult:
     body = call.body(WaitForRequest)
-    return await commands(request).wait_for(call.session_id, body.pattern, body.timeout, body.since)
+    return await commands(request).wait_for(
+        call.session_id, body.pattern, body.timeout, body.since, terminal=body.terminal
+    )

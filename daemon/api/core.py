@@ -42,6 +42,7 @@ from sshkeep.daemon.files.local import LocalFiles
 from sshkeep.daemon.files.transfers import Transfers
 from sshkeep.daemon.policy.guard import Decision, Guard
 from sshkeep.daemon.sessions.commands import Commands
+from sshkeep.daemon.sessions.jobs import Jobs
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import Reaper
 
@@ -56,6 +57,7 @@ class Services:
 
     manager: SessionManager
     commands: Commands
+    jobs: Jobs
     transfers: Transfers
     local_files: LocalFiles
     reaper: Reaper
@@ -67,6 +69,7 @@ class Services:
 
 MANAGER = web.AppKey("manager", SessionManager)
 COMMANDS = web.AppKey("commands", Commands)
+JOBS = web.AppKey("jobs", Jobs)
 TRANSFERS = web.AppKey("transfers", Transfers)
 LOCAL_FILES = web.AppKey("local_files", LocalFiles)
 REAPER = web.AppKey("reaper", Reaper)
@@ -195,6 +198,10 @@ def manager(request: web.Request) -> SessionManager:
 
 def commands(request: web.Request) -> Commands:
     return request.app[COMMANDS]
+
+
+def jobs(request: web.Request) -> Jobs:
+    return request.app[JOBS]
 
 
 def transfers(request: web.Request) -> Transfers:

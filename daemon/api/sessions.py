@@ -52,7 +52,8 @@ async def session_for_host(request: web.Request, call: Call) -> SessionInfo:
 
 @endpoint(routes, "get_session")
 async def get_session(request: web.Request, call: Call) -> SessionInfo:
-    return manager(request).get(call.session_id).info()
+    m = manager(request)
+    return m.info(m.get(call.session_id))
 
 
 @endpoint(routes, "close_session")

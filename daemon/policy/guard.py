@@ -211,10 +211,13 @@ class Guard:
         subject = f"{'append to' if append else 'write'} {path} (sha256 {digest}, {len(content)} chars)"
         return await self._finish(s, policy, "write_remote_file", "file", subject, outcome, by, False)
 
-    async def check_keys(self, session_id: str, keys: list[str], *, by: str | None = None) -> Decision:
+    async def check_keys(
+        self, session_id: str, keys: list[str], *, by: str | None = None, terminal: str | None = None
+    ) -> Decision:
         """Keys answer a question or drive a full-screen program freely (read_only: only that);
-        at a shell prompt they are buffered and each line an Enter completes is checked."""
-        s = self.m.get(session_id)
+        at a shell prompt they are buffered and each line an Enter completes is checked. The context
+        (question, full-screen program) is the terminal's the keys go to."""
+        s = self.m.terminal(session_id, terminal)
         policy, rules, _ = self.policy_for(s)
         subject = " ".join(repr(k) if not is_key_name(k) else k for k in keys if k)
         if policy == "admin" and rules.empty:

@@ -17,6 +17,7 @@ from sshkeep.common.errors import (
     TmuxCommandFailed,
     TmuxError,
 )
+from sshkeep.common.models.base import MAIN_TERMINAL
 from sshkeep.common.models.sessions import (
     CommandResult,
     Question,
@@ -28,6 +29,7 @@ from sshkeep.common.models.sessions import (
     WaitForResult,
 )
 from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed_text
+from sshkeep.common.terminal.foreground import endless_reason, has_background_ampersand, started_jobs
 from sshkeep.common.terminal.keys import keys_command
 from sshkeep.common.terminal.screenmode import compact_screen, drawn
 from sshkeep.daemon.sessions.replies import (
@@ -42,6 +44,9 @@ from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, quote
 from sshkeep.daemon.sessions.waitscan import BUDGET, BudgetSpent, Pattern, search_chunk
+
+# A side command over the session's ssh master: (session, script, timeout) -> (exit code, stdout, stderr).
+SideCommand = Callable[[Session, str, float], Awaitable[tuple[int | None, str, str]]]
 
 if TYPE_CHECKING:
     from sshkeep.daemon.files.local import LocalFiles
@@ -62,23 +67,25 @@ class Commands:
 
     Built by the composition root (daemon/server.py) from narrow dependencies: `lookup` (a session
     by id, or SessionNotFound), `ensure_ready` (wait until a session can take a command), the store,
-    the tmux client and the local-file service (output saved to a local file)."""
+    the tmux client, side commands and the local-file service (output saved to a local file)."""
 
     def __init__(
         self,
-        lookup: Callable[[str], Session],
+        lookup: Callable[[str, str | None], Session],
         ensure_ready: Callable[[Session, float], Awaitable[None]],
         store: Store,
         tmux: Tmux,
+        side: SideCommand | None = None,
         local: LocalFiles | None = None,
     ) -> None:
         self.lookup = lookup
         self.ensure_ready = ensure_ready
         self.store = store
         self.tmux = tmux
+        self.side = side
         self.local = local
-        # (session, command) -> output lines a reply has already carried in full, so replies that
-        # continue a command (send_keys, interrupt_command) do not send them again.
+        # (session key, command) -> output lines a reply has already carried in full, so replies
+        # that continue a command (send_keys, interrupt_command) do not send them again.
         self._shown: dict[tuple[str, str], int] = {}
 
     async def send_command(
@@ -86,28 +93,45 @@ class Commands:
         sid: str,
         command: str,
         timeout: float,
+        terminal: str | None = None,
         local_path: str | None = None,
     ) -> CommandResult:
-        s = self.lookup(sid)
+        s = self.lookup(sid, terminal)
         await self.ensure_ready(s, timeout)
+        where = _where(s)
         if s.current is not None:
-            cur = s.current
             raise SessionBusy(
-                f"session {sid} is still running command {cur.command_id} ({cur.command[:60]!r})",
-                hint=f"Follow it with get_command(session_id={sid!r}, command_id={cur.command_id!r}, "
-                "wait=30), answer it with send_keys, or stop it with interrupt_command; "
-                "send_command(host=...) runs in another session.",
+                f"{where} is still running command {s.current.command_id} ({s.current.command[:60]!r})",
+                hint=_busy_hint(s),
             )
         if s.foreground_busy:
             raise SessionBusy(
-                f"session {sid} is running something typed into the terminal (not by send_command)",
+                f"{where} is running something typed into the terminal (not by send_command)",
                 hint="get_snapshot shows it; send_keys(['C-c']) or interrupt_command stops it; "
-                "send_command(host=...) runs in another session.",
+                "send_command(host=...) or open_terminal gives another shell.",
             )
         if "\x00" in command:
             raise BadRequest("command contains a NUL byte")
         text = typed_text(command.rstrip("\n"), s.shell)
-        rec = self._new_record(s, command, text.count("\n") + 1)
+        seq = s.next_seq
+        s.next_seq += 1
+        rec = CommandRecord(
+            session_id=s.key,
+            command_id=f"c{seq}",
+            seq=seq,
+            command=command,
+            status="running",
+            exit_code=None,
+            sent_pos=s.current_size(),
+            skip_newlines=text.count("\n") + 1,
+            out_start=None,
+            out_end=None,
+            started_at=time.time(),
+        )
+        s.current = rec
+        s.commands[rec.command_id] = rec
+        s.interrupt_requested = False
+        self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
         try:
             await self._type(s, text)
         except TmuxError:
@@ -116,13 +140,14 @@ class Commands:
             await self.store.save_command(rec)
             raise
         await self._wait_command(s, rec, timeout)
-        return await self._result(s, rec, first=True, local_path=local_path)
+        res = await self._result(s, rec, first=True, local_path=local_path)
+        return await self._guard_foreground(s, rec, res)
 
     def _new_record(self, s: Session, command: str, skip_newlines: int) -> CommandRecord:
         seq = s.next_seq
         s.next_seq += 1
         rec = CommandRecord(
-            session_id=s.id,
+            session_id=s.key,
             command_id=f"c{seq}",
             seq=seq,
             command=command,
@@ -137,12 +162,51 @@ class Commands:
         s.current = rec
         s.commands[rec.command_id] = rec
         s.interrupt_requested = False
-        self.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq))
+        self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
         return rec
+
+    async def _guard_foreground(self, s: Session, rec: CommandRecord, res: CommandResult) -> CommandResult:
+        """Name background jobs a finished command left behind; suggest start_job for endless ones."""
+        if res.status == "running" and s.job_id is None:
+            why = endless_reason(rec.command)
+            if why is not None:
+                res.hint = (
+                    f"{why}: start_job(session_id={s.id!r}, command=...) runs it in a terminal of its own "
+                    "(ready= waits for a line or a port), to follow with get_job and end with stop_job. "
+                    f"This one: get_command({s.ref}, command_id={rec.command_id!r}, wait=30) or "
+                    "interrupt_command."
+                )
+        elif res.status == "completed" and has_background_ampersand(rec.command):
+            # The shell reports "[1] 12345" when a job starts: the first lines of the output hold it.
+            end = rec.out_end if rec.out_end is not None else s.scan_pos
+            view = await s.output_page(rec, end, first=False, offset=0, limit=200)
+            res.note = await self._background_note(s, started_jobs(view.lines))
+        return res
+
+    async def _background_note(self, s: Session, pids: list[int]) -> str:
+        tail = (
+            f" They belong to the shell of {_where(s)} and end with it; start_job runs long processes as "
+            "jobs you can list, follow and stop."
+        )
+        if pids and self.side is not None:
+            script = (
+                f"for p in {' '.join(str(p) for p in pids[:20])}; do kill -0 $p 2>/dev/null || continue; "
+                "c=$(tr '\\000' ' ' < /proc/$p/cmdline 2>/dev/null || ps -o args= -p $p 2>/dev/null); "
+                'printf "%s %s\\n" "$p" "$c"; done'
+            )
+            try:
+                _, text, _ = await self.side(self.lookup(s.id, None), script, 5.0)
+                alive = [ln.strip()[:200] for ln in text.splitlines() if ln.strip()]
+            except Exception as exc:  # a note must never fail the command's reply
+                return f"The command started background job(s) (pids {pids}); not checked ({exc}).{tail}"
+            if not alive:
+                return f"The command started background job(s) (pids {pids}); none is running any more."
+            return "Still running in the background: " + "; ".join(f"pid {a}" for a in alive) + "." + tail
+        return "The command started something in the background with `&`; it may still run." + tail
 
     async def _type(self, s: Session, text: str) -> None:
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
-            buf = f"sk-{s.id}"
+            buf = f"sk-{s.key}"
             await self.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
             await self.tmux.command(
                 f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
@@ -187,7 +251,7 @@ class Commands:
         rec.ended_at = time.time()
         s.current = None
         s.interrupt_requested = False
-        self.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq))
+        self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
 
     async def _question(self, s: Session) -> Question | None:
         alt = False
@@ -250,7 +314,7 @@ class Commands:
                 hint = (
                     question_hint(question, s.id, rec.command)
                     if question is not None
-                    else f"Still running: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
+                    else f"Still running: get_command({s.ref}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
                 )
                 if question is not None and question.kind == "fullscreen":
@@ -261,7 +325,7 @@ class Commands:
             hint = "The command was interrupted (Ctrl-C); the session is ready for the next command."
         if not first and offset < 0:
             raise BadRequest("offset must be >= 0")
-        key = (s.id, rec.command_id)
+        key = (s.key, rec.command_id)
         saved = await self._save(s, rec, end, local_path) if local_path is not None else None
         shown = self._shown.get(key, 0) if since_shown else 0
         if shown:
@@ -286,11 +350,12 @@ class Commands:
             self._shown[key] = max(self._shown.get(key, 0), view.total)
         if view.next_offset is not None and hint is None:
             hint = (
-                f"More output: get_command(session_id={s.id!r}, command_id={rec.command_id!r}, "
+                f"More output: get_command({s.ref}, command_id={rec.command_id!r}, "
                 f"offset={view.next_offset})."
             )
         return CommandResult(
             session_id=s.id,
+            terminal=s.terminal,
             command_id=rec.command_id,
             command=rec.command,
             status=status,
@@ -332,11 +397,11 @@ class Commands:
             if s.current is not None:
                 return s.current
             if not s.commands:
-                raise CommandNotFound(f"session {s.id} has run no command yet")
+                raise CommandNotFound(f"{_where(s)} has run no command yet")
             return max(s.commands.values(), key=lambda r: r.seq)
         rec = s.commands.get(command_id)
         if rec is None:
-            raise CommandNotFound(f"session {s.id} has no command {command_id!r}")
+            raise CommandNotFound(f"{_where(s)} has no command {command_id!r}")
         return rec
 
     async def get_command(
@@ -346,9 +411,10 @@ class Commands:
         offset: int = 0,
         limit: int | None = None,
         wait: float = 0.0,
+        terminal: str | None = None,
         local_path: str | None = None,
     ) -> CommandResult:
-        s = self.lookup(sid)
+        s = self.lookup(sid, terminal)
         rec = self._record(s, command_id)
         if wait > 0 and rec.out_end is None:
             await self._wait_command(s, rec, wait)
@@ -356,10 +422,10 @@ class Commands:
             return await self._result(s, rec, first=True, local_path=local_path)
         return await self._result(s, rec, offset=offset, limit=limit, local_path=local_path)
 
-    async def interrupt(self, sid: str, timeout: float = 5.0) -> CommandResult:
-        s = self.lookup(sid)
+    async def interrupt(self, sid: str, timeout: float = 5.0, terminal: str | None = None) -> CommandResult:
+        s = self.lookup(sid, terminal)
         if s.dead:
-            raise SessionDisconnected(f"session {sid} is disconnected")
+            raise SessionDisconnected(f"{_where(s)} is disconnected")
         rec = s.current
         s.interrupt_requested = rec is not None
         await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
@@ -367,7 +433,7 @@ class Commands:
         s.last_growth = time.monotonic()
         if rec is None:
             if not s.commands:
-                raise CommandNotFound(f"session {sid} has no running command (Ctrl-C was sent anyway)")
+                raise CommandNotFound(f"{_where(s)} has no running command (Ctrl-C was sent anyway)")
             return await self._result(s, self._record(s, None), since_shown=True)
         await self._wait_command(s, rec, timeout)
         if rec.out_end is None and not s.dead:
@@ -377,11 +443,13 @@ class Commands:
             await self._wait_command(s, rec, 2.0)
         return await self._result(s, rec, since_shown=True)
 
-    async def send_keys(self, sid: str, keys: list[str], wait: float = 3.0) -> SendKeysResult:
+    async def send_keys(
+        self, sid: str, keys: list[str], wait: float = 3.0, terminal: str | None = None
+    ) -> SendKeysResult:
         """Type keys; then wait (up to `wait` s) for the command they went to, and return its result."""
-        s = self.lookup(sid)
+        s = self.lookup(sid, terminal)
         if s.dead:
-            raise SessionDisconnected(f"session {sid} is disconnected; keys were not sent")
+            raise SessionDisconnected(f"{_where(s)} is disconnected; keys were not sent")
         line = keys_command(s.pane_id, keys)
         if not line:
             raise BadRequest("keys holds only empty strings")
@@ -409,23 +477,27 @@ class Commands:
         sent = len([k for k in keys if k])
         if rec is None:
             return SendKeysResult(
-                session_id=sid, sent=sent, hint="No command runs: get_snapshot shows the screen."
+                session_id=sid,
+                terminal=s.terminal,
+                sent=sent,
+                hint="No command runs: get_snapshot shows the screen.",
             )
         if wait > 0 and rec.out_end is None:
             await self._wait_command(s, rec, wait)
         res = await self._result(s, rec, since_shown=True)
         return SendKeysResult(
             session_id=sid,
+            terminal=s.terminal,
             sent=sent,
             running_command_id=rec.command_id if rec.out_end is None else None,
             result=res,
         )
 
     async def wait_for(
-        self, sid: str, pattern: str, timeout: float, since: int | None = None
+        self, sid: str, pattern: str, timeout: float, since: int | None = None, terminal: str | None = None
     ) -> WaitForResult:
         """Wait until new output matches `pattern`, the running command ends, or time is up."""
-        s = self.lookup(sid)
+        s = self.lookup(sid, terminal)
         compiled = Pattern.compile(pattern)
         start_pos = s.current_size() if since is None else max(s.dropped_before, min(since, s.current_size()))
         rec = s.current
@@ -442,6 +514,7 @@ class Commands:
                 except BudgetSpent:
                     return WaitForResult(
                         session_id=sid,
+                        terminal=s.terminal,
                         matched=False,
                         pattern=pattern,
                         running_command_id=s.current.command_id if s.current else None,
@@ -454,6 +527,7 @@ class Commands:
                 if hit is not None:
                     return WaitForResult(
                         session_id=sid,
+                        terminal=s.terminal,
                         matched=True,
                         pattern=pattern,
                         line=hit.line,
@@ -475,6 +549,7 @@ class Commands:
                 )
                 return WaitForResult(
                     session_id=sid,
+                    terminal=s.terminal,
                     matched=False,
                     pattern=pattern,
                     running_command_id=rec.command_id if rec else None,
@@ -493,7 +568,7 @@ class Commands:
 
     async def search(self, sid: str, req: SearchRequest) -> SearchResult:
         """Search one command's output, or every command's in order."""
-        s = self.lookup(sid)
+        s = self.lookup(sid, None)
         if req.command_id is None:
             records = sorted(s.commands.values(), key=lambda r: r.seq)
             if not records:
@@ -502,8 +577,8 @@ class Commands:
             records = [self._record(s, None if req.command_id == "last" else req.command_id)]
         return await search_output(s, records, req)
 
-    async def snapshot(self, sid: str, lines: int | None = None) -> Snapshot:
-        s = self.lookup(sid)
+    async def snapshot(self, sid: str, lines: int | None = None, terminal: str | None = None) -> Snapshot:
+        s = self.lookup(sid, terminal)
         start = f" -S -{lines}" if lines else ""
         try:
             screen = await self.tmux.command(f"capture-pane -p -J -t {s.pane_id}{start}")
@@ -511,12 +586,13 @@ class Commands:
                 f"display-message -p -t {s.pane_id} '#{{cursor_x}} #{{cursor_y}} #{{alternate_on}}'"
             )
         except TmuxCommandFailed as exc:
-            raise SessionNotFound(f"session {sid}'s pane is gone ({exc.message})") from exc
+            raise SessionNotFound(f"{_where(s)}: its pane is gone ({exc.message})") from exc
         while screen and not screen[-1].strip():
             screen.pop()
         cx, cy, alt = [*info[0].split(), "0", "0", "0"][:3] if info else ("0", "0", "0")
         return Snapshot(
             session_id=sid,
+            terminal=s.terminal,
             screen="\n".join(line.rstrip() for line in screen),
             lines=len(screen),
             cursor_x=int(cx),
@@ -524,3 +600,16 @@ class Commands:
             alternate_screen=alt == "1",
             state=s.state,
         )
+
+
+def _where(s: Session) -> str:
+    return f"session {s.id}" if s.terminal == MAIN_TERMINAL else f"terminal {s.terminal} of session {s.id}"
+
+
+def _busy_hint(s: Session) -> str:
+    cid = s.current.command_id if s.current is not None else "last"
+    hint = (
+        f"Follow it with get_command({s.ref}, command_id={cid!r}, wait=30), answer it with send_keys, "
+        "or stop it with interrupt_command"
+    )
+    return hint + "; open_terminal gives a second shell on the same connection for parallel work."

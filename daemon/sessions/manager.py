@@ -24,7 +24,7 @@ from sshkeep.common.errors import (
     SessionNotReady,
     TmuxError,
 )
-from sshkeep.common.models.base import SESSION_ID_PATTERN
+from sshkeep.common.models.base import MAIN_TERMINAL, SESSION_ID_PATTERN
 from sshkeep.common.models.sessions import OpenSessionRequest, SessionForHostRequest, SessionInfo
 from sshkeep.common.paths import Paths, ensure_private_dir
 from sshkeep.common.terminal.commandline import NO_SHELL
@@ -44,6 +44,8 @@ from sshkeep.daemon.sessions.options import (
 from sshkeep.daemon.sessions.replies import LOGIN_QUESTIONS, RECONNECT_HINT, UNINTEGRATED_HINT, login_hint
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
+from sshkeep.daemon.sessions.terminals import OPT as TERMINAL_OPT
+from sshkeep.daemon.sessions.terminals import JobHooks, NoJobs, Terminals
 from sshkeep.daemon.sessions.tmux import Tmux, quote
 
 log = structlog.get_logger(__name__)
@@ -66,6 +68,9 @@ class SessionManager:
         self.store = store
         self.auth = auth
         self.sessions: dict[str, Session] = {}
+        self.terminals = Terminals(self)
+        # The jobs (daemon/sessions/jobs.py), plugged in by the composition root.
+        self.jobs: JobHooks = NoJobs()
         self._watcher = LogWatcher(paths.logs_dir, self._on_log_change)
         self._monitor: asyncio.Task[None] | None = None
         self._scan_tasks: dict[str, asyncio.Task[None]] = {}
@@ -80,6 +85,8 @@ class SessionManager:
         await self.tmux.control()
         self._watcher.start()
         await self.adopt()
+        await self.terminals.adopt()
+        await self.jobs.adopt()
         self._monitor = asyncio.create_task(self._monitor_loop(), name="session-monitor")
 
     async def stop(self) -> None:
@@ -91,21 +98,36 @@ class SessionManager:
         for task in list(self._scan_tasks.values()):
             task.cancel()
         await self.store.flush()
-        for s in self.sessions.values():
-            await self.store.save_session(s.id, s.scan_pos, s.next_seq)
+        for s in self.panes():
+            await self.store.save_session(s.key, s.scan_pos, s.next_seq)
 
-    def _new_session(self, **kw: object) -> Session:
+    def new_session(self, **kw: object) -> Session:
         s = Session(**kw)  # type: ignore[arg-type]
         s.on_finished = self.command_finished
         s.send_line = self.tmux.command
         return s
 
+    _new_session = new_session
+
+    def panes(self) -> list[Session]:
+        """Every terminal of every session: the main ones, then the others."""
+        return [*self.sessions.values(), *self.terminals.by_key.values()]
+
+    def pane(self, key: str) -> Session | None:
+        """A terminal by its key (a session id for a main terminal, `<session>@<terminal>` else)."""
+        return self.sessions.get(key) or self.terminals.by_key.get(key)
+
+    def terminal(self, sid: str, name: str | None = None) -> Session:
+        """Terminal `name` of session `sid`; None or "main" is the session itself."""
+        return self.terminals.get(sid, name)
+
     async def adopt(self) -> None:
         """Take over every sshkeep session on our tmux server (after a daemon restart)."""
         lines = await self.tmux.command(f"list-panes -a -F {SESSION_PANE_FORMAT}")
+        others = await self.terminals.pane_ids()  # the sessions' other terminals: terminals.py adopts them
         for line in lines:
             row = parse_session_pane(line)
-            if row is None or not _SESSION_ID.match(row[1].id):
+            if row is None or not _SESSION_ID.match(row[1].id) or row[0].pane_id in others:
                 continue
             pane, opts = row
             sid = opts.id
@@ -148,9 +170,9 @@ class SessionManager:
             log.info("session_adopted", session=sid, target=s.target, dead=s.dead)
 
     def _on_log_change(self, name: str) -> None:
-        sid = name[:-4] if name.endswith(".log") else name
-        if sid in self.sessions:
-            self._schedule_scan(sid)
+        key = name[:-4] if name.endswith(".log") else name
+        if self.pane(key) is not None:
+            self._schedule_scan(key)
 
     def _schedule_scan(self, sid: str) -> None:
         task = self._scan_tasks.get(sid)
@@ -161,7 +183,7 @@ class SessionManager:
 
     async def _scan(self, sid: str) -> None:
         while True:
-            s = self.sessions.get(sid)
+            s = self.pane(sid)
             if s is None:
                 return
             try:
@@ -177,7 +199,7 @@ class SessionManager:
             await asyncio.sleep(MONITOR_INTERVAL)
             # Only judge sessions that existed when list-panes was sent: a session opened while it
             # ran has a pane the listing may predate, and must not be marked dead for that.
-            known = set(self.sessions)
+            known = {s.key for s in self.panes()}
             try:
                 lines = await self.tmux.command(f"list-panes -a -F {PANE_FORMAT}")
             except TmuxError as exc:
@@ -188,24 +210,25 @@ class SessionManager:
                 pane = parse_pane(line)
                 if pane is not None:
                     panes[pane.pane_id] = pane
-            for s in list(self.sessions.values()):
-                if s.id not in known:
+            for s in self.panes():
+                if s.key not in known or s.closed:
                     continue
                 info = panes.get(s.pane_id)
                 dead = info is None or info.dead
                 if dead and not s.dead:
                     s.dead = True
                     s.dead_at = time.time()
-                    log.info("session_disconnected", session=s.id)
+                    log.info("session_disconnected", session=s.id, terminal=s.terminal)
                 if s.dead and s.dead_status is None and info is not None:
                     # tmux may mark the pane dead (pty closed) a moment before it reaps ssh.
                     s.dead_status = info.exit_status
-                self._schedule_scan(s.id)
+                self._schedule_scan(s.key)
+            await self.jobs.tick()
             await self._enforce_log_caps()
 
     async def _enforce_log_caps(self) -> None:
         cap = self.config.current().tunables.log_cap_bytes
-        for s in list(self.sessions.values()):
+        for s in self.panes():
             target = drop_target(s.log_size, s.dropped_before, s.scan_pos, cap)
             if target <= s.dropped_before:
                 continue
@@ -218,11 +241,16 @@ class SessionManager:
                 continue
             log.info("log_cap_dropped", session=s.id, dropped_before=target)
             with contextlib.suppress(TmuxError):
-                await self.tmux.command(set_line(s.id, dropped=target))
+                if s.terminal == MAIN_TERMINAL:
+                    await self.tmux.command(set_line(s.id, dropped=target))
+                else:
+                    await self.tmux.command(f"set-option -p -t {s.pane_id} {TERMINAL_OPT}_dropped {target}")
 
     async def command_finished(self, rec: CommandRecord) -> None:
-        s = self.sessions.get(rec.session_id)
-        self.store.save_soon(rec, (s.id, s.scan_pos, s.next_seq) if s is not None else None)
+        s = self.pane(rec.session_id)
+        self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq) if s is not None else None)
+        if s is not None and s.job_id is not None:
+            await self.jobs.command_finished(s, rec)
 
     # --- lookups ----------------------------------------------------------------------------------
 
@@ -236,18 +264,25 @@ class SessionManager:
             raise SessionNotFound(f"no session {sid!r}")
         return s
 
+    def info(self, s: Session) -> SessionInfo:
+        """A session's state with its other terminals."""
+        out = s.info()
+        out.terminals = self.terminals.infos(s.id)
+        return out
+
     async def pane_pid(self, sid: str) -> int | None:
         """The pid of the process in session `sid`'s pane: its ssh (tmux runs the argv directly).
 
         Asked by tmux session name, so it works while open() has not registered the session yet."""
         try:
-            out = await self.tmux.command(f"display-message -p -t ={sid}: '#{{pane_pid}}'")
+            # The session's first window holds its main terminal (other terminals are later windows).
+            out = await self.tmux.command(f"display-message -p -t '={sid}:{{start}}' '#{{pane_pid}}'")
         except TmuxError:
             return None
         return int(out[0]) if out and out[0].strip().isdigit() else None
 
     def infos(self) -> list[SessionInfo]:
-        return [s.info() for s in sorted(self.sessions.values(), key=lambda x: x.created_at)]
+        return [self.info(s) for s in sorted(self.sessions.values(), key=lambda x: x.created_at)]
 
     # --- open / close -----------------------------------------------------------------------------
 
@@ -469,11 +504,18 @@ class SessionManager:
         s.dead, s.dead_status, s.dead_at = False, None, None
         log.info("session_reconnecting", session=sid)
         info = await self._wait_ready(s, timeout)
+        if s.integrated:
+            problems = await self.terminals.reconnected(sid, timeout)
+            info = self.info(s)
+            if problems:
+                info.hint = "Some terminals could not be respawned: " + "; ".join(problems)
         if info.question is None:
             info.hint = " ".join(x for x in (info.hint, RECONNECT_HINT) if x)
         return info
 
     async def _discard(self, s: Session) -> None:
+        await self.jobs.forget_session(s.id)
+        await self.terminals.close_all(s.id)
         with contextlib.suppress(TmuxError):
             await self.tmux.command(f"kill-session -t ={s.id}")
         self.sessions.pop(s.id, None)

@@ -21,20 +21,23 @@ REAP_INTERVAL_MAX = 5.0
 
 
 class Reaper:
-    """Closes sessions that have been disconnected too long.
+    """Closes sessions that have been disconnected too long, and drops jobs finished too long ago.
 
     Built and started by the composition root (daemon/server.py) from the live map of sessions,
-    the manager's `close` and `settings` (the current tunables; read off the event loop)."""
+    the manager's `close`, `settings` (the current tunables; read off the event loop) and the jobs'
+    `cleanup` (finished jobs older than a max age; returns their ids)."""
 
     def __init__(
         self,
         sessions: Mapping[str, Session],
         close: Callable[[str], Awaitable[None]],
         settings: Callable[[], Settings],
+        jobs_cleanup: Callable[[float], Awaitable[list[str]]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.close = close
         self.settings = settings
+        self.jobs_cleanup = jobs_cleanup
         self._task: asyncio.Task[None] | None = None
 
     async def cleanup(self, max_age: float) -> CleanupResult:
@@ -56,17 +59,24 @@ class Reaper:
             removed.append(sid)
         if removed:
             log.info("dead_sessions_removed", sessions=removed, max_age=max_age)
-        return CleanupResult(removed=removed, kept=kept, max_age_seconds=max_age)
+        removed_jobs = await self.jobs_cleanup(max_age) if self.jobs_cleanup is not None else []
+        return CleanupResult(removed=removed, kept=kept, max_age_seconds=max_age, removed_jobs=removed_jobs)
 
     async def _reap_forever(self) -> None:
-        """Close sessions dead for longer than `settings.dead_session_max_age` (0: never), forever."""
+        """Close sessions dead for longer than `settings.dead_session_max_age`, and drop jobs finished
+        longer than `settings.finished_job_max_age` ago (0: never), forever."""
         while True:
             interval = REAP_INTERVAL_MAX  # also when off: look at the config again later
             try:
-                max_age = (await asyncio.to_thread(self.settings)).dead_session_max_age
+                settings = await asyncio.to_thread(self.settings)
+                max_age = settings.dead_session_max_age
                 if max_age > 0:
                     interval = min(REAP_INTERVAL_MAX, max(0.5, max_age / 4))
                     await self.cleanup(max_age)
+                job_age = settings.finished_job_max_age
+                if job_age > 0 and self.jobs_cleanup is not None:
+                    interval = min(interval, max(0.5, job_age / 4))
+                    await self.jobs_cleanup(job_age)
             except Exception:  # the reaper must outlive any one failure
                 log.exception("reaper_failed")
             await asyncio.sleep(interval)

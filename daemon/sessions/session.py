@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from sshkeep.common.models.base import SessionState
+from sshkeep.common.models.base import MAIN_TERMINAL, SessionState
 from sshkeep.common.models.sessions import Question, SessionInfo
 from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.questions import detect_question
@@ -63,6 +63,10 @@ class Session:
     attach: str
     ssh_argv: list[str] = field(default_factory=list)
     login: str | None = None
+    # A session's first terminal is the Session itself (terminal "main"); each other terminal is a
+    # Session object of its own for another pane of the same tmux session (daemon/sessions/terminals.py).
+    terminal: str = MAIN_TERMINAL
+    job_id: str | None = None
     shell: str | None = None
     integrated: bool = False
     authenticated: bool = False
@@ -107,6 +111,18 @@ class Session:
     @property
     def tmux_session(self) -> str:
         return self.id
+
+    @property
+    def key(self) -> str:
+        """Unique among every terminal of the daemon: names its log, its records and scan task."""
+        return terminal_key(self.id, self.terminal)
+
+    @property
+    def ref(self) -> str:
+        """How a hint names this terminal in a tool call."""
+        if self.terminal == MAIN_TERMINAL:
+            return f"session_id={self.id!r}"
+        return f"session_id={self.id!r}, terminal={self.terminal!r}"
 
     def info(self, question: Question | None = None, hint: str | None = None) -> SessionInfo:
         # A login that waits at a host-key or password question is waiting for input.
@@ -286,6 +302,12 @@ class Session:
             self._kept_cache[rec.command_id] = (hole, kept)
         return kept
 
+    def output_bytes_range(self, rec: CommandRecord) -> tuple[int, int]:
+        """The log range [start, end) of what can still be returned of this command's output."""
+        start = self.kept_start(rec)
+        end = rec.out_end if rec.out_end is not None else max(start, self._safe_end())
+        return start, max(start, end)
+
     def dropped_bytes(self, rec: CommandRecord, end: int | None = None) -> int:
         """How much of this command's output (up to `end`) the log cap took: the punched-out
         bytes and the partial line after them."""
@@ -358,3 +380,7 @@ class Session:
         if q is None:
             return None
         return Question(kind=q.kind, text=q.text)
+
+
+def terminal_key(session_id: str, terminal: str) -> str:
+    return session_id if terminal == MAIN_TERMINAL else f"{session_id}@{terminal}"

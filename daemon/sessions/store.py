@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     scan_pos INTEGER NOT NULL,
     next_seq INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    data TEXT NOT NULL
+);
 """
 
 
@@ -113,6 +118,22 @@ class Store:
             self._exec("DELETE FROM sessions WHERE session_id=?", (session_id,))
 
         await asyncio.to_thread(run)
+
+    # --- jobs (one JSON document per job; see daemon/sessions/jobs.py) ------------------------------
+
+    async def save_job(self, job_id: str, session_id: str, data: str) -> None:
+        await asyncio.to_thread(
+            self._exec,
+            "INSERT OR REPLACE INTO jobs (job_id, session_id, data) VALUES (?, ?, ?)",
+            (job_id, session_id, data),
+        )
+
+    async def jobs(self) -> list[str]:
+        rows = await asyncio.to_thread(self._exec, "SELECT data FROM jobs ORDER BY rowid")
+        return [str(r[0]) for r in rows]
+
+    async def forget_job(self, job_id: str) -> None:
+        await asyncio.to_thread(self._exec, "DELETE FROM jobs WHERE job_id=?", (job_id,))
 
     def save_soon(self, rec: CommandRecord, session: tuple[str, int, int] | None = None) -> None:
         """Queue a record (and session counters) for writing, off the caller's hot path.

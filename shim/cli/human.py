@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sshkeep.common.client import ApiClient
-from sshkeep.common.errors import BadRequest, SessionNotFound, SshkeepError
-from sshkeep.common.models.base import SESSION_ID_PATTERN
+from sshkeep.common.errors import BadRequest, SessionNotFound, SshkeepError, TerminalNotFound
+from sshkeep.common.models.base import MAIN_TERMINAL, SESSION_ID_PATTERN
 from sshkeep.common.models.sessions import SessionInfo
 from sshkeep.common.paths import Paths, resolve_paths
 from sshkeep.common.terminal.markers import strip_markers
@@ -81,6 +81,17 @@ def table(sessions: list[SessionInfo], now: float | None = None) -> str:
                 s.running_command_id or "-",
             ]
         )
+        for t in s.terminals:
+            rows.append(
+                [
+                    f"{s.session_id}:{t.terminal}",
+                    t.state,
+                    f"job {t.job_id}" if t.job_id else "terminal",
+                    t.shell or "-",
+                    age(now - t.created_at),
+                    t.running_command_id or "-",
+                ]
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
@@ -99,16 +110,19 @@ async def _ls(paths: Paths, as_json: bool) -> int:
     for info in listing.sessions:
         if info.question is not None:
             print(f"{info.session_id} asks ({info.question.kind}): {info.question.text}")
-    print("\nwatch one: sshkeep attach ID    its output: sshkeep logs ID [--follow]")
+    print("\nwatch one: sshkeep attach ID [--terminal T]    its output: sshkeep logs ID [--follow]")
     return 0
 
 
 # --- attach ---------------------------------------------------------------------------------------
 
 
-def attach_argv(paths: Paths, tmux_session: str, read_only: bool = False) -> list[str]:
-    """`tmux <our private server> attach -t =<session>` (`=`: exact name, never a prefix)."""
-    return [
+def attach_argv(
+    paths: Paths, tmux_session: str, read_only: bool = False, terminal: str | None = None
+) -> list[str]:
+    """`tmux <our private server> attach -t =<session>` (`=`: exact name, never a prefix); with a
+    terminal, its window is selected (each terminal is a window named like it)."""
+    argv = [
         "tmux",
         *paths.tmux_args,
         "attach-session",
@@ -116,6 +130,9 @@ def attach_argv(paths: Paths, tmux_session: str, read_only: bool = False) -> lis
         "-t",
         f"={tmux_session}",
     ]
+    if terminal is not None and terminal != MAIN_TERMINAL:
+        argv += [";", "select-window", "-t", f"={tmux_session}:={terminal}"]
+    return argv
 
 
 async def _session(paths: Paths, sid: str) -> SessionInfo:
@@ -127,12 +144,19 @@ async def _session(paths: Paths, sid: str) -> SessionInfo:
             raise _unknown(sid) from None
 
 
-def _attach(paths: Paths, sid: str, read_only: bool) -> int:
+def _attach(paths: Paths, sid: str, read_only: bool, terminal: str | None = None) -> int:
     info = asyncio.run(_session(paths, check_session_id(sid)))
+    if (
+        terminal is not None
+        and terminal != MAIN_TERMINAL
+        and terminal not in {t.terminal for t in info.terminals}
+    ):
+        names = ", ".join([MAIN_TERMINAL, *(t.terminal for t in info.terminals)])
+        raise TerminalNotFound(f'session "{sid}" has no terminal "{terminal}" (it has: {names})')
     tmux = shutil.which("tmux")
     if tmux is None:
         raise BadRequest("tmux is not installed (no `tmux` on PATH)", hint="Install tmux.")
-    argv = attach_argv(paths, info.tmux_session, read_only)
+    argv = attach_argv(paths, info.tmux_session, read_only, terminal)
     # Our server is not the one in $TMUX: attaching from inside tmux is intended nesting.
     env = {k: v for k, v in os.environ.items() if k != "TMUX"}
     print(f"sshkeep: attaching to {sid} ({info.target}); detach with Ctrl-b d", file=sys.stderr, flush=True)
@@ -305,7 +329,7 @@ def main(args: argparse.Namespace) -> int:
         if args.cmd == "ls":
             return asyncio.run(_ls(paths, args.json))
         if args.cmd == "attach":
-            return _attach(paths, args.session_id, args.read_only)
+            return _attach(paths, args.session_id, args.read_only, args.terminal)
         if args.follow:
             try:
                 return asyncio.run(_follow(paths, args.session_id, args.lines))

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     at = sub.add_parser("attach", help="watch or take over a session in tmux (detach: Ctrl-b d)")
     at.add_argument("session_id", metavar="ID")
     at.add_argument("-r", "--read-only", action="store_true", help="watch without sending keys")
+    at.add_argument(
+        "-t", "--terminal", metavar="T", help="one of the session's other terminals (a job's: its job id)"
+    )
     _handler(at, "human:main")
     lg = sub.add_parser("logs", help="a session's output, rendered as text")
     lg.add_argument("session_id", metavar="ID")

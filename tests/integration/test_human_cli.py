@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sshkeep.common.models.jobs import OpenTerminalRequest
 from sshkeep.common.models.sessions import SendCommandRequest
 from sshkeep.common.paths import resolve_paths
 from sshkeep.daemon.sessions.logcap import punch
@@ -178,6 +179,26 @@ async def test_attach_shows_the_session_in_tmux(instance: Instance, outer_tmux: 
     assert sid not in instance.tmux("list-clients", "-F", "#{session_name}").stdout.split()
     # The session itself is untouched.
     assert await run(instance, sid, "echo still-$((6*7))") == "still-42"
+
+
+async def test_attach_to_another_terminal(instance: Instance, outer_tmux: OuterTmux) -> None:
+    async with instance.client() as c:
+        sid = await open_session(c, "bash")
+        await c.open_terminal(sid, OpenTerminalRequest(name="side"))
+        res = await c.send_command(sid, SendCommandRequest(command="echo side-$((6*7))", terminal="side"))
+        assert res.output == "side-42"
+    listing = run_sshkeep("ls", env=instance.env)
+    assert f"{sid}:side" in listing.stdout and "terminal" in listing.stdout
+    env = f"SSHKEEP_HOME={shlex.quote(instance.env['SSHKEEP_HOME'])}"
+    cli = f"{shlex.quote(sys.executable)} -m sshkeep attach {sid} --terminal side"
+    script = f"cd / && env {env} {cli}; echo attach-exit=$?; sleep 600"
+    started = outer_tmux("new-session", "-d", "-s", "outer", "-x", "200", "-y", "50", script)
+    assert started.returncode == 0, started.stderr
+    wait_until(lambda: "side-42" in outer_tmux.screen(), "the terminal's screen in the outer pane")
+    assert outer_tmux("send-keys", "-t", "outer", "C-b", "d").returncode == 0
+    wait_until(lambda: "attach-exit=0" in outer_tmux.screen(), "attach to return after detaching")
+    bad = run_sshkeep("attach", sid, "--terminal", "nope", env=instance.env)
+    assert bad.returncode == 1 and 'no terminal "nope" (it has: main, side)' in bad.stderr
 
 
 def test_logs_of_a_large_capped_log(tmp_path: Path) -> None:

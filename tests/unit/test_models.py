@@ -20,6 +20,7 @@ REQUESTS: dict[type[mb.Request], dict[str, Any]] = {
     m.SnapshotQuery: {},
     m.SessionForHostRequest: {"host": "web"},
     m.SearchRequest: {"pattern": "ERROR"},
+    m.InterruptRequest: {},
 }
 
 

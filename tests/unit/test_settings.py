@@ -30,8 +30,8 @@ def test_bad_values_fall_back_and_name_the_key() -> None:
         "settings.max_transfer_mb: True is not a number between 0.001 and 65536; using the default 64",
         "settings.audit_keep: 'many' is not a number between 0 and 100; using the default 3",
         "settings.colour: unknown setting (known: log_cap_mb, max_transfer_mb, dead_session_max_age, "
-        "audit_max_bytes, audit_keep, daemon_log_max_bytes, daemon_log_keep, approval_ttl, "
-        "max_local_transfer_mb, mcp_max_wait_seconds, policy, local_roots)",
+        "finished_job_max_age, audit_max_bytes, audit_keep, daemon_log_max_bytes, daemon_log_keep, "
+        "approval_ttl, max_local_transfer_mb, mcp_max_wait_seconds, policy, local_roots)",
     )
 
 

@@ -1,0 +1,81 @@
+"""Guarding the foreground (pure): commands that never end, and background jobs a command leaves.
+
+A command that runs until stopped (`tail -f`, a dev server, a watcher) blocks the terminal and the
+agent's `send_command`; such commands belong in a job (`start_job`). A command line with `cmd &`
+leaves processes behind in the terminal's shell, which the agent should know about.
+"""
+
+from __future__ import annotations
+
+import re
+
+# (pattern over the whole command line, what it is). Conservative: a false "runs forever" hint is
+# only a hint, but it should be rare.
+_ENDLESS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), what)
+    for p, what in (
+        (r"\btail\b[^|;&]*\s-[a-zA-Z]*[fF]", "`tail -f` follows a file until stopped"),
+        (r"\bjournalctl\b[^|;&]*\s(-[a-zA-Z]*f|--follow\b)", "`journalctl -f` follows the journal"),
+        (r"\b(docker|podman|kubectl)\b[^|;&]*\blogs\b[^|;&]*\s(-f|--follow)\b", "following container logs"),
+        (r"\bdmesg\b[^|;&]*\s(-w|--follow)\b", "`dmesg -w` follows the kernel log"),
+        (r"\bwatch\s", "`watch` repeats until stopped"),
+        (r"\bhttp\.server\b|\bSimpleHTTPServer\b", "a web server runs until stopped"),
+        (r"\b(npm|pnpm|yarn|bun)\s+(run\s+)?(dev|start|serve|watch)\b", "a dev server runs until stopped"),
+        (
+            r"\b(uvicorn|gunicorn|hypercorn|flask\s+run|rails\s+s(erver)?|manage\.py\s+runserver)\b",
+            "a web server runs until stopped",
+        ),
+        (r"\b(vite|webpack-dev-server|next\s+dev|nodemon|ng\s+serve)\b", "a dev server runs until stopped"),
+        (r"\s--watch\b", "a watcher runs until stopped"),
+        (r"\bsleep\s+infinity\b", "`sleep infinity` never ends"),
+        (r"\b(nc|ncat|socat)\b[^|;&]*\s-[a-zA-Z]*l", "a listener runs until stopped"),
+        (r"^\s*(top|htop|btop)\b", "a monitor runs until stopped"),
+        (r"\bping\b(?![^|;&]*\s-c\s*\d)", "`ping` without -c runs until stopped"),
+    )
+)
+
+# The job-control line an interactive shell prints when `cmd &` starts: "[1] 12345".
+_JOB_STARTED = re.compile(r"^\[(\d+)\]\s+(\d+)\s*$")
+
+
+def endless_reason(command: str) -> str | None:
+    """Why `command` looks like it runs until stopped, or None."""
+    for pattern, what in _ENDLESS:
+        if pattern.search(command):
+            return what
+    return None
+
+
+def has_background_ampersand(command: str) -> bool:
+    """Whether the command line runs something with a lone `&` (not `&&`, `>&`, `&>`, quoted or
+    in a comment)."""
+    quote = ""
+    i, n = 0, len(command)
+    while i < n:
+        ch = command[i]
+        prev = command[i - 1] if i else ""
+        nxt = command[i + 1] if i + 1 < n else ""
+        if quote:
+            if ch == quote and (quote == "'" or prev != "\\"):
+                quote = ""
+        elif ch == "\\":
+            i += 1  # the next character is escaped
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (not prev or prev.isspace()):
+            nl = command.find("\n", i)
+            i = n if nl == -1 else nl
+            continue
+        elif ch == "&":
+            if nxt == "&":
+                i += 2
+                continue
+            if prev not in "><|" and nxt != ">":
+                return True
+        i += 1
+    return False
+
+
+def started_jobs(lines: list[str]) -> list[int]:
+    """The pids of background jobs a shell reported starting ("[1] 12345") in a command's output."""
+    return [int(m.group(2)) for line in lines if (m := _JOB_STARTED.match(line))]
