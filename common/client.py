@@ -47,9 +47,14 @@ from sshkeep.common.models.policy import (
     DeclineRequest,
 )
 from sshkeep.common.models.sessions import (
+    AnswerQuestionRequest,
+    AnswerSecretRequest,
     CloseResult,
+    CommandList,
+    CommandListQuery,
     CommandQuery,
     CommandResult,
+    ControlResult,
     Health,
     InterruptRequest,
     OpenSessionRequest,
@@ -232,6 +237,21 @@ class ApiClient:
 
     async def search_output(self, session_id: str, req: SearchRequest) -> SearchResult:
         return await self.call("search_output", SearchResult, req, session_id=session_id)
+
+    async def list_commands(self, session_id: str, query: CommandListQuery | None = None) -> CommandList:
+        return await self.call("list_commands", CommandList, query=query, session_id=session_id)
+
+    async def answer_secret(self, session_id: str, req: AnswerSecretRequest) -> CommandResult:
+        return await self.call("answer_secret", CommandResult, req, session_id=session_id)
+
+    async def answer_question(self, session_id: str, req: AnswerQuestionRequest) -> CommandResult:
+        return await self.call("answer_question", CommandResult, req, session_id=session_id)
+
+    async def take_control(self, session_id: str) -> ControlResult:
+        return await self.call("take_control", ControlResult, session_id=session_id)
+
+    async def release_control(self, session_id: str) -> ControlResult:
+        return await self.call("release_control", ControlResult, session_id=session_id)
 
     async def read_remote_file(self, session_id: str, req: ReadFileRequest) -> ReadFileResult:
         return await self.call("read_remote_file", ReadFileResult, req, session_id=session_id)

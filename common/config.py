@@ -32,15 +32,18 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from sshkeep.common.errors import ConfigError, ConnectionNotFound
 from sshkeep.common.settings import Settings
 
 __all__ = [
+    "LOGIN_SECRET",
     "ConfigSource",
     "Connection",
     "LoadedConfig",
+    "SecretSpec",
     "load_config",
     "resolve_info_path",
     "ssh_config_aliases",
@@ -50,7 +53,10 @@ MAX_CONFIG_BYTES = 1024 * 1024
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _OPTION_NAME_RE = re.compile(r"[A-Za-z0-9]+")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_TOP_LEVEL_KEYS = ("connections", "settings")
+_TOP_LEVEL_KEYS = ("connections", "settings", "secrets")
+# The name under which a connection's `password` is offered as a secret inside the session.
+LOGIN_SECRET = "login"
+MAX_SECRET_CHARS = 4096
 _SECRET_FIELDS = frozenset({"password", "key_passphrase"})
 _PORT_RANGE = "must be between 1 and 65535"
 
@@ -109,6 +115,94 @@ OptionName = Annotated[str, AfterValidator(_check_option_name)]
 OptionValue = Annotated[str, BeforeValidator(_option_value), AfterValidator(_check_option_value)]
 
 
+def _secret_shorthand(value: object) -> object:
+    """`name: text` is `name: {value: text}`; numbers are text too (a PIN)."""
+    if isinstance(value, bool):
+        raise ValueError("not a secret value (a string, or a mapping with `value` or `command`)")
+    if isinstance(value, str | int):
+        return {"value": str(value)}
+    return value
+
+
+class SecretSpec(BaseModel):
+    """One named secret: a value, or a credential command whose stdout is the value.
+
+    `command` runs without a shell (its words split like a shell would, `shlex.split`), with
+    `timeout` seconds; its result is kept in memory for `cache_seconds` (0: asked every time).
+    `prompt` is a regular expression: a pending question whose text matches it counts as a
+    secret question, and this secret is the one that answers it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    value: SecretStr | None = None
+    command: str | None = None
+    timeout: float = Field(default=5.0, gt=0, le=120)
+    cache_seconds: float = Field(default=0.0, ge=0, le=30 * 86400)
+    prompt: str | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _value_ok(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        if not text:
+            raise ValueError("must not be empty")
+        if len(text) > MAX_SECRET_CHARS:
+            raise ValueError(f"longer than {MAX_SECRET_CHARS} characters")
+        if any(c in "\r\n\x00" for c in text):
+            raise ValueError("must not contain a line break or NUL (it is typed as one line)")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command_ok(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot be split into words: {exc}") from exc
+        if not words:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_ok(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretSpec:
+        if (self.value is None) == (self.command is None):
+            raise ValueError("give exactly one of `value` and `command`")
+        return self
+
+    @property
+    def argv(self) -> list[str]:
+        return shlex.split(self.command) if self.command else []
+
+    def matches(self, question_text: str) -> bool:
+        return self.prompt is not None and re.search(self.prompt, question_text) is not None
+
+
+SecretField = Annotated[SecretSpec, BeforeValidator(_secret_shorthand)]
+SecretName = Annotated[str, AfterValidator(lambda v: _check_secret_name(v))]
+
+
+def _check_secret_name(value: str) -> str:
+    if not NAME_RE.fullmatch(value):
+        raise ValueError("invalid secret name (use letters, digits, '_', '.', '-')")
+    return value
+
+
 def _check_rule(value: str) -> str:
     value = value.strip()
     if not value:
@@ -142,6 +236,22 @@ class Connection(BaseModel):
     info_file: PathStr | None = None
     ssh_options: dict[OptionName, OptionValue] = Field(default_factory=dict)
     proxy_jump: Token | None = None
+    secrets: dict[SecretName, SecretField] = Field(default_factory=dict)
+    # Which secret answers a `[sudo] password for <user>:` prompt: a secret name, or false (none).
+    # Default: `login` (the password) when the prompt's user is this entry's user.
+    sudo: str | bool | None = None
+    # Whether `password` is offered inside the session as the secret `login`.
+    login_secret: bool = True
+
+    @field_validator("sudo")
+    @classmethod
+    def _sudo_ok(cls, value: str | bool | None) -> str | bool | None:
+        if value is True:
+            raise ValueError("a secret name, or false")
+        if isinstance(value, str):
+            _check_secret_name(value)
+        return value
+
     # Guard rails: what runs without asking (None: the `settings.policy` default) and rules.
     policy: Literal["admin", "operator", "read_only"] | None = None
     allow: list[Rule] = Field(default_factory=list)
@@ -189,6 +299,14 @@ class Connection(BaseModel):
         """Whether `ssh_options` sets `name` (ssh option names are case-insensitive)."""
         return any(key.lower() == name.lower() for key in self.ssh_options)
 
+    def own_secrets(self) -> dict[str, SecretSpec]:
+        """This entry's named secrets, `login` (its password) included unless turned off."""
+        out: dict[str, SecretSpec] = {}
+        if self.password is not None and self.login_secret:
+            out[LOGIN_SECRET] = SecretSpec(value=self.password)
+        out.update(self.secrets)
+        return out
+
 
 # --- loaded result ----------------------------------------------------------------------------------
 
@@ -204,6 +322,18 @@ class LoadedConfig:
     settings: dict[str, Any] = field(default_factory=dict)
     # Every entry name the file holds, also when a file error keeps them all from being used.
     names: set[str] = field(default_factory=set)
+    # Top-level `secrets:` (offered in every session), and the broken ones by `secrets.<name>`.
+    secrets: dict[str, SecretSpec] = field(default_factory=dict)
+    secret_errors: dict[str, str] = field(default_factory=dict)
+    # Environment variables that secret fields refer to: kept out of every child's environment.
+    secret_vars: set[str] = field(default_factory=set)
+
+    def secrets_for(self, conn: Connection | None) -> dict[str, SecretSpec]:
+        """The secrets a session of `conn` may use: the global ones, then the entry's own."""
+        out = dict(self.secrets)
+        if conn is not None:
+            out.update(conn.own_secrets())
+        return out
 
     @property
     def info_dir(self) -> Path:
@@ -391,24 +521,72 @@ def _validate_entry(name: str, raw: Any, env: Mapping[str, str]) -> Connection |
             where = ".".join([loc, *parts])
             if any(where == m or where.startswith(m + ".") for m in missing):
                 continue  # already reported as an undefined variable
-            secret = bool(parts) and parts[0] in _SECRET_FIELDS
+            secret = bool(parts) and parts[0] in (*_SECRET_FIELDS, "secrets")
             messages.append(f"{where}: {_describe(err, secret)}")
         return "; ".join(messages) or f"{loc}: invalid entry"
     return "; ".join(messages) if messages else conn
 
 
-def _holds_secret(entries: Mapping[Any, Any]) -> bool:
+def _secret_values(raw: Any) -> list[Any]:
+    """The values (not commands) a `secrets:` mapping holds, as written."""
+    if not isinstance(raw, dict):
+        return []
+    out: list[Any] = []
+    for spec in raw.values():
+        if isinstance(spec, str | int) and not isinstance(spec, bool):
+            out.append(spec)
+        elif isinstance(spec, dict) and spec.get("value") is not None:
+            out.append(spec["value"])
+    return out
+
+
+def _holds_secret(entries: Mapping[Any, Any], global_secrets: Any = None) -> bool:
+    if _secret_values(global_secrets):
+        return True
     return any(
-        isinstance(raw, dict) and any(raw.get(k) is not None for k in _SECRET_FIELDS)
+        isinstance(raw, dict)
+        and (any(raw.get(k) is not None for k in _SECRET_FIELDS) or bool(_secret_values(raw.get("secrets"))))
         for raw in entries.values()
     )
 
 
-def _permission_error(path: Path, mode: int) -> str | None:
+def _secret_vars(entries: Mapping[Any, Any], global_secrets: Any) -> set[str]:
+    """Names of the environment variables that secret values refer to (`${VAR}`)."""
+    values: list[Any] = list(_secret_values(global_secrets))
+    for raw in entries.values():
+        if isinstance(raw, dict):
+            values += [raw.get(k) for k in _SECRET_FIELDS]
+            values += _secret_values(raw.get("secrets"))
+    return {m.group(1) for v in values if isinstance(v, str) for m in _VAR_RE.finditer(v)}
+
+
+def _validate_secret(name: str, raw: Any, env: Mapping[str, str]) -> SecretSpec | str:
+    """One top-level secret, or the error message for it (never quoting its value)."""
+    loc = f"secrets.{name}"
+    if not NAME_RE.fullmatch(name):
+        return f"{loc}: invalid secret name (use letters, digits, '_', '.', '-')"
+    missing: dict[str, str] = {}
+    data = _expand(raw, env, loc, missing)
+    if missing:
+        return "; ".join(missing.values())
+    try:
+        return SecretSpec.model_validate(_secret_shorthand(data))
+    except (ValidationError, ValueError) as exc:
+        if not isinstance(exc, ValidationError):
+            return f"{loc}: {exc}"
+        messages = []
+        for err in exc.errors(include_url=False, include_input=False):
+            parts = [str(p) for p in err["loc"]]
+            where = ".".join([loc, *parts])
+            messages.append(f"{where}: {_describe(err, True)}")
+        return "; ".join(messages) or f"{loc}: invalid secret"
+
+
+def _permission_error(path: Path, mode: int, what: str = "a password") -> str | None:
     if mode & 0o044:
-        return f"{path} holds a password and is readable by others; run: chmod 600 {path}"
+        return f"{path} holds {what} and is readable by others; run: chmod 600 {path}"
     if mode & 0o022:
-        return f"{path} holds a password and is writable by others; run: chmod 600 {path}"
+        return f"{path} holds {what} and is writable by others; run: chmod 600 {path}"
     return None
 
 
@@ -457,7 +635,8 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfi
     for key in doc:
         if key not in _TOP_LEVEL_KEYS:
             result.file_error = (
-                f"{path}: unknown top-level key {str(key)!r} (expected 'connections' or 'settings')"
+                f"{path}: unknown top-level key {str(key)!r} "
+                "(expected 'connections', 'settings' or 'secrets')"
             )
             return result
     settings = doc.get("settings")
@@ -470,9 +649,15 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfi
     if not isinstance(entries, dict):
         result.file_error = f"{path}: connections: not a mapping of name to entry"
         return result
+    global_secrets = doc.get("secrets")
+    if global_secrets is not None and not isinstance(global_secrets, dict):
+        result.file_error = f"{path}: secrets: not a mapping of name to secret"
+        return result
     result.names = {str(key) for key in entries}
-    if _holds_secret(entries):
-        result.file_error = _permission_error(path, mode)
+    result.secret_vars = _secret_vars(entries, global_secrets)
+    if _holds_secret(entries, global_secrets):
+        what = "a password" if _holds_secret(entries) else "a secret value"
+        result.file_error = _permission_error(path, mode, what)
         if result.file_error:
             return result
     result.settings = {str(k): v for k, v in (settings or {}).items()}
@@ -481,6 +666,12 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfi
         # Never fall back silently: a typo here would loosen every connection without a policy.
         result.file_error = f"{path}: settings.policy: must be admin, operator or read_only (got {policy!r})"
         return result
+    for key, raw in (global_secrets or {}).items():
+        secret = _validate_secret(str(key), raw, env)
+        if isinstance(secret, SecretSpec):
+            result.secrets[str(key)] = secret
+        else:
+            result.secret_errors[f"secrets.{key}"] = secret
     for key, raw in entries.items():
         if isinstance(key, bool) or not isinstance(key, str | int):
             result.errors[str(key)] = f"connections.{key}: the name must be a string"

@@ -107,6 +107,41 @@ class SessionNotReady(Conflict):
     default_hint = "The session is waiting for input: answer with send_keys, or close_session."
 
 
+class HumanControl(Conflict):
+    """A person holds the session's terminal (`sshkeep attach --take`)."""
+
+    code = "human_control"
+    default_hint = (
+        "A person has taken over this session's terminal. Reads (get_command, get_snapshot, "
+        "list_commands) still work; wait and try again later, or ask the person to hand it back "
+        "(detach with Ctrl-b d, or run `sshkeep release <session>`)."
+    )
+
+
+class NoSecretQuestion(Conflict):
+    """answer_secret was called while the terminal asks no secret question."""
+
+    code = "no_secret_question"
+    default_hint = (
+        "A secret is typed only into a pending password/passphrase/one-time-code/token prompt, never "
+        "onto a command line: run the command that asks (send_command), then answer_secret once its "
+        "status is waiting_input; for sudo, answer_secret(..., sudo=true) validates sudo first."
+    )
+
+
+class SecretNotFound(NotFound):
+    code = "secret_not_found"
+    default_hint = "Use one of the secret names the message lists (list_available_configs shows them too)."
+
+
+class SecretUnavailable(SshkeepError):
+    """A credential command failed, timed out or printed nothing."""
+
+    code = "secret_unavailable"
+    status = 502
+    default_hint = "Fix the secret's credential command in config.yml (the message quotes its stderr)."
+
+
 class ConfigError(SshkeepError):
     code = "config_error"
     status = 422

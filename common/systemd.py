@@ -45,8 +45,12 @@ def manager_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-async def run(argv: Sequence[str], timeout: float = 30.0) -> tuple[int, str, str]:
-    """Run one command; (returncode, stdout, stderr). 127 when it is missing, 124 on timeout."""
+async def run(
+    argv: Sequence[str], timeout: float = 30.0, base_env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run one command; (returncode, stdout, stderr). 127 when it is missing, 124 on timeout.
+
+    `base_env` replaces our own environment as the base (e.g. without variables secrets use)."""
     if shutil.which(argv[0]) is None:
         return 127, "", f"{argv[0]}: not found"
     try:
@@ -55,7 +59,7 @@ async def run(argv: Sequence[str], timeout: float = 30.0) -> tuple[int, str, str
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=manager_env(),
+            env=manager_env(base_env),
         )
     except OSError as exc:
         return 127, "", f"{argv[0]}: {exc}"

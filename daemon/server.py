@@ -39,9 +39,11 @@ from sshkeep.daemon.policy.guard import Guard
 from sshkeep.daemon.sdnotify import Notifier, listen_socket
 from sshkeep.daemon.sessions.askpass import AuthBroker
 from sshkeep.daemon.sessions.commands import Commands
+from sshkeep.daemon.sessions.control import Control
 from sshkeep.daemon.sessions.jobs import Jobs
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import Reaper
+from sshkeep.daemon.sessions.secrets import Answers, SecretStore
 from sshkeep.daemon.sessions.session import Session
 from sshkeep.daemon.sessions.store import Store
 from sshkeep.daemon.sessions.tmux import Tmux
@@ -56,14 +58,27 @@ class Daemon:
         self.paths = paths
         self.config = config or ConfigSource(paths.config_file)
         self.tmux = Tmux(paths.tmux_args, paths.runtime_dir / "tmux.conf")
+        # Variables that secrets name stay out of tmux's environment, hence out of every pane.
+        self.tmux.hidden_env = lambda: self.config.current().secret_vars
         self.store = Store(paths.db_file)
         self.auth = AuthBroker(paths, self.config)
         m = self.manager = SessionManager(paths, self.config, self.tmux, self.store, self.auth)
         self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
+        self.control = Control(m.get, m.sessions)
+        self.secrets = SecretStore(self.config)
         self.local_files = LocalFiles(m.get, self.side_channels, self.settings, paths.state_dir / "downloads")
         self.commands = Commands(
-            m.terminal, m.ensure_ready, self.store, self.tmux, side=self.side_command, local=self.local_files
+            m.terminal,
+            m.ensure_ready,
+            self.store,
+            self.tmux,
+            side=self.side_command,
+            guard=self.control.refuse_if_human,
+            report=self.control.report,
+            advise=self.secrets.advise,
+            local=self.local_files,
         )
+        self.answers = Answers(m.get, self.commands, self.tmux, self.control.refuse_if_human, self.secrets)
         self.transfers = Transfers(m.get, self.side_channels, self.settings)
         self.reaper = Reaper(m.sessions, m.close, self.settings)
         self.guard = Guard(m)  # the guard rails: one service every route that runs something asks
@@ -85,6 +100,8 @@ class Daemon:
         return Services(
             manager=self.manager,
             commands=self.commands,
+            answers=self.answers,
+            control=self.control,
             jobs=self.jobs,
             transfers=self.transfers,
             local_files=self.local_files,
@@ -99,10 +116,12 @@ class Daemon:
         await self.manager.start()
         await asyncio.to_thread(self.auth.install)  # the SSH_ASKPASS helper, in the runtime dir
         self.reaper.start()
+        self.control.start()
 
     async def stop(self) -> None:
         """Stop every service, users first; the tmux server and its sessions stay."""
         await self.reaper.stop()
+        await self.control.stop()
         await self.side_channels.close_all()  # the sessions themselves stay
         await self.manager.stop()
         await self.tmux.close()

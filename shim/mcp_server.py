@@ -21,6 +21,7 @@ from sshkeep.shim import (
     tools_files,
     tools_jobs,
     tools_policy,
+    tools_secrets,
     tools_sessions,
 )
 from sshkeep.shim.tools_base import SshkeepServer, Tools, lean_input, lean_output
@@ -29,6 +30,7 @@ TOOL_GROUPS = (
     tools_configs,
     tools_sessions,
     tools_commands,
+    tools_secrets,
     tools_jobs,
     tools_files,
     tools_admin,
@@ -54,6 +56,8 @@ command=...) runs a command and returns its exit code and output (reuses or open
 session; later calls may pass the session_id it returned). Non-zero exit codes are results.
 status running: get_command(wait=...) follows it. status waiting_input: the hint says how to answer
 (send_keys returns the result). Long output: search_output finds lines, get_command pages.
+Secrets never pass through you: at a password question answer_secret(session_id, name) types one
+configured in config.yml; else ask your user to run the `sshkeep answer` command the hint names.
 Files: read_remote_file / write_remote_file, not the terminal.
 status approval_required: the connection's policy asks a person first (nothing ran); they approve
 with `sshkeep approve ID`, then send the same call again. check_command tells beforehand.

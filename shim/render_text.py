@@ -3,7 +3,33 @@
 from __future__ import annotations
 
 from sshkeep.common.models.jobs import JobInfo, JobList
-from sshkeep.common.models.sessions import CommandResult, SearchResult, SessionInfo, SessionList
+from sshkeep.common.models.sessions import (
+    CommandList,
+    CommandResult,
+    CommandSummary,
+    SearchResult,
+    SessionInfo,
+    SessionList,
+)
+
+
+def summary_line(c: CommandSummary) -> str:
+    code = f" exit={c.exit_code}" if c.exit_code is not None else ""
+    return f"{c.command_id}\t{c.source}\t{c.status}{code}\t{c.command}"
+
+
+def person_commands(items: list[CommandSummary] | None) -> list[str]:
+    if not items:
+        return []
+    lines = ["a person ran these while holding the terminal (output: get_command):"]
+    return lines + ["  " + summary_line(c) for c in items]
+
+
+def command_list(listing: CommandList) -> str:
+    lines = [summary_line(c) for c in listing.commands] or ["no commands"]
+    if listing.hint:
+        lines.append(f"hint: {listing.hint}")
+    return "\n".join(lines)
 
 
 def session(info: SessionInfo) -> str:
@@ -16,6 +42,7 @@ def session(info: SessionInfo) -> str:
         lines.append(f"question ({info.question.kind}): {info.question.text}")
     if info.message:
         lines.append(f"ssh said: {info.message}")
+    lines += person_commands(info.person_commands)
     if info.hint:
         lines.append(f"hint: {info.hint}")
     return "\n".join(lines)
@@ -63,6 +90,9 @@ def command(res: CommandResult) -> str:
         )
     if res.question is not None:
         parts.append(f"question ({res.question.kind}): {res.question.text}")
+    if res.secret_echoed:
+        parts.append("note: the remote side echoed the secret; it is redacted from this session's output")
+    parts += person_commands(res.person_commands)
     if res.note:
         parts.append(f"note: {res.note}")
     if res.screen:

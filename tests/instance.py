@@ -56,6 +56,11 @@ class Instance:
     # (and raw destinations) run what they run without asking. test_policy.py sets its own.
     settings: dict[str, Any] = field(default_factory=lambda: {"policy": "admin"})
     proc: subprocess.Popen[bytes] | None = None
+    # Added to the daemon's environment only (e.g. a variable a ${VAR} secret names).
+    daemon_env: dict[str, str] = field(default_factory=dict)
+    log_level: str | None = None
+    # Extra top-level config.yml keys (e.g. `secrets:`).
+    extra_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -76,6 +81,7 @@ class Instance:
         doc: dict[str, Any] = {"connections": self.connections}
         if self.settings:
             doc["settings"] = self.settings
+        doc.update(self.extra_config)
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         path.chmod(mode)
         return path
@@ -102,9 +108,10 @@ class Instance:
 
     def start(self, wait: float = 20.0) -> None:
         log = open(self.home / "daemon.stderr", "ab")  # noqa: SIM115 - handed to the child
+        level = ["--log-level", self.log_level] if self.log_level else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sshkeep", "daemon"],
-            env=self.env,
+            [sys.executable, "-m", "sshkeep", *level, "daemon"],
+            env={**self.env, **self.daemon_env},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -31,6 +31,7 @@ from typing import IO
 __all__ = [
     "PASSWORD_USER",
     "SHELL_USERS",
+    "SUDOERS_FILE",
     "SshServer",
     "SshdUnavailable",
     "environment_problem",
@@ -48,6 +49,13 @@ SHELL_USERS: dict[str, str] = {
     "python": "skpy",
 }
 PASSWORD_USER = "skpass"
+# sudo for the password user, asking its password (tests of typing secrets into sudo's prompt).
+SUDOERS_FILE = Path("/etc/sudoers.d/sshkeep-test")
+SUDOERS_RULE = f"""\
+# Written by sshkeep's test suite (tests/sshd.py): sudo asks {PASSWORD_USER}'s password, every time.
+Defaults:{PASSWORD_USER} lecture=never, timestamp_timeout=5, !use_pty
+{PASSWORD_USER} ALL=(root) /usr/bin/id, /usr/bin/true
+"""
 # Machine-wide state of the test users: the busybox `ash` link, locks, the current password.
 STATE_DIR = Path("/usr/local/lib/sshkeep-test")
 START_TIMEOUT = 15.0
@@ -222,6 +230,27 @@ def _ensure_users() -> None:
         for kind, user in SHELL_USERS.items():
             _ensure_user(user, shells[kind])
         _ensure_user(PASSWORD_USER, shells["bash"])
+        _ensure_sudoers()
+
+
+def _ensure_sudoers() -> None:
+    """Install the password user's sudo rule (when sudo is installed), checked by visudo first."""
+    visudo = _which("visudo", sbin=True)
+    if _which("sudo") is None or visudo is None or not SUDOERS_FILE.parent.is_dir():
+        return
+    try:
+        if SUDOERS_FILE.read_text() == SUDOERS_RULE:
+            return
+    except OSError:
+        pass
+    tmp = SUDOERS_FILE.parent / f".sshkeep-test.{os.getpid()}"  # sudo skips names with a dot
+    tmp.write_text(SUDOERS_RULE)
+    tmp.chmod(0o440)
+    try:
+        _run([visudo, "-c", "-q", "-f", str(tmp)])
+        tmp.replace(SUDOERS_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _password_for_run() -> tuple[str, IO[str]]:

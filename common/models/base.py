@@ -29,7 +29,7 @@ CommandStatus = Literal[
     "failed",
     "approval_required",
 ]
-SessionState = Literal["connecting", "waiting_input", "ready", "busy", "disconnected", "failed"]
+SessionState = Literal["connecting", "waiting_input", "ready", "busy", "human", "disconnected", "failed"]
 
 
 class Request(BaseModel):

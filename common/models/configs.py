@@ -25,6 +25,9 @@ class ConfigEntry(Reply):
     description: str = ""
     has_info: bool = Field(default=False, description="get_server_info has notes for it")
     proxy_jump: str | None = Field(default=None, description="Jump host this entry connects through")
+    secrets: list[str] = Field(
+        default_factory=list, description="Names of the secrets answer_secret can type in its sessions"
+    )
 
 
 class ConfigEntryError(Reply):
@@ -39,6 +42,9 @@ class ConfigList(Reply):
     configs: list[ConfigEntry]
     errors: list[ConfigEntryError] = Field(default_factory=list, description="Broken entries")
     file_error: str | None = Field(default=None, description="Why the whole file cannot be used")
+    secrets: list[str] = Field(
+        default_factory=list, description="Names of the global secrets (usable in every session)"
+    )
     hint: str | None = None
 
 
@@ -52,6 +58,9 @@ class ServerInfo(Reply):
     description: str = ""
     info_file: str = Field(description="The info file's resolved path")
     content: str = Field(description="The info file's markdown")
+    secrets: list[str] = Field(
+        default_factory=list, description="Names of the secrets answer_secret can type in its sessions"
+    )
 
 
 class AskpassRequest(Request):

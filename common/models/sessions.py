@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_serializer, field_validator, model_validator
 
 from sshkeep.common.models.base import (
     COMMAND_ID_PATTERN,
@@ -55,6 +55,23 @@ class Question(Reply):
         description="password, passphrase, host_key, confirm, otp, secret, continuation, fullscreen, prompt"
     )
     text: str
+    secret: str | None = Field(
+        default=None, description="The configured secret that answers it (answer_secret's name), if any"
+    )
+
+
+class CommandSummary(Reply):
+    """One prompt cycle of a session, whoever typed it (output: get_command)."""
+
+    command_id: str
+    command: str
+    source: Literal["agent", "keys", "person"] = Field(
+        description="agent: send_command/answer_secret; keys: the agent's send_keys; person: typed in tmux"
+    )
+    status: CommandStatus
+    exit_code: int | None = None
+    started_at: float
+    ended_at: float | None = None
 
 
 class SessionInfo(Reply):
@@ -74,6 +91,9 @@ class SessionInfo(Reply):
     exit_status: int | None = Field(
         default=None,
         description="ssh's exit status once it has exited (128+N: killed by signal N)",
+    )
+    person_commands: list[CommandSummary] | None = Field(
+        default=None, description="Commands a person ran while holding the terminal (state human)"
     )
     hint: str | None = None
     terminals: list[TerminalInfo] = Field(
@@ -138,6 +158,13 @@ class CommandResult(Reply):
     )
     started_at: float | None = None
     ended_at: float | None = None
+    source: Literal["agent", "keys", "person"] = "agent"
+    secret_echoed: bool = Field(
+        default=False, description="The remote side echoed a typed secret; it is redacted from all output"
+    )
+    person_commands: list[CommandSummary] | None = Field(
+        default=None, description="Commands a person ran while holding the terminal, listed once"
+    )
 
 
 class SendKeysRequest(Request):
@@ -164,6 +191,9 @@ class SendKeysResult(Reply):
         default=None, description="The command the keys went to, after the wait (null: none ran)"
     )
     hint: str | None = None
+    person_commands: list[CommandSummary] | None = Field(
+        default=None, description="Commands a person ran while holding the terminal, listed once"
+    )
 
 
 class WaitForRequest(Request):
@@ -262,3 +292,90 @@ class Snapshot(Reply):
     cursor_y: int
     alternate_screen: bool
     state: SessionState
+    person_commands: list[CommandSummary] | None = Field(
+        default=None, description="Commands a person ran while holding the terminal, listed once"
+    )
+
+
+# --- secrets, people and the list of commands -------------------------------------------------------
+
+
+class AnswerSecretRequest(Request):
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The configured secret to type (default: the one the pending question names)",
+    )
+    sudo: bool = Field(
+        default=False,
+        description="Validate sudo first: sshkeep runs `sudo -v` in the idle terminal and answers its "
+        "password prompt, so the next `sudo …` command runs without asking",
+    )
+    timeout: float = Field(
+        default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the command (max 50)"
+    )
+
+
+class AnswerQuestionRequest(Request):
+    """A person's answer (`sshkeep answer`): typed text, or the name of a configured secret."""
+
+    answer: SecretStr | None = Field(default=None, description="The answer to type (never logged)")
+    secret: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="A configured secret to type instead",
+    )
+    timeout: float = Field(default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait (max 50)")
+
+    @field_validator("answer")
+    @classmethod
+    def _one_line(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            text = value.get_secret_value()
+            if len(text) > 4096:
+                raise ValueError("longer than 4096 characters")
+            if any(c in "\r\n\x00" for c in text):
+                raise ValueError("must be one line (no line break or NUL)")
+        return value
+
+    @field_serializer("answer", when_used="json")
+    def _on_the_wire(self, value: SecretStr | None) -> str | None:
+        # The client must send the answer itself; repr() and str() still mask it.
+        return value.get_secret_value() if value is not None else None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AnswerQuestionRequest:
+        if (self.answer is None) == (self.secret is None):
+            raise ValueError("give exactly one of `answer` and `secret`")
+        return self
+
+
+class CommandListQuery(Request):
+    since: str | None = Field(
+        default=None,
+        pattern=COMMAND_ID_PATTERN,
+        max_length=10,
+        description="Only commands after this command id",
+    )
+    limit: int = Field(default=100, ge=1, le=10_000, description="At most this many (the newest)")
+
+
+class CommandList(Reply):
+    session_id: str
+    commands: list[CommandSummary]
+    hint: str | None = None
+
+
+class ControlResult(Reply):
+    """A take-over or its end: the session's state, and what the person ran meanwhile."""
+
+    session_id: str
+    state: SessionState
+    taken: bool = Field(description="A person holds the terminal now")
+    changed: bool = Field(default=True, description="This call took or released it (false: no change)")
+    person_commands: list[CommandSummary] = Field(default_factory=list)
+    hint: str | None = None

@@ -13,6 +13,10 @@ _NAMED = (
 _KEY = re.compile(rf"^(?:(?:[CMS]-)+(?:{_NAMED}|[!-~])|{_NAMED}|\^[A-Za-z\[\]\\@_?])$")
 
 
+# Keys after which a shell at its prompt may run a line and print a new prompt.
+LINE_ENDING_KEYS = frozenset({"Enter", "KPEnter", "C-m", "C-j", "C-c", "C-d", "^M", "^J", "^C", "^D"})
+
+
 def is_key_name(item: str) -> bool:
     """True for tmux key names like `Enter`, `C-c`, `M-x`, `Up`, `F5`; False for literal text."""
     return _KEY.fullmatch(item) is not None

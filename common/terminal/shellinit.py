@@ -1,9 +1,19 @@
-"""The one line typed after login that integrates the remote shell.
+"""The lines typed after login that integrate the remote shell.
 
-It is POSIX sh at the top level and hands shell-specific code to `eval`, so bash, zsh, dash and
-busybox ash all parse it. Markers are written with printf escapes (`\\033`), so the echoed line
+They are POSIX sh at the top level and hand shell-specific code to `eval`, so bash, zsh, dash and
+busybox ash all parse them. Markers are written with printf escapes (`\\033`), so the echoed line
 never contains a raw marker; the ESC byte exists only when a prompt is printed. User prompt hooks
-are chained, never replaced.
+are chained, never replaced, and typing the setup again (a shell that replaced itself, a nested
+shell) re-points the hooks at the new nonce instead of stacking a second copy.
+
+History: the first line (it holds no nonce) switches bash's history list off and zsh's
+`hist_ignore_space` on before any line holding the nonce is read; the last line switches bash's
+history back on if it was on. So the nonce never reaches `~/.bash_history` or `~/.zsh_history`,
+whatever `HISTCONTROL`, `HISTIGNORE` or the user's zsh options say. History expansion (`!`) is
+switched off in both shells: command text is data.
+
+A user's `trap … DEBUG` (bash) would fire before sshkeep's own prompt hook and print into the
+output of every later command; the hook wraps such a trap once so it skips sshkeep's hook.
 """
 
 from __future__ import annotations
@@ -18,51 +28,78 @@ SHELLS_WITH_HOOKS = frozenset({"bash", "zsh"})
 # dash and ash have no pre-exec hook: the typed command is prefixed with this function's call.
 START_FUNCTION = "__sk_c"
 
+# Holds no nonce: this line may land in history before history is off.
+_HISTORY_OFF = (
+    ' [ -n "$BASH_VERSION" ] && { [[ -o history ]] && __sk_ho=1; set +o history; }; '
+    '[ -n "$ZSH_VERSION" ] && setopt hist_ignore_space; :'
+)
+
 
 def setup_lines(nonce: str) -> list[str]:
-    """The setup commands for one session; each starts with a space (kept out of history).
+    """The setup commands for one session; each starts with a space.
 
-    Three short lines rather than one long one: busybox ash cuts input lines at 1024 bytes. The last
+    Short lines rather than one long one: busybox ash cuts input lines at 1024 bytes. The last
     line prints the X marker, so the first D marker after it means the shell is integrated and idle.
     """
     if not _NONCE.match(nonce):
         raise ValueError("nonce must be lowercase hex")
-    d = f"\\033]133;D;%s;sk={nonce}:%s\\007"
+    d = "\\033]133;D;%s;sk=%s:%s\\007"
     bash = (
-        f'__sk_n=0; __sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); printf "{d}" "$r" "$__sk_n"; '
-        f"return $r; }}; "
-        f'PROMPT_COMMAND="__sk_pc${{PROMPT_COMMAND:+;$PROMPT_COMMAND}}"; '
-        f'PS0="\\033]133;C;sk={nonce}\\007$PS0"; '
-        f'PS2="\\[\\033]133;P;sk={nonce}\\007\\]$PS2"'
+        f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; set +H; "
+        f"__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); "
+        f'printf "{d}" "$r" "$__sk_k" "$__sk_n"; return $r; }}; '
+        # A user's DEBUG trap fires before `__sk_pc` and would print into every output: once seen,
+        # it is set again wrapped so that it skips sshkeep's commands (keeping `$?`). The check
+        # runs after the D marker, in a function traced (`-t`) so that it sees the trap.
+        "__sk_dg() { local r=$? t; t=$(trap -p DEBUG); if [[ -n $t && $t != *__sk_dt* ]]; then "
+        'eval "set -- $t"; __sk_dt=$3; '
+        "trap -- '__sk_dq=$?; case $BASH_COMMAND in __sk_*) ;; "
+        '*) __sk_rs $__sk_dq; eval -- "$__sk_dt";; esac\' DEBUG; fi; return $r; }; declare -ft __sk_dg; '
+        "__sk_rs() { return $1; }; "
+        '__sk_cm=$(printf "\\033]133;C;sk=%s\\007" "$__sk_k"); '
+        '__sk_pm=$(printf "\\033]133;P;sk=%s\\007" "$__sk_k"); '
+        'case ";$PROMPT_COMMAND;" in *";__sk_pc;"*) ;; '
+        '*) PROMPT_COMMAND="__sk_pc;__sk_dg${PROMPT_COMMAND:+;$PROMPT_COMMAND}";; esac; '
+        'case "$PS0" in *__sk_cm*) ;; *) PS0="\\${__sk_cm}$PS0";; esac; '
+        'case "$PS2" in *__sk_pm*) ;; *) PS2="\\[\\${__sk_pm}\\]$PS2";; esac'
     )
     zsh = (
-        f"__sk_n=0; __sk_precmd() {{ local r=$?; __sk_n=$((__sk_n+1)); "
-        f'printf "{d}" "$r" "$__sk_n"; }}; '
-        f'__sk_preexec() {{ printf "\\033]133;C;sk={nonce}\\007"; }}; '
-        f"precmd_functions=(__sk_precmd $precmd_functions); "
-        f"preexec_functions=(__sk_preexec $preexec_functions); "
-        f"unsetopt prompt_sp; setopt hist_ignore_space; "
+        f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; setopt no_bang_hist; "
+        f"__sk_precmd() {{ local r=$?; __sk_n=$((__sk_n+1)); "
+        f'printf "{d}" "$r" "$__sk_k" "$__sk_n"; }}; '
+        '__sk_preexec() { printf "\\033]133;C;sk=%s\\007" "$__sk_k"; }; '
+        "precmd_functions=(__sk_precmd ${precmd_functions:#__sk_precmd}); "
+        "preexec_functions=(__sk_preexec ${preexec_functions:#__sk_preexec}); "
+        "unsetopt prompt_sp; "
         # zle mangles typed non-ASCII under a C/POSIX locale; C.UTF-8 fixes it where it exists.
         "[[ $(locale charmap 2>/dev/null) != UTF-8 ]] && "
         'locale -a 2>/dev/null | grep -qixE "c\\\\.utf-?8" && export LC_CTYPE=C.UTF-8; '
-        f'PS2="%{{$(printf "\\033]133;P;sk={nonce}\\007")%}}$PS2"'
+        '__sk_p2=${__sk_p2-$PS2}; PS2="%{$(printf "\\033]133;P;sk=%s\\007" "$__sk_k")%}$__sk_p2"'
     )
-    # dash and ash expand `$((...))` and `$?` in PS1 at print time in the shell itself; the ESC and
-    # BEL bytes come from printf here, so only the variable (never the echo) contains them.
+    # dash and ash expand `$((...))`, `$?` and variables in PS1 at print time in the shell itself;
+    # the ESC and BEL bytes come from printf here, so only the variables (never the echo) hold them.
     posix = (
         f"export {PAGER_ENV}; __sk_sh=$BASH_VERSION$ZSH_VERSION; "
-        'if [ -z "$__sk_sh" ]; then __sk_n=0; '
-        f'__sk_c() {{ printf "\\033]133;C;sk={nonce}\\007"; }}; '
+        f'if [ -z "$__sk_sh" ]; then __sk_k={nonce}; __sk_n=${{__sk_n:-0}}; '
+        '__sk_c() { __sk_s=$?; printf "\\033]133;C;sk=%s\\007" "$__sk_k"; return "${1:-$__sk_s}"; }; '
         " __sk_e=$(printf '\\033'); __sk_b=$(printf '\\007'); "
-        f'PS1="${{__sk_e}}]133;D;\\$?;sk={nonce}:\\$((__sk_n+=1))${{__sk_b}}$PS1"; '
-        f'PS2="${{__sk_e}}]133;P;sk={nonce}${{__sk_b}}$PS2"; '
+        'case "$PS1" in *__sk_k*) ;; '
+        '*) PS1="${__sk_e}]133;D;\\$?;sk=\\${__sk_k}:\\$((__sk_n+=1))${__sk_b}$PS1";; esac; '
+        'case "$PS2" in *__sk_k*) ;; *) PS2="${__sk_e}]133;P;sk=\\${__sk_k}${__sk_b}$PS2";; esac; '
         'case "$(readlink /proc/$$/exe 2>/dev/null)" in *busybox*) __sk_sh=ash;; *dash*) __sk_sh=dash;; '
         "*) __sk_sh=sh;; esac; "
         'elif [ -n "$BASH_VERSION" ]; then __sk_sh=bash; else __sk_sh=zsh; fi; '
-        f'printf "\\033]133;X;sk={nonce};sh=%s\\007" "$__sk_sh"'
+        f'printf "\\033]133;X;sk=%s;sh=%s\\007" {nonce} "$__sk_sh"; '
+        '[ -n "$__sk_ho" ] && set -o history; :'
     )
     return [
-        f" [ -n \"$BASH_VERSION\" ] && eval '{bash}'",
-        f" [ -n \"$ZSH_VERSION\" ] && eval '{zsh}'",
+        _HISTORY_OFF,
+        f" [ -n \"$BASH_VERSION\" ] && eval '{_single(bash)}'",
+        f" [ -n \"$ZSH_VERSION\" ] && eval '{_single(zsh)}'",
         f" {posix}",
     ]
+
+
+def _single(code: str) -> str:
+    """`code` for use inside a single-quoted sh word."""
+    return code.replace("'", "'\\''")

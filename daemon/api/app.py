@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sshkeep.daemon.api import admin, audit, commands, configs, files, jobs, policy, sessions
+from sshkeep.daemon.api import admin, audit, commands, configs, control, files, jobs, policy, sessions
 from sshkeep.daemon.api.core import (
+    ANSWERS,
     COMMANDS,
+    CONTROL,
     GUARD,
     JOBS,
     LOCAL_FILES,
@@ -32,6 +34,7 @@ from sshkeep.daemon.api.core import (
 ROUTE_GROUPS: tuple[web.RouteTableDef, ...] = (
     sessions.routes,
     commands.routes,
+    control.routes,
     jobs.routes,
     files.routes,
     configs.routes,
@@ -54,6 +57,8 @@ def build_app(services: Services) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY)
     app[MANAGER] = services.manager
     app[COMMANDS] = services.commands
+    app[ANSWERS] = services.answers
+    app[CONTROL] = services.control
     app[JOBS] = services.jobs
     app[TRANSFERS] = services.transfers
     app[LOCAL_FILES] = services.local_files

@@ -47,6 +47,9 @@ MAX_ITEMS = 50  # keys / list items kept in a line
 MAX_REPLY_PARSE = 1024 * 1024  # replies larger than this are not parsed for their status
 PARSE_IN_THREAD = 256 * 1024  # request bodies larger than this are summarised off the event loop
 CONTENT_KEYS = frozenset({"content", "data"})  # file bodies: logged as their size only
+# Operations whose body holds a secret: never summarised (the handler records name/length/hash).
+SECRET_BODIES = frozenset({"answer_question"})
+AUDIT_SECRET = "audit_secret"  # request key: what a secret-typing handler lets the audit log say
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -310,7 +313,9 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         try:
             params: Any = None
             # Only a body the handler already read is cached; never read a refused (413) one again.
-            if resp.status != 413 and request.body_exists and request.content.at_eof():
+            if _tool(request.method, _canonical(request)) in SECRET_BODIES:
+                params = "<a secret answer: never logged>"
+            elif resp.status != 413 and request.body_exists and request.content.at_eof():
                 raw = await request.read()
                 if len(raw) > PARSE_IN_THREAD:  # e.g. a file write: keep the event loop free
                     params = await asyncio.to_thread(summarize_body, raw, secret_prompt)
@@ -324,6 +329,11 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         else:
             await request.app[AUDIT].write(record)
     return resp
+
+
+def _canonical(request: web.Request) -> str | None:
+    route = request.match_info.route
+    return route.resource.canonical if route.resource is not None else None
 
 
 def _tool(method: str, canonical: str | None) -> str | None:
@@ -359,5 +369,8 @@ def _record(
         record["decision"] = request.get(DECISION) or ("refused" if resp.status == 403 else "allowed")
         if request.get(POLICY):
             record["policy"] = request[POLICY]
+    typed = request.get(AUDIT_SECRET)
+    if isinstance(typed, dict):
+        record["typed_secret"] = typed  # name, length, SHA-256 prefix, who answered: never the value
     record["ms"] = round((time.monotonic() - start) * 1000, 1)
     return record

@@ -43,12 +43,14 @@ def config_list(cfg: LoadedConfig, aliases: list[str]) -> ConfigList:
             description=conn.description,
             has_info=conn.info_file is not None,
             proxy_jump=conn.proxy_jump,
+            secrets=sorted(cfg.secrets_for(conn)),
         )
         for conn in cfg.connections.values()
     ]
     taken = set(cfg.connections) | set(cfg.errors) | cfg.names
     entries += [ConfigEntry(name=alias, source="ssh_config") for alias in aliases if alias not in taken]
     errors = [ConfigEntryError(name=name, message=message) for name, message in cfg.errors.items()]
+    errors += [ConfigEntryError(name=name, message=message) for name, message in cfg.secret_errors.items()]
     hint = None
     if cfg.file_error is not None:
         hint = f"Fix {cfg.path}; it is re-read when it changes."
@@ -57,7 +59,12 @@ def config_list(cfg: LoadedConfig, aliases: list[str]) -> ConfigList:
     elif not entries:
         hint = f"No connections configured: add them to {cfg.path}, or open_session with user@host."
     return ConfigList(
-        config_file=str(cfg.path), configs=entries, errors=errors, file_error=cfg.file_error, hint=hint
+        config_file=str(cfg.path),
+        configs=entries,
+        errors=errors,
+        file_error=cfg.file_error,
+        secrets=sorted(cfg.secrets),
+        hint=hint,
     )
 
 
@@ -99,6 +106,7 @@ def read_info(cfg: LoadedConfig, name: str) -> ServerInfo:
         description=conn.description,
         info_file=str(path),
         content=data.decode("utf-8", errors="replace"),
+        secrets=sorted(cfg.secrets_for(conn)),
     )
 
 

@@ -42,9 +42,11 @@ from sshkeep.daemon.files.local import LocalFiles
 from sshkeep.daemon.files.transfers import Transfers
 from sshkeep.daemon.policy.guard import Decision, Guard
 from sshkeep.daemon.sessions.commands import Commands
+from sshkeep.daemon.sessions.control import Control
 from sshkeep.daemon.sessions.jobs import Jobs
 from sshkeep.daemon.sessions.manager import SessionManager
 from sshkeep.daemon.sessions.reaper import Reaper
+from sshkeep.daemon.sessions.secrets import Answers
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +59,8 @@ class Services:
 
     manager: SessionManager
     commands: Commands
+    answers: Answers
+    control: Control
     jobs: Jobs
     transfers: Transfers
     local_files: LocalFiles
@@ -69,6 +73,8 @@ class Services:
 
 MANAGER = web.AppKey("manager", SessionManager)
 COMMANDS = web.AppKey("commands", Commands)
+ANSWERS = web.AppKey("answers", Answers)
+CONTROL = web.AppKey("control", Control)
 JOBS = web.AppKey("jobs", Jobs)
 TRANSFERS = web.AppKey("transfers", Transfers)
 LOCAL_FILES = web.AppKey("local_files", LocalFiles)
@@ -198,6 +204,14 @@ def manager(request: web.Request) -> SessionManager:
 
 def commands(request: web.Request) -> Commands:
     return request.app[COMMANDS]
+
+
+def answers(request: web.Request) -> Answers:
+    return request.app[ANSWERS]
+
+
+def control(request: web.Request) -> Control:
+    return request.app[CONTROL]
 
 
 def jobs(request: web.Request) -> Jobs:

@@ -20,6 +20,7 @@ from sshkeep.common.errors import (
 from sshkeep.common.models.base import MAIN_TERMINAL
 from sshkeep.common.models.sessions import (
     CommandResult,
+    CommandSummary,
     Question,
     SavedOutput,
     SearchRequest,
@@ -28,16 +29,21 @@ from sshkeep.common.models.sessions import (
     Snapshot,
     WaitForResult,
 )
-from sshkeep.common.terminal.commandline import NO_SHELL, PASTE_THRESHOLD, typed_text
+from sshkeep.common.terminal.commandline import (
+    NO_SHELL,
+    PASTE_THRESHOLD,
+    clear_line_keys,
+    echo_needle,
+    typed_text,
+)
 from sshkeep.common.terminal.foreground import endless_reason, has_background_ampersand, started_jobs
-from sshkeep.common.terminal.keys import keys_command
+from sshkeep.common.terminal.keys import LINE_ENDING_KEYS, keys_command
 from sshkeep.common.terminal.screenmode import compact_screen, drawn
 from sshkeep.daemon.sessions.replies import (
     DEFAULT_PAGE_LINES,
     UNINTEGRATED_HINT,
     program_of,
     question_hint,
-    typed_command,
 )
 from sshkeep.daemon.sessions.search import search_output
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
@@ -60,6 +66,16 @@ SCREEN_LINES = 8
 SCREEN_CHARS = 600
 # Lines per step when saving a command's output to a local file.
 SAVE_PAGE_LINES = 5000
+# How long a command waits for the prompt cycle of keys sent to an idle prompt.
+KEYS_SETTLE = 3.0
+KEYS_QUIET = 0.25
+
+# Hooks of the people and secrets mechanisms (daemon/sessions/control.py, secrets.py):
+# refuse the agent's typing while a person holds the terminal; the person's commands the agent's
+# next reply lists (once); the question and hint for a pending secret question.
+Guard = Callable[[Session], None]
+Report = Callable[[Session], list[CommandSummary] | None]
+Advise = Callable[[Session, Question], tuple[Question, str] | None]
 
 
 class Commands:
@@ -76,6 +92,10 @@ class Commands:
         store: Store,
         tmux: Tmux,
         side: SideCommand | None = None,
+        *,
+        guard: Guard | None = None,
+        report: Report | None = None,
+        advise: Advise | None = None,
         local: LocalFiles | None = None,
     ) -> None:
         self.lookup = lookup
@@ -87,6 +107,9 @@ class Commands:
         # (session key, command) -> output lines a reply has already carried in full, so replies
         # that continue a command (send_keys, interrupt_command) do not send them again.
         self._shown: dict[tuple[str, str], int] = {}
+        self.guard: Guard = guard or (lambda s: None)
+        self.report: Report = report or (lambda s: None)
+        self.advise: Advise = advise or (lambda s, q: None)
 
     async def send_command(
         self,
@@ -97,6 +120,7 @@ class Commands:
         local_path: str | None = None,
     ) -> CommandResult:
         s = self.lookup(sid, terminal)
+        self.guard(s)
         await self.ensure_ready(s, timeout)
         where = _where(s)
         if s.current is not None:
@@ -104,6 +128,7 @@ class Commands:
                 f"{where} is still running command {s.current.command_id} ({s.current.command[:60]!r})",
                 hint=_busy_hint(s),
             )
+        await self._settle_keys(s)
         if s.foreground_busy:
             raise SessionBusy(
                 f"{where} is running something typed into the terminal (not by send_command)",
@@ -129,6 +154,7 @@ class Commands:
             started_at=time.time(),
         )
         s.current = rec
+        s.echo_needle = echo_needle(text)
         s.commands[rec.command_id] = rec
         s.interrupt_requested = False
         self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
@@ -142,28 +168,6 @@ class Commands:
         await self._wait_command(s, rec, timeout)
         res = await self._result(s, rec, first=True, local_path=local_path)
         return await self._guard_foreground(s, rec, res)
-
-    def _new_record(self, s: Session, command: str, skip_newlines: int) -> CommandRecord:
-        seq = s.next_seq
-        s.next_seq += 1
-        rec = CommandRecord(
-            session_id=s.key,
-            command_id=f"c{seq}",
-            seq=seq,
-            command=command,
-            status="running",
-            exit_code=None,
-            sent_pos=s.current_size(),
-            skip_newlines=skip_newlines,
-            out_start=None,
-            out_end=None,
-            started_at=time.time(),
-        )
-        s.current = rec
-        s.commands[rec.command_id] = rec
-        s.interrupt_requested = False
-        self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
-        return rec
 
     async def _guard_foreground(self, s: Session, rec: CommandRecord, res: CommandResult) -> CommandResult:
         """Name background jobs a finished command left behind; suggest start_job for endless ones."""
@@ -204,16 +208,35 @@ class Commands:
             return "Still running in the background: " + "; ".join(f"pid {a}" for a in alive) + "." + tail
         return "The command started something in the background with `&`; it may still run." + tail
 
+    async def _settle_keys(self, s: Session) -> None:
+        """Keys that may end a line went to the idle prompt: wait until their prompt cycle shows
+        (a start or prompt marker), so that it never counts as this command's."""
+        if s.keys_cycle_at is None or s.shell == NO_SHELL:
+            return
+        sent = s.keys_cycle_at
+        deadline = sent + KEYS_SETTLE
+        async with s.changed:
+            while s.keys_cycle_at is not None and not s.dead and time.monotonic() < deadline:
+                # The terminal reacted and went quiet without a marker: no cycle of theirs is
+                # coming (bash and ash redraw the prompt after Ctrl-C without their hooks).
+                if s.last_growth > sent and s.quiet_for() >= KEYS_QUIET:
+                    break
+                step = min(deadline - time.monotonic(), KEYS_QUIET)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait(), max(0.01, step))
+        s.keys_cycle_at = None
+
     async def _type(self, s: Session, text: str) -> None:
+        clear = "".join(f"send-keys -t {s.pane_id} {k} ; " for k in clear_line_keys(s.shell))
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
             buf = f"sk-{s.key}"
             await self.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
             await self.tmux.command(
-                f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
+                f"{clear}paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
             )
         else:
             await self.tmux.command(
-                f"send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
+                f"{clear}send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
             )
 
     async def _wait_command(self, s: Session, rec: CommandRecord, timeout: float) -> Question | None:
@@ -317,6 +340,9 @@ class Commands:
                     else f"Still running: get_command({s.ref}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
                 )
+                advice = self.advise(s, question) if question is not None else None
+                if advice is not None:  # a secret question: its answer must not pass through the agent
+                    question, hint = advice
                 if question is not None and question.kind == "fullscreen":
                     screen = await self._screen(s)
         elif s.shell == NO_SHELL:
@@ -373,6 +399,8 @@ class Commands:
             dropped_bytes=view.dropped,
             started_at=rec.started_at,
             ended_at=ended_at,
+            source=rec.summary().source,
+            person_commands=self.report(s),
         )
 
     async def _save(self, s: Session, rec: CommandRecord, end: int, local_path: str) -> SavedOutput:
@@ -424,6 +452,7 @@ class Commands:
 
     async def interrupt(self, sid: str, timeout: float = 5.0, terminal: str | None = None) -> CommandResult:
         s = self.lookup(sid, terminal)
+        self.guard(s)
         if s.dead:
             raise SessionDisconnected(f"{_where(s)} is disconnected")
         rec = s.current
@@ -432,6 +461,7 @@ class Commands:
         # Quiet time counts from the keys: the question that was pending is not the answer to them.
         s.last_growth = time.monotonic()
         if rec is None:
+            s.keys_cycle_at = s.last_growth
             if not s.commands:
                 raise CommandNotFound(f"{_where(s)} has no running command (Ctrl-C was sent anyway)")
             return await self._result(s, self._record(s, None), since_shown=True)
@@ -448,6 +478,7 @@ class Commands:
     ) -> SendKeysResult:
         """Type keys; then wait (up to `wait` s) for the command they went to, and return its result."""
         s = self.lookup(sid, terminal)
+        self.guard(s)
         if s.dead:
             raise SessionDisconnected(f"{_where(s)} is disconnected; keys were not sent")
         line = keys_command(s.pane_id, keys)
@@ -455,25 +486,22 @@ class Commands:
             raise BadRequest("keys holds only empty strings")
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
-        typed = typed_command(keys)
+        s.keys_since_prompt = True  # a prompt cycle these keys start is the agent's (source `keys`)
         # The command the keys go to, taken before they are sent: it may end before tmux returns.
         target = s.current
-        new: CommandRecord | None = None
-        if typed is not None and s.current is None and s.integrated and not s.foreground_busy:
-            # A command line typed at the idle prompt gets a record like send_command's, so it has
-            # an id to follow and its own output and exit code.
-            new = self._new_record(s, typed, 1)
-        try:
-            await self.tmux.command(line)
-        except TmuxError:
-            if new is not None:
-                s.current = None
-                new.status = "failed"
-                await self.store.save_command(new)
-            raise
+        before = max((r.seq for r in s.commands.values()), default=0)
+        await self.tmux.command(line)
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
-        rec = target or new or s.current
+        ends_line = any(k in LINE_ENDING_KEYS for k in keys)
+        if target is None and ends_line:
+            s.keys_cycle_at = s.last_growth  # the next command waits for the prompt cycle they start
+        started = time.monotonic()
+        rec = target
+        if rec is None and ends_line and wait > 0 and s.integrated:
+            # A command line typed at the idle prompt: its prompt cycle gets a record (source
+            # `keys`) when it starts; follow that one.
+            rec = await self._cycle_record(s, before, min(wait, KEYS_SETTLE))
         sent = len([k for k in keys if k])
         if rec is None:
             return SendKeysResult(
@@ -481,9 +509,11 @@ class Commands:
                 terminal=s.terminal,
                 sent=sent,
                 hint="No command runs: get_snapshot shows the screen.",
+                person_commands=self.report(s),
             )
-        if wait > 0 and rec.out_end is None:
-            await self._wait_command(s, rec, wait)
+        left = wait - (time.monotonic() - started)
+        if left > 0 and rec.out_end is None:
+            await self._wait_command(s, rec, left)
         res = await self._result(s, rec, since_shown=True)
         return SendKeysResult(
             session_id=sid,
@@ -491,7 +521,23 @@ class Commands:
             sent=sent,
             running_command_id=rec.command_id if rec.out_end is None else None,
             result=res,
+            person_commands=self.report(s),
         )
+
+    async def _cycle_record(self, s: Session, after_seq: int, timeout: float) -> CommandRecord | None:
+        """The record of the prompt cycle typed keys started (the newest past `after_seq`), once
+        it exists; None when none starts within `timeout` (an empty line, a key that ran nothing)."""
+        deadline = time.monotonic() + timeout
+        async with s.changed:
+            while True:
+                newer = [r for r in s.commands.values() if r.seq > after_seq]
+                if newer:
+                    return max(newer, key=lambda r: r.seq)
+                left = deadline - time.monotonic()
+                if left <= 0 or s.dead or s.closed:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait(), min(left, 0.25))
 
     async def wait_for(
         self, sid: str, pattern: str, timeout: float, since: int | None = None, terminal: str | None = None
@@ -530,8 +576,8 @@ class Commands:
                         terminal=s.terminal,
                         matched=True,
                         pattern=pattern,
-                        line=hit.line,
-                        context=hit.context,
+                        line=s.redact(hit.line),
+                        context=s.redact(hit.context),
                         running_command_id=s.current.command_id if s.current else None,
                         command_status="running" if s.current else None,
                         searched_to=searched_to,
@@ -593,12 +639,13 @@ class Commands:
         return Snapshot(
             session_id=sid,
             terminal=s.terminal,
-            screen="\n".join(line.rstrip() for line in screen),
+            screen=s.redact("\n".join(line.rstrip() for line in screen)),
             lines=len(screen),
             cursor_x=int(cx),
             cursor_y=int(cy),
             alternate_screen=alt == "1",
             state=s.state,
+            person_commands=self.report(s),
         )
 
 

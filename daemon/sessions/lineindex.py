@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sshkeep.common.terminal import markers as mk
-from sshkeep.common.terminal.render import render, split_lines
+from sshkeep.common.terminal.render import render, split_lines, strip_query_echo
 from sshkeep.common.terminal.screenmode import strip_screens
 
 # Small enough that no single step holds the GIL (and so the event loop) for long.
@@ -30,7 +30,7 @@ MAX_LINE = 64 * CHUNK
 Reader = Callable[[int, int], bytes]  # bytes [start, end) of the log
 
 
-# Text the renderer would change beyond line ends and trailing blanks: escapes, controls, BS.
+# Text the renderer would change beyond line ends: escapes, controls, BS.
 _NEEDS_RENDER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
@@ -43,8 +43,8 @@ def render_lines(raw: bytes) -> list[str]:
     if _NEEDS_RENDER.search(text) is None:
         text = text.replace("\r\n", "\n")
         if "\r" not in text:
-            return split_lines("\n".join([line.rstrip(" ") for line in text.split("\n")]))
-    return split_lines(render(stripped))
+            return split_lines(strip_query_echo(text))
+    return split_lines(strip_query_echo(render(stripped)))
 
 
 def count_lines(raw: bytes) -> int:

@@ -320,6 +320,8 @@ class SessionManager:
             "-o", "ServerAliveInterval=15",
             "-o", "ServerAliveCountMax=4",
             "-o", "ConnectTimeout=15",
+            # Typed text is data: `~.` after a newline must not be ssh's disconnect escape.
+            "-o", "EscapeChar=none",
             "-o", "PermitLocalCommand=yes",
             "-o", f"LocalCommand={marker}",
             *extra,
@@ -489,10 +491,8 @@ class SessionManager:
             await self.store.save_command(s.current)
             s.current = None
         s.nonce, s.ssh_argv = nonce, argv
-        s.integrated = s.x_seen = s.authenticated = s.setup_sent = False
-        # The old login's setup time must not make the new one look like a shell that ignored it.
-        s.setup_at = None
-        s.shell, s.foreground_busy = None, False
+        s.forget_shell()
+        s.authenticated = False
         s.scan_pos = s.current_size()
         cmd = " ".join(quote(a) for a in argv)
         await self.tmux.command(

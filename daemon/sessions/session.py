@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -44,9 +44,21 @@ class OutputPage:
     dropped: int  # bytes of the output up to `end` the log cap took (see `dropped_bytes`)
 
 
-QUIET_FOR_QUESTION = 0.5
+# A question needs the output to stay quiet at it this long: `Password: ` followed by more
+# output within a second is a program talking, not a program asking.
+QUIET_FOR_QUESTION = 1.0
 READ_CHUNK = 4 * 1024 * 1024
 TAIL_BYTES = 8192
+
+
+@dataclass
+class TakeOver:
+    """A person holds the terminal (`sshkeep attach --take`): who, since when, and where the
+    session's records then stood (see daemon/sessions/control.py)."""
+
+    holder_pid: int | None
+    since: float
+    first_seq: int
 
 
 @dataclass
@@ -83,6 +95,15 @@ class Session:
     last_growth: float = field(default_factory=time.monotonic)
     last_ps2_end: int = -1
     last_marker_end: int = 0
+    # Highest D sequence number seen: a D marker at or below it is a replay (a command printing
+    # an old log or recording), never the end of the running command.
+    last_d_seq: int = 0
+    # The start of what sshkeep typed for the running command: markers before its echo belong
+    # to a prompt cycle someone else started (keys, a person), not to the command.
+    echo_needle: str | None = None
+    # Keys that may end a line (Enter, Ctrl-C …) went to an idle prompt: a prompt cycle of
+    # theirs may still be on its way, and the next command waits for it before typing.
+    keys_cycle_at: float | None = None
     foreground_busy: bool = False
     current: CommandRecord | None = None
     commands: dict[str, CommandRecord] = field(default_factory=dict)
@@ -95,6 +116,17 @@ class Session:
     # Held while a reply reads output and while the log cap punches: one reply sees one hole.
     output_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _kept_cache: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Where the latest prompt starts (end of its D marker), and how that prompt renders: a prompt
+    # cycle sshkeep did not start (keys, a person) becomes a record of its own from these.
+    prompt_pos: int = -1
+    prompt_text: str | None = None
+    keys_since_prompt: bool = False
+    # A person holds the terminal (`sshkeep attach --take`): the agent's typing is refused.
+    control: TakeOver | None = None
+    # The person's commands of the last take-over, until the agent's next reply lists them.
+    person_report: list[CommandRecord] = field(default_factory=list)
+    # Secrets the remote side echoed: (secret, label), replaced in every rendering.
+    redactions: list[tuple[str, str]] = field(default_factory=list)
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -102,6 +134,8 @@ class Session:
     def state(self) -> SessionState:
         if self.dead:
             return "disconnected"
+        if self.control is not None:
+            return "human"
         if not self.integrated and not (self.setup_sent and self.shell == "none"):
             return "connecting"
         if self.current is not None or self.foreground_busy:
@@ -153,6 +187,7 @@ class Session:
             question=question,
             message=self.last_words() if self.dead else None,
             exit_status=self.dead_status if self.dead else None,
+            person_commands=[r.summary() for r in self.person_report] or None,
             hint=hint,
         )
 
@@ -174,7 +209,7 @@ class Session:
     def last_words(self, lines: int = 6) -> str:
         size = self.current_size()
         text = render(mk.strip_markers(self.read_log(max(0, size - TAIL_BYTES), size)))
-        kept = [ln for ln in split_lines(text) if ln.strip()]
+        kept = [ln for ln in split_lines(self.redact(text)) if ln.strip()]
         return "\n".join(kept[-lines:])
 
     def screen_tail(self) -> str:
@@ -183,7 +218,19 @@ class Session:
         start = max(0, size - TAIL_BYTES)
         if self.current is not None:
             start = max(start, self.output_start(self.current))
-        return render(mk.strip_markers(self.read_log(start, size)))
+        return self.redact(render(mk.strip_markers(self.read_log(start, size))))
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret this session's remote side echoed replaced by its label."""
+        for secret, label in self.redactions:
+            text = text.replace(secret, label)
+        return text
+
+    def latest_record(self) -> CommandRecord | None:
+        """The newest command record, whoever typed it (agent, keys or a person)."""
+        if self.current is not None:
+            return self.current
+        return max(self.commands.values(), key=lambda r: r.seq) if self.commands else None
 
     # --- scanning ---------------------------------------------------------------------------------
 
@@ -202,8 +249,17 @@ class Session:
             if consumed == 0:
                 break  # only a marker still being written is left
             self.scan_pos += consumed
+        self._learn_prompt()
         async with self.changed:
             self.changed.notify_all()
+
+    def forget_shell(self) -> None:
+        """A new shell starts in this pane (reconnect, respawn): integrate it from scratch."""
+        self.integrated = self.x_seen = self.setup_sent = False
+        # The old login's setup time must not make the new one look like a shell that ignored it.
+        self.setup_at = None
+        self.last_d_seq = 0
+        self.shell, self.foreground_busy = None, False
 
     async def _read_maybe_threaded(self, start: int, end: int) -> bytes:
         if end - start > 256 * 1024:
@@ -217,24 +273,43 @@ class Session:
             if not self.setup_sent:
                 await self.send_setup()
         elif m.kind == "X":
+            if self.integrated:
+                return  # only the setup prints X: after it, an X is output replaying a log
             self.shell = m.shell
             self.x_seen = True
         elif m.kind == "P":
+            rec = self.current
+            if rec is not None and rec.out_start is not None and m.start >= rec.out_start:
+                return  # the command runs: its output cannot be our continuation prompt
             self.last_ps2_end = m.end
         elif m.kind == "C":
+            self.keys_cycle_at = None
             rec = self.current
             if rec is not None and rec.out_start is None and m.start >= rec.sent_pos:
-                rec.out_start = m.end
-            elif rec is None and self.integrated:
+                if self._echoed(rec, m.start):
+                    rec.out_start = m.end
+            elif rec is None and self.integrated and await self._untracked(m) is None:
                 self.foreground_busy = True
         elif m.kind == "D":
+            if m.seq is not None and m.seq <= self.last_d_seq:
+                return
+            self.last_d_seq = m.seq or self.last_d_seq
             self.foreground_busy = False
+            self.keys_cycle_at = None
             if not self.integrated and self.x_seen:
                 self.integrated = True
+                self._new_prompt(m)
                 log.info("session_ready", session=self.id, shell=self.shell)
                 return
+            if self.current is None and self.integrated and self.shell not in ("bash", "zsh"):
+                # dash and ash have no pre-exec hook: a cycle typed by someone else shows only here.
+                await self._untracked(m)
             rec = self.current
-            if rec is not None and m.start >= rec.sent_pos:
+            if (
+                rec is not None
+                and m.start >= rec.sent_pos
+                and (rec.out_start is not None or self._echoed(rec, m.start))
+            ):
                 rec.out_end = m.start
                 if rec.out_start is None:
                     rec.out_start = self._after_echo(rec, m.start)
@@ -245,6 +320,79 @@ class Session:
                 self.interrupt_requested = False
                 if self.on_finished is not None:
                     await self.on_finished(rec)
+            self._new_prompt(m)
+
+    def _new_prompt(self, m: mk.Marker) -> None:
+        self.prompt_pos = m.end
+        self.prompt_text = None
+        self.keys_since_prompt = False
+
+    def _learn_prompt(self) -> None:
+        """Remember how the current prompt renders, as soon as it is printed (before any typing)."""
+        if self.prompt_text is not None or self.prompt_pos < 0 or self.current is not None:
+            return
+        data = self.read_log(self.prompt_pos, min(self.scan_pos, self.prompt_pos + TAIL_BYTES))
+        if b"\n" in data:
+            return
+        text = render(mk.strip_markers(data))
+        if text.strip():
+            self.prompt_text = text
+
+    def _typed_command(self, end: int) -> str:
+        """What was typed at the latest prompt, from the echo between the prompt and `end`."""
+        text = render(mk.strip_markers(self.read_log(self.prompt_pos, end)))
+        lines = split_lines(text)
+        prompt = (self.prompt_text or "").rstrip()
+        out: list[str] = []
+        for i, line in enumerate(lines):
+            if i == 0:
+                line = line[len(prompt) :] if prompt and line.startswith(prompt) else line
+                out.append(line.strip())
+            else:
+                out.append(line[2:] if line.startswith("> ") else line)  # continuation prompt (PS2)
+        return self.redact("\n".join(out).strip())
+
+    async def _untracked(self, m: mk.Marker) -> CommandRecord | None:
+        """A record for a prompt cycle sshkeep did not start: at its C marker (bash, zsh), or once
+        it ended (D marker; dash and ash, whose first echoed line is the command)."""
+        if self.prompt_pos < 0 or m.start < self.prompt_pos:
+            return None
+        if m.kind == "C":
+            command = self._typed_command(m.start)
+        else:
+            data = self.read_log(self.prompt_pos, m.start)
+            nl = data.find(b"\n")
+            if nl == -1:
+                return None
+            command = self._typed_command(self.prompt_pos + nl)
+            if command.endswith("^C"):
+                return None  # a line abandoned with Ctrl-C: nothing ran
+        if not command:
+            return None
+        seq = self.next_seq
+        self.next_seq += 1
+        rec = CommandRecord(
+            session_id=self.id,
+            command_id=f"c{seq}",
+            seq=seq,
+            command=command,
+            status="running",
+            exit_code=None,
+            sent_pos=self.prompt_pos,
+            skip_newlines=command.count("\n") + 1,
+            out_start=m.end if m.kind == "C" else None,
+            out_end=None,
+            started_at=time.time(),
+            source="person" if self.control is not None or not self.keys_since_prompt else "keys",
+        )
+        self.commands[rec.command_id] = rec
+        self.current = rec
+        self.echo_needle = None  # sshkeep typed none of it: nothing of ours to wait for in the echo
+        self.interrupt_requested = False
+        log.info("command_seen", session=self.id, command_id=rec.command_id, source=rec.source)
+        if self.on_finished is not None:
+            await self.on_finished(rec)
+        return rec
 
     async def send_setup(self) -> None:
         self.setup_sent = True
@@ -258,6 +406,18 @@ class Session:
         await self.send_line(" ; ".join(parts))
 
     # --- command output ---------------------------------------------------------------------------
+
+    def _echoed(self, rec: CommandRecord, limit: int) -> bool:
+        """Has the shell echoed what sshkeep typed for `rec` before `limit`? A prompt cycle that
+        ends (or a command that starts) before that echo was typed by someone else."""
+        needle = self.echo_needle
+        if not needle or rec is not self.current:
+            return True  # adopted after a restart: nothing to compare with
+        # From the start of the prompt's line: the row breaks of a wrapped echo depend on it.
+        before = self.read_log(max(0, rec.sent_pos - 4096), rec.sent_pos)
+        line_start = rec.sent_pos - len(before) + before.rfind(b"\n") + 1
+        seen = render(mk.strip_markers(self.read_log(line_start, limit)))
+        return needle in seen.replace("\n", "")
 
     def _after_echo(self, rec: CommandRecord, limit: int) -> int:
         """Where output starts when no C marker came: after the echoed input's line ends."""
@@ -329,7 +489,10 @@ class Session:
         stays bounded by the chunk size, never by the output's size. `end` is fixed by the caller
         at one instant, together with the status it reports."""
         async with self.output_lock:
-            return await asyncio.to_thread(self._page, rec, end, first, offset, limit)
+            page = await asyncio.to_thread(self._page, rec, end, first, offset, limit)
+        if self.redactions:  # an echoed secret is overwritten in the log; this covers the moment before
+            page = replace(page, lines=[self.redact(line) for line in page.lines])
+        return page
 
     def _page(self, rec: CommandRecord, end: int, first: bool, offset: int, limit: int) -> OutputPage:
         start = min(self.kept_start(rec), end)

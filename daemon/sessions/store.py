@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sshkeep.common.models.base import CommandStatus
+from sshkeep.common.models.sessions import CommandSummary
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS commands (
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS commands (
     out_end INTEGER,
     started_at REAL NOT NULL,
     ended_at REAL,
+    source TEXT NOT NULL DEFAULT 'agent',
     PRIMARY KEY (session_id, command_id)
 );
 CREATE TABLE IF NOT EXISTS sessions (
@@ -61,6 +63,21 @@ class CommandRecord:
     out_end: int | None
     started_at: float
     ended_at: float | None = None
+    # Who typed it: `agent` (send_command, answer_secret), `keys` (the agent's send_keys) or
+    # `person` (typed in an attached tmux client).
+    source: str = "agent"
+
+    def summary(self) -> CommandSummary:
+        source = self.source if self.source in ("keys", "person") else "agent"
+        return CommandSummary(
+            command_id=self.command_id,
+            command=self.command,
+            source=source,  # type: ignore[arg-type]
+            status=self.status,
+            exit_code=self.exit_code,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+        )
 
 
 _COLUMNS = [f.name for f in fields(CommandRecord)]
@@ -77,6 +94,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(commands)").fetchall()}
+        if "source" not in columns:  # a database from before command sources
+            self._db.execute("ALTER TABLE commands ADD COLUMN source TEXT NOT NULL DEFAULT 'agent'")
         self._lock = threading.Lock()
         self._queue: deque[tuple[CommandRecord, tuple[str, int, int] | None]] = deque()
         self._writer: asyncio.Task[None] | None = None

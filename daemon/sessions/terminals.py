@@ -424,8 +424,7 @@ class Terminals:
             await self.m.store.save_command(t.current)
             t.current = None
         t.nonce, t.ssh_argv = secrets.token_hex(8), argv
-        t.integrated = t.x_seen = t.setup_sent = False
-        t.shell, t.foreground_busy = None, False
+        t.forget_shell()
         t.scan_pos = t.current_size()
         cmd = " ".join(quote(a) for a in argv)
         await self.m.tmux.command(

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +73,14 @@ class Tmux:
         self.conf_path = conf_path
         self._control: ControlClient | None = None
         self._control_lock = asyncio.Lock()
+        # Names of environment variables secrets refer to: never handed to tmux (so to no pane).
+        self.hidden_env: Callable[[], Iterable[str]] = lambda: ()
+
+    def env(self) -> dict[str, str]:
+        """Environment for a tmux process: ours, minus $TMUX and every variable a secret uses."""
+        drop = {"TMUX", *self.hidden_env()}
+        # A daemon started from inside tmux must still talk to its own server: no $TMUX.
+        return {k: v for k, v in os.environ.items() if k not in drop}
 
     def argv(self, *args: str) -> list[str]:
         return ["tmux", *self.server_args, "-f", str(self.conf_path), *args]
@@ -85,8 +93,7 @@ class Tmux:
         self, *args: str, stdin: bytes | None = None, timeout: float = 10.0, check: bool = True
     ) -> str:
         """Run one tmux command in its own process; return stdout."""
-        env = dict(os.environ)
-        env.pop("TMUX", None)  # a daemon started from inside tmux must still talk to its own server
+        env = self.env()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv(*args),
@@ -137,7 +144,7 @@ class Tmux:
         elif placement is not None:
             description = f"sshkeep tmux server ({' '.join(self.server_args)})"
             argv = systemd.scope_argv(placement, description, self.argv(*new_control))
-            code, _, err = await systemd.run(argv, timeout=30)
+            code, _, err = await systemd.run(argv, timeout=30, base_env=self.env())
             if code == 0:
                 log.info("tmux_started", placement=placement)
                 return
@@ -171,7 +178,7 @@ class Tmux:
         async with self._control_lock:
             if self._control is None or not self._control.alive:
                 await self.ensure_server()
-                client = ControlClient(self.argv("-C", "attach-session", "-t", CONTROL_SESSION))
+                client = ControlClient(self.argv("-C", "attach-session", "-t", CONTROL_SESSION), self.env())
                 await client.start()
                 self._control = client
             return self._control
@@ -202,8 +209,9 @@ class Tmux:
 class ControlClient:
     """One `tmux -C` client: commands in on stdin, `%begin/%end/%error` replies out, in order."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self._argv = argv
+        self._env = env
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: deque[_Pending] = deque()
         self._reader: asyncio.Task[None] | None = None
@@ -211,7 +219,7 @@ class ControlClient:
         self.alive = False
 
     async def start(self) -> None:
-        env = dict(os.environ)
+        env = dict(self._env) if self._env is not None else dict(os.environ)
         env.pop("TMUX", None)
         self._proc = await asyncio.create_subprocess_exec(
             *self._argv,

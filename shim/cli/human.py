@@ -15,6 +15,7 @@ import errno
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,12 +24,13 @@ from typing import BinaryIO
 from sshkeep.common.client import ApiClient
 from sshkeep.common.errors import BadRequest, SessionNotFound, SshkeepError, TerminalNotFound
 from sshkeep.common.models.base import MAIN_TERMINAL, SESSION_ID_PATTERN
-from sshkeep.common.models.sessions import SessionInfo
+from sshkeep.common.models.sessions import ControlResult, SessionInfo
 from sshkeep.common.paths import Paths, resolve_paths
 from sshkeep.common.terminal.markers import strip_markers
 from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.common.terminal.shellinit import START_FUNCTION
 from sshkeep.common.terminal.watch import LogWatcher
+from sshkeep.shim import render_text
 from sshkeep.shim.autostart import ensure_daemon
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
@@ -144,7 +146,13 @@ async def _session(paths: Paths, sid: str) -> SessionInfo:
             raise _unknown(sid) from None
 
 
-def _attach(paths: Paths, sid: str, read_only: bool, terminal: str | None = None) -> int:
+async def _control(paths: Paths, sid: str, take: bool) -> ControlResult:
+    async with ApiClient(paths.socket, timeout=60) as client:
+        await ensure_daemon(client, paths)
+        return await (client.take_control(sid) if take else client.release_control(sid))
+
+
+def _attach(paths: Paths, sid: str, read_only: bool, terminal: str | None = None, take: bool = False) -> int:
     info = asyncio.run(_session(paths, check_session_id(sid)))
     if (
         terminal is not None
@@ -156,12 +164,39 @@ def _attach(paths: Paths, sid: str, read_only: bool, terminal: str | None = None
     tmux = shutil.which("tmux")
     if tmux is None:
         raise BadRequest("tmux is not installed (no `tmux` on PATH)", hint="Install tmux.")
+    if take and read_only:
+        raise BadRequest(
+            "--take and --read-only exclude each other", hint="Watch with -r, or take with --take."
+        )
     argv = attach_argv(paths, info.tmux_session, read_only, terminal)
     # Our server is not the one in $TMUX: attaching from inside tmux is intended nesting.
     env = {k: v for k, v in os.environ.items() if k != "TMUX"}
-    print(f"sshkeep: attaching to {sid} ({info.target}); detach with Ctrl-b d", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os.execve(tmux, [tmux, *argv[1:]], env)
+    if not take:
+        print(
+            f"sshkeep: attaching to {sid} ({info.target}); detach with Ctrl-b d", file=sys.stderr, flush=True
+        )
+        sys.stdout.flush()
+        os.execve(tmux, [tmux, *argv[1:]], env)
+    # Taking over: this process stays, holding control while tmux runs (the daemon releases the
+    # session itself should this process die), and hands it back once tmux detaches.
+    asyncio.run(_control(paths, sid, take=True))
+    print(
+        f"sshkeep: you hold {sid} ({info.target}); the agent waits. Detach with Ctrl-b d to hand it back.",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        code = subprocess.run([tmux, *argv[1:]], env=env, check=False).returncode
+    finally:
+        released = asyncio.run(_control(paths, sid, take=False))
+        ran = released.person_commands
+        if not released.changed:
+            print(f"sshkeep: {sid} was handed back already (sshkeep release)", file=sys.stderr)
+        else:
+            print(f"sshkeep: handed {sid} back to the agent; you ran {len(ran)} command(s)", file=sys.stderr)
+        for c in ran:
+            print("  " + render_text.summary_line(c), file=sys.stderr)
+    return code
 
 
 # --- logs -----------------------------------------------------------------------------------------
@@ -329,7 +364,7 @@ def main(args: argparse.Namespace) -> int:
         if args.cmd == "ls":
             return asyncio.run(_ls(paths, args.json))
         if args.cmd == "attach":
-            return _attach(paths, args.session_id, args.read_only, args.terminal)
+            return _attach(paths, args.session_id, args.read_only, args.terminal, args.take)
         if args.follow:
             try:
                 return asyncio.run(_follow(paths, args.session_id, args.lines))

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument(
         "-t", "--terminal", metavar="T", help="one of the session's other terminals (a job's: its job id)"
     )
+    at.add_argument(
+        "--take", action="store_true", help="take control: the agent's typing is refused until you detach"
+    )
     _handler(at, "human:main")
     lg = sub.add_parser("logs", help="a session's output, rendered as text")
     lg.add_argument("session_id", metavar="ID")
@@ -53,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
     _handler(lg, "human:main")
 
+    an = sub.add_parser("answer", help="type a password/token a session asks for (read without echo)")
+    an.add_argument("session_id", metavar="ID")
+    an.add_argument("--secret", metavar="NAME", help="type this secret from config.yml instead")
+    an.add_argument("--stdin", action="store_true", help="read the answer from stdin (one line)")
+    an.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the command (max 50)")
+    _handler(an, "person:main")
+    rl = sub.add_parser("release", help="hand a session taken with `attach --take` back to the agent")
+    rl.add_argument("session_id", metavar="ID")
+    _handler(rl, "person:main")
     ap = sub.add_parser("approvals", help="list the approval requests waiting for a person")
     ap.add_argument("--json", action="store_true", help="print the API's JSON")
     ap.add_argument("--all", action="store_true", help="include answered and expired requests")

@@ -47,7 +47,7 @@ async def test_mutating_calls_are_audited_with_secrets_masked(instance: Instance
         assert asked.question.kind == "password"
         await c.send_keys(sid, SendKeysRequest(keys=[SECRET, "Enter"]))
         done = await c.get_command(sid, asked.command_id, CommandQuery(wait=20))
-        assert (done.status, done.output) == ("completed", f"Password:\nlen={len(SECRET)}")
+        assert (done.status, done.output) == ("completed", f"Password: \nlen={len(SECRET)}")
         # Reads are not audited.
         await c.list_sessions()
         await c.get_session(sid)

@@ -20,6 +20,9 @@ REQUESTS: dict[type[mb.Request], dict[str, Any]] = {
     m.SnapshotQuery: {},
     m.SessionForHostRequest: {"host": "web"},
     m.SearchRequest: {"pattern": "ERROR"},
+    m.AnswerSecretRequest: {"name": "sudo"},
+    m.AnswerQuestionRequest: {"secret": "db"},
+    m.CommandListQuery: {},
     m.InterruptRequest: {},
 }
 

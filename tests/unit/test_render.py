@@ -19,12 +19,12 @@ from sshkeep.common.terminal.render import render, split_lines
         (b"\x1b[38;5;208mo\x1b[m \x1b[48;2;1;2;3mk\x1b[0m\n", "o k\n"),
         (b"\x1b[?2004l\r\x1b[?2004hout\r\n", "out\n"),
         (b"\x1b(B\x1b)0abc\x1b(0\x1b%G\r\n", "abc\n"),
-        (b"\x1b=\x1b>\x1b7a\x1b8\x1bM\x1bcb\n", "ab\n"),
+        (b"\x1b=\x1b>\x1b7a\x1b8\x1bM\x1bcb\n", "b\n"),
         (b"\x1b[6n\x1b[?1049h\x1b[Hx\x1b[?25l\n", "x\n"),
         (b"\x1bPq#0;2;0;0;0\x1b\\a\x1bXsos\x1b\\\x1b^pm\x1b\\\x1b_apc\x1b\\b\n", "ab\n"),
         (b"\x1bPtmux;\x1b\x1b]0;t\x07\x1b\\ok\n", "ok\n"),
         (b"\ttab\x07bell\x00nul\x7f\n", "\ttabbellnul\n"),
-        (b"trailing   \r\n   \r\n", "trailing\n\n"),
+        (b"trailing   \r\n   \r\n", "trailing   \n   \n"),
     ],
 )
 def test_render(raw: bytes, expected: str) -> None:
@@ -33,7 +33,7 @@ def test_render(raw: bytes, expected: str) -> None:
 
 def test_osc_title_and_osc133_markers_are_stripped() -> None:
     raw = b"\x1b]0;user@host: ~\x07\x1b]133;C;sk=abc\x07out\x1b]133;D;0;sk=abc:1\x1b\\\r\n$ "
-    assert render(raw) == "out\n$"
+    assert render(raw) == "out\n$ "
 
 
 def test_unterminated_osc_at_end_is_dropped() -> None:
@@ -133,3 +133,47 @@ def test_large_output_with_some_rewrites() -> None:
 )
 def test_split_lines(text: str, expected: list[str]) -> None:
     assert split_lines(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Spaces the program printed stay, trailing ones too; blanks the terminal made do not.
+        (b"$ ", "$ "),
+        (b"a  \r\n", "a  \n"),
+        (b"ab\x1b[5Cc\x1b[3C\r\n", "ab     c\n"),
+        (b"abc\x1b[2X\r\n", "abc\n"),
+        (b"abcdef\r\x1b[4C\x1b[2X\n", "abcd\n"),
+        (b"abcdef\r\x1b[K\n", "\n"),
+        # Columns are cells: a wide character takes two, a combining mark none.
+        ("ab\r漢\n".encode(), "漢\n"),
+        ("漢字\rx\n".encode(), "x 字\n"),
+        ("漢字\x08\x08x\n".encode(), "漢x\n"),
+        ("e\u0301x\rE\n".encode(), "Ex\n"),
+        ("🎉ab\rc\n".encode(), "c ab\n"),
+        ("a\u0301\u0302b\x08c\n".encode(), "a\u0301\u0302c\n"),
+        # Cursor save/restore within a line.
+        (b"\x1b7saved\x1b8restored\n", "restored\n"),
+        (b"ab\x1b[scd\x1b[uXY\n", "abXY\n"),
+        (b"\x1b8x\n", "x\n"),
+    ],
+)
+def test_cells_and_kept_spaces(raw: bytes, expected: str) -> None:
+    assert render(raw) == expected
+
+
+def test_carriage_return_goes_to_the_start_of_the_screen_row() -> None:
+    # A line editor's echo of a line longer than the pane: the last cell, the next character on
+    # the new row, then `\r` and that character again (forces the wrap on xenl terminals).
+    raw = ("$ " + "x" * 198 + "A\rAB" + "C" * 50 + "\r\n").encode()
+    assert render(raw, width=200) == "$ " + "x" * 198 + "AB" + "C" * 50 + "\n"
+    assert render(b"a" * 250 + b"\rX\n", width=200) == "a" * 200 + "X" + "a" * 49 + "\n"
+    assert render(b"a" * 200 + b"\rX\n", width=200) == "X" + "a" * 199 + "\n"
+    assert render(b"a" * 250 + b"\r\x1b[K\n", width=200) == "a" * 200 + "\n"
+
+
+def test_echoed_query_answers_are_not_output() -> None:
+    from sshkeep.common.terminal.render import strip_query_echo
+
+    assert strip_query_echo("a^[[?1;2c^[[>84;0;0c^[[50;1Rb") == "ab"
+    assert strip_query_echo("^[[A stays") == "^[[A stays"

@@ -123,7 +123,7 @@ def test_transcript_hides_plumbing() -> None:
         b"\x1b]133;D;0;sk=0123456789abcdef:1\x07$ __sk_c; echo hi\r\nhi\r\n"
         b"\x1b[32mgreen\x1b[0m\r\nload 50%\rload 100%\r\n$ "
     )
-    assert transcript(raw) == "$ echo hi\nhi\ngreen\nload 100%\n$"
+    assert transcript(raw) == "$ echo hi\nhi\ngreen\nload 100%\n$ "
 
 
 def test_session_ids_are_checked() -> None:

@@ -140,3 +140,54 @@ def test_posix_shells_keep_the_users_prompt(shell: str, tmp_path: Path) -> None:
     last_d = [m for m in markers if m.kind == "D"][-1]
     assert last_d.status == 1
     assert f"sk={NONCE}:{last_d.seq}\x07mine> " in out
+
+
+def between_c_and_d(out: bytes, nth: int) -> bytes:
+    """The bytes the nth command (counted from the end) printed: after its C, before the next D."""
+    pieces = out.split(f"\x1b]133;C;sk={NONCE}\x07".encode())
+    return pieces[-nth].split(b"\x1b]133;D;", 1)[0]
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_setup_stays_out_of_history_whatever_the_settings(shell: str, tmp_path: Path) -> None:
+    # No ignorespace, no hist_ignore_space: every line would be recorded.
+    user = (
+        "HISTCONTROL=; HISTIGNORE=; set -o history\n"
+        if shell == "bash"
+        else "HISTSIZE=100; unsetopt hist_ignore_space\n"
+    )
+    listing = "history" if shell == "bash" else "fc -ln 1"
+    script = user + "\n".join(setup_lines(NONCE)) + f"\necho after-setup\n{listing} > $HOME/hist\nexit\n"
+    run_shell(shell, script, tmp_path)
+    history = (tmp_path / "hist").read_text(errors="replace")
+    assert "echo after-setup" in history  # history still works for the user's own commands
+    assert NONCE not in history
+
+
+@pytest.mark.parametrize("shell", sorted(SHELL_ARGV))
+def test_typing_the_setup_twice_does_not_stack_hooks(shell: str, tmp_path: Path) -> None:
+    lines = "\n".join(setup_lines(NONCE))
+    markers = run_shell(shell, f"{lines}\n{lines}\necho x\n(exit 4)\nexit\n", tmp_path)
+    ds = [m for m in markers if m.kind == "D"]
+    assert [m.status for m in ds[-2:]] == [0, 4], output_of(tmp_path)
+    # One D per prompt: the last prompts' sequence numbers follow each other.
+    assert ds[-1].seq == ds[-2].seq + 1  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("shell", sorted(SHELL_ARGV))
+def test_history_expansion_is_off(shell: str, tmp_path: Path) -> None:
+    run_shell(shell, "\n".join(setup_lines(NONCE)) + '\necho "x!zzqq" !!\nexit\n', tmp_path)
+    assert "x!zzqq !!" in output_of(tmp_path)
+
+
+def test_bash_debug_trap_never_fires_into_the_output(tmp_path: Path) -> None:
+    script = "\n".join(setup_lines(NONCE)) + "\ntrap 'echo hi' DEBUG\necho ok\n(exit 3)\necho $?\nexit\n"
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "dumb", "PS1": "$ "}
+    out = subprocess.run(
+        SHELL_ARGV["bash"], input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, timeout=30, cwd=tmp_path,
+    ).stdout  # fmt: skip
+    # The trap fires for the user's own command (as in `bash -c`), never for sshkeep's hook,
+    # and `$?` inside and after it is the user's.
+    assert between_c_and_d(out, 2) == b"hi\n3\n", out
+    assert between_c_and_d(out, 4) == b"hi\nok\n", out
