@@ -403,19 +403,22 @@ class Tools:
 def _text_only(data: dict[str, Any]) -> None:
     """Empty large text fields (here and in a nested `result`): the text content carries them.
 
-    A file's content and a full-screen program's screen go once; a command's `output` stays in
-    both (clients page it from the structured result)."""
+    A file's content (over 512 characters) and a full-screen program's screen go once; a command's
+    `output` stays in both (clients page it from the structured result)."""
     moved = []
-    names = ("content", "screen") if "command_id" in data else ("content",)
-    for name in names:
+    limits = {"content": TEXT_ONLY_OVER, "screen": 0} if "command_id" in data else {"content": TEXT_ONLY_OVER}
+    for name, over in limits.items():
         value = data.get(name)
-        if isinstance(value, str) and len(value) > TEXT_ONLY_OVER:
+        if isinstance(value, str) and len(value) > over:
             data[name] = ""
             moved.append(name)
     if moved:
         data["in_text"] = moved
     nested = data.get("result")
     if isinstance(nested, dict):
+        # The result inside a send_keys reply: its null fields say nothing.
+        for key in [k for k, v in nested.items() if v is None and k != "exit_code"]:
+            del nested[key]
         _text_only(nested)
 
 

@@ -62,8 +62,8 @@ QUIET_DONE = 1.0
 # How much of a running command's latest output shows whether it draws a screen.
 DRAW_LOOKBACK = 64 * 1024
 # A full-screen program's screen in a reply: enough to see where it is, not a page of frames.
-SCREEN_LINES = 8
-SCREEN_CHARS = 600
+SCREEN_LINES = 6
+SCREEN_CHARS = 480
 # Lines per step when saving a command's output to a local file.
 SAVE_PAGE_LINES = 5000
 # How long a command waits for the prompt cycle of keys sent to an idle prompt.
@@ -366,7 +366,7 @@ class Commands:
             # The last line may still grow (a prompt being answered): it counts as not yet shown.
             upto = view.next_offset if view.next_offset is not None else max(0, view.total - 1)
             self._shown[key] = max(self._shown.get(key, 0), upto)
-        if shown and hint is None:
+        if shown and hint is None and view.lines:
             hint = f"Output lines before {shown} were in an earlier reply."
         lines = view.lines if saved is None else []
         if screen is not None:
