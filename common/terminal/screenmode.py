@@ -15,6 +15,7 @@ _ALT_ON = re.compile(rb"\x1b\[\?(?:1049|1047|47)h")
 _ALT_OFF = re.compile(rb"\x1b\[\?(?:1049|1047|47)l")
 # Absolute cursor position (CSI row;col H / f), erase in display (CSI n J), scroll region (CSI t;b r).
 _DRAW = re.compile(rb"\x1b\[[0-9]*(?:;[0-9]*)?[Hf]|\x1b\[[0-3]?J|\x1b\[[0-9]+;[0-9]+r")
+_ABSOLUTE = re.compile(rb"\x1b\[[0-9]*(?:;[0-9]*)?[Hf]")
 # Application cursor/keypad mode: set by full-screen programs (top, less) as they start, never by
 # `clear` or a progress bar.
 _KEYPAD = re.compile(rb"\x1b\[\?1h|\x1b=")
@@ -24,7 +25,12 @@ MIN_DRAWS = 6
 
 
 def _screen_program(text: bytes, draws: int) -> bool:
-    return draws >= MIN_DRAWS or (draws >= 2 and _KEYPAD.search(text) is not None)
+    """Absolute cursor moves make a screen: a line editor (zsh's zle sets keypad mode and erases
+    below the prompt at every prompt) only moves relatively."""
+    absolute = len(_ABSOLUTE.findall(text))
+    if absolute >= MIN_DRAWS:
+        return True
+    return absolute >= 1 and draws >= 2 and _KEYPAD.search(text) is not None
 
 
 def drawn(raw: bytes) -> bool:

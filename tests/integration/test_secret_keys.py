@@ -32,7 +32,7 @@ async def test_answers_to_secret_prompts_are_recorded_as_length_and_hash(instanc
             assert asked.question.kind == kind, asked.question
             await c.send_keys(sid, SendKeysRequest(keys=[answer, "Enter"]))
             done = await c.get_command(sid, asked.command_id, CommandQuery(wait=20))
-            assert (done.status, done.output) == ("completed", f"{prompt.strip()}\nlen={len(answer)}")
+            assert (done.status, done.output) == ("completed", f"{prompt}\nlen={len(answer)}")
 
     audit = instance.paths.audit_log.read_text()
     daemon_log = instance.daemon_log()

@@ -110,6 +110,8 @@ def test_full_screen_frames_are_not_output() -> None:
     assert strip_screens(b"$ top\r\n" + first_frame) == b"$ top\r\n"  # still running: all frames
     quit_ = b"$ top\r\n" + first_frame * 2 + b"\x1b[?1l\x1b>\x1b[50;1H\r\nbye\r\n"
     assert strip_screens(quit_) == b"$ top\r\nbye\r\n"
+    zle = b"\x1b[?1h\x1b=\x1b[J$ echo a\r\n\x1b[?1l\x1b>a\r\n" * 4  # zsh prompts in replayed output
+    assert not drawn(zle) and strip_screens(zle) == zle
     plain = b"\x1b[H\x1b[2J\x1b[3Jls output\r\n"  # `clear; ls`
     assert not drawn(plain)
     assert strip_screens(plain) == plain
