@@ -123,12 +123,18 @@ class Commands:
         self.guard(s)
         await self.ensure_ready(s, timeout)
         where = _where(s)
+        if s.current is None or s.current.source != "agent":
+            await self._settle_keys(s)
+            other = s.current
+            if other is not None and other.source != "agent":
+                # Keys (or a person) started a command a moment ago: a quick one ends within the
+                # settle time and this command follows it; a long one makes the session busy.
+                await self._wait_command(s, other, KEYS_SETTLE)
         if s.current is not None:
             raise SessionBusy(
                 f"{where} is still running command {s.current.command_id} ({s.current.command[:60]!r})",
                 hint=_busy_hint(s),
             )
-        await self._settle_keys(s)
         if s.foreground_busy:
             raise SessionBusy(
                 f"{where} is running something typed into the terminal (not by send_command)",
