@@ -150,9 +150,9 @@ async def task_prompts(a: Agent, quick: bool) -> None:
     r = await a.run(at, script, timeout=5)
     assert r["status"] == "waiting_input", r
     if a.has("answer_secret"):
-        r2, text, err = await a.call("answer_secret", {"session_id": at["session_id"], "secret": "hunter2"})
+        # The password is configured (settings written by main()); the agent never sees it.
+        r, text, err = await a.call("answer_secret", {"session_id": at["session_id"], "name": "app_pw"})
         assert not err, text
-        r = r2.get("result", r2) if isinstance(r2.get("result"), dict) else r2
     else:
         r = await a.keys(at, ["hunter2", "Enter"])
     if r.get("status") != "waiting_input":
@@ -414,6 +414,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="sk-economy-"))
     sshd: SshServer = start_sshd(work / "sshd")
     inst = new_instance({"bash": dict(sshd.connection("bash"))})
+    # A configured secret for the password task (servers that have answer_secret type it).
+    config = inst.home / "config.yml"
+    config.write_text(config.read_text() + "secrets:\n  app_pw: hunter2\n")
     try:
         inst.start()
         rows = asyncio.run(run_tasks(inst, args.quick, args.only))
