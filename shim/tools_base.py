@@ -5,6 +5,7 @@ results, and progress while a call waits."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -87,7 +88,8 @@ def tool(server: MCPServer[Any], op_id: str) -> Callable[[F], F]:
         if fn.__name__ != op_id:
             raise ValueError(f"tool function {fn.__name__!r} must be named like its operation {op_id!r}")
         assert op.tool is not None
-        server.tool(name=op_id, annotations=ANNOTATIONS[op.tool])(fn)
+        text = " ".join(inspect.cleandoc(fn.__doc__ or op.summary).split())  # one line, no indents
+        server.tool(name=op_id, description=text, annotations=ANNOTATIONS[op.tool])(fn)
         return fn
 
     return register
@@ -105,7 +107,7 @@ def param(op_id: str, name: str) -> Any:
                 return Field(
                     ge=0,
                     le=LONG_WAIT_SECONDS,
-                    description=f"Seconds to wait (>{MAX_WAIT_SECONDS:g}: needs a progress token)",
+                    description=f"Seconds to wait (over {MAX_WAIT_SECONDS:g}: with progress)",
                 )
             return info
     raise KeyError(f"operation {op_id!r} has no parameter {name!r}")
@@ -522,9 +524,11 @@ def lean_input(schema: dict[str, Any]) -> dict[str, Any]:
     """An input schema without pydantic's titles, and `T | None = None` said as plain `T`."""
     props = {}
     for name, prop in schema.get("properties", {}).items():
-        # Titles repeat the name; minLength 1 and the id patterns the daemon checks itself,
-        # with a clearer error than a schema mismatch.
-        drop = {"title"} | ({"pattern"} if name in ("session_id", "terminal") else set())
+        # Titles repeat the name and minLength 1 says nothing a model needs. The session id keeps
+        # its pattern (a client can check it before calling); the terminal's the daemon checks.
+        drop = {"title"} | ({"pattern"} if name == "terminal" else set())
+        if name == "session_id":
+            drop.add("maxLength")  # its pattern bounds the length already
         branches = prop.get("anyOf")
         if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
             other = next(b for b in branches if b != {"type": "null"})

@@ -52,7 +52,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         terminal: Annotated[str | None, param("send_command", "terminal")] = None,
         local_path: Annotated[str | None, param("send_command", "local_path")] = None,
     ) -> Annotated[CallToolResult, CommandResult] | InputRequiredResult:
-        """Run a command in a persistent terminal (cwd, variables persist); returns exit code and
+        """Run a command in the terminal (cwd, variables persist); returns exit code and
         output when it ends. Use host to skip open_session."""
         tools.check_wait(ctx, "send_command", "timeout", timeout)
         progress = Progress(ctx, timeout)
@@ -171,8 +171,8 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         max_matches: Annotated[int, param("search_output", "max_matches")] = 20,
         ignore_case: Annotated[bool, param("search_output", "ignore_case")] = False,
     ) -> Annotated[CallToolResult, SearchResult]:
-        """Regex over a command's whole output: matches, context, line numbers (get_command offsets).
-        Use instead of paging."""
+        """Regex over a command's whole output: matches, context, line numbers (get_command offsets);
+        better than paging."""
         body = SearchRequest(
             pattern=pattern,
             command_id=command_id,

@@ -61,7 +61,7 @@ class ErrorReply(Reply):
 SESSION_ID_FIELD = Field(pattern=SESSION_ID_PATTERN, max_length=63, description="Session id")
 
 
-LOCAL_PATH_DESCRIPTION = "(in settings.local_roots)"
+LOCAL_PATH_DESCRIPTION = "(under local_roots)"
 LOCAL_OUTPUT_FIELD = Field(
     default=None,
     min_length=1,
@@ -74,7 +74,7 @@ TERMINAL_FIELD = Field(
     default=None,
     pattern=TERMINAL_PATTERN,
     max_length=32,
-    description="Terminal (default: main; see open_terminal)",
+    description="Terminal name (default: main)",
 )
 
 

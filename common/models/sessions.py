@@ -223,7 +223,7 @@ class WaitForResult(Reply):
 class CommandQuery(Request):
     """Query of `GET …/commands/{command_id}`: which page of the output, and how long to wait."""
 
-    offset: int = Field(default=0, ge=0, le=10**12, description="First output line")
+    offset: int = Field(default=0, ge=0, le=10**9, description="First output line")
     limit: int | None = Field(default=None, ge=1, le=100_000, description="Lines (default 1000)")
     wait: float = Field(default=0.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the end")
     terminal: str | None = TERMINAL_FIELD

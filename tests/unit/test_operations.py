@@ -22,8 +22,9 @@ from sshkeep.daemon.api.openapi import document
 from sshkeep.shim.mcp_server import build_server
 from sshkeep.shim.tools_base import ANNOTATIONS, HOST_OPERATION, LONG_WAIT_FIELDS
 
-# Keys lean_input leaves out of MCP input schemas (the daemon still checks them).
-LEAN_DROPS = {"minLength", "pattern"}
+# Keys lean_input leaves out, and of which field (None: any): minLength 1 everywhere, the
+# terminal name's pattern, the session id's maxLength (its pattern bounds the length).
+LEAN_DROPS: dict[str, str | None] = {"minLength": None, "pattern": "terminal", "maxLength": "session_id"}
 
 # Operations the API client does not offer: the askpass helper speaks raw HTTP (it must start
 # fast, without aiohttp), and nothing reads the OpenAPI document through the client.
@@ -76,7 +77,7 @@ def tool_disagreements(server: MCPServer[Any]) -> list[str]:
             for key in ("description", "pattern", "minimum", "maximum", "maxLength", "minLength"):
                 if (name, arg) in LONG_WAIT_FIELDS and key in ("description", "maximum"):
                     continue  # the MCP bound of a long wait (see shim.tools_base.LONG_WAIT_FIELDS)
-                if key not in schema and key in LEAN_DROPS:
+                if key not in schema and key in LEAN_DROPS and LEAN_DROPS[key] in (None, arg):
                     continue  # left out of the MCP schema on purpose (shim.tools_base.lean_input)
                 if fields[arg].get(key) != schema.get(key) and not _nullable_match(fields[arg], schema, key):
                     out.append(
@@ -130,13 +131,12 @@ def test_a_tool_added_by_hand_is_caught(server: MCPServer[Any]) -> None:
     assert tool_disagreements(server) == ["tool rogue has no row in the table"]
 
 
-def test_every_session_id_parameter_is_described_and_bounded(server: MCPServer[Any]) -> None:
+def test_every_session_id_parameter_has_its_pattern_and_bounds(server: MCPServer[Any]) -> None:
     for t in server._tool_manager.list_tools():
         sid = t.parameters.get("properties", {}).get("session_id")
         if sid is not None:
-            # An optional one (list_jobs' filter) may leave the pattern out of the MCP schema.
-            typed = sid if "maxLength" in sid else next(x for x in sid.get("anyOf", []) if "maxLength" in x)
-            assert typed["maxLength"] == 63, t.name
+            typed = sid if "pattern" in sid else next(x for x in sid.get("anyOf", []) if "pattern" in x)
+            assert typed["pattern"] == "^[a-z0-9][a-z0-9-]{0,62}$", t.name  # at most 63 characters
             assert sid["description"], t.name
 
 
