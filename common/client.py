@@ -67,9 +67,12 @@ from sshkeep.common.models.sessions import (
     InterruptRequest,
     OpenSessionRequest,
     ReconnectRequest,
+    SearchRequest,
+    SearchResult,
     SendCommandRequest,
     SendKeysRequest,
     SendKeysResult,
+    SessionForHostRequest,
     SessionInfo,
     SessionList,
     Snapshot,
@@ -201,6 +204,9 @@ class ApiClient:
     async def open_session(self, req: OpenSessionRequest) -> SessionInfo:
         return await self.call("open_session", SessionInfo, req)
 
+    async def session_for_host(self, req: SessionForHostRequest) -> SessionInfo:
+        return await self.call("session_for_host", SessionInfo, req)
+
     async def get_session(self, session_id: str) -> SessionInfo:
         return await self.call("get_session", SessionInfo, session_id=session_id)
 
@@ -234,6 +240,9 @@ class ApiClient:
 
     async def wait_for(self, session_id: str, req: WaitForRequest) -> WaitForResult:
         return await self.call("wait_for", WaitForResult, req, session_id=session_id)
+
+    async def search_output(self, session_id: str, req: SearchRequest) -> SearchResult:
+        return await self.call("search_output", SearchResult, req, session_id=session_id)
 
     async def list_commands(self, session_id: str, query: CommandListQuery | None = None) -> CommandList:
         return await self.call("list_commands", CommandList, query=query, session_id=session_id)

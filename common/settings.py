@@ -10,6 +10,10 @@ Keys (default, accepted range):
 - `audit_max_bytes` (10485760, 4096..2**40), `audit_keep` (3, 0..100): audit log rotation.
 - `daemon_log_max_bytes` (10485760, 4096..2**40), `daemon_log_keep` (3, 0..100): rotation of the
   log an auto-started daemon writes (checked each time the shim starts one).
+- `max_local_transfer_mb` (4096, 1..1048576): largest file copied to or from a local path (streamed).
+- `mcp_max_wait_seconds` (600, 50..600): longest wait an MCP call with a progress token may ask for.
+- `local_roots` (a list of directories; default: only `downloads/` in the state directory): where
+  local paths of file transfers and saved output may lie.
 - `approval_ttl` (600, 1..86400): seconds an approval request of the guard rails waits for an
   answer before it lapses.
 - `policy` (operator; admin, operator or read_only): the guard-rail policy of every connection that
@@ -54,10 +58,13 @@ _BOUNDS: dict[str, _Bound] = {
     "daemon_log_max_bytes": _Bound(10 * MB, 4096, 2**40, integer=True),
     "daemon_log_keep": _Bound(3, 0, 100, integer=True),
     "approval_ttl": _Bound(600, 1, 86400),
+    "max_local_transfer_mb": _Bound(4096, 1, 1024 * 1024),
+    "mcp_max_wait_seconds": _Bound(600, 50, 600),
 }
 POLICIES = ("admin", "operator", "read_only")
 DEFAULT_POLICY = "operator"
-_OTHER_KEYS = ("policy",)  # settings that are not numbers (validated by the config loader)
+# Settings that are not numbers: the policy (validated by the config loader) and local_roots.
+_OTHER_KEYS = ("policy", "local_roots")
 
 
 def _warn_once(message: str) -> None:
@@ -98,6 +105,9 @@ class Settings:
     audit_keep: int = int(_BOUNDS["audit_keep"].default)
     daemon_log_max_bytes: int = int(_BOUNDS["daemon_log_max_bytes"].default)
     daemon_log_keep: int = int(_BOUNDS["daemon_log_keep"].default)
+    max_local_transfer_mb: float = _BOUNDS["max_local_transfer_mb"].default
+    mcp_max_wait_seconds: float = _BOUNDS["mcp_max_wait_seconds"].default
+    local_roots: tuple[str, ...] = ()  # empty: the default downloads directory only
     approval_ttl: float = _BOUNDS["approval_ttl"].default
     policy: str = DEFAULT_POLICY  # admin | operator | read_only
     problems: tuple[str, ...] = ()  # what was wrong with the mapping, one message per key
@@ -112,6 +122,14 @@ class Settings:
             values[key] = int(value) if bound.integer else value
             if problem is not None:
                 problems.append(problem)
+        roots = raw.get("local_roots")
+        if isinstance(roots, list) and all(isinstance(r, str) and r.strip() for r in roots):
+            values["local_roots"] = tuple(r.strip() for r in roots)
+        elif roots is not None:
+            problems.append(
+                f"settings.local_roots: {repr(roots)[:100]} is not a list of directories; using the "
+                "downloads directory only"
+            )
         for key in raw:
             if key not in _BOUNDS and key not in _OTHER_KEYS:
                 known = ", ".join([*_BOUNDS, *_OTHER_KEYS])
@@ -129,6 +147,10 @@ class Settings:
     @property
     def max_transfer_bytes(self) -> int:
         return int(self.max_transfer_mb * MB)
+
+    @property
+    def max_local_transfer_bytes(self) -> int:
+        return int(self.max_local_transfer_mb * MB)
 
     @property
     def audit_rotation(self) -> tuple[int, int]:

@@ -32,6 +32,7 @@ from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.app import build_app
 from sshkeep.daemon.api.audit import AUDIT, cap_daemon_log
 from sshkeep.daemon.api.core import Services
+from sshkeep.daemon.files.local import LocalFiles
 from sshkeep.daemon.files.sidechannel import SideChannels, run_side_command
 from sshkeep.daemon.files.transfers import Transfers
 from sshkeep.daemon.policy.guard import Guard
@@ -65,6 +66,7 @@ class Daemon:
         self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
         self.control = Control(m.get, m.sessions)
         self.secrets = SecretStore(self.config)
+        self.local_files = LocalFiles(m.get, self.side_channels, self.settings, paths.state_dir / "downloads")
         self.commands = Commands(
             m.terminal,
             m.ensure_ready,
@@ -74,6 +76,7 @@ class Daemon:
             guard=self.control.refuse_if_human,
             report=self.control.report,
             advise=self.secrets.advise,
+            local=self.local_files,
         )
         self.answers = Answers(m.get, self.commands, self.tmux, self.control.refuse_if_human, self.secrets)
         self.transfers = Transfers(m.get, self.side_channels, self.settings)
@@ -101,6 +104,7 @@ class Daemon:
             control=self.control,
             jobs=self.jobs,
             transfers=self.transfers,
+            local_files=self.local_files,
             reaper=self.reaper,
             guard=self.guard,
             settings=self.settings,

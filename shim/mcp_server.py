@@ -20,6 +20,7 @@ from mcp.server.stdio import stdio_server
 from sshkeep import __version__
 from sshkeep.common.paths import Paths
 from sshkeep.shim.early import EarlyStart
+from sshkeep.shim.server import SshkeepServer
 from sshkeep.shim.stdio import event_loop_stdio
 
 if TYPE_CHECKING:
@@ -54,39 +55,45 @@ def tool_groups() -> tuple[ModuleType, ...]:
     )
 
 
+# The tools of the everyday loop (find a host, run, follow, answer, stop, search, read, write): what
+# an agent reads every session. Their names, descriptions and input schemas stay under 1,500
+# tokens (tests/unit/test_economy.py).
+CORE_TOOLS = (
+    "list_available_configs",
+    "send_command",
+    "get_command",
+    "send_keys",
+    "interrupt_command",
+    "search_output",
+    "read_remote_file",
+    "write_remote_file",
+)
+
 INSTRUCTIONS = """\
-sshkeep keeps persistent, interactive SSH terminals for you. Sessions survive client and daemon
-restarts, and a person can watch them in tmux.
-- open_session(host) takes a name from list_available_configs, else an ssh destination.
-- send_command runs one shell command and returns when it ends, with exit_code and only that
-  command's output. Non-zero exit codes are results, not errors.
-- status "running": follow with get_command(wait=...), or interrupt_command.
-- status "waiting_input": the terminal asks something (password, [y/N], unclosed quote, full-screen
-  program). Answer with send_keys, then get_command(wait=...); or interrupt_command.
-- Long output is paged: get_command(offset=next_offset).
-- get_snapshot shows the screen; send_keys types keys (tmux names like Enter, C-c, Up, else text).
-- Secrets never pass through you: at a password/token question, answer_secret(session_id, name)
-  types a secret configured in config.yml; when none fits, ask your user to run the
-  `sshkeep answer <session>` command the hint names. For sudo: answer_secret(..., sudo=true).
-- Error human_control: a person holds the terminal; reads work, typing waits until they release it.
-  list_commands shows every command, including those a person typed (source person).
-- Servers, watchers, `tail -f`, long builds: start_job (returns at once, or when `ready`), then
-  list_jobs / get_job / stop_job. Jobs survive restarts; durable=true also survives ssh dropping.
-- Parallel work in one session: open_terminal, then pass `terminal` to the command tools.
-- status "approval_required" (or error approval_required): the connection's policy asks a person
-  first; nothing ran. The person approves with `sshkeep approve ID`; then send the same call again.
-  check_command tells beforehand how a command is classified and what the policy will do.
+sshkeep keeps persistent SSH terminals. send_command(host=<name from list_available_configs>,
+command=...) runs a command and returns its exit code and output (reuses or opens the host's
+session; later calls may pass the session_id it returned). Non-zero exit codes are results.
+status running: get_command(wait=...) follows it. status waiting_input: the hint says how to answer
+(send_keys returns the result). Long output: search_output finds lines, get_command pages.
+Secrets never pass through you: at a password question answer_secret(session_id, name) types one
+configured in config.yml; else ask your user to run the `sshkeep answer` command the hint names.
+Files: read_remote_file / write_remote_file, not the terminal.
+status approval_required: the connection's policy asks a person first (nothing ran); they approve
+with `sshkeep approve ID`, then send the same call again. check_command tells beforehand.
+Servers, watchers, `tail -f`: start_job, then get_job / stop_job. Parallel shells on one connection:
+open_terminal, then pass `terminal`.
 """
 
 
 def new_server(middleware: list[Any] | None = None) -> MCPServer[Any]:
-    return MCPServer("sshkeep", version=__version__, instructions=INSTRUCTIONS, middleware=middleware)
+    return SshkeepServer("sshkeep", version=__version__, instructions=INSTRUCTIONS, middleware=middleware)
 
 
 def register_tools(server: MCPServer[Any], tools: Tools) -> None:
     for group in tool_groups():
         group.register(server, tools)
     forbid_unknown_arguments(server)
+    lean_schemas(server)
 
 
 def build_server(paths: Paths, client: ApiClient, tools: Tools | None = None) -> MCPServer[Any]:
@@ -96,6 +103,19 @@ def build_server(paths: Paths, client: ApiClient, tools: Tools | None = None) ->
     server = new_server()
     register_tools(server, tools or Tools(client, paths))
     return server
+
+
+def lean_schemas(server: MCPServer[Any]) -> None:
+    """Tool schemas carry what a model needs once: no pydantic titles, output schemas types only."""
+    from sshkeep.shim.tools_base import lean_input, lean_output
+
+    manager = getattr(server, "_tool_manager", None)
+    for tool in manager.list_tools() if manager is not None else []:
+        tool.parameters = lean_input(tool.parameters)
+        meta = tool.fn_metadata
+        if meta.output_schema is not None:
+            meta.output_schema = lean_output(meta.output_schema)
+        tool.__dict__.pop("output_schema", None)  # a cached_property: recompute from the lean one
 
 
 def forbid_unknown_arguments(server: MCPServer[Any]) -> None:

@@ -7,6 +7,7 @@ from sshkeep.common.models.sessions import (
     CommandList,
     CommandResult,
     CommandSummary,
+    SearchResult,
     SessionInfo,
     SessionList,
 )
@@ -33,6 +34,8 @@ def command_list(listing: CommandList) -> str:
 
 def session(info: SessionInfo) -> str:
     lines = [f"session {info.session_id} ({info.target}): {info.state}"]
+    if info.login:
+        lines[0] += f", logged in as {info.login}"
     if info.shell:
         lines[0] += f", shell {info.shell}"
     if info.question is not None:
@@ -42,7 +45,6 @@ def session(info: SessionInfo) -> str:
     lines += person_commands(info.person_commands)
     if info.hint:
         lines.append(f"hint: {info.hint}")
-    lines.append(f"watch: {info.attach}")
     return "\n".join(lines)
 
 
@@ -52,7 +54,8 @@ def sessions(listing: SessionList) -> str:
     rows = []
     for s in listing.sessions:
         running = f" running {s.running_command_id}" if s.running_command_id else ""
-        rows.append(f"{s.session_id}\t{s.state}\t{s.target}{running}")
+        asks = f" asks ({s.question.kind}): {s.question.text}" if s.question is not None else ""
+        rows.append(f"{s.session_id}\t{s.state}\t{s.login or s.target}{running}{asks}")
         for t in s.terminals:
             what = f" running {t.running_command_id}: {t.running_command}" if t.running_command_id else ""
             job = f" (job {t.job_id})" if t.job_id else ""
@@ -71,13 +74,20 @@ def command(res: CommandResult) -> str:
                 f"hint: {res.hint or a.hint}",
             ]
         )
-    head = f"[{res.command_id} {res.status}"
+    head = f"[{res.session_id} {res.command_id} {res.status}"
     if res.exit_code is not None:
         head += f" exit={res.exit_code}"
+    if res.offset:
+        head += f" from line {res.offset}"
     head += "]"
     parts = [head]
     if res.output:
         parts.append(res.output)
+    if res.saved is not None:
+        sv = res.saved
+        parts.append(
+            f"output saved to {sv.local_path}: {sv.lines} lines, {sv.size} bytes, sha256 {sv.sha256}"
+        )
     if res.question is not None:
         parts.append(f"question ({res.question.kind}): {res.question.text}")
     if res.secret_echoed:
@@ -85,6 +95,24 @@ def command(res: CommandResult) -> str:
     parts += person_commands(res.person_commands)
     if res.note:
         parts.append(f"note: {res.note}")
+    if res.screen:
+        parts.append(f"screen:\n{res.screen}")
+    if res.hint:
+        parts.append(f"hint: {res.hint}")
+    return "\n".join(parts)
+
+
+def search(res: SearchResult) -> str:
+    head = f"{res.total_matches} matching line(s) of /{res.pattern}/ in {res.lines_searched} lines"
+    if not res.complete:
+        head += " (incomplete)"
+    parts = [head]
+    for m in res.matches:
+        block = [f"-- {m.command_id} line {m.line}:"]
+        block += [f"  {x}" for x in m.before]
+        block.append(f"> {m.text}")
+        block += [f"  {x}" for x in m.after]
+        parts.append("\n".join(block))
     if res.hint:
         parts.append(f"hint: {res.hint}")
     return "\n".join(parts)

@@ -29,7 +29,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     async def cleanup_dead_sessions(
         max_age_seconds: Annotated[float, param("cleanup_dead_sessions", "max_age_seconds")] = 0.0,
     ) -> Annotated[CallToolResult, CleanupResult]:
-        """Close disconnected sessions (ssh exited) dead for at least max_age_seconds (0: all of them)."""
+        """Close sessions whose ssh exited at least max_age_seconds ago (0: all)."""
         body = CleanupRequest(max_age_seconds=max_age_seconds)
         res = await tools.call(lambda: tools.client.cleanup_dead_sessions(body))
         return tools.result(res, render_cleanup(res))

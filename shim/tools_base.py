@@ -1,10 +1,13 @@
 """What every group of MCP tools needs: the table-derived tool decorator and parameters, the API
-client with daemon auto-start, error mapping and result rendering."""
+client with daemon auto-start, `host` in place of `session_id`, one error format, lean schemas and
+results, and progress while a call waits."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,17 +26,26 @@ from mcp_types import (
     TextContent,
     ToolAnnotations,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from sshkeep.common.client import ApiClient
-from sshkeep.common.errors import ApprovalRequired, DaemonUnavailable, SshkeepError, UnsafeRuntimeDir
-from sshkeep.common.models.base import Reply
+from sshkeep.common.config import ConfigSource
+from sshkeep.common.errors import (
+    ApprovalRequired,
+    DaemonUnavailable,
+    SessionBusy,
+    SshkeepError,
+    UnsafeRuntimeDir,
+)
+from sshkeep.common.models.base import MAX_WAIT_SECONDS, Reply
 from sshkeep.common.models.policy import APPROVAL_ID_PATTERN, Approval, ApproveRequest, DeclineRequest
-from sshkeep.common.models.sessions import CommandResult
+from sshkeep.common.models.sessions import CommandResult, SessionForHostRequest
 from sshkeep.common.operations import OPERATIONS, ToolKind
 from sshkeep.common.paths import Paths
 from sshkeep.shim.autostart import ensure_daemon
 from sshkeep.shim.early import EarlyStart
+from sshkeep.shim.server import SshkeepServer as SshkeepServer  # re-exported: the tool layer's server
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +64,19 @@ ANNOTATIONS: dict[ToolKind, ToolAnnotations] = {
     ),
 }
 
+# The operation whose body defines `host` when a tool takes it in place of `session_id`.
+HOST_OPERATION = "session_for_host"
+# Waits an MCP call may ask for beyond one daemon call's limit, when the client sends a progress
+# token (its idle clock restarts on every progress notification); tunable down with
+# settings.mcp_max_wait_seconds in config.yml.
+LONG_WAIT_SECONDS = 600.0
+LONG_WAIT_FIELDS = frozenset({("send_command", "timeout"), ("get_command", "wait"), ("wait_for", "timeout")})
+# Replies carry a large text field (output, screen, file content) once: in the text content.
+TEXT_ONLY_OVER = 512
+# Progress: the first notification within this many seconds, then at least this often.
+FIRST_PROGRESS = 0.8
+PROGRESS_EVERY = 2.0
+
 
 def tool(server: MCPServer[Any], op_id: str) -> Callable[[F], F]:
     """Register the decorated function as the MCP tool of operation `op_id` (same name, its
@@ -64,7 +89,8 @@ def tool(server: MCPServer[Any], op_id: str) -> Callable[[F], F]:
         if fn.__name__ != op_id:
             raise ValueError(f"tool function {fn.__name__!r} must be named like its operation {op_id!r}")
         assert op.tool is not None
-        server.tool(name=op_id, annotations=ANNOTATIONS[op.tool])(fn)
+        text = " ".join(inspect.cleandoc(fn.__doc__ or op.summary).split())  # one line, no indents
+        server.tool(name=op_id, description=text, annotations=ANNOTATIONS[op.tool])(fn)
         return fn
 
     return register
@@ -72,12 +98,88 @@ def tool(server: MCPServer[Any], op_id: str) -> Callable[[F], F]:
 
 def param(op_id: str, name: str) -> Any:
     """The FieldInfo of a parameter of operation `op_id` (path, query or body model), so each
-    bound and description is written once, in `sshkeep.common.models`."""
+    bound and description is written once, in `sshkeep.common.models`. A long-wait field gets the
+    MCP bound (see LONG_WAIT_FIELDS); the daemon's own bound stays in its model."""
     op = OPERATIONS[op_id]
     for model in (op.path_params, op.query, op.body):
         if model is not None and name in model.model_fields:
-            return model.model_fields[name]
+            info = model.model_fields[name]
+            if (op_id, name) in LONG_WAIT_FIELDS:
+                return Field(
+                    ge=0,
+                    le=LONG_WAIT_SECONDS,
+                    description=f"Seconds to wait (over {MAX_WAIT_SECONDS:g}: with progress)",
+                )
+            return info
     raise KeyError(f"operation {op_id!r} has no parameter {name!r}")
+
+
+def optional_session() -> Any:
+    """`session_id` of a tool that also takes `host`: optional, same pattern and description."""
+    base = OPERATIONS["send_command"].path_params
+    assert base is not None
+    info = base.model_fields["session_id"]
+    return Field(
+        pattern=_meta(info, "pattern"),
+        max_length=_meta(info, "max_length"),
+        description=info.description,
+    )
+
+
+def host_param() -> Any:
+    body = OPERATIONS[HOST_OPERATION].body
+    assert body is not None
+    info = body.model_fields["host"]
+    return Field(
+        min_length=_meta(info, "min_length"),
+        max_length=_meta(info, "max_length"),
+        description=info.description,
+    )
+
+
+def _meta(info: FieldInfo, attr: str) -> Any:
+    for m in info.metadata:
+        value = getattr(m, attr, None)
+        if value is not None:
+            return value
+    return None
+
+
+def has_progress_token(ctx: Context) -> bool:
+    try:
+        meta = ctx.request_context.meta
+    except (AttributeError, ValueError):
+        return False
+    if not meta:
+        return False
+    getter = getattr(meta, "get", None)
+    if getter is None:
+        return getattr(meta, "progress_token", None) is not None
+    return getter("progress_token") is not None or getter("progressToken") is not None
+
+
+class Progress:
+    """MCP progress for one call: the first notification soon, then at least every 2 s."""
+
+    def __init__(self, ctx: Context, total: float) -> None:
+        self.ctx = ctx
+        self.total = total
+        self.start = time.monotonic()
+        self.sent = 0
+        self.last = 0.0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def next_chunk(self, remaining: float) -> float:
+        """How long the next daemon call may wait so the next notification is on time."""
+        due = FIRST_PROGRESS if self.sent == 0 else self.last + PROGRESS_EVERY * 0.9
+        return max(0.05, min(remaining, due - self.elapsed()))
+
+    async def report(self, message: str) -> None:
+        self.last = self.elapsed()
+        self.sent += 1
+        await self.ctx.report_progress(round(self.last, 1), self.total, message)
 
 
 FORM_KEY = "sshkeep_approval"
@@ -140,7 +242,60 @@ class Tools:
                 await ensure_daemon(self.client, self.paths)
                 return await fn()
         except SshkeepError as err:
-            raise ToolError(f"[{err.code}] {err.message}\nNext: {err.hint}") from err
+            raise FormattedError(format_error(err)) from err
+
+    def max_wait(self) -> float:
+        try:
+            return ConfigSource(self.paths.config_file).current().tunables.mcp_max_wait_seconds
+        except Exception:
+            return LONG_WAIT_SECONDS
+
+    def check_wait(self, ctx: Context, tool_name: str, name: str, value: float) -> None:
+        """Waits over one daemon call's limit need a progress token (and stay under the setting)."""
+        if value <= MAX_WAIT_SECONDS:
+            return
+        if not has_progress_token(ctx):
+            raise FormattedError(
+                f"[bad_request] {tool_name}: {name}={value:g} is over {MAX_WAIT_SECONDS:g} s, and this call "
+                "has no progress token to keep it alive\n"
+                f"Next: call {tool_name} with {name}={MAX_WAIT_SECONDS:g} and repeat while status is "
+                "running (get_command follows a running command)."
+            )
+        limit = self.max_wait()
+        if value > limit:
+            raise FormattedError(
+                f"[bad_request] {tool_name}: {name}={value:g} is over settings.mcp_max_wait_seconds "
+                f"({limit:g})\nNext: use {name}<={limit:g} and repeat while status is running."
+            )
+
+    async def session_for(self, session_id: str | None, host: str | None) -> str:
+        """The session a tool call is for: `session_id`, or an idle (else new) session of `host`."""
+        if (session_id is None) == (host is None):
+            raise FormattedError(
+                "[bad_request] give exactly one of session_id and host\n"
+                "Next: pass host (a name from list_available_configs) to use or open its session, or "
+                "the session_id from an earlier reply."
+            )
+        if session_id is not None:
+            return session_id
+        assert host is not None
+        info = await self.call(lambda: self.client.session_for_host(SessionForHostRequest(host=host)))
+        if info.question is not None:
+            raise FormattedError(
+                f"[session_not_ready] session {info.session_id} for {host} waits at login: "
+                f"{info.question.text}\nNext: {info.hint or 'answer it with send_keys'}"
+            )
+        return info.session_id
+
+    async def on_host(self, session_id: str | None, host: str | None, fn: Callable[[str], Awaitable[M]]) -> M:
+        """Run `fn(sid)`; with `host`, once more in another session if the chosen one became busy."""
+        sid = await self.session_for(session_id, host)
+        try:
+            return await fn(sid)
+        except FormattedError as err:
+            if host is None or not isinstance(err.__cause__, SessionBusy):
+                raise
+            return await fn(await self.session_for(None, host))
 
     async def guarded(self, ctx: Context | None, fn: Callable[[], Awaitable[M]]) -> M | InputRequiredResult:
         """Call `fn`; when the policy asks a person first and the client can elicit, show the person
@@ -244,10 +399,176 @@ class Tools:
 
     @staticmethod
     def result(model: BaseModel, text: str) -> CallToolResult:
-        """The tool's result: `text`, and the reply as structured content (the daemon's JSON as it
-        came, when the model was validated from it; the SDK checks it against the output schema)."""
+        """The tool's result: `text`, and the reply as structured content: the daemon's JSON as it
+        came when the model was validated from it (the SDK checks it against the output schema),
+        with large text fields left to the text content."""
         wire = model.wire if isinstance(model, Reply) else None
-        return CallToolResult(
-            content=[TextContent(type="text", text=text)],
-            structured_content=wire if wire is not None else model.model_dump(mode="json"),
+        if wire is not None:
+            data = {**wire}  # what `_text_only` changes is copied: the model keeps its JSON
+            if isinstance(data.get("result"), dict):
+                data["result"] = {**data["result"]}
+        else:
+            data = model.model_dump(mode="json")
+        _text_only(data)
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def _text_only(data: dict[str, Any]) -> None:
+    """Empty large text fields (here and in a nested `result`): the text content carries them.
+
+    A file's content (over 512 characters) and a full-screen program's screen go once; a command's
+    `output` stays in both (clients page it from the structured result)."""
+    moved = []
+    limits = {"content": TEXT_ONLY_OVER, "screen": 0} if "command_id" in data else {"content": TEXT_ONLY_OVER}
+    for name, over in limits.items():
+        value = data.get(name)
+        if isinstance(value, str) and len(value) > over:
+            data[name] = ""
+            moved.append(name)
+    if moved:
+        data["in_text"] = moved
+    nested = data.get("result")
+    if isinstance(nested, dict):
+        # The result inside a send_keys reply: its null fields say nothing.
+        for key in [k for k, v in nested.items() if v is None and k != "exit_code"]:
+            del nested[key]
+        _text_only(nested)
+
+
+class FormattedError(ToolError):
+    """A tool error whose text is already `[code] message` + `Next: hint`."""
+
+
+def format_error(err: SshkeepError) -> str:
+    code = str(err.context.get("code", err.code)) if err.context else err.code
+    return f"[{code}] {err.message}\nNext: {err.hint}"
+
+
+# --- errors of the SDK's own making (argument validation, unknown tools, crashes) -------------------
+
+
+def _bound_text(e: Any) -> str | None:
+    ctx = e.get("ctx") or {}
+    for key, word in (("le", "<="), ("lt", "<"), ("ge", ">="), ("gt", ">")):
+        if key in ctx:
+            return f"must be {word} {ctx[key]}"
+    return None
+
+
+def validation_text(tool_name: str, exc: ValidationError, schema: dict[str, Any]) -> str:
+    """Pydantic's errors about tool arguments as `[bad_request] …` + `Next: …`."""
+    parts: list[str] = []
+    fields: list[str] = []
+    for e in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in e["loc"]) or "arguments"
+        fields.append(loc)
+        kind = e["type"]
+        if kind == "missing":
+            what = "required"
+        elif kind == "extra_forbidden":
+            known = ", ".join(sorted(schema.get("properties", {})))
+            what = f"unknown argument (known: {known})"
+        elif kind in ("less_than_equal", "less_than", "greater_than_equal", "greater_than"):
+            what = _bound_text(e) or e["msg"]
+        elif kind == "string_too_short":
+            what = "must not be empty" if (e.get("ctx") or {}).get("min_length") == 1 else e["msg"]
+        elif kind == "string_pattern_mismatch":
+            what = f"{e.get('input')!r} does not match {(e.get('ctx') or {}).get('pattern')}"
+        else:
+            what = str(e["msg"]).replace("Input should be", "must be").replace("Value error, ", "")
+        parts.append(f"{loc}: {what}")
+    required = schema.get("required", [])
+    need = f" (required: {', '.join(required)})" if required else ""
+    return (
+        f"[bad_request] {tool_name}: {'; '.join(parts)}\n"
+        f"Next: fix {', '.join(dict.fromkeys(fields))} and call {tool_name} again{need}."
+    )
+
+
+def error_text(server: MCPServer[Any], tool_name: str, exc: BaseException) -> str:
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 10:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    for e in chain:
+        if isinstance(e, FormattedError):
+            return str(e)
+    for e in chain:
+        if isinstance(e, SshkeepError):
+            return format_error(e)
+    for e in chain:
+        if isinstance(e, ValidationError):
+            found = server._tool_manager.get_tool(tool_name)
+            return validation_text(tool_name, e, found.parameters if found is not None else {})
+    if server._tool_manager.get_tool(tool_name) is None:
+        return (
+            f"[not_found] no tool named {tool_name!r}\nNext: list the tools (tools/list) and use one of them."
         )
+    log.error("tool_crashed", tool=tool_name, exc_info=exc)
+    root = chain[-1]
+    return (
+        f"[internal_error] {tool_name} failed unexpectedly ({type(root).__name__})\n"
+        "Next: retry once; if it fails again, `sshkeep status` shows where the daemon log is."
+    )
+
+
+# --- lean schemas -----------------------------------------------------------------------------------
+
+
+def lean_input(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema without pydantic's titles, and `T | None = None` said as plain `T`."""
+    props = {}
+    for name, prop in schema.get("properties", {}).items():
+        # Titles repeat the name and minLength 1 says nothing a model needs. The session id keeps
+        # its pattern (a client can check it before calling); the terminal's the daemon checks.
+        drop = {"title"} | ({"pattern"} if name == "terminal" else set())
+        if name == "session_id":
+            drop.add("maxLength")  # its pattern bounds the length already
+        branches = prop.get("anyOf")
+        if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
+            other = next(b for b in branches if b != {"type": "null"})
+            prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **other}
+            if prop.get("default", "") is None:
+                del prop["default"]
+        if prop.get("minLength") == 1:
+            drop.add("minLength")
+        props[name] = _drop_titles({k: v for k, v in prop.items() if k not in drop})
+    out = {k: _drop_titles(v) for k, v in schema.items() if k not in ("title", "properties")}
+    out["properties"] = props
+    return out
+
+
+def _drop_titles(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _drop_titles(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
+    if isinstance(node, list):
+        return [_drop_titles(v) for v in node]
+    return node
+
+
+def lean_output(schema: dict[str, Any]) -> dict[str, Any]:
+    """An output schema of top-level field names and JSON types only (clients validate replies
+    against it; what the fields mean is in the tool description and the text reply)."""
+    props: dict[str, Any] = {}
+    for name, prop in schema.get("properties", {}).items():
+        props[name] = _json_type(prop)
+    return {"type": "object", "properties": props}
+
+
+def _json_type(prop: dict[str, Any]) -> dict[str, Any]:
+    types: list[str] = []
+    for branch in prop.get("anyOf", [prop]):
+        if "$ref" in branch:
+            kind = "object"
+        elif "enum" in branch or "const" in branch:
+            kind = "string"
+        else:
+            kind = str(branch.get("type", ""))
+        if kind and kind not in types:
+            types.append(kind)
+    if not types:
+        return {}
+    if "number" in types and "integer" in types:
+        types.remove("integer")
+    return {"type": types[0] if len(types) == 1 else types}

@@ -51,8 +51,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
 
     @tool(server, "list_available_configs")
     async def list_available_configs() -> Annotated[CallToolResult, ConfigList]:
-        """List the connections open_session accepts by name: config.yml entries (with description and
-        whether get_server_info has notes) and ~/.ssh/config aliases; broken entries say what to fix."""
+        """Host names you can use, with descriptions."""
         listing = await tools.call(tools.client.list_available_configs)
         return tools.result(listing, render_configs(listing))
 
@@ -60,6 +59,6 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     async def get_server_info(
         config_name: Annotated[str, param("get_server_info", "config_name")],
     ) -> Annotated[CallToolResult, ServerInfo]:
-        """Read the notes (markdown info file) kept for a configured server: what it is, how to use it."""
+        """The notes kept about a configured server (what it is, how to use it)."""
         info = await tools.call(lambda: tools.client.get_server_info(config_name))
         return tools.result(info, render_info(info))

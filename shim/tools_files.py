@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
 
 from sshkeep.common.models.files import (
     Encoding,
@@ -21,18 +22,30 @@ from sshkeep.common.models.files import (
     WriteFileRequest,
     WriteFileResult,
 )
-from sshkeep.shim.tools_base import Tools, param, tool
+from sshkeep.shim.tools_base import (
+    FormattedError,
+    Tools,
+    host_param,
+    optional_session,
+    param,
+    tool,
+    validation_text,
+)
 
 
 def render_read(res: ReadFileResult) -> str:
+    if res.local_path is not None:
+        return f"copied {res.resolved_path} to {res.local_path}: {res.size} bytes, sha256 {res.sha256}"
     head = f"{res.resolved_path}: {res.length} of {res.size} bytes from offset {res.offset}"
     if res.sha256:
         head += f", sha256 {res.sha256}"
+    if res.mode:
+        head += f", mode {res.mode}"
     if res.truncated:
         head += f"; truncated, next_offset={res.next_offset}"
-    if res.encoding == "base64":
+    if res.encoding == "base64" and res.length:
         head += " (base64)"
-    return f"{head}\n{res.content}"
+    return f"{head}\n{res.content}" if res.content else head
 
 
 def render_write(res: WriteFileResult) -> str:
@@ -63,57 +76,77 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
 
     @tool(server, "read_remote_file")
     async def read_remote_file(
-        session_id: Annotated[str, param("read_remote_file", "session_id")],
         remote_path: Annotated[str, param("read_remote_file", "remote_path")],
+        session_id: Annotated[str | None, optional_session()] = None,
+        host: Annotated[str | None, host_param()] = None,
         encoding: Annotated[Encoding, param("read_remote_file", "encoding")] = "text",
         offset: Annotated[int, param("read_remote_file", "offset")] = 0,
         limit: Annotated[int | None, param("read_remote_file", "limit")] = None,
+        local_path: Annotated[str | None, param("read_remote_file", "local_path")] = None,
+        metadata_only: Annotated[bool, param("read_remote_file", "metadata_only")] = False,
     ) -> Annotated[CallToolResult, ReadFileResult]:
-        """Read a remote file exactly, over the session's connection (not typed into the terminal).
-        Returns content, size, sha256 and, for large files, a byte range to page with offset/limit."""
-        body = ReadFileRequest(remote_path=remote_path, encoding=encoding, offset=offset, limit=limit)
-        res = await tools.call(lambda: client.read_remote_file(session_id, body))
+        """Read a remote file exactly (not via cat): content, size, sha256. local_path: copy it here."""
+        body = ReadFileRequest(
+            remote_path=remote_path,
+            encoding=encoding,
+            offset=offset,
+            limit=limit,
+            local_path=local_path,
+            metadata_only=metadata_only,
+        )
+        res = await tools.on_host(
+            session_id, host, lambda sid: tools.call(lambda: client.read_remote_file(sid, body))
+        )
         return tools.result(res, render_read(res))
 
     @tool(server, "write_remote_file")
     async def write_remote_file(
-        session_id: Annotated[str, param("write_remote_file", "session_id")],
         remote_path: Annotated[str, param("write_remote_file", "remote_path")],
-        content: Annotated[str, param("write_remote_file", "content")],
         ctx: Context,
+        session_id: Annotated[str | None, optional_session()] = None,
+        host: Annotated[str | None, host_param()] = None,
+        content: Annotated[str | None, param("write_remote_file", "content")] = None,
+        local_path: Annotated[str | None, param("write_remote_file", "local_path")] = None,
         encoding: Annotated[Encoding, param("write_remote_file", "encoding")] = "text",
         append: Annotated[bool, param("write_remote_file", "append")] = False,
         mode: Annotated[str | None, param("write_remote_file", "mode")] = None,
         make_parents: Annotated[bool, param("write_remote_file", "make_parents")] = False,
         expected_sha256: Annotated[str | None, param("write_remote_file", "expected_sha256")] = None,
     ) -> Annotated[CallToolResult, WriteFileResult] | InputRequiredResult:
-        """Write a remote file exactly and atomically (temp file + rename; readers never see half a
-        file), keeping an existing file's mode. Over the session's connection, not the terminal."""
-        body = WriteFileRequest(
-            remote_path=remote_path,
-            content=content,
-            encoding=encoding,
-            append=append,
-            mode=mode,
-            make_parents=make_parents,
-            expected_sha256=expected_sha256,
+        """Write a remote file atomically, keeping its mode (instead of sed or heredocs)."""
+        try:
+            body = WriteFileRequest(
+                remote_path=remote_path,
+                content=content,
+                local_path=local_path,
+                encoding=encoding,
+                append=append,
+                mode=mode,
+                make_parents=make_parents,
+                expected_sha256=expected_sha256,
+            )
+        except ValidationError as exc:
+            raise FormattedError(validation_text("write_remote_file", exc, {})) from exc
+        res = await tools.on_host(
+            session_id, host, lambda sid: tools.guarded(ctx, lambda: client.write_remote_file(sid, body))
         )
-        res = await tools.guarded(ctx, lambda: client.write_remote_file(session_id, body))
         if isinstance(res, InputRequiredResult):
             return res
         return tools.result(res, render_write(res))
 
     @tool(server, "exec_command")
     async def exec_command(
-        session_id: Annotated[str, param("exec_command", "session_id")],
         command: Annotated[str, param("exec_command", "command")],
         ctx: Context,
+        session_id: Annotated[str | None, optional_session()] = None,
+        host: Annotated[str | None, host_param()] = None,
         timeout: Annotated[float, param("exec_command", "timeout")] = 10.0,
     ) -> Annotated[CallToolResult, ExecResult] | InputRequiredResult:
-        """Run a non-interactive command beside the terminal (same connection, no tty, empty stdin):
-        separate stdout, stderr and exit code; the terminal and its shell state are untouched."""
+        """Run a command beside the terminal (no tty, home dir): separate stdout, stderr, exit code."""
         body = ExecRequest(command=command, timeout=timeout)
-        res = await tools.guarded(ctx, lambda: client.exec_command(session_id, body))
+        res = await tools.on_host(
+            session_id, host, lambda sid: tools.guarded(ctx, lambda: client.exec_command(sid, body))
+        )
         if isinstance(res, InputRequiredResult):
             return res
         return tools.result(res, render_exec(res))

@@ -30,8 +30,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         session_id: Annotated[str, param("check_command", "session_id")],
         command: Annotated[str, param("check_command", "command")],
     ) -> Annotated[CallToolResult, CheckResult]:
-        """Dry run: how the session's policy classifies a command (read, write, unknown, destructive,
-        privileged), why, and whether send_command would run it, ask a person first, or refuse.
-        Runs nothing."""
+        """Dry run: how the session's policy classifies a command (read, write, destructive ...) and
+        whether send_command would run it, ask a person first, or refuse. Runs nothing."""
         res = await tools.call(lambda: client.check_command(session_id, CheckCommandRequest(command=command)))
         return tools.result(res, render(res))

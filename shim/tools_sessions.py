@@ -28,7 +28,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         username: Annotated[str | None, param("open_session", "username")] = None,
         port: Annotated[int | None, param("open_session", "port")] = None,
     ) -> Annotated[CallToolResult, SessionInfo]:
-        """Open a persistent SSH terminal; returns when the remote shell is ready (or asks something)."""
+        """Open an SSH terminal. Needed only for another user or port: send_command(host) opens one."""
         info = await call(
             lambda: client.open_session(OpenSessionRequest(host=host, username=username, port=port))
         )
@@ -36,7 +36,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
 
     @tool(server, "list_sessions")
     async def list_sessions() -> Annotated[CallToolResult, SessionList]:
-        """List every session with its state (ready, busy, waiting_input, disconnected)."""
+        """Sessions with state and question."""
         sessions = await call(client.list_sessions)
         return result(sessions, render_text.sessions(sessions))
 
@@ -45,7 +45,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         session_id: Annotated[str, param("reconnect_session", "session_id")],
         timeout: Annotated[float, param("reconnect_session", "timeout")] = 30.0,
     ) -> Annotated[CallToolResult, SessionInfo]:
-        """Start a fresh ssh in a disconnected session: same id, same log, same tmux window."""
+        """New ssh in a disconnected session (same id; shell state is new)."""
         info = await call(lambda: client.reconnect_session(session_id, ReconnectRequest(timeout=timeout)))
         return result(info, render_text.session(info))
 
@@ -53,6 +53,6 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     async def close_session(
         session_id: Annotated[str, param("close_session", "session_id")],
     ) -> Annotated[CallToolResult, CloseResult]:
-        """End the session: its ssh, tmux session and log."""
+        """End a session: its ssh, tmux session and log."""
         res = await call(lambda: client.close_session(session_id))
         return result(res, f"closed {res.session_id}")

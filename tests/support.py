@@ -17,7 +17,9 @@ from mcp import Client
 
 from sshkeep.common.client import ApiClient
 from sshkeep.common.config import LoadedConfig, load_config
+from sshkeep.common.models.files import ReadFileResult
 from sshkeep.common.models.sessions import OpenSessionRequest
+from sshkeep.shim.tools_files import render_read
 from tests.sshd import SshServer
 
 # The login shells of the test sshd's users; every instance has a config entry named after each.
@@ -89,11 +91,18 @@ def text_of(res: Any) -> str:
 
 
 async def call(c: Client, name: str, args: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
-    """Call a tool that must succeed; return its structured content."""
+    """Call a tool that must succeed; return its structured content, with a file's content that
+    the reply sent only in its text (`in_text`) put back."""
     res = await c.call_tool(name, args or {}, **kw)
     assert not res.is_error, f"{name}({args}) failed: {text_of(res)[:2000]}"
     assert res.structured_content is not None, f"{name} returned no structured content: {text_of(res)}"
-    return dict(res.structured_content)
+    out = dict(res.structured_content)
+    if "content" in out.get("in_text", []):
+        text = "".join(getattr(x, "text", "") for x in res.content)
+        head = render_read(ReadFileResult.model_validate(out))
+        assert text.startswith(head + "\n"), "the text does not carry the content after its head"
+        out["content"] = text[len(head) + 1 :]
+    return out
 
 
 async def call_error(c: Client, name: str, args: dict[str, Any]) -> str:

@@ -77,8 +77,15 @@ class ErrorReply(Reply):
 # Every `{…}` of an API path is a field of one of these, so its pattern and description are written
 # once and show in the OpenAPI document and the MCP input schemas alike.
 
-SESSION_ID_FIELD = Field(
-    pattern=SESSION_ID_PATTERN, max_length=63, description="Session id (from open_session or list_sessions)"
+SESSION_ID_FIELD = Field(pattern=SESSION_ID_PATTERN, max_length=63, description="Session id")
+
+
+LOCAL_PATH_DESCRIPTION = "(under local_roots)"
+LOCAL_OUTPUT_FIELD = Field(
+    default=None,
+    min_length=1,
+    max_length=4096,
+    description="Save all output to this local file instead " + LOCAL_PATH_DESCRIPTION,
 )
 
 
@@ -86,8 +93,7 @@ TERMINAL_FIELD = Field(
     default=None,
     pattern=TERMINAL_PATTERN,
     max_length=32,
-    description="Terminal of the session to use (default: the main one); open_terminal adds terminals, "
-    "each job has its own (named like its job_id)",
+    description="Terminal name (default: main)",
 )
 
 
@@ -100,7 +106,7 @@ class CommandPath(Request):
     command_id: str = Field(
         pattern="^(" + COMMAND_ID_PATTERN.strip("^$") + "|last)$",
         max_length=10,
-        description="Command id from send_command, or `last` for the latest",
+        description="Command id, or last",
     )
 
 
@@ -116,4 +122,4 @@ class JobPath(Request):
 
 
 class ConfigPath(Request):
-    config_name: str = Field(min_length=1, max_length=255, description="A name from list_available_configs")
+    config_name: str = Field(min_length=1, max_length=255, description="Name from list_available_configs")

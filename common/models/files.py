@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from sshkeep.common.models.base import (
+    LOCAL_PATH_DESCRIPTION,
     MAX_COMMAND_CHARS,
     MAX_WAIT_SECONDS,
     Reply,
@@ -20,22 +21,24 @@ MAX_CONTENT_CHARS = 96 * 1024 * 1024
 
 Encoding = Literal["text", "base64"]
 
-REMOTE_PATH_DESCRIPTION = (
-    "Path on the remote host; relative paths and ~/ start in the login user's home directory "
-    "(not the terminal's current directory)"
-)
+REMOTE_PATH_DESCRIPTION = "Remote path (relative: from the login home)"
 
 
 class ReadFileRequest(Request):
     remote_path: str = Field(min_length=1, max_length=MAX_PATH_CHARS, description=REMOTE_PATH_DESCRIPTION)
     encoding: Encoding = Field(
         default="text",
-        description="text: the file as UTF-8 text (refused for binary files); base64: its exact bytes",
+        description="text (UTF-8) or base64 (binary)",
     )
-    offset: int = Field(default=0, ge=0, description="First byte to return")
-    limit: int | None = Field(
-        default=None, ge=1, description="Most bytes to return (default: the rest of the file)"
+    offset: int = Field(default=0, ge=0, le=2**40, description="First byte")
+    limit: int | None = Field(default=None, ge=1, le=2**40, description="Max bytes")
+    local_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PATH_CHARS,
+        description="Copy the file to this local path instead " + LOCAL_PATH_DESCRIPTION,
     )
+    metadata_only: bool = Field(default=False, description="Only size, sha256, mode, mtime")
 
 
 class ReadFileResult(Reply):
@@ -43,7 +46,8 @@ class ReadFileResult(Reply):
     path: str = Field(description="The path as given")
     resolved_path: str = Field(description="Absolute path on the remote host, symlinks resolved")
     encoding: Encoding
-    content: str = Field(description="The bytes read: text, or base64 of the bytes")
+    content: str = Field(default="", description="The bytes read: text, or base64 of the bytes")
+    local_path: str | None = Field(default=None, description="Where the file was copied to, if asked")
     offset: int = Field(description="Byte offset of the first byte in `content`")
     length: int = Field(description="Number of bytes in `content`")
     size: int = Field(description="Size of the whole file in bytes")
@@ -64,21 +68,34 @@ class WriteFileRequest(Request):
     model_config = ConfigDict(extra="forbid", str_max_length=MAX_CONTENT_CHARS)
 
     remote_path: str = Field(min_length=1, max_length=MAX_PATH_CHARS, description=REMOTE_PATH_DESCRIPTION)
-    content: str = Field(max_length=MAX_CONTENT_CHARS, description="Text, or base64 of the bytes")
-    encoding: Encoding = Field(default="text", description="text (written as UTF-8) or base64")
-    append: bool = Field(default=False, description="Append to the file (created if missing) in place")
+    content: str | None = Field(
+        default=None, max_length=MAX_CONTENT_CHARS, description="Text, or base64 of the bytes"
+    )
+    local_path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PATH_CHARS,
+        description="Local file to upload, instead of content " + LOCAL_PATH_DESCRIPTION,
+    )
+    encoding: Encoding = Field(default="text", description="text or base64")
+    append: bool = Field(default=False, description="Append in place")
     mode: str | None = Field(
         default=None,
         pattern=r"^0?[0-7]{3,4}$",
-        description="Permission bits, octal (e.g. 0644); default: keep an existing file's, else the "
-        "remote umask's",
+        description="Octal mode, e.g. 0644 (default: keep the file's)",
     )
-    make_parents: bool = Field(default=False, description="Create missing parent directories")
+    make_parents: bool = Field(default=False, description="Create missing directories")
     expected_sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-fA-F]{64}$",
-        description="Refuse the write unless the file's current SHA-256 is this (from read_remote_file)",
+        description="Refuse unless the file's sha256 is this",
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WriteFileRequest:
+        if (self.content is None) == (self.local_path is None):
+            raise ValueError("give exactly one of content and local_path")
+        return self
 
 
 class WriteFileResult(Reply):
@@ -103,11 +120,9 @@ class ExecRequest(Request):
     command: str = Field(
         min_length=1,
         max_length=MAX_COMMAND_CHARS,
-        description="Shell command line, run by the remote login shell with no terminal and empty stdin",
+        description="Command line for the remote login shell",
     )
-    timeout: float = Field(
-        default=10.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for it to end (max 50)"
-    )
+    timeout: float = Field(default=10.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the end")
 
 
 class ExecResult(Reply):

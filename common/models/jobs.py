@@ -116,7 +116,7 @@ class JobsQuery(Request):
 
 
 class JobQuery(Request):
-    offset: int = Field(default=0, ge=0, le=10**12, description="First output line to return")
+    offset: int = Field(default=0, ge=0, le=10**9, description="First output line to return")
     limit: int | None = Field(default=None, ge=1, le=100_000, description="Lines to return (default: a page)")
     wait: float = Field(
         default=0.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to end (max 50)"

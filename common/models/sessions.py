@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_serializer, field_validator, model_
 
 from sshkeep.common.models.base import (
     COMMAND_ID_PATTERN,
+    LOCAL_OUTPUT_FIELD,
     MAIN_TERMINAL,
     MAX_COMMAND_CHARS,
     MAX_WAIT_SECONDS,
@@ -40,11 +41,12 @@ class OpenSessionRequest(Request):
     host: str = Field(
         min_length=1,
         max_length=255,
-        description="A connection name from config.yml, else an ssh destination ([user@]host or an "
-        "~/.ssh/config alias)",
+        description="Name from list_available_configs, or an ssh destination [user@]host",
     )
-    username: str | None = Field(default=None, min_length=1, max_length=64, description="Login user")
-    port: int | None = Field(default=None, ge=1, le=65535, description="TCP port")
+    username: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Login user (wins over the config's)"
+    )
+    port: int | None = Field(default=None, ge=1, le=65535, description="TCP port (wins over the config's)")
     timeout: float = Field(default=30.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for login")
 
 
@@ -76,6 +78,7 @@ class SessionInfo(Reply):
     session_id: str
     target: str = Field(description="What the session connects to (config name or destination)")
     connection: str | None = Field(default=None, description="config.yml entry name, if any")
+    login: str | None = Field(default=None, description="user@host[:port] ssh logs in as")
     state: SessionState
     shell: str | None = None
     integrated: bool = Field(default=False, description="Exact completion markers installed")
@@ -112,13 +115,19 @@ class CloseResult(Reply):
 
 
 class SendCommandRequest(Request):
-    command: str = Field(
-        min_length=1, max_length=MAX_COMMAND_CHARS, description="Shell command line(s) to run"
-    )
-    timeout: float = Field(
-        default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for completion (max 50)"
-    )
+    command: str = Field(min_length=1, max_length=MAX_COMMAND_CHARS, description="Shell command line(s)")
+    timeout: float = Field(default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the end")
     terminal: str | None = TERMINAL_FIELD
+    local_path: str | None = LOCAL_OUTPUT_FIELD
+
+
+class SavedOutput(Reply):
+    """Where a command's output went instead of the reply."""
+
+    local_path: str
+    lines: int
+    size: int
+    sha256: str
 
 
 class CommandResult(Reply):
@@ -136,6 +145,10 @@ class CommandResult(Reply):
     truncated: str | None = Field(default=None, description="What was cut from `output`, and how to page")
     dropped_bytes: int = Field(default=0, description="Output bytes lost to the per-session log size cap")
     question: Question | None = None
+    screen: str | None = Field(
+        default=None, description="A full-screen program's rendered screen (instead of its raw output)"
+    )
+    saved: SavedOutput | None = Field(default=None, description="Output written to a local file instead")
     approval: ApprovalNeeded | None = Field(
         default=None, description="With status approval_required: what to approve (nothing was typed)"
     )
@@ -158,7 +171,13 @@ class SendKeysRequest(Request):
     keys: list[str] = Field(
         min_length=1,
         max_length=1000,
-        description="tmux key names (Enter, C-c, Up, Tab, Escape, F1 ...) or literal text, in order",
+        description="tmux key names (Enter, C-c, Up, Escape) or literal text, in order",
+    )
+    wait: float = Field(
+        default=3.0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="Seconds to wait for the result",
     )
     terminal: str | None = TERMINAL_FIELD
 
@@ -168,6 +187,9 @@ class SendKeysResult(Reply):
     terminal: str = MAIN_TERMINAL
     sent: int
     running_command_id: str | None = None
+    result: CommandResult | None = Field(
+        default=None, description="The command the keys went to, after the wait (null: none ran)"
+    )
     hint: str | None = None
     person_commands: list[CommandSummary] | None = Field(
         default=None, description="Commands a person ran while holding the terminal, listed once"
@@ -175,8 +197,8 @@ class SendKeysResult(Reply):
 
 
 class WaitForRequest(Request):
-    pattern: str = Field(min_length=1, max_length=2000, description="Python regular expression to look for")
-    timeout: float = Field(default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait (max 50)")
+    pattern: str = Field(min_length=1, max_length=2000, description="Python regex")
+    timeout: float = Field(default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait")
     since: int | None = Field(
         default=None,
         ge=0,
@@ -201,21 +223,60 @@ class WaitForResult(Reply):
 class CommandQuery(Request):
     """Query of `GET …/commands/{command_id}`: which page of the output, and how long to wait."""
 
-    offset: int = Field(default=0, ge=0, le=10**12, description="First output line to return")
-    limit: int | None = Field(default=None, ge=1, le=100_000, description="Lines to return (default: a page)")
-    wait: float = Field(
-        default=0.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the command to end (max 50)"
-    )
+    offset: int = Field(default=0, ge=0, le=10**9, description="First output line")
+    limit: int | None = Field(default=None, ge=1, le=100_000, description="Lines (default 1000)")
+    wait: float = Field(default=0.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the end")
     terminal: str | None = TERMINAL_FIELD
+    local_path: str | None = LOCAL_OUTPUT_FIELD
 
 
 class SnapshotQuery(Request):
-    lines: int = Field(default=0, ge=0, le=50_000, description="Scrollback lines to include above the screen")
+    lines: int = Field(default=0, ge=0, le=50_000, description="Scrollback lines to add")
     terminal: str | None = TERMINAL_FIELD
 
 
 class InterruptRequest(Request):
     terminal: str | None = TERMINAL_FIELD
+
+
+class SessionForHostRequest(Request):
+    host: str = Field(
+        min_length=1,
+        max_length=255,
+        description="Host name, instead of session_id",
+    )
+    timeout: float = Field(default=30.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for login")
+
+
+class SearchRequest(Request):
+    pattern: str = Field(min_length=1, max_length=2000, description="Python regex")
+    command_id: str | None = Field(
+        default=None,
+        pattern="^(" + COMMAND_ID_PATTERN.strip("^$") + "|last)$",
+        max_length=10,
+        description="Command id or last (default: all commands)",
+    )
+    context: int = Field(default=2, ge=0, le=20, description="Lines around each match")
+    max_matches: int = Field(default=20, ge=1, le=200, description="Matches shown (all are counted)")
+    ignore_case: bool = Field(default=False, description="Case-insensitive")
+
+
+class SearchMatch(Reply):
+    command_id: str
+    line: int = Field(description="Line number in the command's output: get_command offset")
+    text: str
+    before: list[str] = Field(default_factory=list)
+    after: list[str] = Field(default_factory=list)
+
+
+class SearchResult(Reply):
+    session_id: str
+    pattern: str
+    total_matches: int = Field(description="Every match counted, also past max_matches")
+    matches: list[SearchMatch]
+    lines_searched: int
+    complete: bool = Field(description="False when the time budget ran out before the end")
+    hint: str | None = None
 
 
 class ReconnectRequest(Request):

@@ -21,6 +21,7 @@ from sshkeep.daemon.api.core import (
     CONTROL,
     GUARD,
     JOBS,
+    LOCAL_FILES,
     MANAGER,
     MAX_BODY,
     REAPER,
@@ -60,6 +61,7 @@ def build_app(services: Services) -> web.Application:
     app[CONTROL] = services.control
     app[JOBS] = services.jobs
     app[TRANSFERS] = services.transfers
+    app[LOCAL_FILES] = services.local_files
     app[REAPER] = services.reaper
     app[GUARD] = services.guard
     app[STARTED] = time.monotonic()

@@ -10,6 +10,8 @@ from sshkeep.common.models.sessions import (
     CommandQuery,
     CommandResult,
     InterruptRequest,
+    SearchRequest,
+    SearchResult,
     SendCommandRequest,
     SendKeysRequest,
     SendKeysResult,
@@ -41,7 +43,7 @@ async def send_command(request: web.Request, call: Call) -> CommandResult:
     decision.raise_unless_allowed()
     guard(request).line_reset(call.session_id)
     return await commands(request).send_command(
-        call.session_id, body.command, body.timeout, terminal=body.terminal
+        call.session_id, body.command, body.timeout, terminal=body.terminal, local_path=body.local_path
     )
 
 
@@ -55,6 +57,7 @@ async def get_command(request: web.Request, call: Call) -> CommandResult:
         offset=q.offset,
         limit=q.limit,
         wait=q.wait,
+        local_path=q.local_path,
         terminal=q.terminal,
     )
 
@@ -66,9 +69,14 @@ async def send_keys(request: web.Request, call: Call) -> SendKeysResult:
     decision = await g.check_keys(call.session_id, body.keys, by=caller(request), terminal=body.terminal)
     note_decision(request, decision)
     decision.raise_unless_allowed()
-    result = await commands(request).send_keys(call.session_id, body.keys, terminal=body.terminal)
+    result = await commands(request).send_keys(call.session_id, body.keys, body.wait, terminal=body.terminal)
     g.keys_sent(decision)
     return result
+
+
+@endpoint(routes, "search_output")
+async def search_output(request: web.Request, call: Call) -> SearchResult:
+    return await commands(request).search(call.session_id, call.body(SearchRequest))
 
 
 @endpoint(routes, "interrupt_command")

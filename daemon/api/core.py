@@ -38,6 +38,7 @@ from sshkeep.common.operations import OPERATIONS, Operation
 from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.audit import DECISION, POLICY
 from sshkeep.daemon.api.peer import peer_of
+from sshkeep.daemon.files.local import LocalFiles
 from sshkeep.daemon.files.transfers import Transfers
 from sshkeep.daemon.policy.guard import Decision, Guard
 from sshkeep.daemon.sessions.commands import Commands
@@ -62,6 +63,7 @@ class Services:
     control: Control
     jobs: Jobs
     transfers: Transfers
+    local_files: LocalFiles
     reaper: Reaper
     guard: Guard
     settings: Callable[[], Settings]
@@ -75,6 +77,7 @@ ANSWERS = web.AppKey("answers", Answers)
 CONTROL = web.AppKey("control", Control)
 JOBS = web.AppKey("jobs", Jobs)
 TRANSFERS = web.AppKey("transfers", Transfers)
+LOCAL_FILES = web.AppKey("local_files", LocalFiles)
 REAPER = web.AppKey("reaper", Reaper)
 GUARD = web.AppKey("guard", Guard)
 STARTED = web.AppKey("started", float)
@@ -219,6 +222,10 @@ def jobs(request: web.Request) -> Jobs:
 
 def transfers(request: web.Request) -> Transfers:
     return request.app[TRANSFERS]
+
+
+def local_files(request: web.Request) -> LocalFiles:
+    return request.app[LOCAL_FILES]
 
 
 def reaper(request: web.Request) -> Reaper:

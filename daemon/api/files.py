@@ -12,24 +12,31 @@ from sshkeep.common.models.files import (
     WriteFileRequest,
     WriteFileResult,
 )
-from sshkeep.daemon.api.core import Call, caller, endpoint, guard, note_decision, transfers
+from sshkeep.daemon.api.core import Call, caller, endpoint, guard, local_files, note_decision, transfers
 
 routes = web.RouteTableDef()
 
 
 @endpoint(routes, "read_remote_file")
 async def read_file(request: web.Request, call: Call) -> ReadFileResult:
-    return await transfers(request).read(call.session_id, call.body(ReadFileRequest))
+    body = call.body(ReadFileRequest)
+    if body.local_path is not None or body.metadata_only:
+        return await local_files(request).read_to_local(call.session_id, body)
+    return await transfers(request).read(call.session_id, body)
 
 
 @endpoint(routes, "write_remote_file")
 async def write_file(request: web.Request, call: Call) -> WriteFileResult:
     body = call.body(WriteFileRequest)
+    # A local upload is checked like any write of that path (its bytes are named by the file).
+    content = body.content if body.content is not None else f"<local file {body.local_path}>"
     decision = await guard(request).check_file_write(
-        call.session_id, body.remote_path, body.content, body.append, by=caller(request)
+        call.session_id, body.remote_path, content, body.append, by=caller(request)
     )
     note_decision(request, decision)
     decision.raise_unless_allowed()
+    if body.local_path is not None:
+        return await local_files(request).write_from_local(call.session_id, body)
     return await transfers(request).write(call.session_id, body)
 
 

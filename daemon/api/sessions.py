@@ -13,6 +13,7 @@ from sshkeep.common.models.sessions import (
     Health,
     OpenSessionRequest,
     ReconnectRequest,
+    SessionForHostRequest,
     SessionInfo,
     SessionList,
 )
@@ -42,6 +43,11 @@ async def list_sessions(request: web.Request, call: Call) -> SessionList:
 @endpoint(routes, "open_session")
 async def open_session(request: web.Request, call: Call) -> SessionInfo:
     return await manager(request).open(call.body(OpenSessionRequest))
+
+
+@endpoint(routes, "session_for_host")
+async def session_for_host(request: web.Request, call: Call) -> SessionInfo:
+    return await manager(request).session_for_host(call.body(SessionForHostRequest))
 
 
 @endpoint(routes, "get_session")

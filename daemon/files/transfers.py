@@ -200,14 +200,14 @@ async def _read_range(
 def _decode_content(req: WriteFileRequest) -> bytes:
     if req.encoding == "text":
         try:
-            return req.content.encode("utf-8")
+            return (req.content or "").encode("utf-8")
         except UnicodeEncodeError as exc:
             raise BadRequest(
                 f"content is not valid Unicode text (lone surrogate at {exc.start})",
                 hint="Send binary data with encoding='base64'.",
             ) from exc
     try:
-        return base64.b64decode(req.content, validate=True)
+        return base64.b64decode(req.content or "", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadRequest(f"content is not valid base64: {exc}") from exc
 
@@ -478,7 +478,7 @@ async def _read(
 
 
 async def _decoded(req: WriteFileRequest) -> bytes:
-    if len(req.content) > CPU_IN_THREAD:
+    if len(req.content or "") > CPU_IN_THREAD:
         return await asyncio.to_thread(_decode_content, req)
     return _decode_content(req)
 

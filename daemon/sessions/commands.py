@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from sshkeep.common.errors import (
     BadRequest,
@@ -21,6 +22,9 @@ from sshkeep.common.models.sessions import (
     CommandResult,
     CommandSummary,
     Question,
+    SavedOutput,
+    SearchRequest,
+    SearchResult,
     SendKeysResult,
     Snapshot,
     WaitForResult,
@@ -34,7 +38,14 @@ from sshkeep.common.terminal.commandline import (
 )
 from sshkeep.common.terminal.foreground import endless_reason, has_background_ampersand, started_jobs
 from sshkeep.common.terminal.keys import LINE_ENDING_KEYS, keys_command
-from sshkeep.daemon.sessions.replies import DEFAULT_PAGE_LINES, UNINTEGRATED_HINT, WAITING_HINT
+from sshkeep.common.terminal.screenmode import compact_screen, drawn
+from sshkeep.daemon.sessions.replies import (
+    DEFAULT_PAGE_LINES,
+    UNINTEGRATED_HINT,
+    program_of,
+    question_hint,
+)
+from sshkeep.daemon.sessions.search import search_output
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, quote
@@ -43,8 +54,18 @@ from sshkeep.daemon.sessions.waitscan import BUDGET, BudgetSpent, Pattern, searc
 # A side command over the session's ssh master: (session, script, timeout) -> (exit code, stdout, stderr).
 SideCommand = Callable[[Session, str, float], Awaitable[tuple[int | None, str, str]]]
 
+if TYPE_CHECKING:
+    from sshkeep.daemon.files.local import LocalFiles
+
 # An unintegrated shell's command counts as done after this much quiet output.
 QUIET_DONE = 1.0
+# How much of a running command's latest output shows whether it draws a screen.
+DRAW_LOOKBACK = 64 * 1024
+# A full-screen program's screen in a reply: enough to see where it is, not a page of frames.
+SCREEN_LINES = 6
+SCREEN_CHARS = 480
+# Lines per step when saving a command's output to a local file.
+SAVE_PAGE_LINES = 5000
 # How long a command waits for the prompt cycle of keys sent to an idle prompt.
 KEYS_SETTLE = 3.0
 KEYS_QUIET = 0.25
@@ -61,8 +82,8 @@ class Commands:
     """The command half of the API: typing into sessions, following commands, shaping replies.
 
     Built by the composition root (daemon/server.py) from narrow dependencies: `lookup` (a session
-    by id, or SessionNotFound), `ensure_ready` (wait until a session can take a command), the store
-    and the tmux client."""
+    by id, or SessionNotFound), `ensure_ready` (wait until a session can take a command), the store,
+    the tmux client, side commands and the local-file service (output saved to a local file)."""
 
     def __init__(
         self,
@@ -75,18 +96,28 @@ class Commands:
         guard: Guard | None = None,
         report: Report | None = None,
         advise: Advise | None = None,
+        local: LocalFiles | None = None,
     ) -> None:
         self.lookup = lookup
         self.ensure_ready = ensure_ready
         self.store = store
         self.tmux = tmux
         self.side = side
+        self.local = local
+        # (session key, command) -> output lines a reply has already carried in full, so replies
+        # that continue a command (send_keys, interrupt_command) do not send them again.
+        self._shown: dict[tuple[str, str], int] = {}
         self.guard: Guard = guard or (lambda s: None)
         self.report: Report = report or (lambda s: None)
         self.advise: Advise = advise or (lambda s, q: None)
 
     async def send_command(
-        self, sid: str, command: str, timeout: float, terminal: str | None = None
+        self,
+        sid: str,
+        command: str,
+        timeout: float,
+        terminal: str | None = None,
+        local_path: str | None = None,
     ) -> CommandResult:
         s = self.lookup(sid, terminal)
         self.guard(s)
@@ -105,7 +136,11 @@ class Commands:
                 hint=_busy_hint(s),
             )
         if s.foreground_busy:
-            raise SessionBusy(f"{where} is running something typed with send_keys", hint=_busy_hint(s))
+            raise SessionBusy(
+                f"{where} is running something typed into the terminal (not by send_command)",
+                hint="get_snapshot shows it; send_keys(['C-c']) or interrupt_command stops it; "
+                "send_command(host=...) or open_terminal gives another shell.",
+            )
         if "\x00" in command:
             raise BadRequest("command contains a NUL byte")
         text = typed_text(command.rstrip("\n"), s.shell)
@@ -140,7 +175,7 @@ class Commands:
         if rec.out_end is None:
             # Still running when the caller is told so: its record must survive a daemon crash.
             await self.store.flush()
-        res = await self._result(s, rec, first=True)
+        res = await self._result(s, rec, first=True, local_path=local_path)
         return await self._guard_foreground(s, rec, res)
 
     async def _guard_foreground(self, s: Session, rec: CommandRecord, res: CommandResult) -> CommandResult:
@@ -256,7 +291,26 @@ class Commands:
         with contextlib.suppress(TmuxError):
             out = await self.tmux.command(f"display-message -p -t {s.pane_id} '#{{alternate_on}}'")
             alt = bool(out) and out[0].strip() == "1"
+        rec = s.current
+        if rec is not None and (alt or self._drawing(s, rec)):
+            prog = program_of(rec.command) or "a program"
+            return Question(kind="fullscreen", text=f"{prog} is running full-screen")
         return s.pending_question(alternate_on=alt)
+
+    @staticmethod
+    def _drawing(s: Session, rec: CommandRecord) -> bool:
+        """The end of the command's output draws a screen (top redrawing in place, say)."""
+        start = s.kept_start(rec)
+        end = rec.out_end if rec.out_end is not None else s._safe_end()
+        return drawn(s.read_log(max(start, end - DRAW_LOOKBACK), end))
+
+    async def _screen(self, s: Session) -> str:
+        try:
+            rows = await self.tmux.command(f"capture-pane -p -J -t {s.pane_id}")
+        except TmuxError:
+            return ""
+        text, more = compact_screen(rows, SCREEN_LINES, SCREEN_CHARS)
+        return text + (f"\n[+{more} rows: get_snapshot shows all]" if more else "")
 
     async def _result(
         self,
@@ -266,6 +320,8 @@ class Commands:
         first: bool = False,
         offset: int = 0,
         limit: int | None = None,
+        since_shown: bool = False,
+        local_path: str | None = None,
     ) -> CommandResult:
         # One instant decides status, exit code and how far the output goes: whatever happens
         # during the awaits below, a reply never says "completed" with output missing, nor pairs
@@ -275,6 +331,7 @@ class Commands:
         end = rec.out_end if rec.out_end is not None else s._safe_end()
         question: Question | None = None
         hint: str | None = None
+        screen: str | None = None
         if not finished and status in ("running", "waiting_input"):
             exit_code = None
             if s.dead:
@@ -288,7 +345,7 @@ class Commands:
                     question = await self._question(s)
                 status = "waiting_input" if question is not None else "running"
                 hint = (
-                    WAITING_HINT
+                    question_hint(question, s.id, rec.command)
                     if question is not None
                     else f"Still running: get_command({s.ref}, command_id={rec.command_id!r}, "
                     "wait=30) follows it; interrupt_command stops it."
@@ -296,15 +353,37 @@ class Commands:
                 advice = self.advise(s, question) if question is not None else None
                 if advice is not None:  # a secret question: its answer must not pass through the agent
                     question, hint = advice
+                if question is not None and question.kind == "fullscreen":
+                    screen = await self._screen(s)
         elif s.shell == NO_SHELL:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":
             hint = "The command was interrupted (Ctrl-C); the session is ready for the next command."
         if not first and offset < 0:
             raise BadRequest("offset must be >= 0")
+        key = (s.key, rec.command_id)
+        saved = await self._save(s, rec, end, local_path) if local_path is not None else None
+        shown = self._shown.get(key, 0) if since_shown else 0
+        if shown:
+            # A reply that continues a command starts where the earlier replies stopped.
+            first, offset, limit = False, shown, DEFAULT_PAGE_LINES
+        elif since_shown:
+            first = True
         view = await s.output_page(
             rec, end, first=first, offset=offset, limit=limit if limit is not None else DEFAULT_PAGE_LINES
         )
+        if first or shown:
+            # The last line may still grow (a prompt being answered): it counts as not yet shown.
+            upto = view.next_offset if view.next_offset is not None else max(0, view.total - 1)
+            self._shown[key] = max(self._shown.get(key, 0), upto)
+        if shown and hint is None and view.lines:
+            hint = f"Output lines before {shown} were in an earlier reply."
+        lines = view.lines if saved is None else []
+        if screen is not None:
+            # A full-screen program's reply is its screen: the stream of frames is not output, and
+            # none of it needs sending again once the program has quit.
+            lines = []
+            self._shown[key] = max(self._shown.get(key, 0), view.total)
         if view.next_offset is not None and hint is None:
             hint = (
                 f"More output: get_command({s.ref}, command_id={rec.command_id!r}, "
@@ -317,13 +396,15 @@ class Commands:
             command=rec.command,
             status=status,
             exit_code=exit_code,
-            output="\n".join(view.lines),
+            output="\n".join(lines),
             offset=view.offset,
             next_offset=view.next_offset,
             has_more=view.next_offset is not None,
             total_lines=view.total,
             truncated=view.truncated,
             question=question,
+            screen=screen,
+            saved=saved,
             hint=hint,
             dropped_bytes=view.dropped,
             started_at=rec.started_at,
@@ -331,6 +412,23 @@ class Commands:
             source=rec.summary().source,
             person_commands=self.report(s),
         )
+
+    async def _save(self, s: Session, rec: CommandRecord, end: int, local_path: str) -> SavedOutput:
+        """Write the command's whole output (up to `end`) to a local file, page by page."""
+        if self.local is None:
+            raise BadRequest("saving output to a local file is not available here")
+
+        async def pages() -> AsyncIterator[list[str]]:
+            offset = 0
+            while True:
+                view = await s.output_page(rec, end, first=False, offset=offset, limit=SAVE_PAGE_LINES)
+                if view.lines:
+                    yield view.lines
+                if view.next_offset is None:
+                    return
+                offset = view.next_offset
+
+        return await self.local.save_output(pages(), local_path)
 
     def _record(self, s: Session, command_id: str | None) -> CommandRecord:
         if command_id is None:
@@ -352,14 +450,15 @@ class Commands:
         limit: int | None = None,
         wait: float = 0.0,
         terminal: str | None = None,
+        local_path: str | None = None,
     ) -> CommandResult:
         s = self.lookup(sid, terminal)
         rec = self._record(s, command_id)
         if wait > 0 and rec.out_end is None:
             await self._wait_command(s, rec, wait)
         if offset == 0 and limit is None:
-            return await self._result(s, rec, first=True)
-        return await self._result(s, rec, offset=offset, limit=limit)
+            return await self._result(s, rec, first=True, local_path=local_path)
+        return await self._result(s, rec, offset=offset, limit=limit, local_path=local_path)
 
     async def interrupt(self, sid: str, timeout: float = 5.0, terminal: str | None = None) -> CommandResult:
         s = self.lookup(sid, terminal)
@@ -375,16 +474,19 @@ class Commands:
             s.keys_cycle_at = s.last_growth
             if not s.commands:
                 raise CommandNotFound(f"{_where(s)} has no running command (Ctrl-C was sent anyway)")
-            return await self._result(s, self._record(s, None))
+            return await self._result(s, self._record(s, None), since_shown=True)
         await self._wait_command(s, rec, timeout)
         if rec.out_end is None and not s.dead:
             # Some programs ignore one Ctrl-C (or sit in a prompt): try once more, then report.
             await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
             s.last_growth = time.monotonic()
             await self._wait_command(s, rec, 2.0)
-        return await self._result(s, rec, first=True)
+        return await self._result(s, rec, since_shown=True)
 
-    async def send_keys(self, sid: str, keys: list[str], terminal: str | None = None) -> SendKeysResult:
+    async def send_keys(
+        self, sid: str, keys: list[str], wait: float = 3.0, terminal: str | None = None
+    ) -> SendKeysResult:
+        """Type keys; then wait (up to `wait` s) for the command they went to, and return its result."""
         s = self.lookup(sid, terminal)
         self.guard(s)
         if s.dead:
@@ -395,24 +497,57 @@ class Commands:
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
         s.keys_since_prompt = True  # a prompt cycle these keys start is the agent's (source `keys`)
-        rec = s.current  # the command the keys go to (it may end before tmux has answered)
+        # The command the keys go to, taken before they are sent: it may end before tmux returns.
+        target = s.current
+        before = max((r.seq for r in s.commands.values()), default=0)
         await self.tmux.command(line)
         # A question pending before these keys must not be reported again before the terminal reacts.
         s.last_growth = time.monotonic()
-        if rec is None and any(k in LINE_ENDING_KEYS for k in keys):
+        ends_line = any(k in LINE_ENDING_KEYS for k in keys)
+        if target is None and ends_line:
             s.keys_cycle_at = s.last_growth  # the next command waits for the prompt cycle they start
+        started = time.monotonic()
+        rec = target
+        if rec is None and ends_line and wait > 0 and s.integrated:
+            # A command line typed at the idle prompt: its prompt cycle gets a record (source
+            # `keys`) when it starts; follow that one.
+            rec = await self._cycle_record(s, before, min(wait, KEYS_SETTLE))
+        sent = len([k for k in keys if k])
+        if rec is None:
+            return SendKeysResult(
+                session_id=sid,
+                terminal=s.terminal,
+                sent=sent,
+                hint="No command runs: get_snapshot shows the screen.",
+                person_commands=self.report(s),
+            )
+        left = wait - (time.monotonic() - started)
+        if left > 0 and rec.out_end is None:
+            await self._wait_command(s, rec, left)
+        res = await self._result(s, rec, since_shown=True)
         return SendKeysResult(
             session_id=sid,
             terminal=s.terminal,
-            sent=len([k for k in keys if k]),
-            running_command_id=rec.command_id if rec else None,
-            hint=(
-                f"Follow it with get_command({s.ref}, command_id={rec.command_id!r}, wait=10)."
-                if rec
-                else "get_snapshot shows the screen."
-            ),
+            sent=sent,
+            running_command_id=rec.command_id if rec.out_end is None else None,
+            result=res,
             person_commands=self.report(s),
         )
+
+    async def _cycle_record(self, s: Session, after_seq: int, timeout: float) -> CommandRecord | None:
+        """The record of the prompt cycle typed keys started (the newest past `after_seq`), once
+        it exists; None when none starts within `timeout` (an empty line, a key that ran nothing)."""
+        deadline = time.monotonic() + timeout
+        async with s.changed:
+            while True:
+                newer = [r for r in s.commands.values() if r.seq > after_seq]
+                if newer:
+                    return max(newer, key=lambda r: r.seq)
+                left = deadline - time.monotonic()
+                if left <= 0 or s.dead or s.closed:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait(), min(left, 0.25))
 
     async def wait_for(
         self, sid: str, pattern: str, timeout: float, since: int | None = None, terminal: str | None = None
@@ -487,6 +622,17 @@ class Commands:
                             s.changed.wait(), max(0.01, min(0.5, deadline - time.monotonic()))
                         )
 
+    async def search(self, sid: str, req: SearchRequest) -> SearchResult:
+        """Search one command's output, or every command's in order."""
+        s = self.lookup(sid, None)
+        if req.command_id is None:
+            records = sorted(s.commands.values(), key=lambda r: r.seq)
+            if not records:
+                raise CommandNotFound(f"session {sid} has run no command yet")
+        else:
+            records = [self._record(s, None if req.command_id == "last" else req.command_id)]
+        return await search_output(s, records, req)
+
     async def snapshot(self, sid: str, lines: int | None = None, terminal: str | None = None) -> Snapshot:
         s = self.lookup(sid, terminal)
         start = f" -S -{lines}" if lines else ""
@@ -518,8 +664,9 @@ def _where(s: Session) -> str:
 
 
 def _busy_hint(s: Session) -> str:
+    cid = s.current.command_id if s.current is not None else "last"
     hint = (
-        f"Follow it with get_command({s.ref}, command_id='last', wait=30), answer it with send_keys, "
+        f"Follow it with get_command({s.ref}, command_id={cid!r}, wait=30), answer it with send_keys, "
         "or stop it with interrupt_command"
     )
     return hint + "; open_terminal gives a second shell on the same connection for parallel work."

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.render import render, split_lines, strip_query_echo
+from sshkeep.common.terminal.screenmode import strip_screens
 
 # Small enough that no single step holds the GIL (and so the event loop) for long.
 CHUNK = 1024 * 1024
@@ -36,7 +37,8 @@ _NEEDS_RENDER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 def render_lines(raw: bytes) -> list[str]:
     """`split_lines(render(strip_markers(raw)))`, without the renderer's escape stripping (one
     long C call holding the GIL) for plain text, where it would change nothing."""
-    stripped = mk.strip_markers(raw)
+    # A full-screen program's frames are not output lines (its screen is replied separately).
+    stripped = strip_screens(mk.strip_markers(raw))
     text = stripped.decode("utf-8", errors="replace")
     if _NEEDS_RENDER.search(text) is None:
         text = text.replace("\r\n", "\n")

@@ -25,12 +25,13 @@ from sshkeep.common.errors import (
     TmuxError,
 )
 from sshkeep.common.models.base import MAIN_TERMINAL, SESSION_ID_PATTERN
-from sshkeep.common.models.sessions import OpenSessionRequest, SessionInfo
+from sshkeep.common.models.sessions import OpenSessionRequest, SessionForHostRequest, SessionInfo
 from sshkeep.common.paths import Paths, ensure_private_dir
 from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.watch import LogWatcher
 from sshkeep.daemon.sessions.askpass import AuthBroker, failure_hint
 from sshkeep.daemon.sessions.logcap import drop_target, punch
+from sshkeep.daemon.sessions.login import effective_login
 from sshkeep.daemon.sessions.options import (
     PANE_FORMAT,
     SESSION_PANE_FORMAT,
@@ -40,7 +41,7 @@ from sshkeep.daemon.sessions.options import (
     parse_session_pane,
     set_line,
 )
-from sshkeep.daemon.sessions.replies import UNINTEGRATED_HINT, login_hint
+from sshkeep.daemon.sessions.replies import LOGIN_QUESTIONS, RECONNECT_HINT, UNINTEGRATED_HINT, login_hint
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.terminals import OPT as TERMINAL_OPT
@@ -51,8 +52,6 @@ log = structlog.get_logger(__name__)
 
 SETUP_GRACE = 4.0
 MONITOR_INTERVAL = 0.5
-# Before the shell is integrated only these are questions; a bare remote prompt is not.
-LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "secret", "confirm"})
 _DESTINATION = re.compile(r"^[A-Za-z0-9_.@%:\[\]-]+$")
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
@@ -146,6 +145,7 @@ class SessionManager:
                 ssh_argv=opts.argv,
             )
             s.setup_sent = s.authenticated = True
+            s.login = await effective_login(s.ssh_argv)
             if opts.shell == NO_SHELL:
                 s.shell = opts.shell
             elif opts.shell:
@@ -293,8 +293,17 @@ class SessionManager:
     def _ssh_argv(self, req: OpenSessionRequest, sid: str, nonce: str) -> tuple[list[str], Connection | None]:
         cfg = self.config.current()
         conn = cfg.lookup(req.host)  # ConfigError (naming entry and field) for a broken entry
+        # ssh keeps the FIRST -l and -p it is given: what the caller asked for goes before the
+        # entry's own, so an explicit username or port wins over the config.
+        extra: list[str] = []
+        if req.username is not None:
+            if req.username.startswith("-") or not re.match(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*$", req.username):
+                raise BadRequest(f"username {req.username!r} is not a valid user name")
+            extra += ["-l", req.username]
+        if req.port is not None:
+            extra += ["-p", str(req.port)]
         if conn is not None:
-            extra = cfg.ssh_args(conn)
+            extra += cfg.ssh_args(conn)
             dest = conn.host
         else:
             if req.host.startswith("-") or not _DESTINATION.match(req.host):
@@ -302,14 +311,10 @@ class SessionManager:
                     f"host {req.host!r} is neither a config name nor a valid ssh destination",
                     hint="Use a name from list_available_configs, or [user@]host.",
                 )
-            extra = []
             dest = req.host
-        if req.username is not None:
-            if req.username.startswith("-") or not re.match(r"^[A-Za-z0-9_.][A-Za-z0-9_.@-]*$", req.username):
-                raise BadRequest(f"username {req.username!r} is not a valid user name")
-            extra += ["-l", req.username]
-        if req.port is not None:
-            extra += ["-p", str(req.port)]
+            if req.username is not None and "@" in dest:
+                # user@host beats -l in ssh: drop the destination's user so the explicit one wins.
+                dest = dest.rsplit("@", 1)[1]
         marker = f"printf '\\033]133;L;sk={nonce}\\007'"
         argv = [
             "ssh",
@@ -346,7 +351,8 @@ class SessionManager:
             (self.paths.control_dir / sid).unlink()
         created = time.time()
         env_args: list[str] = []
-        for key, value in self.auth.env_for(sid, conn).items():
+        login = await effective_login(argv)
+        for key, value in self.auth.env_for(sid, _secret_conn(conn, login)).items():
             env_args += ["-e", f"{key}={value}"]
         # One tmux invocation: pipe-pane is attached before tmux reads anything ssh prints.
         out = await self.tmux.run(
@@ -371,6 +377,7 @@ class SessionManager:
             log_path=log_path,
             attach=self.paths.attach_command(sid),
             ssh_argv=argv,
+            login=login,
         )
         self.sessions[sid] = s
         self.store.save_session_soon(sid, 0, 1)
@@ -380,6 +387,26 @@ class SessionManager:
         except ConnectFailed:
             await self._discard(s)
             raise
+
+    async def session_for_host(self, req: SessionForHostRequest) -> SessionInfo:
+        """An idle, logged-in session of `req.host` (the newest), else a new one."""
+        idle = [
+            s
+            for s in self.sessions.values()
+            if req.host in (s.target, s.connection)
+            and not s.dead
+            and not s.closed
+            and s.integrated
+            and s.current is None
+            and not s.foreground_busy
+        ]
+        if idle:
+            s = max(idle, key=lambda x: x.created_at)
+            return s.info(hint=f"Reused idle session {s.id} of {req.host}.")
+        info = await self.open(OpenSessionRequest(host=req.host, timeout=req.timeout))
+        if info.question is None and info.hint is None:
+            info.hint = f"Opened session {info.session_id} for {req.host}."
+        return info
 
     async def _wait_ready(self, s: Session, timeout: float) -> SessionInfo:
         deadline = time.monotonic() + timeout
@@ -409,7 +436,7 @@ class SessionManager:
                 if quiet >= QUIET_FOR_QUESTION and s.log_size > 0:
                     q = s.pending_question()
                     if q is not None and not s.x_seen and q.kind in LOGIN_QUESTIONS:
-                        return s.info(q, hint=login_hint(q))
+                        return s.info(q, hint=login_hint(q, s.id))
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     words = s.last_words()
@@ -460,7 +487,8 @@ class SessionManager:
         with contextlib.suppress(FileNotFoundError):
             (self.paths.control_dir / sid).unlink()
         conn = self.config.current().connections.get(s.connection) if s.connection else None
-        env_args = " ".join(f"-e {quote(f'{k}={v}')}" for k, v in self.auth.env_for(sid, conn).items())
+        secret_conn = _secret_conn(conn, s.login)
+        env_args = " ".join(f"-e {quote(f'{k}={v}')}" for k, v in self.auth.env_for(sid, secret_conn).items())
         if s.current is not None:
             s.current.status = "disconnected"
             s.current.ended_at = time.time()
@@ -485,6 +513,8 @@ class SessionManager:
             info = self.info(s)
             if problems:
                 info.hint = "Some terminals could not be respawned: " + "; ".join(problems)
+        if info.question is None:
+            info.hint = " ".join(x for x in (info.hint, RECONNECT_HINT) if x)
         return info
 
     async def _discard(self, s: Session) -> None:
@@ -507,3 +537,11 @@ class SessionManager:
         async with s.changed:
             s.changed.notify_all()
         log.info("session_closed", session=sid)
+
+
+def _secret_conn(conn: Connection | None, login: str | None) -> Connection | None:
+    """The entry whose secret may answer this login: none when an explicit username replaced the
+    entry's user (the entry's password belongs to its own user, never to another)."""
+    if conn is None or not conn.user or login is None or "@" not in login:
+        return conn
+    return conn if login.split("@", 1)[0] == conn.user else None

@@ -3,14 +3,92 @@
 from __future__ import annotations
 
 from sshkeep.common.models.sessions import Question
+from sshkeep.common.terminal.keys import is_key_name
 
 FIRST_REPLY_CHARS = 20_000
 DEFAULT_PAGE_LINES = 1000
 
 WAITING_HINT = (
-    'The command waits for input: answer with send_keys (e.g. ["y", "Enter"]), then follow it with '
-    "get_command(wait=...); or stop it with interrupt_command."
+    'The command waits for input: answer with send_keys (e.g. ["y", "Enter"]); send_keys returns its '
+    "result. interrupt_command stops it."
 )
+RECONNECT_HINT = (
+    "This is a new remote shell: the old one's working directory (now the login directory), "
+    "variables, functions and background jobs are gone; cd back and set again what you need."
+)
+# Questions a login (before the remote shell runs) may ask.
+LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "secret", "confirm"})
+
+# Quit keys of common full-screen programs (matched on the program's name).
+_QUIT_KEYS: dict[str, list[str]] = {
+    **{name: ["q"] for name in ("top", "htop", "atop", "less", "more", "man", "most", "git", "journalctl")},
+    **{name: ["Escape", ":q!", "Enter"] for name in ("vi", "vim", "nvim", "view", "vimdiff")},
+    "nano": ["C-x"],
+    "pico": ["C-x"],
+    "emacs": ["C-x", "C-c"],
+    "mc": ["F10"],
+    "watch": ["C-c"],
+    "tmux": ["C-b", "d"],
+    "screen": ["C-a", "d"],
+}
+_WRAPPERS = frozenset({"sudo", "env", "nice", "time", "exec", "command", "nohup", "doas"})
+
+
+def program_of(command: str) -> str | None:
+    """The program a command line runs in the foreground: its last pipeline stage's first word."""
+    stage = command.strip().split("|")[-1].split(";")[-1].split("&&")[-1].strip()
+    for word in stage.split():
+        if "=" in word and not word.startswith("-"):
+            continue  # VAR=value
+        if word in _WRAPPERS or word.startswith("-"):
+            continue
+        return word.rsplit("/", 1)[-1]
+    return None
+
+
+def quit_keys(command: str) -> list[str] | None:
+    prog = program_of(command) or ""
+    keys = _QUIT_KEYS.get(prog)
+    if keys is None and prog != "git":
+        # A pager started by the command (git log, systemctl status, man) quits with q.
+        first = command.strip().split()[0:1]
+        keys = _QUIT_KEYS.get(first[0].rsplit("/", 1)[-1]) if first else None
+    return keys
+
+
+def question_hint(q: Question, sid: str, command: str = "") -> str:
+    """The next step for one kind of question."""
+    if q.kind in ("password", "passphrase", "secret"):
+        return (
+            f"It asks for a {q.kind}: answer_secret(session_id={sid!r}, ...) types a configured secret "
+            f"without showing it, or a person answers with `sshkeep answer {sid}`. "
+            'send_keys(["<secret>", "Enter"]) also works but puts it in your context.'
+        )
+    if q.kind == "otp":
+        return 'It asks for a one-time code: get it from the person, then send_keys(["<code>", "Enter"]).'
+    if q.kind == "confirm":
+        return 'It asks yes/no: send_keys(["y", "Enter"]) or send_keys(["n", "Enter"]) returns the result.'
+    if q.kind == "host_key":
+        return (
+            "ssh does not know this host key: check the fingerprint against the host's real key, then "
+            'send_keys(["yes", "Enter"]) (or set StrictHostKeyChecking accept-new in ssh_options), or '
+            "close_session."
+        )
+    if q.kind == "continuation":
+        return (
+            "The shell waits for the rest of an unfinished command (unclosed quote, bracket or here-doc): "
+            'send_keys(["C-c"]) or interrupt_command cancels it; then send_command the corrected command.'
+        )
+    if q.kind == "fullscreen":
+        keys = quit_keys(command)
+        how = f"send_keys({keys!r})" if keys else "its quit key (often q) with send_keys"
+        return (
+            f"Full-screen program: quit with {how}; for plain output run it non-interactively "
+            "(top -b -n 1, | cat)."
+        )
+    return 'It waits for input: send_keys(["<answer>", "Enter"]) (returns the result), or interrupt_command.'
+
+
 UNINTEGRATED_HINT = (
     "This login shell is not sh-compatible, so sshkeep could not install its markers: a command counts "
     "as done after 1 s of quiet output, and exit codes are unknown (exit_code is null)."
@@ -65,11 +143,19 @@ def _cut(head_from: list[str], tail_from: list[str], total: int) -> tuple[list[s
     return [*head, note, *tail], cut_from, note
 
 
-def login_hint(q: Question) -> str:
-    if q.kind == "host_key":
-        return (
-            "ssh does not know this host key: check the fingerprint, then accept with "
-            'send_keys(["yes", "Enter"]) (or set StrictHostKeyChecking accept-new in ssh_options), '
-            "or close_session."
-        )
+def login_hint(q: Question, sid: str = "") -> str:
+    if q.kind in ("host_key", "password", "passphrase", "otp"):
+        return question_hint(q, sid)
     return 'Login asks for input: answer with send_keys([..., "Enter"]), or configure it in config.yml.'
+
+
+def typed_command(keys: list[str]) -> str | None:
+    """The command line `keys` type at a prompt: literal text items ending in Enter, else None."""
+    items = [k for k in keys if k]
+    if len(items) < 2 or items[-1] not in ("Enter", "KPEnter"):
+        return None
+    text = items[:-1]
+    if any(is_key_name(k) and k != "Space" for k in text):
+        return None
+    line = "".join(" " if k == "Space" else k for k in text).strip()
+    return line or None

@@ -26,7 +26,7 @@ from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.common.terminal.shellinit import setup_lines
 from sshkeep.daemon.sessions.lineindex import LineIndex
-from sshkeep.daemon.sessions.replies import FIRST_PAGE_CANDIDATES, first_page_of
+from sshkeep.daemon.sessions.replies import FIRST_PAGE_CANDIDATES, LOGIN_QUESTIONS, first_page_of, login_hint
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
 
@@ -78,6 +78,7 @@ class Session:
     log_path: Path
     attach: str
     ssh_argv: list[str] = field(default_factory=list)
+    login: str | None = None
     # A session's first terminal is the Session itself (terminal "main"); each other terminal is a
     # Session object of its own for another pane of the same tmux session (daemon/sessions/terminals.py).
     terminal: str = MAIN_TERMINAL
@@ -163,11 +164,24 @@ class Session:
         return f"session_id={self.id!r}, terminal={self.terminal!r}"
 
     def info(self, question: Question | None = None, hint: str | None = None) -> SessionInfo:
+        # A login that waits at a host-key or password question is waiting for input.
+        if (
+            question is None
+            and not self.dead
+            and not self.x_seen
+            and self.state == "connecting"
+            and self.log_size > 0
+            and self.quiet_for() >= QUIET_FOR_QUESTION
+        ):
+            q = self.pending_question()
+            if q is not None and q.kind in LOGIN_QUESTIONS:
+                question, hint = q, hint or login_hint(q, self.id)
         state: SessionState = "waiting_input" if question is not None and not self.dead else self.state
         return SessionInfo(
             session_id=self.id,
             target=self.target,
             connection=self.connection,
+            login=self.login,
             state=state,
             shell=self.shell,
             integrated=self.integrated,
@@ -280,6 +294,8 @@ class Session:
     def forget_shell(self) -> None:
         """A new shell starts in this pane (reconnect, respawn): integrate it from scratch."""
         self.integrated = self.x_seen = self.setup_sent = False
+        # The old login's setup time must not make the new one look like a shell that ignored it.
+        self.setup_at = None
         self.last_d_seq = 0
         self.shell, self.foreground_busy = None, False
 

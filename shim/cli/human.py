@@ -109,6 +109,9 @@ async def _ls(paths: Paths, as_json: bool) -> int:
         print("no sessions (agents open them with open_session)")
         return 0
     print(table(listing.sessions))
+    for info in listing.sessions:
+        if info.question is not None:
+            print(f"{info.session_id} asks ({info.question.kind}): {info.question.text}")
     print("\nwatch one: sshkeep attach ID [--terminal T]    its output: sshkeep logs ID [--follow]")
     return 0
 

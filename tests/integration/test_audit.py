@@ -74,7 +74,7 @@ async def test_mutating_calls_are_audited_with_secrets_masked(instance: Instance
     assert failed["params"]["command"] == "(exit 4) # --password ***"
     assert (failed["result"], failed["exit_code"]) == ("completed", 4)
     assert prompt["result"] == "waiting_input"
-    assert keys["params"] == {"keys": [fingerprint(SECRET), "Enter"]}
+    assert keys["params"] == {"keys": [fingerprint(SECRET), "Enter"], "wait": 3.0}
     assert keys["session_id"] == sid and keys["status"] == 200
     assert closed["route"] == "/v1/sessions/{session_id}" and closed["closed"] is True
     for x in lines:

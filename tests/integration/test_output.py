@@ -122,7 +122,9 @@ async def test_confirmation_question_then_answer(shared: Instance) -> None:
         assert "Continue? [y/N]" in r["question"]["text"]
         assert "send_keys" in r["hint"]
         sent = await call(c, "send_keys", {"session_id": sid, "keys": ["y", "Enter"]})
-        assert sent["sent"] == 2 and sent["running_command_id"] == r["command_id"]
+        # send_keys waits for the command it answered and returns its result.
+        assert sent["sent"] == 2 and sent["result"]["command_id"] == r["command_id"]
+        assert sent["result"]["status"] == "completed" and "got:y" in sent["result"]["output"]
         done = await call(c, "get_command", {"session_id": sid, "command_id": r["command_id"], "wait": 5})
         assert (done["status"], done["exit_code"]) == ("completed", 0)
         assert done["output"].splitlines()[-1] == "got:y"

@@ -20,7 +20,11 @@ from sshkeep.common.operations import BY_ROUTE, OPERATIONS
 from sshkeep.common.paths import Paths
 from sshkeep.daemon.api.openapi import document
 from sshkeep.shim.mcp_server import build_server
-from sshkeep.shim.tools_base import ANNOTATIONS
+from sshkeep.shim.tools_base import ANNOTATIONS, HOST_OPERATION, LONG_WAIT_FIELDS
+
+# Keys lean_input leaves out, and of which field (None: any): minLength 1 everywhere, the
+# terminal name's pattern, the session id's maxLength (its pattern bounds the length).
+LEAN_DROPS: dict[str, str | None] = {"minLength": None, "pattern": "terminal", "maxLength": "session_id"}
 
 # Operations the API client does not offer: the askpass helper speaks raw HTTP (it must start
 # fast, without aiohttp), and nothing reads the OpenAPI document through the client.
@@ -61,11 +65,20 @@ def tool_disagreements(server: MCPServer[Any]) -> list[str]:
         for model in (op.path_params, op.query, op.body):
             if model is not None:
                 fields.update(model.model_json_schema().get("properties", {}))
+        host_body = OPERATIONS[HOST_OPERATION].body
+        assert host_body is not None
+        host_field = host_body.model_json_schema()["properties"]["host"]
         for arg, schema in t.parameters.get("properties", {}).items():
+            if arg == "host" and arg not in fields:
+                fields[arg] = host_field  # `host` in place of session_id, from its own operation
             if arg not in fields:
                 out.append(f"tool {name} takes {arg!r}, which its operation's models do not have")
                 continue
             for key in ("description", "pattern", "minimum", "maximum", "maxLength", "minLength"):
+                if (name, arg) in LONG_WAIT_FIELDS and key in ("description", "maximum"):
+                    continue  # the MCP bound of a long wait (see shim.tools_base.LONG_WAIT_FIELDS)
+                if key not in schema and key in LEAN_DROPS and LEAN_DROPS[key] in (None, arg):
+                    continue  # left out of the MCP schema on purpose (shim.tools_base.lean_input)
                 if fields[arg].get(key) != schema.get(key) and not _nullable_match(fields[arg], schema, key):
                     out.append(
                         f"tool {name}.{arg}: {key} {schema.get(key)!r} != model's {fields[arg].get(key)!r}"
@@ -118,13 +131,12 @@ def test_a_tool_added_by_hand_is_caught(server: MCPServer[Any]) -> None:
     assert tool_disagreements(server) == ["tool rogue has no row in the table"]
 
 
-def test_every_session_id_parameter_has_the_pattern(server: MCPServer[Any]) -> None:
+def test_every_session_id_parameter_has_its_pattern_and_bounds(server: MCPServer[Any]) -> None:
     for t in server._tool_manager.list_tools():
         sid = t.parameters.get("properties", {}).get("session_id")
         if sid is not None:
-            # An optional one (list_jobs' filter) carries the pattern in its string branch.
             typed = sid if "pattern" in sid else next(x for x in sid.get("anyOf", []) if "pattern" in x)
-            assert typed["pattern"].startswith("^[a-z0-9]"), t.name
+            assert typed["pattern"] == "^[a-z0-9][a-z0-9-]{0,62}$", t.name  # at most 63 characters
             assert sid["description"], t.name
 
 

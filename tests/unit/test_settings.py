@@ -31,5 +31,11 @@ def test_bad_values_fall_back_and_name_the_key() -> None:
         "settings.audit_keep: 'many' is not a number between 0 and 100; using the default 3",
         "settings.colour: unknown setting (known: log_cap_mb, max_transfer_mb, dead_session_max_age, "
         "finished_job_max_age, audit_max_bytes, audit_keep, daemon_log_max_bytes, daemon_log_keep, "
-        "approval_ttl, policy)",
+        "approval_ttl, max_local_transfer_mb, mcp_max_wait_seconds, policy, local_roots)",
     )
+
+
+def test_local_roots_are_a_list_of_directories() -> None:
+    assert Settings.parse({"local_roots": ["/srv/x", " ~/dl "]}).local_roots == ("/srv/x", "~/dl")
+    bad = Settings.parse({"local_roots": "/srv/x"})
+    assert bad.local_roots == () and bad.problems[0].startswith("settings.local_roots: ")
