@@ -32,7 +32,6 @@ from sshkeep.common.settings import Settings
 from sshkeep.daemon.files import transfers
 from sshkeep.daemon.files.errors import create_error, file_error, write_error
 from sshkeep.daemon.files.sftp import (
-    FX_EOF,
     FX_NO_SUCH_FILE,
     FXF_CREAT,
     FXF_EXCL,
@@ -76,9 +75,14 @@ class _PartFile:
 
     async def write(self, data: bytes) -> None:
         assert self.f is not None
-        self.sha.update(data)
+        f = self.f
         self.size += len(data)
-        await asyncio.to_thread(self.f.write, data)
+
+        def store() -> None:  # hashing a block holds no GIL, but would hold the event loop
+            self.sha.update(data)
+            f.write(data)
+
+        await asyncio.to_thread(store)
 
     async def commit(self) -> None:
         assert self.f is not None
@@ -120,26 +124,20 @@ async def _stream_remote(
         handle = await c.open(path, FXF_READ)
     except SftpError as exc:
         raise file_error(exc, shown, "open for reading") from exc
-    sha = hashlib.sha256()
+    sha = sink.sha if sink is not None else hashlib.sha256()
     offset = 0
     try:
-        while True:
-            try:
-                data = await c.read(handle, offset, BLOCK)
-            except SftpError as exc:
-                if exc.code == FX_EOF:
-                    break
-                raise file_error(exc, shown, "read") from exc
-            if not data:
-                break
+        # The reads stay in flight while a block is hashed and stored (both in a worker thread).
+        async for data in c.read_stream(handle, 0, BLOCK):
             offset += len(data)
             if offset > limit:
                 raise PayloadTooLarge(f"{shown} grew past the local transfer limit of {limit} bytes")
-            sha.update(data)
             if sink is not None:
-                await sink.write(data)
-            if len(data) < BLOCK:
-                break
+                await sink.write(data)  # hashes it too
+            else:
+                await asyncio.to_thread(sha.update, data)
+    except SftpError as exc:
+        raise file_error(exc, shown, "read") from exc
     finally:
         with contextlib.suppress(Exception):
             await c.close_handle(handle)
@@ -308,16 +306,25 @@ class LocalFiles:
             written = 0
             try:
                 with open(src, "rb") as f:  # noqa: ASYNC230 - each block is read in a worker thread
-                    while True:
-                        block = await asyncio.to_thread(f.read, BLOCK)
-                        if not block:
-                            break
-                        try:
-                            await c.write(handle, written, block)
-                        except SftpError as exc:
-                            raise await write_error(c, exc, shown, directory, len(block)) from exc
+
+                    def take() -> bytes:  # read and hash a block off the event loop
+                        block = f.read(BLOCK)
                         sha.update(block)
-                        written += len(block)
+                        return block
+
+                    # The writes stay in flight while the next block is read and hashed.
+                    stream = c.write_stream(handle, 0)
+                    block = b""
+                    try:
+                        while True:
+                            block = await asyncio.to_thread(take)
+                            if not block:
+                                break
+                            await stream.send(block)
+                            written += len(block)
+                        await stream.finish()
+                    except SftpError as exc:
+                        raise await write_error(c, exc, shown, directory, len(block) or BLOCK) from exc
                 keep = mode if mode is not None else (existing.mode if existing is not None else None)
                 if keep is not None:
                     await c.fsetstat(handle, Attrs(permissions=keep))

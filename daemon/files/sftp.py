@@ -16,7 +16,7 @@ import fcntl
 import stat
 import struct
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -571,6 +571,56 @@ class SftpClient:
                 next_off = off + len(data)
         return bytes(out)
 
+    async def read_stream(self, handle: bytes, offset: int, piece: int) -> AsyncIterator[bytes]:
+        """The file from `offset` to its end, in pieces of about `piece` bytes, in order.
+
+        Up to `WINDOW` requests stay in flight across pieces, so the server keeps sending while
+        the caller hashes or stores a piece (`read` drains its pipeline at the end of each call)."""
+        next_off = offset
+        inflight: deque[tuple[int, int, asyncio.Future[Reply]]] = deque()
+        parts: list[bytes] = []
+        held = 0
+        eof = False
+        while True:
+            while not eof and len(inflight) < WINDOW:
+                n = self.read_chunk
+                body = Writer().string(handle).u64(next_off).u32(n).bytes()
+                inflight.append((next_off, n, self.send(FXP_READ, body)))
+                next_off += n
+            if not inflight:
+                break
+            await self.drain()
+            off, n, fut = inflight.popleft()
+            rtype, r = await self.wait(fut)
+            if rtype == FXP_STATUS:
+                code, message = parse_status(r)
+                if code != FX_EOF:
+                    raise SftpError(code, message)
+                eof = True  # requests still in flight answer EOF too; nobody waits for them
+                inflight.clear()
+                break
+            if rtype != FXP_DATA:
+                raise ChannelLost(f"unexpected SFTP reply type {rtype} to READ")
+            data = r.string()
+            if data:
+                parts.append(data)
+                held += len(data)
+            if len(data) < n:
+                # A short read (pipes, /proc): ask again from where it stopped, in order.
+                inflight.clear()
+                next_off = off + len(data)
+                if not data:
+                    break
+            if held >= piece:
+                out, parts, held = b"".join(parts), [], 0
+                yield out
+        if parts:
+            yield b"".join(parts)
+
+    def write_stream(self, handle: bytes, offset: int) -> PipelinedWrite:
+        """A writer from `offset` on whose requests stay in flight across `send` calls."""
+        return PipelinedWrite(self, handle, offset)
+
     async def write(self, handle: bytes, offset: int, data: bytes) -> None:
         """Write all of `data` at `offset`, pipelined."""
         view = memoryview(data)
@@ -584,3 +634,34 @@ class SftpClient:
                 pos += len(piece)
                 await self.drain()
             self._expect(await self.wait(inflight.popleft()), FXP_STATUS)
+
+
+class PipelinedWrite:
+    """Consecutive writes to one handle with up to `WINDOW` requests in flight, across the pieces
+    the caller hands over (`SftpClient.write` waits for all of its own before it returns). A
+    failed request raises its `SftpError` from a later `send` or from `finish`."""
+
+    def __init__(self, client: SftpClient, handle: bytes, offset: int) -> None:
+        self.client = client
+        self.handle = handle
+        self.offset = offset
+        self._inflight: deque[asyncio.Future[Reply]] = deque()
+
+    async def send(self, data: bytes) -> None:
+        c = self.client
+        view = memoryview(data)
+        pos = 0
+        while pos < len(view):
+            while len(self._inflight) >= WINDOW:
+                c._expect(await c.wait(self._inflight.popleft()), FXP_STATUS)
+            piece = view[pos : pos + c.write_chunk]
+            body = Writer().string(self.handle).u64(self.offset).string(piece).bytes()
+            self._inflight.append(c.send(FXP_WRITE, body))
+            self.offset += len(piece)
+            pos += len(piece)
+            await c.drain()
+
+    async def finish(self) -> None:
+        """Wait until every write is acknowledged."""
+        while self._inflight:
+            self.client._expect(await self.client.wait(self._inflight.popleft()), FXP_STATUS)
