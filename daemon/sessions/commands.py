@@ -236,7 +236,8 @@ class Commands:
         s.keys_cycle_at = None
 
     async def _type(self, s: Session, text: str) -> None:
-        clear = "".join(f"send-keys -t {s.pane_id} {k} ; " for k in clear_line_keys(s.shell))
+        keys = clear_line_keys(s.shell)  # one send-keys for all of them: one reply block fewer
+        clear = f"send-keys -t {s.pane_id} {' '.join(keys)} ; " if keys else ""
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
             buf = f"sk-{s.key}"
             await self.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
