@@ -83,3 +83,10 @@ def test_tests_never_put_the_repository_on_the_import_path() -> None:
 
 def _is_pythonpath(node: ast.expr | None) -> bool:
     return isinstance(node, ast.Constant) and node.value == "PYTHONPATH"
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    """pytest imports test modules by basename (rootdir mode): two alike names break collection."""
+    tests = Path(__file__).resolve().parent.parent
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
