@@ -193,13 +193,12 @@ def _refusal_record(usual: Path, problem: str, using: Path) -> dict[str, object]
 
 def rotate_own_log(paths: Paths) -> None:
     """Started by a shim, our stderr is the daemon log: rotate it by its settings before our first
-    line (the shim spawns us before it could read config.yml itself)."""
+    lines of work (the shim spawns us before it could read config.yml itself)."""
     with contextlib.suppress(OSError):
         cap_daemon_log(paths.daemon_log, *load_config(paths.config_file).tunables.daemon_log_rotation)
 
 
 async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
-    rotate_own_log(paths)
     notifier = Notifier.from_env()  # before any child (tmux) could inherit $NOTIFY_SOCKET
     activated = activated_socket(paths.socket)
     usual = paths.runtime_dir
@@ -208,6 +207,7 @@ async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
         log.warning("runtime_dir_refused", refused=str(usual), problem=refused, using=str(paths.runtime_dir))
     ensure_private_dir(paths.socket.parent)
     lock = take_lock(paths.socket.parent / (paths.socket.name + ".lock"), paths.socket)
+    rotate_own_log(paths)  # only the daemon that got the lock: a losing one must not move the log
     d = Daemon(paths)
     m = d.manager
     runner: web.AppRunner | None = None
