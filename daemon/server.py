@@ -163,6 +163,9 @@ def activated_socket(socket_path: Path) -> socket.socket | None:
     return sock
 
 
+LISTEN_BACKLOG = 4096  # the kernel clamps it to net.core.somaxconn
+
+
 async def listen(runner: web.AppRunner, socket_path: Path, activated: socket.socket | None) -> None:
     """Serve on the socket systemd passed, else bind our own (0600)."""
     if activated is not None:
@@ -172,7 +175,9 @@ async def listen(runner: web.AppRunner, socket_path: Path, activated: socket.soc
             os.unlink(socket_path)  # stale: we hold the lock, so no daemon serves it
         old_umask = os.umask(0o177)
         try:
-            site = web.UnixSite(runner, str(socket_path))
+            # A full backlog makes a client's non-blocking connect() fail with EAGAIN, which
+            # asyncio reports later as "not connected": bursts of clients must queue, not fail.
+            site = web.UnixSite(runner, str(socket_path), backlog=LISTEN_BACKLOG)
             await site.start()
         finally:
             os.umask(old_umask)
