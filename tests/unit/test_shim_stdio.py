@@ -80,16 +80,22 @@ CALL = (
 )
 
 
-def raw_session(script: Path, lines: list[bytes]) -> dict[object, dict[str, Any]]:
-    """Every reply, by id, to `lines` written as raw bytes to the server's stdin after initialize."""
-    proc = subprocess.run(
-        [sys.executable, str(script)], input=INIT + b"".join(lines), capture_output=True, env=clean_env(),
-        timeout=60, check=False,
-    )  # fmt: skip
-    replies = [json.loads(x) for x in proc.stdout.splitlines()]
-    for reply in replies:  # every reply is a message the SDK's own models accept
+def raw_session(script: Path, lines: list[bytes], replies: int) -> dict[object, dict[str, Any]]:
+    """The first `replies` replies, by id, to `lines` written as raw bytes to the server's stdin after
+    initialize (stdin stays open until they came: at EOF the SDK cancels what still runs)."""
+    with subprocess.Popen(
+        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=clean_env()
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(INIT + b"".join(lines))
+        proc.stdin.flush()
+        got = [json.loads(proc.stdout.readline()) for _ in range(replies)]
+        proc.stdin.close()
+        assert proc.stdout.read() == b""  # nothing more: a notification is never answered
+        assert proc.wait(30) == 0
+    for reply in got:  # every reply is a message the SDK's own models accept
         types.jsonrpc_message_adapter.validate_python(reply)
-    return {r.get("id"): r for r in replies}
+    return {r.get("id"): r for r in got}
 
 
 def tool_error(reply: dict[str, Any]) -> str:
@@ -119,6 +125,7 @@ def test_every_bad_line_gets_a_reply_naming_the_problem(tmp_path: Path) -> None:
             b'{"jsonrpc":"2.0","method":"notifications/x","params":{"a":"\\ud800"}}\n',  # no id: no reply
             CALL % (9, b"still serving"),
         ],
+        replies=11,
     )
     one = tool_error(by_id[1])
     assert (
