@@ -353,15 +353,17 @@ class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
         if self._eof:
             on_eof()
 
-    def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
         if fd != 1:
             super().pipe_data_received(fd, data)
+        elif isinstance(data, str):
+            raise TypeError("the side channel's pipes carry bytes")
         elif self._framer is not None:
-            self._framer.feed(bytes(data))
+            self._framer.feed(data)
         else:
-            self._early.append(bytes(data))
+            self._early.append(data)
 
-    def pipe_connection_lost(self, fd: int, exc: BaseException | None) -> None:
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
             self._eof = True
             if self._on_eof is not None:
