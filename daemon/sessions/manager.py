@@ -343,9 +343,12 @@ class SessionManager:
         nonce: str,
         created: float,
     ) -> str:
-        """The session's tmux session running ssh: one tmux invocation, so pipe-pane is attached
-        before tmux reads anything ssh prints. Returns tmux's output (the pane id)."""
-        return await self.tmux.run(
+        """The session's tmux session running ssh: one line of tmux commands, so pipe-pane is
+        attached before tmux reads anything ssh prints. Returns tmux's output (the pane id).
+
+        Sent through the control client (no tmux process to spawn: a few ms of every open); the
+        pane's environment is the server's plus the `-e` words, as from a tmux process of ours."""
+        words = [
             "new-session", "-d", "-s", sid, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
             "-e", f"SSHKEEP_SESSION={sid}", *env_args, "--", *argv,
             ";", "pipe-pane", "-O", "-t", f"={sid}:", f"exec cat >> {shlex.quote(str(log_path))}",
@@ -353,7 +356,9 @@ class SessionManager:
                 id=sid, nonce=nonce, target=req.host, conn=conn.name if conn else None, created=created,
                 argv=argv,
             ).set_args(sid),
-        )  # fmt: skip
+        ]  # fmt: skip
+        out = await self.tmux.command(" ".join(w if w == ";" else quote(w) for w in words))
+        return "\n".join(out)
 
     async def open(self, req: OpenSessionRequest) -> SessionInfo:
         sid = self._new_id(req.host)
