@@ -111,6 +111,8 @@ class Session:
     foreground_busy: bool = False
     current: CommandRecord | None = None
     commands: dict[str, CommandRecord] = field(default_factory=dict)
+    # Request id (send_command's idempotency key) -> the command it typed.
+    requests: dict[str, str] = field(default_factory=dict)
     next_seq: int = 1
     interrupt_requested: bool = False
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
