@@ -98,6 +98,14 @@ class Operation:
     def mutating(self) -> bool:
         return self.method in MUTATING
 
+    def repeatable(self, body: BaseModel | None = None) -> bool:
+        """Sending this call twice does what sending it once does: a read, or a body carrying the
+        caller's idempotency key (send_command's `request_id`). A client may retry only these
+        after the daemon went away under a call."""
+        if self.method == "GET" or self.tool == "reads":
+            return True
+        return getattr(body, "request_id", None) is not None
+
     def url(self, **params: str) -> str:
         """The path with its placeholders filled in (each value percent-quoted)."""
         from urllib.parse import quote

@@ -159,3 +159,28 @@ async def test_a_command_recorded_but_never_typed_runs_on_its_retry(instance: In
         assert (res.status, res.output, res.note) == ("completed", "done-late", None)
         assert res.command_id != f"c{seq}"  # the id of the command that never ran is not reused
     assert (await asyncio.to_thread(marks.read_text)).split() == ["late"]
+
+
+async def test_keys_the_daemon_died_under_are_not_sent_again(idle_instance: Instance, marks: Path) -> None:
+    async with Client(idle_instance.mcp_params()) as mcp:
+        sid = await mcp_open_session(mcp, "bash")
+        reading = await call(
+            mcp,
+            "send_command",
+            {"session_id": sid, "command": f"read x; echo got-$x >> {marks}", "timeout": 0.5},
+        )
+        assert reading["status"] in ("running", "waiting_input"), reading
+        pid = await _live_pid(idle_instance, mcp)
+        # The daemon types the keys, then waits (up to 3 s) for the command they went to.
+        task = asyncio.create_task(
+            mcp.call_tool("send_keys", {"session_id": sid, "keys": ["abc"], "wait": 3})
+        )
+        await asyncio.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+        res = await task
+        assert res.is_error and text_of(res).startswith("[call_interrupted]"), text_of(res)
+        assert "send_keys was in flight" in text_of(res)
+        # A new daemon serves already; the keys were typed once: Enter ends the line they began.
+        done = await call(mcp, "send_keys", {"session_id": sid, "keys": ["Enter"], "wait": 5})
+        assert done["result"]["status"] == "completed", done
+    assert (await asyncio.to_thread(marks.read_text)).split() == ["got-abc"]
