@@ -56,16 +56,9 @@ async def resume(s: Session, store: Store, typed: int | None) -> None:
             log.info("command_never_typed", session=s.key, command_id=r.command_id)
             continue
         kept.append(r)
-    s.commands = {r.command_id: r for r in kept}
-    s.requests = {r.request_id: r.command_id for r in kept if r.request_id}
-    running = [r for r in kept if r.out_end is None and r.status in ("running", "waiting_input")]
-    if running:
-        s.current = running[-1]
-    if saved is not None:
-        s.scan_pos, s.next_seq = saved
+    s.restore(kept, saved)
+    # The id of a dropped record is never given to another command.
     s.next_seq = max([s.next_seq, *(r.seq + 1 for r in records)])
-    if s.current is not None:
-        s.scan_pos = min(s.scan_pos, s.current.sent_pos)
 
 
 def _untyped(r: CommandRecord, typed: int) -> bool:
