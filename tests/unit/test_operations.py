@@ -173,6 +173,7 @@ def test_table_paths_use_model_fields_as_placeholders() -> None:
 
 def test_only_reads_and_keyed_commands_are_repeated_after_the_daemon_went_away() -> None:
     assert OPERATIONS["get_command"].repeatable() and OPERATIONS["wait_for"].repeatable()
+    assert OPERATIONS["session_for_host"].repeatable()
     assert OPERATIONS["send_command"].repeatable(SendCommandRequest(command="ls", request_id="k" * 16))
     assert not OPERATIONS["send_command"].repeatable(SendCommandRequest(command="ls"))
     assert not OPERATIONS["send_keys"].repeatable(SendKeysRequest(keys=["y"]))
