@@ -26,10 +26,11 @@ from sshkeep.common.errors import BadRequest
 from sshkeep.common.models.sessions import SendCommandRequest
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from tests.instance import Instance
-from tests.support import call, mcp_open_session, open_session, text_of
+from tests.support import call, eventually, mcp_open_session, open_session, text_of
 
-# Tries per shell: bash and zsh have a pre-exec hook, dash and ash do not.
-TRIES = {"bash": 10, "dash": 8, "zsh": 7, "ash": 7}
+# Tries per terminal: bash and zsh have a pre-exec hook, dash and ash do not; `bash+t1` is a second
+# terminal of the bash session (adopted by terminals.py, not the session manager).
+TRIES = {"bash": 8, "dash": 7, "zsh": 7, "ash": 7, "bash+t1": 5}
 
 
 async def _live_pid(inst: Instance, mcp: Client) -> int:
@@ -61,12 +62,12 @@ def marks() -> Iterator[Path]:
     path.unlink(missing_ok=True)
 
 
-async def _try_once(inst: Instance, mcp: Client, sid: str, command: str, delay: float) -> str | None:
+async def _try_once(
+    inst: Instance, mcp: Client, where: dict[str, str], command: str, delay: float
+) -> str | None:
     """Send `command` and kill -9 the daemon `delay` s later; what is wrong with the reply, if anything."""
     pid = await _live_pid(inst, mcp)
-    task = asyncio.create_task(
-        mcp.call_tool("send_command", {"session_id": sid, "command": command, "timeout": 20})
-    )
+    task = asyncio.create_task(mcp.call_tool("send_command", {**where, "command": command, "timeout": 20}))
     await asyncio.sleep(delay)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
@@ -85,21 +86,28 @@ async def test_kill_9_while_commands_are_typed(idle_instance: Instance, marks: P
     rng = random.Random(seed)
     failures: list[str] = []
     expected: list[str] = []
+    sessions: dict[str, str] = {}
     async with Client(inst.mcp_params()) as mcp:
-        for shell, tries in TRIES.items():
-            sid = await mcp_open_session(mcp, shell)
+        for name, tries in TRIES.items():
+            shell, _, terminal = name.partition("+")
+            if shell not in sessions:
+                sessions[shell] = await mcp_open_session(mcp, shell)
+            where = {"session_id": sessions[shell]}
+            if terminal:
+                await call(mcp, "open_terminal", {**where, "name": terminal})
+                where["terminal"] = terminal
             for i in range(tries):
-                tag = f"{shell}-{i}"
+                tag = f"{shell}-{terminal or 'main'}-{i}"
                 expected.append(tag)
                 # A third of the commands run long enough for the kill to land while they run.
                 pause = rng.choice(["", "", "sleep 0.2; "])
                 command = f"echo {tag} >> {marks}; {pause}echo reply-{tag}"
                 delay = _delay(rng)
-                wrong_reply = await _try_once(inst, mcp, sid, command, delay)
+                wrong_reply = await _try_once(inst, mcp, where, command, delay)
                 if wrong_reply is not None:
                     failures.append(f"{tag} (killed after {delay * 1000:.0f} ms): {wrong_reply}")
-            # The session still works after all the kills.
-            after = await call(mcp, "send_command", {"session_id": sid, "command": f"echo after-{shell}"})
+            # The terminal still works after all the kills.
+            after = await call(mcp, "send_command", {**where, "command": f"echo after-{shell}"})
             assert after["output"] == f"after-{shell}", after
     lines = (await asyncio.to_thread(marks.read_text)).split()
     counts = {tag: lines.count(tag) for tag in expected}
@@ -171,11 +179,17 @@ async def test_keys_the_daemon_died_under_are_not_sent_again(idle_instance: Inst
         )
         assert reading["status"] in ("running", "waiting_input"), reading
         pid = await _live_pid(idle_instance, mcp)
-        # The daemon types the keys, then waits (up to 3 s) for the command they went to.
+        # The daemon types the keys, then waits (up to 10 s) for the command they went to: kill it
+        # once they show on the screen.
         task = asyncio.create_task(
-            mcp.call_tool("send_keys", {"session_id": sid, "keys": ["abc"], "wait": 3})
+            mcp.call_tool("send_keys", {"session_id": sid, "keys": ["abc"], "wait": 10})
         )
-        await asyncio.sleep(0.3)
+
+        async def typed() -> bool:
+            screen = await asyncio.to_thread(idle_instance.tmux, "capture-pane", "-p", "-t", f"={sid}:")
+            return "abc" in screen.stdout
+
+        await eventually(typed, "the keys on the screen", timeout=8)
         os.kill(pid, signal.SIGKILL)
         res = await task
         assert res.is_error and text_of(res).startswith("[call_interrupted]"), text_of(res)
