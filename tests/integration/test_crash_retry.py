@@ -5,6 +5,10 @@ the call starts (before the request arrives, while the intent is recorded, right
 went to tmux, while the command runs, after it ended but before the reply). The shim starts a new
 daemon, which adopts the session, and sends the same call again: each command must append its line
 to the remote file exactly once, and each reply must be that command's own result.
+
+The narrow moments get a test each: a retry that finds its command still running (followed, not
+`session_busy`), a record whose keys never reached tmux (dropped, then typed by the retry), and
+keys the daemon died under (not sent again: `call_interrupted`).
 """
 
 from __future__ import annotations
