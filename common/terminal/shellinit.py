@@ -13,7 +13,9 @@ whatever `HISTCONTROL`, `HISTIGNORE` or the user's zsh options say. History expa
 switched off in both shells: command text is data.
 
 A user's `trap … DEBUG` (bash) would fire before sshkeep's own prompt hook and print into the
-output of every later command; the hook wraps such a trap once so it skips sshkeep's hook.
+output of every later command; the hook wraps such a trap once so it skips sshkeep's hook and
+the commands inside sshkeep's functions. The hook finds the trap without forking the shell
+(see `bash_trap`): a prompt cycle costs no process.
 """
 
 from __future__ import annotations
