@@ -96,6 +96,24 @@ _SAVE_SESSION = "INSERT OR REPLACE INTO sessions (session_id, scan_pos, next_seq
 
 
 _values = operator.attrgetter(*_COLUMNS)
+_COMMAND_KEY = (_COLUMNS.index("session_id"), _COLUMNS.index("command_id"))
+
+
+def coalesce(ops: list[_Op]) -> list[_Op]:
+    """`ops` without the row writes a later write of the same row replaces: a command saved when
+    it starts and when it ends, and the session's counters saved after every command, are written
+    once per batch. Only a batch of nothing but those replacing writes is thinned (another
+    statement, a delete say, may depend on the order), and the rows keep the order of their last
+    write."""
+    if any(sql != _SAVE_COMMAND and sql != _SAVE_SESSION for sql, _ in ops):
+        return ops
+    last: dict[tuple[Any, ...], int] = {}
+    for i, (sql, args) in enumerate(ops):
+        key = (0, args[_COMMAND_KEY[0]], args[_COMMAND_KEY[1]]) if sql == _SAVE_COMMAND else (1, args[0])
+        last[key] = i
+    if len(last) == len(ops):
+        return ops
+    return [ops[i] for i in sorted(last.values())]
 
 
 def _row(rec: CommandRecord) -> tuple[Any, ...]:
@@ -133,6 +151,7 @@ class Store:
             return self._db.execute(sql, args).fetchall()
 
     def _write_batch(self, ops: list[_Op]) -> None:
+        ops = coalesce(ops)
         with self._lock:
             self._db.execute("BEGIN")
             try:

@@ -67,3 +67,40 @@ def test_flush_writes_a_batch_and_a_new_store_reads_it(tmp_path: Path) -> None:
 
     asyncio.run(write())
     asyncio.run(read())
+
+
+def test_a_batch_writes_each_row_once_with_its_last_values(tmp_path: Path) -> None:
+    """A command saved as it starts and as it ends, and the session's counters saved after every
+    command, leave one write per row in the batch, and the same rows as writing every one."""
+    from sshkeep.daemon.sessions.store import _SAVE_COMMAND, _SAVE_SESSION, _row, coalesce
+
+    ops = []
+    for i in range(1, 4):
+        ops.append((_SAVE_COMMAND, _row(record(f"c{i}"))))
+        ops.append((_SAVE_SESSION, ("s-1", 10 * i, i + 1)))
+        ops.append((_SAVE_COMMAND, _row(record(f"c{i}", "completed", 50 + i))))
+        ops.append((_SAVE_SESSION, ("s-1", 10 * i + 5, i + 1)))
+    thin = coalesce(ops)
+    assert thin == [
+        (_SAVE_COMMAND, _row(record("c1", "completed", 51))),
+        (_SAVE_COMMAND, _row(record("c2", "completed", 52))),
+        (_SAVE_COMMAND, _row(record("c3", "completed", 53))),
+        (_SAVE_SESSION, ("s-1", 35, 4)),
+    ]
+    other = [*ops[:2], ("DELETE FROM commands WHERE session_id=?", ("s-1",)), *ops[2:]]
+    assert coalesce(other) == other  # another statement: the batch is written as queued
+
+    async def main(name: str, queued: bool) -> tuple[object, object]:
+        store = Store(tmp_path / name)
+        for sql, args in ops:
+            if queued:
+                store._queue_op(sql, args, 0.05)
+            else:  # every statement, one by one, as written before batches were thinned
+                store._exec(sql, args)
+        rows, session = await store.commands("s-1"), await store.load_session("s-1")
+        store.close()
+        return rows, session
+
+    every = asyncio.run(main("every.sqlite", queued=False))
+    assert asyncio.run(main("batched.sqlite", queued=True)) == every
+    assert every[1] == (35, 4)
