@@ -130,3 +130,42 @@ def test_a_database_from_before_request_ids_gains_the_column(tmp_path: Path) -> 
         store.close()
 
     asyncio.run(main())
+
+
+def test_flush_now_writes_the_queue_unless_the_worker_holds_the_database(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = Store(tmp_path / "db.sqlite")
+        store.save_soon(record("c1"), ("s-1", 5, 2))
+        assert store.flush_now()
+        assert store._queue == [] and store._timer is None
+        other = Store(tmp_path / "db.sqlite")  # another connection sees it committed
+        assert await other.commands("s-1") == [record("c1")]
+        other.close()
+        store.save_soon(record("c2"), ("s-1", 9, 3))
+        with store._lock:  # the worker is writing or reading: nothing is written here
+            assert not store.flush_now()
+        assert len(store._queue) == 2
+        await store.flush()
+        assert await store.commands("s-1") == [record("c1"), record("c2")]
+        assert await store.load_session("s-1") == (9, 3)
+        store.close()
+
+    asyncio.run(main())
+
+
+def test_checkpoints_run_in_the_worker(tmp_path: Path) -> None:
+    from sshkeep.daemon.sessions import store as store_module
+
+    async def main() -> None:
+        store = Store(tmp_path / "db.sqlite")
+        for i in range(1, store_module.CHECKPOINT_EVERY + 1):
+            store.save_soon(record(f"c{i}"), ("s-1", i, i + 1))
+            assert store.flush_now()
+        store.save_soon(record("c0"))
+        assert not store.flush_now()  # a checkpoint is due: the worker writes (and checkpoints)
+        await store.flush()
+        assert store._commits == 0
+        assert len(await store.commands("s-1")) == store_module.CHECKPOINT_EVERY + 1
+        store.close()
+
+    asyncio.run(main())
