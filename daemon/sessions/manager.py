@@ -41,7 +41,13 @@ from sshkeep.daemon.sessions.options import (
     parse_session_pane,
     set_line,
 )
-from sshkeep.daemon.sessions.replies import LOGIN_QUESTIONS, RECONNECT_HINT, UNINTEGRATED_HINT, login_hint
+from sshkeep.daemon.sessions.replies import (
+    LOGIN_QUESTIONS,
+    RECONNECT_HINT,
+    UNINTEGRATED_HINT,
+    disconnect_hint,
+    login_hint,
+)
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.terminals import OPT as TERMINAL_OPT
@@ -311,9 +317,7 @@ class SessionManager:
             "-o", "ControlMaster=yes",
             "-o", f"ControlPath={self.paths.control_dir / sid}",
             "-o", "ControlPersist=no",
-            "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=4",
-            "-o", "ConnectTimeout=15",
+            *_soft_options(conn),
             # Typed text is data: `~.` after a newline must not be ssh's disconnect escape.
             "-o", "EscapeChar=none",
             "-o", "PermitLocalCommand=yes",
@@ -443,11 +447,13 @@ class SessionManager:
 
     async def ensure_ready(self, s: Session, timeout: float) -> None:
         if s.dead:
+            words = s.last_words(3)
             raise SessionDisconnected(
                 f"session {s.id} is disconnected (ssh exited"
                 + (f" with status {s.dead_status}" if s.dead_status is not None else "")
                 + ")"
-                + (f": {s.last_words(3)}" if s.last_words(3) else "")
+                + (f": {words}" if words else ""),
+                hint=disconnect_hint(words),
             )
         if s.integrated or s.shell == NO_SHELL:
             return
@@ -479,15 +485,12 @@ class SessionManager:
         conn = self.config.current().connections.get(s.connection) if s.connection else None
         secret_conn = _secret_conn(conn, s.login)
         env_args = " ".join(f"-e {quote(f'{k}={v}')}" for k, v in self.auth.env_for(sid, secret_conn).items())
-        if s.current is not None:
-            s.current.status = "disconnected"
-            s.current.ended_at = time.time()
-            await self.store.save_command(s.current)
-            s.current = None
+        ended = s.current
+        s.end_login()
+        if ended is not None:
+            await self.store.save_command(ended)
         s.nonce, s.ssh_argv = nonce, argv
-        s.forget_shell()
         s.authenticated = False
-        s.scan_pos = s.current_size()
         cmd = " ".join(quote(a) for a in argv)
         await self.tmux.command(
             set_line(sid, nonce=nonce, argv=argv, shell=None)
@@ -527,6 +530,19 @@ class SessionManager:
         async with s.changed:
             s.changed.notify_all()
         log.info("session_closed", session=sid)
+
+
+# sshkeep's defaults that a connection's own `ssh_options` may replace: how soon a dead network
+# path is noticed, how long a connect may take (ssh keeps the first value it is given of each).
+SOFT_OPTIONS = {"ServerAliveInterval": "15", "ServerAliveCountMax": "4", "ConnectTimeout": "15"}
+
+
+def _soft_options(conn: Connection | None) -> list[str]:
+    out: list[str] = []
+    for key, value in SOFT_OPTIONS.items():
+        if conn is None or not conn.has_option(key):
+            out += ["-o", f"{key}={value}"]
+    return out
 
 
 def _secret_conn(conn: Connection | None, login: str | None) -> Connection | None:

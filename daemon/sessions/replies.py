@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sshkeep.common.models.sessions import Question
 from sshkeep.common.terminal.keys import is_key_name
+from sshkeep.common.terminal.lastwords import idle_logout
 
 FIRST_REPLY_CHARS = 20_000
 DEFAULT_PAGE_LINES = 1000
@@ -16,6 +17,20 @@ RECONNECT_HINT = (
     "This is a new remote shell: the old one's working directory (now the login directory), "
     "variables, functions and background jobs are gone; cd back and set again what you need."
 )
+IDLE_LOGOUT_HINT = (
+    "The remote shell logged itself out after TMOUT seconds without input. reconnect_session starts "
+    "a new shell; there, `unset TMOUT` (or raise it, e.g. `TMOUT=3600`) if it may idle between commands "
+    "(where TMOUT is readonly, set by /etc/profile, only the host's admin can change it)."
+)
+
+
+def disconnect_hint(words: str) -> str:
+    """The next step for a session whose ssh ended, from what it said last."""
+    if idle_logout(words):
+        return IDLE_LOGOUT_HINT
+    return "reconnect_session starts a fresh ssh in this session (a new remote shell); close_session ends it."
+
+
 # Questions a login (before the remote shell runs) may ask.
 LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "secret", "confirm"})
 
