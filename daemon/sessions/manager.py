@@ -418,6 +418,7 @@ class SessionManager:
                 quiet = s.quiet_for()
                 if (
                     s.setup_at is not None
+                    and s.known_shell is None
                     and not s.x_seen
                     and time.monotonic() - s.setup_at > SETUP_GRACE
                     and quiet >= QUIET_FOR_QUESTION

@@ -23,6 +23,7 @@ from sshkeep.common.models.base import MAIN_TERMINAL, SessionState
 from sshkeep.common.models.sessions import Question, SessionInfo
 from sshkeep.common.terminal import lastwords
 from sshkeep.common.terminal import markers as mk
+from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.common.terminal.shellinit import setup_lines
@@ -103,6 +104,9 @@ class Session:
     dropped_before: int = 0
     # Where the current login's text starts in the log (a reconnect appends a new login to it).
     login_pos: int = 0
+    # The shell an earlier login of this pane integrated: a reconnect that is slow to print the
+    # setup's X marker is a slow login, never a reason to judge the shell not sh-compatible.
+    known_shell: str | None = None
     closed: bool = False
     scan_pos: int = 0
     log_size: int = 0
@@ -312,6 +316,8 @@ class Session:
             rec.ended_at = time.time()
             self.current = None
         self.login_pos = self.scan_pos = self.log_size = size
+        if self.integrated and self.shell not in (None, NO_SHELL):
+            self.known_shell = self.shell
         self.forget_shell()
 
     def screen_tail(self) -> str:
