@@ -43,10 +43,10 @@ from sshkeep.daemon.sessions.options import (
 )
 from sshkeep.daemon.sessions.replies import (
     LOGIN_QUESTIONS,
-    RECONNECT_HINT,
     UNINTEGRATED_HINT,
     disconnect_hint,
     login_hint,
+    reconnect_hint,
 )
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
@@ -502,13 +502,19 @@ class SessionManager:
         s.dead, s.dead_status, s.dead_at = False, None, None
         log.info("session_reconnecting", session=sid)
         info = await self._wait_ready(s, timeout)
+        if s.integrated and s.restore_cwd is not None and s.cwd is None:
+            # The first prompt's W marker (where the new shell is) may arrive a moment after its D.
+            async with s.changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait_for(lambda: s.cwd is not None or s.dead), 1.0)
         if s.integrated:
             problems = await self.terminals.reconnected(sid, timeout)
             info = self.info(s)
             if problems:
                 info.hint = "Some terminals could not be respawned: " + "; ".join(problems)
         if info.question is None:
-            info.hint = " ".join(x for x in (info.hint, RECONNECT_HINT) if x)
+            info.hint = " ".join(x for x in (info.hint, reconnect_hint(s.restore_cwd, s.cwd)) if x)
+        s.restore_cwd = None
         return info
 
     async def _discard(self, s: Session) -> None:

@@ -17,6 +17,22 @@ RECONNECT_HINT = (
     "This is a new remote shell: the old one's working directory (now the login directory), "
     "variables, functions and background jobs are gone; cd back and set again what you need."
 )
+
+
+def reconnect_hint(wanted: str | None, now: str | None) -> str:
+    """What a reconnect tells of the new remote shell: whether it is back in the old shell's
+    working directory (`wanted`, when it was known; `now`, where the new shell is)."""
+    if wanted is None:
+        return RECONNECT_HINT
+    gone = "variables, functions and background jobs of the old one are gone; set again what you need."
+    if now == wanted:
+        return f"This is a new remote shell, back in the old one's working directory {wanted}; {gone}"
+    return (
+        f"This is a new remote shell: it could not return to the old one's working directory {wanted} "
+        f"(it is in {now or 'the login directory'}); {gone}"
+    )
+
+
 IDLE_LOGOUT_HINT = (
     "The remote shell logged itself out after TMOUT seconds without input. reconnect_session starts "
     "a new shell; there, `unset TMOUT` (or raise it, e.g. `TMOUT=3600`) if it may idle between commands "

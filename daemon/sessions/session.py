@@ -26,7 +26,7 @@ from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
-from sshkeep.common.terminal.shellinit import setup_lines
+from sshkeep.common.terminal.shellinit import restorable, setup_lines
 from sshkeep.daemon.sessions.lineindex import LineIndex
 from sshkeep.daemon.sessions.replies import (
     FIRST_PAGE_CANDIDATES,
@@ -107,6 +107,10 @@ class Session:
     # The shell an earlier login of this pane integrated: a reconnect that is slow to print the
     # setup's X marker is a slow login, never a reason to judge the shell not sh-compatible.
     known_shell: str | None = None
+    # The shell's working directory, from the W marker of its latest prompt (None: not known), and
+    # the one a reconnect asks the new shell to return to.
+    cwd: str | None = None
+    restore_cwd: str | None = None
     closed: bool = False
     scan_pos: int = 0
     log_size: int = 0
@@ -318,6 +322,7 @@ class Session:
         self.login_pos = self.scan_pos = self.log_size = size
         if self.integrated and self.shell not in (None, NO_SHELL):
             self.known_shell = self.shell
+        self.restore_cwd, self.cwd = self.cwd, None
         self.forget_shell()
 
     def screen_tail(self) -> str:
@@ -398,6 +403,10 @@ class Session:
                 return  # only the setup prints X: after it, an X is output replaying a log
             self.shell = m.shell
             self.x_seen = True
+        elif m.kind == "W":
+            # Printed right after the prompt's D marker: anywhere else it is output replaying a log.
+            if m.start == self.prompt_pos and self.integrated:
+                self.cwd = m.text if restorable(m.text) else None
         elif m.kind == "P":
             rec = self.current
             if rec is not None and rec.out_start is not None and m.start >= rec.out_start:
@@ -415,6 +424,7 @@ class Session:
             if m.seq is not None and m.seq <= self.last_d_seq:
                 return
             self.last_d_seq = m.seq or self.last_d_seq
+            self.cwd = None  # until this prompt's W marker says
             self.foreground_busy = False
             self.keys_cycle_at = None
             if not self.integrated and self.x_seen:
@@ -521,7 +531,7 @@ class Session:
         if self.send_line is None:
             return
         parts: list[str] = []
-        for line in setup_lines(self.nonce):
+        for line in setup_lines(self.nonce, self.restore_cwd):
             parts.append(f"send-keys -t {self.pane_id} -l -- {quote(line)}")
             parts.append(f"send-keys -t {self.pane_id} Enter")
         await self.send_line(" ; ".join(parts))

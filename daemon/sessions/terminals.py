@@ -424,6 +424,7 @@ class Terminals:
         t.authenticated = True
         await t.send_setup()
         await self._wait_integrated(t, timeout)
+        t.restore_cwd = None
         log.info("terminal_respawned", session=t.id, terminal=t.terminal)
 
     async def reconnected(self, sid: str, timeout: float) -> list[str]:

@@ -11,7 +11,9 @@ and after the reconnect the session is ready and integrated with exact output an
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -27,7 +29,7 @@ from sshkeep.common.models.sessions import (
 )
 from tests.instance import Instance, instance_of
 from tests.netns import BANNER, NetnsSshd, netns_sshd
-from tests.sshd import SshServer
+from tests.sshd import SHELL_USERS, SshServer
 from tests.support import SHELLS, wait_state
 
 # Notice a dead path within about three seconds instead of sshkeep's default minute.
@@ -68,11 +70,11 @@ class Victim:
         self.sid = ""
         self.running = ""
 
-    async def open_busy(self) -> None:
+    async def open_busy(self, cwd: str = "/tmp") -> None:
         info = await self.c.open_session(OpenSessionRequest(host=f"ns-{self.shell}"))
         assert (info.state, info.integrated, info.shell) == ("ready", True, self.shell), info
         self.sid = info.session_id
-        r = await self.c.send_command(self.sid, SendCommandRequest(command="cd /tmp && echo before"))
+        r = await self.c.send_command(self.sid, SendCommandRequest(command=f"cd '{cwd}' && echo before"))
         assert (r.status, r.output) == ("completed", "before"), r
         r = await self.c.send_command(
             self.sid, SendCommandRequest(command="echo started; sleep 600", timeout=1)
@@ -87,10 +89,18 @@ class Victim:
             await self.c.send_command(self.sid, SendCommandRequest(command="echo lost"))
         return info
 
-    async def reconnect_and_check(self) -> SessionInfo:
+    async def reconnect_and_check(self, cwd: str = "/tmp", restored: bool = True) -> SessionInfo:
+        """Reconnect; the new shell is back in `cwd` (else, when it is gone, in the login directory)."""
         info = await self.c.reconnect_session(self.sid, ReconnectRequest(timeout=30))
         assert (info.state, info.integrated, info.shell) == ("ready", True, self.shell), info
         assert info.hint is not None and "new remote shell" in info.hint, info.hint
+        if restored:
+            assert f"back in the old one's working directory {cwd};" in info.hint, info.hint
+        else:
+            assert f"could not return to the old one's working directory {cwd}" in info.hint, info.hint
+        r = await self.c.send_command(self.sid, SendCommandRequest(command="pwd"))
+        home = f"/home/{SHELL_USERS[self.shell]}"
+        assert (r.status, r.output) == ("completed", cwd if restored else home), r
         for command, want, code in (
             ("echo ok", "ok", 0),
             ("false", "", 1),
@@ -116,8 +126,15 @@ async def test_reconnect_after_ssh_was_killed(world: Instance) -> None:
     async with world.client() as c:
 
         async def scenario(sh: str) -> None:
+            # The old shell's directory is removed while the session is down (same machine): the
+            # new shell cannot return there, and the reply says so.
+            gone = tempfile.mkdtemp(prefix=f"sk-gone-{sh}-", dir="/tmp")
+            os.chmod(gone, 0o755)
             v = Victim(c, sh)
-            await v.open_busy()
+            try:
+                await v.open_busy(gone)
+            finally:
+                os.rmdir(gone)
             world.kill_ssh(v.sid, signal.SIGTERM)
             info = await v.disconnected()
             _no_setup_text(info.message)
@@ -128,7 +145,7 @@ async def test_reconnect_after_ssh_was_killed(world: Instance) -> None:
                 == "ssh exited with status 255 and printed nothing (killed, or its connection was cut)"
             ), info
             assert info.hint is not None and "reconnect_session" in info.hint
-            await v.reconnect_and_check()
+            await v.reconnect_and_check(gone, restored=False)
 
         await _each(scenario)
 
