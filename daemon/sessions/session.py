@@ -292,6 +292,12 @@ class Session:
         status = f" with status {self.dead_status}" if self.dead_status is not None else ""
         return f"ssh exited{status} and printed nothing (killed, or its connection was cut)"
 
+    def dead_end(self) -> int:
+        """Where a dead session's running command's output ends: before ssh's closing lines."""
+        size = self.current_size()
+        closing = self.closing_at(size)
+        return closing if closing is not None else size
+
     def _words_start(self, size: int) -> int:
         """Where this login's last words may start: after its shell's last marker (the prompt,
         or the start of the running command) and never before this login began."""
@@ -311,8 +317,7 @@ class Session:
         size = self.current_size()
         rec = self.current
         if rec is not None:
-            closing = self.closing_at(size)
-            end = closing if closing is not None else size
+            end = self.dead_end()
             if rec.out_start is None:
                 rec.out_start = min(self.output_start(rec), end) if self.shell not in ("bash", "zsh") else end
             rec.out_end = max(rec.out_start, end)
@@ -320,6 +325,7 @@ class Session:
             rec.ended_at = time.time()
             self.current = None
         self.login_pos = self.scan_pos = self.log_size = size
+        self.last_growth = time.monotonic()  # the new login's quiet time starts now
         if self.integrated and self.shell not in (None, NO_SHELL):
             self.known_shell = self.shell
         self.restore_cwd, self.cwd = self.cwd, None
@@ -328,7 +334,7 @@ class Session:
     def screen_tail(self) -> str:
         """The rendered end of the log, for question detection."""
         size = self.log_size
-        start = max(0, size - TAIL_BYTES)
+        start = max(0, size - TAIL_BYTES, self.login_pos)  # an earlier login asks nothing now
         if self.current is not None:
             start = max(start, self.output_start(self.current))
         return self.redact(render(mk.strip_markers(self.read_log(start, size))))

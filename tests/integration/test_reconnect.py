@@ -85,6 +85,9 @@ class Victim:
     async def disconnected(self) -> SessionInfo:
         await wait_state(self.c, self.sid, "disconnected", timeout=60)
         info = await self.c.get_session(self.sid)
+        if self.running:
+            old = await self.c.get_command(self.sid, self.running, CommandQuery())
+            assert (old.status, old.output) == ("disconnected", "started"), old
         with pytest.raises(SessionDisconnected):
             await self.c.send_command(self.sid, SendCommandRequest(command="echo lost"))
         return info
