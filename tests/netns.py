@@ -11,6 +11,9 @@ the namespace, files) on exit. Two ways in:
 - `veth=False`: sshd listens on the namespace's own loopback, reachable only through something
   that enters the namespace (bench/relay.py, the benchmark's delayed path).
 
+`slow_logins(seconds)` makes every later login wait that long before its shell starts (a host
+slow to log in after it came back), until `slow_logins(0)`.
+
 `restart()` stops sshd and every connection it serves, as a host reboot or `systemctl stop`
 with its sessions would, and starts it again on the same address. Needs root, `ip` (iproute2)
 and, for `black_hole`, `nft` (nftables).
@@ -70,6 +73,7 @@ class NetnsSshd:
     veth: str | None  # the namespace's end of the veth pair, when there is one
     config: Path
     log_file: Path
+    slow_flag: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def ssh_options(self) -> dict[str, str]:
@@ -124,6 +128,13 @@ class NetnsSshd:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGTERM)
 
+    def slow_logins(self, seconds: int) -> None:
+        if seconds:
+            self.slow_flag.write_text(f"{seconds}\n")
+            self.slow_flag.chmod(0o644)
+        else:
+            self.slow_flag.unlink(missing_ok=True)
+
     def restart(self) -> None:
         self.stop()
         self.start()
@@ -171,6 +182,7 @@ def netns_sshd(base: SshServer, sshd_dir: Path, *, veth: bool = True) -> Iterato
         authorized = keys / "authorized_keys"
         authorized.write_text(Path(f"{base.client_key}.pub").read_text())
         authorized.chmod(0o644)
+        slow = keys / "slow"
         banner = keys / "banner"
         banner.write_text(BANNER + "\n")
         banner.chmod(0o644)
@@ -184,11 +196,14 @@ def netns_sshd(base: SshServer, sshd_dir: Path, *, veth: bool = True) -> Iterato
             f"PrintLastLog no\nX11Forwarding no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
             f"Banner {banner if veth else 'none'}\n"
         )
+        if veth:  # the login shell itself, started late while the flag file exists (see slow_logins)
+            with config.open("a") as f:
+                f.write(f'ForceCommand if [ -e {slow} ]; then sleep "$(cat {slow})"; fi; exec "$SHELL" -l\n')
         known = work / "known_hosts"
         known.write_text(f"[{listen}]:{NS_PORT} {Path(f'{host_key}.pub').read_text().strip()}\n")
         server = NetnsSshd(
             ns=ns, host=listen, port=NS_PORT, known_hosts=known, base=base, veth=ns_end if veth else None,
-            config=config, log_file=work / "sshd.log",
+            config=config, log_file=work / "sshd.log", slow_flag=slow,
         )  # fmt: skip
         server.start()
         yield server

@@ -212,6 +212,12 @@ class SessionManager:
                 info = panes.get(s.pane_id)
                 dead = info is None or info.dead
                 died = dead and not s.dead
+                if died and info is not None and s.dying_size != s.current_size():
+                    # ssh's last words may still be on their way through pipe-pane into the log:
+                    # the session is disconnected once the log stopped growing (the next poll).
+                    s.dying_size = s.current_size()
+                    self._schedule_scan(s.key)
+                    continue
                 if died:
                     s.dead = True
                     s.dead_at = time.time()

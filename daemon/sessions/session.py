@@ -107,6 +107,8 @@ class Session:
     # The shell an earlier login of this pane integrated: a reconnect that is slow to print the
     # setup's X marker is a slow login, never a reason to judge the shell not sh-compatible.
     known_shell: str | None = None
+    # The log's size when the monitor first saw the pane dead (see the manager's monitor).
+    dying_size: int | None = None
     # The shell's working directory, from the W marker of its latest prompt (None: not known), and
     # the one a reconnect asks the new shell to return to.
     cwd: str | None = None
@@ -325,6 +327,7 @@ class Session:
             rec.ended_at = time.time()
             self.current = None
         self.login_pos = self.scan_pos = self.log_size = size
+        self.dying_size = None
         self.last_growth = time.monotonic()  # the new login's quiet time starts now
         if self.integrated and self.shell not in (None, NO_SHELL):
             self.known_shell = self.shell

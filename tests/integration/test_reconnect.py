@@ -125,19 +125,25 @@ def _no_setup_text(message: str | None) -> None:
         assert word not in message, f"the disconnect message quotes sshkeep's setup: {message!r}"
 
 
-async def test_reconnect_after_ssh_was_killed(world: Instance) -> None:
+async def test_reconnect_after_ssh_was_killed(world: Instance, ns_sshd: NetnsSshd) -> None:
+    """Also: the host is slow to log in again (6 s before the shell starts, longer than a shell that
+    ignores the setup is given): the shell integrated before is waited for, never judged not
+    sh-compatible."""
     async with world.client() as c:
+        victims = {sh: Victim(c, sh) for sh in SHELLS}
+        gone = {sh: tempfile.mkdtemp(prefix=f"sk-gone-{sh}-", dir="/tmp") for sh in SHELLS}
+        try:
+            for sh in SHELLS:
+                os.chmod(gone[sh], 0o755)
+            await asyncio.gather(*(victims[sh].open_busy(gone[sh]) for sh in SHELLS))
+        finally:
+            # The old shells' directories go while the sessions are down (the same machine): the
+            # new shells cannot return there, and the replies say so.
+            for path in gone.values():
+                os.rmdir(path)
 
         async def scenario(sh: str) -> None:
-            # The old shell's directory is removed while the session is down (same machine): the
-            # new shell cannot return there, and the reply says so.
-            gone = tempfile.mkdtemp(prefix=f"sk-gone-{sh}-", dir="/tmp")
-            os.chmod(gone, 0o755)
-            v = Victim(c, sh)
-            try:
-                await v.open_busy(gone)
-            finally:
-                os.rmdir(gone)
+            v = victims[sh]
             world.kill_ssh(v.sid, signal.SIGTERM)
             info = await v.disconnected()
             _no_setup_text(info.message)
@@ -148,9 +154,13 @@ async def test_reconnect_after_ssh_was_killed(world: Instance) -> None:
                 == "ssh exited with status 255 and printed nothing (killed, or its connection was cut)"
             ), info
             assert info.hint is not None and "reconnect_session" in info.hint
-            await v.reconnect_and_check(gone, restored=False)
+            await v.reconnect_and_check(gone[sh], restored=False)
 
-        await _each(scenario)
+        ns_sshd.slow_logins(6)
+        try:
+            await _each(scenario)
+        finally:
+            ns_sshd.slow_logins(0)
 
 
 async def test_reconnect_after_sshd_restart(world: Instance, ns_sshd: NetnsSshd) -> None:
@@ -174,7 +184,8 @@ async def test_reconnect_after_network_black_hole(world: Instance, ns_sshd: Netn
             for v in victims:
                 info = await v.disconnected()
                 _no_setup_text(info.message)
-                assert info.message is not None and "not responding" in info.message, (v.shell, info)
+                tail = (world.paths.logs_dir / f"{v.sid}.log").read_bytes()[-600:]
+                assert info.message is not None and "not responding" in info.message, (v.shell, info, tail)
         finally:
             await asyncio.to_thread(ns_sshd.restore)
         await _each(lambda sh: victims[SHELLS.index(sh)].reconnect_and_check())
