@@ -13,7 +13,9 @@ whatever `HISTCONTROL`, `HISTIGNORE` or the user's zsh options say. History expa
 switched off in both shells: command text is data.
 
 A user's `trap … DEBUG` (bash) would fire before sshkeep's own prompt hook and print into the
-output of every later command; the hook wraps such a trap once so it skips sshkeep's hook.
+output of every later command; the hook wraps such a trap once so it skips sshkeep's hook and
+the commands inside sshkeep's functions. The hook finds the trap without forking the shell
+(see `bash_trap`): a prompt cycle costs no process.
 """
 
 from __future__ import annotations
@@ -68,13 +70,6 @@ def setup_lines(nonce: str, cwd: str | None = None) -> list[str]:
         f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; set +H; "
         f"__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); "
         f'printf "{d}{w}" "$r" "$__sk_k" "$__sk_n" "$__sk_k" "$PWD"; return $r; }}; '
-        # A user's DEBUG trap fires before `__sk_pc` and would print into every output: once seen,
-        # it is set again wrapped so that it skips sshkeep's commands (keeping `$?`). The check
-        # runs after the D marker, in a function traced (`-t`) so that it sees the trap.
-        "__sk_dg() { local r=$? t; t=$(trap -p DEBUG); if [[ -n $t && $t != *__sk_dt* ]]; then "
-        'eval "set -- $t"; __sk_dt=$3; '
-        "trap -- '__sk_dq=$?; case $BASH_COMMAND in __sk_*) ;; "
-        '*) __sk_rs $__sk_dq; eval -- "$__sk_dt";; esac\' DEBUG; fi; return $r; }; declare -ft __sk_dg; '
         "__sk_rs() { return $1; }; "
         '__sk_cm=$(printf "\\033]133;C;sk=%s\\007" "$__sk_k"); '
         '__sk_pm=$(printf "\\033]133;P;sk=%s\\007" "$__sk_k"); '
@@ -82,6 +77,30 @@ def setup_lines(nonce: str, cwd: str | None = None) -> list[str]:
         '*) PROMPT_COMMAND="__sk_pc;__sk_dg${PROMPT_COMMAND:+;$PROMPT_COMMAND}";; esac; '
         'case "$PS0" in *__sk_cm*) ;; *) PS0="\\${__sk_cm}$PS0";; esac; '
         'case "$PS2" in *__sk_pm*) ;; *) PS2="\\[\\${__sk_pm}\\]$PS2";; esac'
+    )
+    # A user's DEBUG trap fires before `__sk_pc` and would print into every output: once seen,
+    # it is set again wrapped so that it skips sshkeep's commands (keeping `$?`). The check runs
+    # after the D marker, in a function traced (`-t`) so that it sees the trap. `$(trap -p DEBUG)`
+    # would fork the shell at every prompt (a fork costs more than the rest of a prompt cycle,
+    # and delays the next command typed): where a here-string is a pipe (bash 5.1+, tested once
+    # here), `trap -p` is read back through one the function opens and closes itself, reopened
+    # for writing through /dev/fd, so no child process inherits it. Elsewhere it forks.
+    bash_trap = (
+        "__sk_fp=; if ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501)) && "
+        '{ exec {__sk_fa}<<<""; } 2>/dev/null; then { exec {__sk_fb}<>"/dev/fd/$__sk_fa"; } 2>/dev/null '
+        "&& { [[ -p /dev/fd/$__sk_fb ]] && __sk_fp=1; exec {__sk_fb}<&-; }; exec {__sk_fa}<&-; fi; "
+        "unset __sk_fa __sk_fb; "
+        "__sk_dg() { local r=$? t= __sk_fa __sk_fb; "
+        'if [[ -n $__sk_fp ]] && { exec {__sk_fa}<<<""; } 2>/dev/null; then '
+        'if { exec {__sk_fb}<>"/dev/fd/$__sk_fa"; } 2>/dev/null; then '
+        # Each with its own redirection: a user's trap firing before them prints where it would.
+        'trap -p DEBUG >&$__sk_fb; printf "\\0" >&$__sk_fb; IFS= read -r -d "" -t 1 -u $__sk_fa t || :; '
+        "t=${t#?}; exec {__sk_fb}<&-; else t=$(trap -p DEBUG); fi; exec {__sk_fa}<&-; "
+        "else t=$(trap -p DEBUG); fi; "
+        "if [[ -n $t && $t != *__sk_dt* ]]; then "
+        'eval "set -- $t"; __sk_dt=$3; '
+        "trap -- '__sk_dq=$?; case ${FUNCNAME[0]-}:$BASH_COMMAND in __sk_*|*:__sk_*) ;; "
+        '*) __sk_rs $__sk_dq; eval -- "$__sk_dt";; esac\' DEBUG; fi; return $r; }; declare -ft __sk_dg'
     )
     zsh = (
         f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; setopt no_bang_hist; "
@@ -116,6 +135,7 @@ def setup_lines(nonce: str, cwd: str | None = None) -> list[str]:
     cd = [f" cd -- '{_single(cwd)}' 2>/dev/null; :"] if cwd is not None else []
     return [
         _HISTORY_OFF,
+        f" [ -n \"$BASH_VERSION\" ] && eval '{_single(bash_trap)}'",
         f" [ -n \"$BASH_VERSION\" ] && eval '{_single(bash)}'",
         f" [ -n \"$ZSH_VERSION\" ] && eval '{_single(zsh)}'",
         *cd,

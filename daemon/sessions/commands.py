@@ -234,7 +234,8 @@ class Commands:
         cannot tell from someone else's."""
         self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
         try:
-            await self.store.flush()
+            if not self.store.flush_now():  # no thread hop before the keys when the store is free
+                await self.store.flush()
         except (sqlite3.Error, OSError) as exc:
             # A full disk must not stop the terminal: type anyway, and say so in the log.
             log.warning("command_intent_unsaved", session=s.key, command_id=rec.command_id, error=str(exc))
