@@ -37,19 +37,39 @@ _HISTORY_OFF = (
 )
 
 
-def setup_lines(nonce: str) -> list[str]:
+MAX_RESTORED_DIR = 512
+
+
+def restorable(directory: str | None) -> bool:
+    """Whether `directory` (a W marker's) can be typed back as a `cd`: absolute, printable, short
+    enough for busybox's 1024-byte lines."""
+    return (
+        directory is not None
+        and directory.startswith("/")
+        and len(directory.encode()) <= MAX_RESTORED_DIR
+        and directory.isprintable()
+        and "\ufffd" not in directory
+    )
+
+
+def setup_lines(nonce: str, cwd: str | None = None) -> list[str]:
     """The setup commands for one session; each starts with a space.
 
     Short lines rather than one long one: busybox ash cuts input lines at 1024 bytes. The last
     line prints the X marker, so the first D marker after it means the shell is integrated and idle.
+    With `cwd` (a reconnect that knows where the old shell was), a line before it changes there,
+    silently: the W marker of the first prompt tells whether it worked.
     """
     if not _NONCE.match(nonce):
         raise ValueError("nonce must be lowercase hex")
+    if cwd is not None and not restorable(cwd):
+        raise ValueError("cwd must be an absolute, printable path of at most 512 bytes")
     d = "\\033]133;D;%s;sk=%s:%s\\007"
+    w = "\\033]133;W;sk=%s;%s\\007"
     bash = (
         f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; set +H; "
         f"__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); "
-        f'printf "{d}" "$r" "$__sk_k" "$__sk_n"; return $r; }}; '
+        f'printf "{d}{w}" "$r" "$__sk_k" "$__sk_n" "$__sk_k" "$PWD"; return $r; }}; '
         "__sk_rs() { return $1; }; "
         # printf -v: no subshell (a fork each) while the session opens.
         'printf -v __sk_cm "\\033]133;C;sk=%s\\007" "$__sk_k"; '
@@ -86,7 +106,7 @@ def setup_lines(nonce: str) -> list[str]:
     zsh = (
         f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; setopt no_bang_hist; "
         f"__sk_precmd() {{ local r=$?; __sk_n=$((__sk_n+1)); "
-        f'printf "{d}" "$r" "$__sk_k" "$__sk_n"; }}; '
+        f'printf "{d}{w}" "$r" "$__sk_k" "$__sk_n" "$__sk_k" "$PWD"; }}; '
         '__sk_preexec() { printf "\\033]133;C;sk=%s\\007" "$__sk_k"; }; '
         "precmd_functions=(__sk_precmd ${precmd_functions:#__sk_precmd}); "
         "preexec_functions=(__sk_preexec ${preexec_functions:#__sk_preexec}); "
@@ -104,7 +124,8 @@ def setup_lines(nonce: str) -> list[str]:
         '__sk_c() { __sk_s=$?; printf "\\033]133;C;sk=%s\\007" "$__sk_k"; return "${1:-$__sk_s}"; }; '
         " __sk_e=$(printf '\\033'); __sk_b=$(printf '\\007'); "
         'case "$PS1" in *__sk_k*) ;; '
-        '*) PS1="${__sk_e}]133;D;\\$?;sk=\\${__sk_k}:\\$((__sk_n+=1))${__sk_b}$PS1";; esac; '
+        '*) PS1="${__sk_e}]133;D;\\$?;sk=\\${__sk_k}:\\$((__sk_n+=1))${__sk_b}'
+        '${__sk_e}]133;W;sk=\\${__sk_k};\\${PWD}${__sk_b}$PS1";; esac; '
         'case "$PS2" in *__sk_k*) ;; *) PS2="${__sk_e}]133;P;sk=\\${__sk_k}${__sk_b}$PS2";; esac; '
         'case "$(readlink /proc/$$/exe 2>/dev/null)" in *busybox*) __sk_sh=ash;; *dash*) __sk_sh=dash;; '
         "*) __sk_sh=sh;; esac; "
@@ -112,11 +133,13 @@ def setup_lines(nonce: str) -> list[str]:
         f'printf "\\033]133;X;sk=%s;sh=%s\\007" {nonce} "$__sk_sh"; '
         '[ -n "$__sk_ho" ] && set -o history; :'
     )
+    cd = [f" cd -- '{_single(cwd)}' 2>/dev/null; :"] if cwd is not None else []
     return [
         _HISTORY_OFF,
         f" [ -n \"$BASH_VERSION\" ] && eval '{_single(bash_trap)}'",
         f" [ -n \"$BASH_VERSION\" ] && eval '{_single(bash)}'",
         f" [ -n \"$ZSH_VERSION\" ] && eval '{_single(zsh)}'",
+        *cd,
         f" {posix}",
     ]
 

@@ -395,6 +395,8 @@ class Commands:
         status, exit_code, ended_at = rec.status, rec.exit_code, rec.ended_at
         finished = rec.out_end is not None
         end = rec.out_end if rec.out_end is not None else s._safe_end()
+        if not finished and s.dead and rec is s.current:
+            end = max(s.output_start(rec), min(end, s.dead_end()))  # ssh's closing lines are not output
         question: Question | None = None
         hint: str | None = None
         screen: str | None = None
