@@ -75,6 +75,9 @@ SAVE_PAGE_LINES = 5000
 # How long a command waits for the prompt cycle of keys sent to an idle prompt.
 KEYS_SETTLE = 3.0
 KEYS_QUIET = 0.25
+# How long typing waits at most for the shell's line editor to read the terminal (a prompt
+# that prints nothing the editor could be known by).
+READING_WAIT = 2.0
 
 # Hooks of the people and secrets mechanisms (daemon/sessions/control.py, secrets.py):
 # refuse the agent's typing while a person holds the terminal; the person's commands the agent's
@@ -140,6 +143,7 @@ class Commands:
                 # Keys (or a person) started a command a moment ago: a quick one ends within the
                 # settle time and this command follows it; a long one makes the session busy.
                 await self._wait_command(s, other, KEYS_SETTLE)
+        await self._until_reading(s)
         # Again, with no await from here until the record exists: the same request may have come
         # twice at once (a client retrying a call it thought lost).
         earlier = self.replay(s, request_id, command)
@@ -296,6 +300,16 @@ class Commands:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(s.changed.wait(), max(0.01, step))
         s.keys_cycle_at = None
+
+    async def _until_reading(self, s: Session) -> None:
+        """At an idle prompt, wait until the shell reads its command line (see Session.reading)."""
+        deadline = time.monotonic() + READING_WAIT
+        async with s.changed:
+            while not (s.reading() or s.dead or s.closed) and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        s.changed.wait(), max(0.01, min(0.25, deadline - time.monotonic()))
+                    )
 
     async def _type(self, s: Session, text: str, seq: int) -> None:
         """Type `text` as command `seq`: the keys and the pane's typed mark in one tmux line, which
@@ -564,6 +578,8 @@ class Commands:
             raise BadRequest("keys holds only empty strings")
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
+        if s.current is None and s.integrated:
+            await self._until_reading(s)
         s.keys_since_prompt = True  # a prompt cycle these keys start is the agent's (source `keys`)
         # The command the keys go to, taken before they are sent: it may end before tmux returns.
         target = s.current

@@ -26,7 +26,7 @@ from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
-from sshkeep.common.terminal.shellinit import restorable, setup_lines
+from sshkeep.common.terminal.shellinit import SHELLS_WITH_HOOKS, restorable, setup_lines
 from sshkeep.daemon.sessions.lineindex import LineIndex
 from sshkeep.daemon.sessions.replies import (
     FIRST_PAGE_CANDIDATES,
@@ -147,6 +147,9 @@ class Session:
     # cycle sshkeep did not start (keys, a person) becomes a record of its own from these.
     prompt_pos: int = -1
     prompt_text: str | None = None
+    # How the prompt of the cycle before rendered: keys typed ahead are echoed right after a
+    # prompt, maybe in the same read, and are no part of it.
+    last_prompt_text: str | None = None
     keys_since_prompt: bool = False
     # A person holds the terminal (`sshkeep attach --take`): the agent's typing is refused.
     control: TakeOver | None = None
@@ -467,6 +470,7 @@ class Session:
 
     def _new_prompt(self, m: mk.Marker) -> None:
         self.prompt_pos = m.end
+        self.last_prompt_text = self.prompt_text or self.last_prompt_text
         self.prompt_text = None
         self.keys_since_prompt = False
 
@@ -479,13 +483,30 @@ class Session:
             return
         text = render(mk.strip_markers(data))
         if text.strip():
-            self.prompt_text = text
+            prev = self.last_prompt_text
+            self.prompt_text = prev if prev and text.startswith(prev) else text
+
+    def reading(self) -> bool:
+        """The shell reads its command line. bash and zsh print the D marker from their prompt
+        hooks, before their line editor takes the terminal: keys that come sooner meet the tty's
+        cooked mode, which echoes them before the prompt and cuts a line at 4 KB. The editor has
+        it once it prints the prompt (or switches bracketed paste on, just before)."""
+        if self.shell not in SHELLS_WITH_HOOKS or self.current is not None or self.prompt_pos < 0:
+            return True
+        if self.prompt_text is not None:
+            return True
+        data = self.read_log(self.prompt_pos, min(self.scan_pos, self.prompt_pos + TAIL_BYTES))
+        return b"\x1b[?2004h" in data or b"\n" in data
 
     def _typed_command(self, end: int) -> str:
         """What was typed at the latest prompt, from the echo between the prompt and `end`."""
         text = render(mk.strip_markers(self.read_log(self.prompt_pos, end)))
         lines = split_lines(text)
         prompt = (self.prompt_text or "").rstrip()
+        if prompt:
+            # Keys typed before the line editor read them were echoed by the tty, before the prompt.
+            first = next((i for i, line in enumerate(lines) if line.startswith(prompt)), 0)
+            lines = lines[first:]
         out: list[str] = []
         for i, line in enumerate(lines):
             if i == 0:

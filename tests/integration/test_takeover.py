@@ -4,6 +4,7 @@ prompt cycle (agent, keys, person) with list_commands."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 import sys
 from collections.abc import Iterator
@@ -45,8 +46,16 @@ def attach_in(outer: OuterTmux, instance: Instance, sid: str, *flags: str) -> No
     assert started.returncode == 0, started.stderr
 
 
+def at_prompt(screen: str) -> bool:
+    """The person's screen ends at an empty shell prompt (`user@host:dir$`)."""
+    prompts = [x.rstrip() for x in screen.splitlines() if re.match(r"\S+@\S+:\S*\$", x)]
+    return bool(prompts) and prompts[-1].endswith("$")
+
+
 async def person_types(outer: OuterTmux, line: str) -> None:
-    """Keys into the person's terminal, which the attached tmux client passes to the session."""
+    """Keys into the person's terminal, which the attached tmux client passes to the session; as a
+    person does, once the prompt shows (keys typed sooner meet a shell not reading yet)."""
+    await eventually(lambda: asyncio.to_thread(lambda: at_prompt(outer.screen())), "a prompt on the screen")
     done = await asyncio.to_thread(outer, "send-keys", "-t", "outer", "-l", line)
     assert done.returncode == 0, done.stderr
     await asyncio.to_thread(outer, "send-keys", "-t", "outer", "Enter")
@@ -93,14 +102,14 @@ async def test_take_over_refuses_the_agent_and_reports_what_the_person_ran(
         listed = await c.list_sessions()
         assert [s.state for s in listed.sessions if s.session_id == sid] == ["human"]
 
-    await person_types(outer, "echo person-$((6*7))")
-    await person_types(outer, "false")
-
-    async def two_done() -> bool:
+    async def person_done(n: int) -> bool:
         mine = [x for x in await commands_of(instance, sid) if x.source == "person"]
-        return len(mine) == 2 and all(x.status == "completed" for x in mine)
+        return len(mine) == n and all(x.status == "completed" for x in mine)
 
-    await eventually(two_done, "the person's two commands as records")
+    await person_types(outer, "echo person-$((6*7))")
+    await eventually(lambda: person_done(1), "the person's first command as a record")
+    await person_types(outer, "false")
+    await eventually(lambda: person_done(2), "the person's two commands as records")
 
     # The person detaches: attach hands the session back by itself.
     assert outer("send-keys", "-t", "outer", "C-b", "d").returncode == 0
