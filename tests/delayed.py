@@ -1,14 +1,17 @@
-"""An sshd behind a delayed path: a network namespace of its own, reached only through bench/relay.py.
+"""An sshd behind a delayed path: a network namespace of its own, reached only through tests/relay.py.
 
-`delayed_sshd(base, sshd_dir, delay_ms)` starts a second sshd, with the test sshd's host key,
-users and client key, inside a new network namespace (listening on the namespace's loopback),
-and a relay on this namespace's 127.0.0.1 that adds `delay_ms` to each direction. Everything
+Shared by the benchmark's RTT rows (bench/bench.py) and the tests of races under latency
+(tests/integration/test_latency.py). `delayed_sshd(base, delay_ms)` starts a second sshd, with
+the test sshd's host key, users and client key, inside a new network namespace (listening on the
+namespace's loopback), and a relay on this namespace's 127.0.0.1 that adds `delay_ms` to each
+round trip (half each way). Everything
 (relay, sshd, namespace, files) is removed on exit. Needs root and `ip` (iproute2).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -23,6 +26,7 @@ from pathlib import Path
 from tests.sshd import SshServer, banner_ok
 
 NS_PORT = 2222  # inside the namespace, where nothing else listens
+_SERIAL = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,8 @@ def _ip(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def delayed_sshd(base: SshServer, sshd_dir: Path, delay_ms: float) -> Iterator[DelayedPath]:
-    ns = f"skbench{os.getpid()}"
+def delayed_sshd(base: SshServer, delay_ms: float) -> Iterator[DelayedPath]:
+    ns = f"skdelay{os.getpid()}-{next(_SERIAL)}"
     work = Path(tempfile.mkdtemp(prefix="sk-delay-"))
     keys = Path(tempfile.mkdtemp(prefix="sk-delay-keys-"))  # sshd reads it as the login user
     keys.chmod(0o755)
@@ -73,7 +77,7 @@ def delayed_sshd(base: SshServer, sshd_dir: Path, delay_ms: float) -> Iterator[D
         authorized = keys / "authorized_keys"
         authorized.write_text(Path(f"{base.client_key}.pub").read_text())
         authorized.chmod(0o644)
-        host_key = sshd_dir / "host_ed25519"
+        host_key = base.host_key
         config = work / "sshd_config"
         config.write_text(
             f"ListenAddress 127.0.0.1\nPort {NS_PORT}\nHostKey {host_key}\nPidFile {work / 'sshd.pid'}\n"
