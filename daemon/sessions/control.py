@@ -1,12 +1,14 @@
 """A person takes over a session's terminal, and hands it back.
 
-`sshkeep attach ID --take` asks the daemon for control before it attaches tmux read-write: the
+`sshkeep attach ID --take` asks the daemon for control before it attaches tmux read-write (plain
+`attach` watches read-only, so a person's keys never reach the agent's commands): the
 session's state is `human` until the person detaches (the CLI then releases it), runs
 `sshkeep release ID`, or the attaching process dies (the monitor notices). Meanwhile the agent's
 typing tools (send_command, send_keys, answer_secret, interrupt_command) are refused with
 `human_control`; its reads work. Every prompt cycle the person runs is a command record with
 source `person`; once control ends, the agent's next reply lists them (once), and
-`list_commands` lists them any time.
+`list_commands` lists them any time. A take-over is refused while the agent's command runs
+(unless it asks for input): the person's typing would mix with its output.
 """
 
 from __future__ import annotations
@@ -93,6 +95,15 @@ class Control:
                     f"session {sid} is already taken over" + (f" (by pid {pid})" if pid else ""),
                     hint=f"Attach without --take to watch, or `sshkeep release {sid}` first.",
                 )
+        rec = s.current
+        if rec is not None and rec.source != "person" and s.pending_question() is None:
+            # What a person types while the agent's command runs would land in its output (the
+            # terminal echoes typed-ahead keys) and run after it: never mix the two.
+            raise Conflict(
+                f"the agent's command {rec.command_id} ({rec.command[:60]!r}) is running in session {sid}",
+                hint=f"Watch it with `sshkeep attach {sid}` and take over once it has ended (or once it "
+                "asks for input).",
+            )
         s.control = TakeOver(holder_pid=holder_pid, since=time.time(), first_seq=s.next_seq)
         s.person_report = []
         log.info("session_taken", session=sid, holder_pid=holder_pid)
