@@ -126,6 +126,10 @@ class Session:
     prompt_pos: int = -1
     prompt_text: str | None = None
     keys_since_prompt: bool = False
+    # Where the log stood when the agent's keys were sent to the latest prompt: everything of
+    # that prompt's line before it is prompt, even when the prompt, the keys' echo and their
+    # cycle's markers arrive in one read (before the prompt could be learned alone).
+    keys_from: int = -1
     # A person holds the terminal (`sshkeep attach --take`): the agent's typing is refused.
     control: TakeOver | None = None
     # The person's commands of the last take-over, until the agent's next reply lists them.
@@ -377,6 +381,13 @@ class Session:
         self.prompt_pos = m.end
         self.prompt_text = None
         self.keys_since_prompt = False
+        self.keys_from = -1
+
+    def keys_sent(self) -> None:
+        """The agent's keys go to the terminal now (see `keys_from`)."""
+        self.keys_since_prompt = True
+        if self.current is None and self.keys_from < 0:
+            self.keys_from = self.current_size()
 
     def _learn_prompt(self) -> None:
         """Remember how the current prompt renders, as soon as it is printed (before any typing)."""
@@ -393,7 +404,11 @@ class Session:
         """What was typed at the latest prompt, from the echo between the prompt and `end`."""
         text = render(mk.strip_markers(self.read_log(self.prompt_pos, end)))
         lines = split_lines(text)
-        prompt = (self.prompt_text or "").rstrip()
+        prompt_text = self.prompt_text
+        if prompt_text is None and self.prompt_pos <= self.keys_from <= end:
+            prompt_text = render(mk.strip_markers(self.read_log(self.prompt_pos, self.keys_from)))
+            prompt_text = split_lines(prompt_text)[-1] if prompt_text.strip() else None
+        prompt = (prompt_text or "").rstrip()
         out: list[str] = []
         for i, line in enumerate(lines):
             if i == 0:
