@@ -72,16 +72,12 @@ async def answer_question(request: web.Request, call: Call) -> CommandResult:
 async def take_control(request: web.Request, call: Call) -> ControlResult:
     peer = peer_of(request)
     pid = (peer.pid or None) if peer is not None else None
-    res = control(request).take(call.session_id, pid)
-    await control(request).clients_follow(call.session_id)
-    return res
+    return control(request).take(call.session_id, pid)
 
 
 @endpoint(routes, "release_control")
 async def release_control(request: web.Request, call: Call) -> ControlResult:
-    res = control(request).release(call.session_id)
-    await control(request).clients_follow(call.session_id)
-    return res
+    return control(request).release(call.session_id)
 
 
 @endpoint(routes, "list_commands")
