@@ -21,9 +21,11 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-from sshkeep.common.errors import Conflict, HumanControl, SessionDisconnected
+from sshkeep.common.errors import Conflict, HumanControl, SessionDisconnected, TmuxError
 from sshkeep.common.models.sessions import CommandList, CommandSummary, ControlResult
+from sshkeep.common.tmux import HELD_OPTION, quote
 from sshkeep.daemon.sessions.session import Session, TakeOver
+from sshkeep.daemon.sessions.tmux import Tmux
 
 log = structlog.get_logger(__name__)
 
@@ -52,9 +54,12 @@ class Control:
     `lookup` finds a session by id (or raises SessionNotFound); `sessions` is the live map the
     sweep walks to release sessions whose holder died."""
 
-    def __init__(self, lookup: Callable[[str], Session], sessions: Mapping[str, Session]) -> None:
+    def __init__(
+        self, lookup: Callable[[str], Session], sessions: Mapping[str, Session], tmux: Tmux | None = None
+    ) -> None:
         self.lookup = lookup
         self.sessions = sessions
+        self.tmux = tmux
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -71,9 +76,34 @@ class Control:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             try:
-                self.sweep()
+                for sid in self.sweep():
+                    await self.clients_follow(sid)
             except Exception:
                 log.exception("take_over_sweep_failed")
+
+    async def clients_follow(self, sid: str) -> None:
+        """Make the session's tmux clients follow who holds it. The server's hook
+        (common/tmux.py) attaches every person's client read-only unless the session's
+        `@sshkeep_human` option is set; a take-over sets it, and once it ends every client still
+        attached goes back to watching. So no client, `sshkeep attach` or a hand-typed `tmux
+        attach`, types into the terminal while the agent may."""
+        s = self.sessions.get(sid)
+        if self.tmux is None or s is None:
+            return
+        target = quote(f"={s.tmux_session}:")
+        try:
+            if s.control is not None:
+                await self.tmux.command(f"set-option -t {target} {HELD_OPTION} 1")
+                return
+            await self.tmux.command(f"set-option -u -t {target} {HELD_OPTION}")
+            fields = "#{client_name} #{client_control_mode} #{client_readonly}"
+            rows = await self.tmux.command(f"list-clients -t {target} -F {quote(fields)}")
+            for row in rows:
+                name, ctl, ro = [*row.split(), "", "", ""][:3]
+                if name and ctl == "0" and ro == "0":
+                    await self.tmux.command(f"refresh-client -t {quote(name)} -f read-only,ignore-size")
+        except TmuxError as exc:  # the session went away meanwhile: nothing is attached to it
+            log.info("clients_follow_failed", session=sid, error=str(exc))
 
     def refuse_if_human(self, s: Session) -> None:
         """Refuse the agent's typing into any terminal of a session a person holds."""
@@ -144,13 +174,17 @@ class Control:
         records, s.person_report = s.person_report, []
         return [r.summary() for r in records] if records else None
 
-    def sweep(self) -> None:
-        """Release sessions whose taking process is gone (the terminal was closed, the CLI killed)."""
+    def sweep(self) -> list[str]:
+        """Release sessions whose taking process is gone (the terminal was closed, the CLI killed);
+        return their ids."""
+        released: list[str] = []
         for s in list(self.sessions.values()):
             took = s.control
             if took is not None and took.holder_pid is not None and not _alive(took.holder_pid):
                 log.info("session_holder_gone", session=s.id, holder_pid=took.holder_pid)
                 self.release(s.id)
+                released.append(s.id)
+        return released
 
 
 def list_commands(s: Session, since: str | None, limit: int) -> CommandList:

@@ -1,8 +1,9 @@
 """A person beside the agent, per shell, through a real `sshkeep attach` tmux client in a terminal
-of its own: watching is read-only (keys typed while the agent's command runs never reach it), a
-take-over waits for the agent's command to end, what the person runs then is a command record of
-its own (source `person`), and a line the person left half-typed is cleared before the agent
-types. The agent's replies never hold the person's text or output."""
+of its own (and a `tmux attach` typed by hand): watching is read-only (keys typed while the
+agent's command runs never reach it), a take-over waits for the agent's command to end, what the
+person runs then is a command record of its own (source `person`), and a line the person left
+half-typed is cleared before the agent types. The agent's replies never hold the person's text
+or output."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ async def _client_on(instance: Instance, sid: str, present: bool = True) -> None
     await eventually(lambda: asyncio.to_thread(on), "the person's tmux client" + ("" if present else " gone"))
 
 
+def _read_only(instance: Instance, sid: str) -> list[str]:
+    """`client_readonly` of each person's tmux client on the session."""
+    rows = instance.tmux("list-clients", "-F", "#{session_name} #{client_control_mode} #{client_readonly}")
+    return [row.split()[2] for row in rows.stdout.splitlines() if row.split()[:2] == [sid, "0"]]
+
+
 async def _records(instance: Instance, sid: str) -> list[CommandSummary]:
     async with instance.client() as c:
         return (await c.list_commands(sid)).commands
@@ -36,8 +43,19 @@ async def _records(instance: Instance, sid: str) -> list[CommandSummary]:
 async def test_person_typing_beside_the_agent(instance: Instance, outer: OuterTmux, shell: str) -> None:
     async with instance.client() as c:
         sid = (await c.open_session(OpenSessionRequest(host=shell))).session_id
-        attach_in(outer, instance, sid)  # watching
+        # A client attached by hand (the `attach` command replies print, without -r) watches too.
+        raw = instance.paths.attach_command(sid)
+        assert outer("new-session", "-d", "-s", "outer", "-x", "200", "-y", "50", raw).returncode == 0
         await _client_on(instance, sid)
+        assert _read_only(instance, sid) == ["1"]
+        await person_types(outer, "echo BY-HAND")
+        assert "BY-HAND" not in (await c.get_snapshot(sid)).screen
+        assert outer("kill-session", "-t", "outer").returncode == 0
+        await _client_on(instance, sid, present=False)
+
+        attach_in(outer, instance, sid)  # watching with sshkeep attach
+        await _client_on(instance, sid)
+        assert _read_only(instance, sid) == ["1"]
 
         # The person types while the agent's command runs: the keys never reach the terminal.
         r = await c.send_command(sid, SendCommandRequest(command="sleep 5; echo AGENT", timeout=0.5))
@@ -74,7 +92,11 @@ async def test_person_typing_beside_the_agent(instance: Instance, outer: OuterTm
             return "HALF-TYPED" in (await c.get_snapshot(sid)).screen
 
         await eventually(half_shown, "the half-typed line in the session")
-        assert outer("send-keys", "-t", "outer", "C-b", "d").returncode == 0  # detach: handed back
+        assert _read_only(instance, sid) == ["0"]
+        # Handed back from another terminal: the person's client, still attached, only watches.
+        released = await asyncio.to_thread(run_sshkeep, "release", sid, env=instance.env, timeout=30)
+        assert released.returncode == 0, released
+        assert _read_only(instance, sid) == ["1"]
 
         async def ready() -> bool:
             return (await c.get_session(sid)).state == "ready"
