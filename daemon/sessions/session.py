@@ -130,6 +130,9 @@ class Session:
     # that prompt's line before it is prompt, even when the prompt, the keys' echo and their
     # cycle's markers arrive in one read (before the prompt could be learned alone).
     keys_from: int = -1
+    # The prompt as an earlier cycle printed it alone: when this one's could not be learned
+    # alone (keys typed ahead arrived with it), the typed text starts after it.
+    known_prompt: str | None = None
     # A person holds the terminal (`sshkeep attach --take`): the agent's typing is refused.
     control: TakeOver | None = None
     # The person's commands of the last take-over, until the agent's next reply lists them.
@@ -399,6 +402,8 @@ class Session:
         text = render(mk.strip_markers(data))
         if text.strip():
             self.prompt_text = text
+            if text.endswith(" ") and self.keys_from < 0 and not self.keys_since_prompt:
+                self.known_prompt = text  # prompts end in a space; keys typed ahead seldom do
 
     def _typed_command(self, end: int) -> str:
         """What was typed at the latest prompt, from the echo between the prompt and `end`."""
@@ -409,10 +414,16 @@ class Session:
             prompt_text = render(mk.strip_markers(self.read_log(self.prompt_pos, self.keys_from)))
             prompt_text = split_lines(prompt_text)[-1] if prompt_text.strip() else None
         prompt = (prompt_text or "").rstrip()
+        known = (self.known_prompt or "").rstrip()
         out: list[str] = []
         for i, line in enumerate(lines):
             if i == 0:
-                line = line[len(prompt) :] if prompt and line.startswith(prompt) else line
+                if known and known != prompt and known in line:
+                    # Keys typed ahead (echoed before the prompt), or a prompt learned from a part
+                    # of it: what was typed at this prompt follows the prompt's text.
+                    line = line[line.rindex(known) + len(known) :]
+                elif prompt and line.startswith(prompt):
+                    line = line[len(prompt) :]
                 out.append(line.strip())
             else:
                 out.append(line[2:] if line.startswith("> ") else line)  # continuation prompt (PS2)
