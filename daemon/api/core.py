@@ -36,7 +36,7 @@ from sshkeep.common.errors import (
 from sshkeep.common.models.base import Request
 from sshkeep.common.operations import OPERATIONS, Operation
 from sshkeep.common.settings import Settings
-from sshkeep.daemon.api.audit import DECISION, POLICY
+from sshkeep.daemon.api.audit import DECISION, PARSED_BODY, POLICY, REPLY_MODEL
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.files.local import LocalFiles
 from sshkeep.daemon.files.transfers import Transfers
@@ -185,6 +185,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise BadRequest(f"request body is not acceptable JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    request[PARSED_BODY] = data  # the audit line summarises it from here
     return _validate(model, data)
 
 
@@ -303,6 +304,7 @@ def endpoint(routes: web.RouteTableDef, op_id: str) -> Callable[[Endpoint], Endp
                 raise
             if isinstance(out, web.StreamResponse):
                 return out
+            request[REPLY_MODEL] = out  # the audit line takes its result fields from the model
             return reply(out, op.status)
 
         handler.__name__ = op.id

@@ -99,6 +99,25 @@ _SAVE_SESSION = "INSERT OR REPLACE INTO sessions (session_id, scan_pos, next_seq
 
 
 _values = operator.attrgetter(*_COLUMNS)
+CHECKPOINT_EVERY = 250  # commits between WAL checkpoints (a few pages each: SQLite's 1000 pages)
+_COMMAND_KEY = (_COLUMNS.index("session_id"), _COLUMNS.index("command_id"))
+
+
+def coalesce(ops: list[_Op]) -> list[_Op]:
+    """`ops` without the row writes a later write of the same row replaces: a command saved when
+    it starts and when it ends, and the session's counters saved after every command, are written
+    once per batch. Only a batch of nothing but those replacing writes is thinned (another
+    statement, a delete say, may depend on the order), and the rows keep the order of their last
+    write."""
+    if any(sql != _SAVE_COMMAND and sql != _SAVE_SESSION for sql, _ in ops):
+        return ops
+    last: dict[tuple[Any, ...], int] = {}
+    for i, (sql, args) in enumerate(ops):
+        key = (0, args[_COMMAND_KEY[0]], args[_COMMAND_KEY[1]]) if sql == _SAVE_COMMAND else (1, args[0])
+        last[key] = i
+    if len(last) == len(ops):
+        return ops
+    return [ops[i] for i in sorted(last.values())]
 
 
 def _row(rec: CommandRecord) -> tuple[Any, ...]:
@@ -111,8 +130,10 @@ class Store:
 
     Every write goes through one ordered queue, written by one worker-thread call per batch in one
     transaction: `save_soon` queues without waiting (the batch goes out `WRITE_DELAY` later, off
-    the request's path); the awaited methods queue and wait until their batch is on disk. Reads
-    wait for the queue first, so they see every write made before them.
+    the request's path); the awaited methods queue and wait until their batch is on disk;
+    `flush_now` writes the queue on the event loop itself when the worker is idle (a command's
+    record before its keys are typed). Reads wait for the queue first, so they see every write
+    made before them.
     """
 
     def __init__(self, path: Path) -> None:
@@ -128,6 +149,10 @@ class Store:
             self._db.execute("ALTER TABLE commands ADD COLUMN source TEXT NOT NULL DEFAULT 'agent'")
         if "request_id" not in columns:  # a database from before idempotency keys
             self._db.execute("ALTER TABLE commands ADD COLUMN request_id TEXT")
+        # Checkpoints (which fsync) run in the worker thread, never in a commit on the event loop
+        # (see `flush_now`): every CHECKPOINT_EVERY commits, as SQLite's own would every 1000 pages.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._commits = 0
         self._lock = threading.Lock()
         self._queue: list[_Op] = []
         self._writer: asyncio.Task[None] | None = None
@@ -138,15 +163,46 @@ class Store:
             return self._db.execute(sql, args).fetchall()
 
     def _write_batch(self, ops: list[_Op]) -> None:
+        """One batch in one transaction (in the worker thread), then a checkpoint when it is due."""
         with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                for sql, args in ops:
-                    self._db.execute(sql, args)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            self._commit(ops)
+            if self._commits >= CHECKPOINT_EVERY:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._commits = 0
+
+    def _commit(self, ops: list[_Op]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            for sql, args in coalesce(ops):
+                self._db.execute(sql, args)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        self._commits += 1
+
+    def flush_now(self) -> bool:
+        """Write every queued op right here, on the event loop, when nothing else is writing; False
+        (nothing written) when the worker holds the database or a checkpoint is due: then `flush`.
+
+        For the few rows a command's start queues, one transaction in the WAL without an fsync
+        (synchronous=NORMAL; checkpoints run in the worker) costs less than the thread hop that
+        `flush` takes, and it is on disk, as far as a crash of the daemon goes, all the same."""
+        if self._writing() or self._commits >= CHECKPOINT_EVERY:
+            return False
+        if not self._queue:
+            return True
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            ops, self._queue = self._queue, []
+            self._commit(ops)
+        finally:
+            self._lock.release()
+        return True
 
     # --- the write queue ----------------------------------------------------------------------------
 
