@@ -11,12 +11,18 @@ import operator
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from sshkeep.common.models.base import CommandStatus
 from sshkeep.common.models.sessions import CommandSummary
+from sshkeep.daemon.disk import is_full_error
+
+log = structlog.get_logger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS commands (
@@ -93,6 +99,32 @@ _SAVE_COMMAND = (
     f"INSERT OR REPLACE INTO commands ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 )
 _SAVE_SESSION = "INSERT OR REPLACE INTO sessions (session_id, scan_pos, next_seq) VALUES (?, ?, ?)"
+_SAVE_JOB = "INSERT OR REPLACE INTO jobs (job_id, session_id, data) VALUES (?, ?, ?)"
+# Upserts by key: a later one of the same key replaces an earlier one (when nothing else ran between).
+_UPSERT_KEYS = {_SAVE_SESSION: 1, _SAVE_JOB: 1}
+RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between attempts while the disk is full
+
+
+def compact(ops: list[_Op]) -> list[_Op]:
+    """`ops` without the upserts a later upsert of the same row makes redundant (what a full disk
+    holds in memory stays bounded by the rows, not by how long the disk stays full)."""
+    out: list[_Op] = []
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
+    for sql, args in reversed(ops):
+        if sql == _SAVE_COMMAND:
+            key: tuple[Any, ...] | None = args[:2]
+        elif sql in _UPSERT_KEYS:
+            key = args[: _UPSERT_KEYS[sql]]
+        else:
+            key = None
+            seen.clear()  # a delete (or anything else) between two upserts keeps both
+        if key is not None:
+            if (sql, key) in seen:
+                continue
+            seen.add((sql, key))
+        out.append((sql, args))
+    out.reverse()
+    return out
 
 
 _values = operator.attrgetter(*_COLUMNS)
@@ -127,6 +159,8 @@ class Store:
         self._queue: list[_Op] = []
         self._writer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._full_since: float | None = None  # when writes began to fail with a full disk
+        self._backoff = RETRY_FIRST
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -138,15 +172,34 @@ class Store:
             try:
                 for sql, args in ops:
                     self._db.execute(sql, args)
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite may already have rolled back by itself (SQLITE_FULL does): the batch is all
+                # or nothing either way, and the database stays consistent.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+
+    @property
+    def full(self) -> bool:
+        """The last write failed for want of space: writes wait in memory for a retry."""
+        return self._full_since is not None
+
+    def waiting(self) -> str | None:
+        """What is held in memory because the disk is full (for the replies' disk notice)."""
+        if self._full_since is None:
+            return None
+        return (
+            f"{len(self._queue)} state-database writes held in memory since "
+            f"{time.strftime('%H:%M:%S', time.localtime(self._full_since))}, retried every few seconds"
+        )
 
     # --- the write queue ----------------------------------------------------------------------------
 
     def _queue_op(self, sql: str, args: tuple[Any, ...], delay: float | None) -> None:
         self._queue.append((sql, args))
+        if self._full_since is not None:
+            return  # the retry timer writes it once space returns
         if delay is not None and self._timer is None and not self._writing():
             self._timer = asyncio.get_running_loop().call_later(delay, self._start_writer)
 
@@ -161,14 +214,33 @@ class Store:
     async def _drain(self) -> None:
         while self._queue:
             ops, self._queue = self._queue, []
-            await asyncio.to_thread(self._write_batch, ops)
+            try:
+                await asyncio.to_thread(self._write_batch, ops)
+            except Exception as exc:
+                if not is_full_error(exc):
+                    raise
+                # Nothing of the batch was written: keep it (in order, before what came since) and
+                # try again later; requests do not wait for it meanwhile.
+                self._queue = compact(ops + self._queue)
+                if self._full_since is None:
+                    self._full_since = time.time()
+                    log.warning("state_db_full", error=str(exc), held=len(self._queue))
+                self._timer = asyncio.get_running_loop().call_later(self._backoff, self._start_writer)
+                self._backoff = min(RETRY_MAX, self._backoff * 2)
+                return
+            if self._full_since is not None:
+                log.info("state_db_written", held_since=self._full_since)
+                self._full_since, self._backoff = None, RETRY_FIRST
 
     async def flush(self) -> None:
-        """Wait until every queued write is on disk."""
+        """Wait until every queued write is on disk (while the disk is full: only until the
+        attempt in progress failed; the writes stay queued for the retry)."""
+        if self._full_since is not None:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._queue or self._writing():
+        while (self._queue or self._writing()) and self._full_since is None:
             if not self._writing():
                 self._writer = asyncio.get_running_loop().create_task(self._drain(), name="store-writer")
             assert self._writer is not None
@@ -217,11 +289,7 @@ class Store:
     # --- jobs (one JSON document per job; see daemon/sessions/jobs.py) ------------------------------
 
     async def save_job(self, job_id: str, session_id: str, data: str) -> None:
-        self._queue_op(
-            "INSERT OR REPLACE INTO jobs (job_id, session_id, data) VALUES (?, ?, ?)",
-            (job_id, session_id, data),
-            None,
-        )
+        self._queue_op(_SAVE_JOB, (job_id, session_id, data), None)
         await self.flush()
 
     async def jobs(self) -> list[str]:
