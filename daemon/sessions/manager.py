@@ -171,7 +171,8 @@ class SessionManager:
             log.info("session_adopted", session=sid, target=s.target, dead=s.dead)
 
     def _on_log_change(self, name: str) -> None:
-        key = name[:-4] if name.endswith(".log") else name
+        # A log grew, or its gap sidecar did (a full disk: the writer's running count of what it drops).
+        key = name[:-4] if name.endswith(".log") else name[:-5] if name.endswith(".gaps") else name
         if self.pane(key) is not None:
             self._schedule_scan(key)
 

@@ -462,6 +462,8 @@ class Session:
         needle = self.echo_needle
         if not needle or rec is not self.current:
             return True  # adopted after a restart: nothing to compare with
+        if self.gaps.between(rec.sent_pos, limit) != (0, 0):
+            return True  # a full disk kept the echo out of the log: it cannot be compared
         # From the start of the prompt's line: the row breaks of a wrapped echo depend on it.
         before = self.read_log(max(0, rec.sent_pos - 4096), rec.sent_pos)
         line_start = rec.sent_pos - len(before) + before.rfind(b"\n") + 1
