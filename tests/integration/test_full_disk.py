@@ -86,7 +86,12 @@ async def test_full_disk_commands_end_counted_and_logging_resumes(full_disk_inst
     async with inst.client() as c:
         sid = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
         before = await c.send_command(sid, SendCommandRequest(command="echo before"))
-        assert (before.status, before.output, before.dropped_bytes, before.disk) == ("completed", "before", 0, None)
+        assert (before.status, before.output, before.dropped_bytes, before.disk) == (
+            "completed",
+            "before",
+            0,
+            None,
+        )
 
         filler = fill(inst.home)
         big = await c.send_command(sid, SendCommandRequest(command=f"seq 1 {SEQ}", timeout=50))
@@ -174,4 +179,9 @@ async def test_detached_log_is_reattached_and_the_loss_said(full_disk_instance: 
         assert (done.status, done.exit_code, done.output) == ("completed", 0, "tail")
         assert done.uncounted_gaps == 1 and "lost uncounted" in (done.hint or "")
         after = await c.send_command(sid, SendCommandRequest(command="echo again"))
-        assert (after.status, after.output, after.uncounted_gaps, after.hint) == ("completed", "again", 0, None)
+        assert (after.status, after.output, after.uncounted_gaps, after.hint) == (
+            "completed",
+            "again",
+            0,
+            None,
+        )

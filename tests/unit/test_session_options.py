@@ -42,7 +42,9 @@ def test_session_pane_round_trip() -> None:
 
 
 def test_missing_and_junk_values_get_defaults() -> None:
-    row = parse_session_pane(SEP.join(["%1", "0", "", "", "", "", "1", "s-1", "", "", "", "junk", "", "{", "x"]))
+    row = parse_session_pane(
+        SEP.join(["%1", "0", "", "", "", "", "1", "s-1", "", "", "", "junk", "", "{", "x"])
+    )
     assert row is not None
     assert row[1] == SessionOptions(id="s-1")
     assert not row[0].dead and row[0].exit_status is None
