@@ -213,9 +213,11 @@ class Writer:
                 return
             n = self._write(self.fd, seg)
             self.pos += n
+            if n == 0:
+                return  # nothing fitted: the marker waits for the next attempt
             if n < len(seg):
-                # A marker cut in two would be garbage: count its written part as output kept, and
-                # the rest as dropped (in front of what is pending).
+                # Half a marker is in the log now (it reads as output there): the rest of it can
+                # only be counted as dropped, in front of what is pending.
                 self.pending[0] = len(seg) - n
                 self.pending_bytes -= len(seg)
                 continue

@@ -302,5 +302,11 @@ class Store:
         await self.flush()
 
     def close(self) -> None:
+        if self._queue:
+            try:  # a last attempt for what a full disk held (the daemon is stopping)
+                self._write_batch(self._queue)
+                self._queue = []
+            except Exception as exc:
+                log.warning("state_db_unsaved", writes=len(self._queue), error=str(exc))
         with self._lock:
             self._db.close()

@@ -91,3 +91,25 @@ def test_compact_keeps_the_last_upsert_of_a_row_but_not_across_a_delete() -> Non
     delete = ("DELETE FROM commands WHERE session_id=?", ("s",))
     assert compact([a1, sess, a2]) == [sess, a2]
     assert compact([a1, delete, a2]) == [a1, delete, a2]
+
+
+def test_without_reserve_a_marker_that_does_not_fit_waits(tmp_path: Path) -> None:
+    """A filesystem that cannot reserve: writes themselves fail, markers wait in memory, in order."""
+    log, gaps = tmp_path / "s.log", tmp_path / "s.gaps"
+    disk = Disk()
+    disk.supported = False
+    w = lw.Writer(str(log), str(gaps), disk)
+    real = w._write
+    full = [True]
+    w._write = lambda fd, data: 0 if full[0] else real(fd, data)
+    marker = b"\x1b]133;D;7;sk=n:2\x07"
+    w.feed(b"lost" + marker + b"more")
+    assert w.low and w.pending == [4, marker, 4]
+    assert log.read_bytes() == b""
+    full[0] = False
+    w.retry_at = 0
+    w.tick()
+    assert not w.low and log.read_bytes() == marker
+    reader = GapLog(gaps)
+    reader.refresh()
+    assert reader.gaps == {0: 4, len(marker): 4} and not reader.dropping
