@@ -143,6 +143,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except SshkeepError as err:
         if err.status >= 500:
             log.warning("request_failed", path=request.path, code=err.code, error=err.message)
+        disk = request.app.get(DISK)
+        notice = disk.notice() if disk is not None else None
+        if notice is not None:  # an error reply says it too
+            err.hint = f"{err.hint} {notice.message}" if err.hint else notice.message
         return error_response(err)
     except web.HTTPRequestEntityTooLarge:
         return error_response(PayloadTooLarge(f"request body larger than {MAX_BODY} bytes"))

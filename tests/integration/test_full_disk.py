@@ -119,6 +119,8 @@ async def test_full_disk_commands_end_counted_and_logging_resumes(full_disk_inst
         assert listing.sessions[0].disk is None  # nested: only the top-level reply carries it
         info = await c.get_session(sid)
         assert info.disk is not None and "Disk full" in (info.hint or "")
+        status, error = inst.curl("/v1/sessions/nope-123456")
+        assert status == 404 and "Disk full" in error["error"]["hint"]
 
         filler.unlink()
 
