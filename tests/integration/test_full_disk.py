@@ -113,8 +113,13 @@ async def test_full_disk_commands_end_counted_and_logging_resumes(full_disk_inst
         during = await c.send_command(sid, SendCommandRequest(command="echo during"))
         assert (during.status, during.exit_code, during.output) == ("completed", 0, "")
         assert during.dropped_bytes == len(b"during\r\n")
+        for i in range(20):  # the terminal stays usable; the audit lines outgrow the file's last page
+            res = await c.send_command(sid, SendCommandRequest(command=f"(exit {i % 3})"))
+            assert (res.status, res.exit_code) == ("completed", i % 3)
         health = await c.health()
         assert health.disk is not None and health.disk.free_bytes == 0
+        assert any(w.startswith("audit log:") for w in health.disk.waiting), health.disk
+        assert any(w.startswith("state database:") for w in health.disk.waiting), health.disk
         listing = await c.list_sessions()
         assert listing.sessions[0].disk is None  # nested: only the top-level reply carries it
         info = await c.get_session(sid)
