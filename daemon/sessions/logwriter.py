@@ -211,6 +211,13 @@ class Writer:
                 continue
             if self.disk.supported and self.reserved - self.pos < len(seg) and not self._renew(len(seg)):
                 return
+            after = self.pos + len(seg)
+            if self.low and not final and self.reported != (after, 0):
+                # Still dropping: say so for the spot after the marker before the marker is there,
+                # so a reader that sees the marker (a command's end) also sees that the disk is full.
+                if not self._record(after, 0, "open"):
+                    return
+                self.reported, self.reported_at = (after, 0), time.monotonic()
             n = self._write(self.fd, seg)
             self.pos += n
             if n == 0:
@@ -246,7 +253,11 @@ class Writer:
             return
         if self._renew(RESERVE):
             self.flush(final=True)
-            if not self.pending:
+            if not self.pending and self.reported is not None:
+                # An open gap nothing was dropped into since its marker: close it at its count.
+                if self._record(self.reported[0], self.reported[1], "closed"):
+                    self.reported = None
+            if not self.pending and self.reported is None:
                 self.low = False
                 self.backoff = RETRY_FIRST
                 return
@@ -268,6 +279,8 @@ class Writer:
                     self._drop_count(len(self.carry))
                     self.carry = b""
         self.flush(final=True)
+        if not self.pending and self.reported is not None:  # no gap stays open after us
+            self._record(self.reported[0], self.reported[1], "closed")
         os.close(self.fd)
         os.close(self.gfd)
 

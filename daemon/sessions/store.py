@@ -7,6 +7,7 @@ queued and batched (see `Store`), so a command costs no database work while its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import operator
 import os
 import sqlite3
@@ -106,6 +107,8 @@ _SAVE_JOB = "INSERT OR REPLACE INTO jobs (job_id, session_id, data) VALUES (?, ?
 # Upserts by key: a later one of the same key replaces an earlier one (when nothing else ran between).
 _UPSERT_KEYS = {_SAVE_SESSION: 1, _SAVE_JOB: 1}
 RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between attempts while the disk is full
+# Disk space kept in `<db>.reserve`: a daemon stopping on a full disk frees it to write what it held.
+BALLAST = 256 * 1024
 
 
 def compact(ops: list[_Op]) -> list[_Op]:
@@ -166,6 +169,8 @@ class Store:
         self._timer: asyncio.TimerHandle | None = None
         self._full_since: float | None = None  # when writes began to fail with a full disk
         self._backoff = RETRY_FIRST
+        self._ballast = path.with_name(path.name + ".reserve")
+        self._make_ballast()
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -236,6 +241,7 @@ class Store:
             if self._full_since is not None:
                 log.info("state_db_written", held_since=self._full_since)
                 self._full_since, self._backoff = None, RETRY_FIRST
+                await asyncio.to_thread(self._make_ballast)
 
     async def flush(self) -> None:
         """Wait until every queued write is on disk (while the disk is full: only until the
@@ -311,12 +317,36 @@ class Store:
         self._queue_op("DELETE FROM jobs WHERE job_id=?", (job_id,), None)
         await self.flush()
 
+    def _make_ballast(self) -> None:
+        """Keep BALLAST bytes of the disk in a file of ours, given up only at shutdown on a full disk."""
+        if self._ballast.exists():
+            return
+        try:
+            fd = os.open(self._ballast, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return
+        try:
+            os.posix_fallocate(fd, 0, BALLAST)
+        except OSError:  # no room (or no support): try again after the next full-disk recovery
+            with contextlib.suppress(OSError):
+                self._ballast.unlink()
+        finally:
+            os.close(fd)
+
     def close(self) -> None:
         if self._queue:
-            try:  # a last attempt for what a full disk held (the daemon is stopping)
-                self._write_batch(self._queue)
-                self._queue = []
-            except Exception as exc:
-                log.warning("state_db_unsaved", writes=len(self._queue), error=str(exc))
+            # A last attempt for what a full disk held (the daemon is stopping: what is not written
+            # now is lost); with no space, the ballast is given up for it.
+            for attempt in range(2):
+                try:
+                    self._write_batch(self._queue)
+                    self._queue = []
+                    break
+                except Exception as exc:
+                    if attempt == 0 and is_full_error(exc) and self._ballast.exists():
+                        self._ballast.unlink()
+                        continue
+                    log.warning("state_db_unsaved", writes=len(self._queue), error=str(exc))
+                    break
         with self._lock:
             self._db.close()

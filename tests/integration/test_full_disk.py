@@ -192,3 +192,34 @@ async def test_detached_log_is_reattached_and_the_loss_said(full_disk_instance: 
             0,
             None,
         )
+
+
+async def test_daemon_restarts_on_a_full_disk_and_keeps_the_counts(full_disk_instance: Instance) -> None:
+    inst = full_disk_instance
+    async with inst.client() as c:
+        sid = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
+        filler = fill(inst.home)
+        big = await c.send_command(sid, SendCommandRequest(command="seq 1 200000", timeout=50))
+        assert big.status == "completed" and big.dropped_bytes > 0
+    inst.stop()
+    inst.start()  # adopts the session from tmux while the disk is still full
+    async with inst.client() as c:
+        again = await c.get_command(sid, big.command_id, CommandQuery(wait=0))
+        assert (again.status, again.exit_code, again.dropped_bytes) == ("completed", 0, big.dropped_bytes)
+        res = await c.send_command(sid, SendCommandRequest(command="echo full"))
+        assert (res.status, res.exit_code) == ("completed", 0) and res.disk is not None
+        filler.unlink()
+
+        async def resumed() -> bool:
+            return (await c.health()).disk is None
+
+        await eventually(resumed, "everything to be written after the restart", timeout=30)
+        after = await c.send_command(sid, SendCommandRequest(command="echo after"))
+        assert (after.status, after.output, after.dropped_bytes) == ("completed", "after", 0)
+    verify = inst.cli("audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    db = sqlite3.connect(inst.paths.db_file)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        db.close()
