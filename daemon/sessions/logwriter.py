@@ -253,10 +253,13 @@ class Writer:
             return
         if self._renew(RESERVE):
             self.flush(final=True)
-            if not self.pending and self.reported is not None:
-                # An open gap nothing was dropped into since its marker: close it at its count.
-                if self._record(self.reported[0], self.reported[1], "closed"):
-                    self.reported = None
+            # An open gap nothing was dropped into since its marker: close it at its count.
+            if (
+                not self.pending
+                and self.reported is not None
+                and self._record(self.reported[0], self.reported[1], "closed")
+            ):
+                self.reported = None
             if not self.pending and self.reported is None:
                 self.low = False
                 self.backoff = RETRY_FIRST
