@@ -437,7 +437,7 @@ class SessionManager:
                 if s.shell == NO_SHELL:
                     return s.info(hint=UNINTEGRATED_HINT)
                 if s.dead:
-                    await asyncio.sleep(0.05)
+                    await _log_settled(s)
                     words = s.last_words() or "ssh exited"
                     raise ConnectFailed(f"ssh to {s.target} failed: {words}", hint=failure_hint(words))
                 quiet = s.quiet_for()
@@ -556,6 +556,19 @@ class SessionManager:
         async with s.changed:
             s.changed.notify_all()
         log.info("session_closed", session=sid)
+
+
+async def _log_settled(s: Session, limit: float = 1.5) -> None:
+    """Wait (briefly) until what a dead ssh printed is in its log: the pipe-pane writer may still be
+    starting (a Python process) when a fast failure (an unknown host) has already ended ssh."""
+    deadline = time.monotonic() + limit
+    last = -1
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        size = s.current_size()
+        if size > 0 and size == last:
+            return
+        last = size
 
 
 def _secret_conn(conn: Connection | None, login: str | None) -> Connection | None:
