@@ -377,6 +377,44 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(roots: list[int]) -> dict[int, tuple[str, float]]:
+    """pid -> (name, CPU seconds of it and its reaped children) of `roots` and their descendants."""
+    hz = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.find("(") + 1 : stat.rfind(")")]
+        f = stat[stat.rfind(")") + 2 :].split()
+        procs[int(entry.name)] = (int(f[1]), name, sum(int(x) for x in f[11:15]) / hz)
+    keep = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _, _) in procs.items():
+            if ppid in keep and pid not in keep:
+                keep.add(pid)
+                grew = True
+    return {pid: (procs[pid][1], procs[pid][2]) for pid in keep if pid in procs}
+
+
+def cpu_by_name(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], names: dict[int, str]
+) -> dict[str, float]:
+    """CPU seconds spent between two `tree_cpu` snapshots, by process name (or `names[pid]`)."""
+    out: dict[str, float] = {}
+    for pid, (name, cpu) in after.items():
+        was = before.get(pid)
+        spent = cpu - was[1] if was is not None and was[0] == name else cpu
+        key = names.get(pid, name)
+        out[key] = out.get(key, 0.0) + spent
+    return out
+
+
 def machine_busy() -> float:
     """Seconds of CPU time all cores spent busy so far (Linux /proc/stat)."""
     try:
@@ -1323,9 +1361,14 @@ class Bench:
 
             c0, busy0 = cpu_seconds(self.daemon_pid), machine_busy()
             t0c = cpu_seconds(tmux_pid) if tmux_pid else 0.0
+            sshd_pid = self.sshd.process.pid if self.sshd.process else None
+            roots = [p for p in (self.daemon_pid, tmux_pid, sshd_pid) if p]
+            tree0, me0 = tree_cpu(roots), time.process_time()
             t0 = time.perf_counter()
             await asyncio.gather(*(worker(sid) for sid in busy))
             wall = time.perf_counter() - t0
+            spent = cpu_by_name(tree0, tree_cpu(roots), {self.daemon_pid: "daemon"})
+            spent["client (this process)"] = time.process_time() - me0
             cpu = cpu_seconds(self.daemon_pid) - c0
             tcpu = (cpu_seconds(tmux_pid) - t0c) if tmux_pid else float("nan")
             mbusy = machine_busy() - busy0
@@ -1341,6 +1384,10 @@ class Bench:
                 f"tmux server {tcpu / wall:.0%}, "
                 f"machine {mbusy / wall / (os.cpu_count() or 1):.0%} of {os.cpu_count()} cores"
             )
+            per = sorted(spent.items(), key=lambda kv: -kv[1])
+            note = ", ".join(f"{name} {1000 * v / len(lat):.2f}" for name, v in per if v > 0)
+            total = sum(spent.values()) * 1000 / len(lat)
+            self.table.add(Row("  CPU per command under load, by process", unit="ms", value=total, note=note))
         finally:
             for sid in sids:
                 with contextlib.suppress(SshkeepError):

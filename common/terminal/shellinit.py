@@ -13,7 +13,9 @@ whatever `HISTCONTROL`, `HISTIGNORE` or the user's zsh options say. History expa
 switched off in both shells: command text is data.
 
 A user's `trap … DEBUG` (bash) would fire before sshkeep's own prompt hook and print into the
-output of every later command; the hook wraps such a trap once so it skips sshkeep's hook.
+output of every later command; the hook wraps such a trap once so it skips sshkeep's hook and
+the commands inside sshkeep's functions. The hook finds the trap without forking the shell
+(see `bash_trap`): a prompt cycle costs no process.
 """
 
 from __future__ import annotations
@@ -35,26 +37,39 @@ _HISTORY_OFF = (
 )
 
 
-def setup_lines(nonce: str) -> list[str]:
+MAX_RESTORED_DIR = 512
+
+
+def restorable(directory: str | None) -> bool:
+    """Whether `directory` (a W marker's) can be typed back as a `cd`: absolute, printable, short
+    enough for busybox's 1024-byte lines."""
+    return (
+        directory is not None
+        and directory.startswith("/")
+        and len(directory.encode()) <= MAX_RESTORED_DIR
+        and directory.isprintable()
+        and "\ufffd" not in directory
+    )
+
+
+def setup_lines(nonce: str, cwd: str | None = None) -> list[str]:
     """The setup commands for one session; each starts with a space.
 
     Short lines rather than one long one: busybox ash cuts input lines at 1024 bytes. The last
     line prints the X marker, so the first D marker after it means the shell is integrated and idle.
+    With `cwd` (a reconnect that knows where the old shell was), a line before it changes there,
+    silently: the W marker of the first prompt tells whether it worked.
     """
     if not _NONCE.match(nonce):
         raise ValueError("nonce must be lowercase hex")
+    if cwd is not None and not restorable(cwd):
+        raise ValueError("cwd must be an absolute, printable path of at most 512 bytes")
     d = "\\033]133;D;%s;sk=%s:%s\\007"
+    w = "\\033]133;W;sk=%s;%s\\007"
     bash = (
         f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; set +H; "
         f"__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); "
-        f'printf "{d}" "$r" "$__sk_k" "$__sk_n"; return $r; }}; '
-        # A user's DEBUG trap fires before `__sk_pc` and would print into every output: once seen,
-        # it is set again wrapped so that it skips sshkeep's commands (keeping `$?`). The check
-        # runs after the D marker, in a function traced (`-t`) so that it sees the trap.
-        "__sk_dg() { local r=$? t; t=$(trap -p DEBUG); if [[ -n $t && $t != *__sk_dt* ]]; then "
-        'eval "set -- $t"; __sk_dt=$3; '
-        "trap -- '__sk_dq=$?; case $BASH_COMMAND in __sk_*) ;; "
-        '*) __sk_rs $__sk_dq; eval -- "$__sk_dt";; esac\' DEBUG; fi; return $r; }; declare -ft __sk_dg; '
+        f'printf "{d}{w}" "$r" "$__sk_k" "$__sk_n" "$__sk_k" "$PWD"; return $r; }}; '
         "__sk_rs() { return $1; }; "
         '__sk_cm=$(printf "\\033]133;C;sk=%s\\007" "$__sk_k"); '
         '__sk_pm=$(printf "\\033]133;P;sk=%s\\007" "$__sk_k"); '
@@ -63,10 +78,34 @@ def setup_lines(nonce: str) -> list[str]:
         'case "$PS0" in *__sk_cm*) ;; *) PS0="\\${__sk_cm}$PS0";; esac; '
         'case "$PS2" in *__sk_pm*) ;; *) PS2="\\[\\${__sk_pm}\\]$PS2";; esac'
     )
+    # A user's DEBUG trap fires before `__sk_pc` and would print into every output: once seen,
+    # it is set again wrapped so that it skips sshkeep's commands (keeping `$?`). The check runs
+    # after the D marker, in a function traced (`-t`) so that it sees the trap. `$(trap -p DEBUG)`
+    # would fork the shell at every prompt (a fork costs more than the rest of a prompt cycle,
+    # and delays the next command typed): where a here-string is a pipe (bash 5.1+, tested once
+    # here), `trap -p` is read back through one the function opens and closes itself, reopened
+    # for writing through /dev/fd, so no child process inherits it. Elsewhere it forks.
+    bash_trap = (
+        "__sk_fp=; if ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501)) && "
+        '{ exec {__sk_fa}<<<""; } 2>/dev/null; then { exec {__sk_fb}<>"/dev/fd/$__sk_fa"; } 2>/dev/null '
+        "&& { [[ -p /dev/fd/$__sk_fb ]] && __sk_fp=1; exec {__sk_fb}<&-; }; exec {__sk_fa}<&-; fi; "
+        "unset __sk_fa __sk_fb; "
+        "__sk_dg() { local r=$? t= __sk_fa __sk_fb; "
+        'if [[ -n $__sk_fp ]] && { exec {__sk_fa}<<<""; } 2>/dev/null; then '
+        'if { exec {__sk_fb}<>"/dev/fd/$__sk_fa"; } 2>/dev/null; then '
+        # Each with its own redirection: a user's trap firing before them prints where it would.
+        'trap -p DEBUG >&$__sk_fb; printf "\\0" >&$__sk_fb; IFS= read -r -d "" -t 1 -u $__sk_fa t || :; '
+        "t=${t#?}; exec {__sk_fb}<&-; else t=$(trap -p DEBUG); fi; exec {__sk_fa}<&-; "
+        "else t=$(trap -p DEBUG); fi; "
+        "if [[ -n $t && $t != *__sk_dt* ]]; then "
+        'eval "set -- $t"; __sk_dt=$3; '
+        "trap -- '__sk_dq=$?; case ${FUNCNAME[0]-}:$BASH_COMMAND in __sk_*|*:__sk_*) ;; "
+        '*) __sk_rs $__sk_dq; eval -- "$__sk_dt";; esac\' DEBUG; fi; return $r; }; declare -ft __sk_dg'
+    )
     zsh = (
         f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; setopt no_bang_hist; "
         f"__sk_precmd() {{ local r=$?; __sk_n=$((__sk_n+1)); "
-        f'printf "{d}" "$r" "$__sk_k" "$__sk_n"; }}; '
+        f'printf "{d}{w}" "$r" "$__sk_k" "$__sk_n" "$__sk_k" "$PWD"; }}; '
         '__sk_preexec() { printf "\\033]133;C;sk=%s\\007" "$__sk_k"; }; '
         "precmd_functions=(__sk_precmd ${precmd_functions:#__sk_precmd}); "
         "preexec_functions=(__sk_preexec ${preexec_functions:#__sk_preexec}); "
@@ -84,7 +123,8 @@ def setup_lines(nonce: str) -> list[str]:
         '__sk_c() { __sk_s=$?; printf "\\033]133;C;sk=%s\\007" "$__sk_k"; return "${1:-$__sk_s}"; }; '
         " __sk_e=$(printf '\\033'); __sk_b=$(printf '\\007'); "
         'case "$PS1" in *__sk_k*) ;; '
-        '*) PS1="${__sk_e}]133;D;\\$?;sk=\\${__sk_k}:\\$((__sk_n+=1))${__sk_b}$PS1";; esac; '
+        '*) PS1="${__sk_e}]133;D;\\$?;sk=\\${__sk_k}:\\$((__sk_n+=1))${__sk_b}'
+        '${__sk_e}]133;W;sk=\\${__sk_k};\\${PWD}${__sk_b}$PS1";; esac; '
         'case "$PS2" in *__sk_k*) ;; *) PS2="${__sk_e}]133;P;sk=\\${__sk_k}${__sk_b}$PS2";; esac; '
         'case "$(readlink /proc/$$/exe 2>/dev/null)" in *busybox*) __sk_sh=ash;; *dash*) __sk_sh=dash;; '
         "*) __sk_sh=sh;; esac; "
@@ -92,10 +132,13 @@ def setup_lines(nonce: str) -> list[str]:
         f'printf "\\033]133;X;sk=%s;sh=%s\\007" {nonce} "$__sk_sh"; '
         '[ -n "$__sk_ho" ] && set -o history; :'
     )
+    cd = [f" cd -- '{_single(cwd)}' 2>/dev/null; :"] if cwd is not None else []
     return [
         _HISTORY_OFF,
+        f" [ -n \"$BASH_VERSION\" ] && eval '{_single(bash_trap)}'",
         f" [ -n \"$BASH_VERSION\" ] && eval '{_single(bash)}'",
         f" [ -n \"$ZSH_VERSION\" ] && eval '{_single(zsh)}'",
+        *cd,
         f" {posix}",
     ]
 

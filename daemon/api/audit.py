@@ -31,6 +31,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from pydantic import BaseModel
 
 from sshkeep.common import auditchain
 from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS, record_keys
@@ -259,6 +260,10 @@ AUDIT_SESSION = web.AppKey[SessionLookup]("audit_session")
 DECISION = web.RequestKey("audit_decision", str)
 # With it, the policy, class and reason that decided (the guard rails).
 POLICY = web.RequestKey("audit_policy", dict)
+# What the handler already parsed: the request body's JSON object and the reply's model. The
+# line is made from these instead of parsing the body and the reply's bytes a second time.
+PARSED_BODY = web.RequestKey("audit_parsed_body", dict)
+REPLY_MODEL = web.RequestKey("audit_reply_model", BaseModel)
 
 
 def install(
@@ -386,6 +391,11 @@ def summarize_body(raw: bytes | None, secret_prompt: bool) -> Any:
         return f"<unparsed body, {len(raw)} bytes>"
     if not isinstance(data, dict):
         return f"<{type(data).__name__} body, {len(raw)} bytes>"
+    return summarize_parsed(data, secret_prompt)
+
+
+def summarize_parsed(data: dict[str, Any], secret_prompt: bool) -> Any:
+    """`summarize_body` of a body the handler has already parsed into this JSON object."""
     out = summarize(data, "", 0)
     if isinstance(out, dict) and isinstance(data.get("keys"), list):
         out["keys"] = summarize_keys(data["keys"], secret_prompt)
@@ -412,8 +422,27 @@ def _peer_fields(request: web.Request) -> dict[str, int] | None:
     return {"uid": peer.uid, "pid": peer.pid} if peer is not None else None
 
 
-def _reply_fields(resp: web.StreamResponse) -> dict[str, Any]:
+_REPLY_NAMES = ("session_id", "command_id", "exit_code", "removed", "closed", "sent")
+
+
+def _model_fields(model: BaseModel) -> dict[str, Any]:
+    """`_reply_fields` of a reply the handler gave as a model: the same fields, taken from it (as
+    JSON values) instead of from the bytes it was serialised to."""
+    fields = type(model).model_fields
+    names = {n for n in (*_REPLY_NAMES, "status", "state") if n in fields}
+    data = model.model_dump(mode="json", include=names) if names else {}
+    out: dict[str, Any] = {name: data[name] for name in _REPLY_NAMES if name in data}
+    for name in ("status", "state"):
+        if isinstance(data.get(name), str):
+            out["result"] = data[name]
+            break
+    return out
+
+
+def _reply_fields(resp: web.StreamResponse, model: BaseModel | None = None) -> dict[str, Any]:
     """Result status, exit code, ids or error code from a JSON reply."""
+    if model is not None:
+        return _model_fields(model)
     if not isinstance(resp, web.Response) or not isinstance(resp.body, bytes):
         return {}
     if len(resp.body) > MAX_REPLY_PARSE:
@@ -428,7 +457,7 @@ def _reply_fields(resp: web.StreamResponse) -> dict[str, Any]:
     if isinstance(err, dict):
         return {"result": err.get("code"), "error": clip(str(err.get("message", "")), 300)}
     out: dict[str, Any] = {}
-    for name in ("session_id", "command_id", "exit_code", "removed", "closed", "sent"):
+    for name in _REPLY_NAMES:
         if name in data:
             out[name] = data[name]
     for name in ("status", "state"):
@@ -469,6 +498,8 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
             # Only a body the handler already read is cached; never read a refused (413) one again.
             if _tool(request.method, _canonical(request)) in SECRET_BODIES:
                 params = "<a secret answer: never logged>"
+            elif (parsed := request.get(PARSED_BODY)) is not None:
+                params = summarize_parsed(parsed, secret_prompt)
             elif resp.status != 413 and request.body_exists and request.content.at_eof():
                 raw = await request.read()
                 if len(raw) > PARSE_IN_THREAD:  # e.g. a file write: keep the event loop free
@@ -519,7 +550,9 @@ def _record(
         record.update(status=None, result="client_disconnected", decision="allowed")
     else:
         record["status"] = resp.status
-        record.update(_reply_fields(resp))
+        model = request.get(REPLY_MODEL)
+        # The model is the reply only if the handler's reply went out (not an error made later).
+        record.update(_reply_fields(resp, model if model is not None and resp.status < 400 else None))
         record["decision"] = request.get(DECISION) or ("refused" if resp.status == 403 else "allowed")
         if request.get(POLICY):
             record["policy"] = request[POLICY]

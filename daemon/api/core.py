@@ -36,7 +36,7 @@ from sshkeep.common.errors import (
 from sshkeep.common.models.base import Request
 from sshkeep.common.operations import OPERATIONS, Operation
 from sshkeep.common.settings import Settings
-from sshkeep.daemon.api.audit import DECISION, POLICY
+from sshkeep.daemon.api.audit import DECISION, PARSED_BODY, POLICY, REPLY_MODEL
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.disk import DiskWatch
 from sshkeep.daemon.files.local import LocalFiles
@@ -192,6 +192,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise BadRequest(f"request body is not acceptable JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    request[PARSED_BODY] = data  # the audit line summarises it from here
     return _validate(model, data)
 
 
@@ -325,7 +326,9 @@ def endpoint(routes: web.RouteTableDef, op_id: str) -> Callable[[Endpoint], Endp
                 raise
             if isinstance(out, web.StreamResponse):
                 return out
-            return reply(with_disk_notice(request, out), op.status)
+            out = with_disk_notice(request, out)
+            request[REPLY_MODEL] = out  # the audit line takes its result fields from the model
+            return reply(out, op.status)
 
         handler.__name__ = op.id
         handler.__doc__ = op.summary

@@ -256,7 +256,8 @@ class Commands:
         cannot tell from someone else's."""
         self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
         try:
-            await self.store.flush()
+            if not self.store.flush_now():  # no thread hop before the keys when the store is free
+                await self.store.flush()
         except (sqlite3.Error, OSError) as exc:
             # A full disk must not stop the terminal: type anyway, and say so in the log.
             log.warning("command_intent_unsaved", session=s.key, command_id=rec.command_id, error=str(exc))
@@ -416,6 +417,8 @@ class Commands:
         status, exit_code, ended_at = rec.status, rec.exit_code, rec.ended_at
         finished = rec.out_end is not None
         end = rec.out_end if rec.out_end is not None else s._safe_end()
+        if not finished and s.dead and rec is s.current:
+            end = max(s.output_start(rec), min(end, s.dead_end()))  # ssh's closing lines are not output
         question: Question | None = None
         hint: str | None = None
         screen: str | None = None

@@ -41,7 +41,13 @@ from sshkeep.daemon.sessions.options import (
     parse_session_pane,
     set_line,
 )
-from sshkeep.daemon.sessions.replies import LOGIN_QUESTIONS, RECONNECT_HINT, UNINTEGRATED_HINT, login_hint
+from sshkeep.daemon.sessions.replies import (
+    LOGIN_QUESTIONS,
+    UNINTEGRATED_HINT,
+    disconnect_hint,
+    login_hint,
+    reconnect_hint,
+)
 from sshkeep.daemon.sessions.resume import resume, typed_mark, typed_marks
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
@@ -210,6 +216,12 @@ class SessionManager:
                 info = panes.get(s.pane_id)
                 dead = info is None or info.dead
                 died = dead and not s.dead
+                if died and info is not None and s.dying_size != s.current_size():
+                    # ssh's last words may still be on their way through pipe-pane into the log:
+                    # the session is disconnected once the log stopped growing (the next poll).
+                    s.dying_size = s.current_size()
+                    self._schedule_scan(s.key)
+                    continue
                 if died:
                     s.dead = True
                     s.dead_at = time.time()
@@ -336,9 +348,7 @@ class SessionManager:
             "-o", "ControlMaster=yes",
             "-o", f"ControlPath={self.paths.control_dir / sid}",
             "-o", "ControlPersist=no",
-            "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=4",
-            "-o", "ConnectTimeout=15",
+            *_soft_options(conn),
             # Typed text is data: `~.` after a newline must not be ssh's disconnect escape.
             "-o", "EscapeChar=none",
             "-o", "PermitLocalCommand=yes",
@@ -443,6 +453,7 @@ class SessionManager:
                 quiet = s.quiet_for()
                 if (
                     s.setup_at is not None
+                    and s.known_shell is None
                     and not s.x_seen
                     and time.monotonic() - s.setup_at > SETUP_GRACE
                     and quiet >= QUIET_FOR_QUESTION
@@ -472,11 +483,13 @@ class SessionManager:
 
     async def ensure_ready(self, s: Session, timeout: float) -> None:
         if s.dead:
+            words = s.last_words(3)
             raise SessionDisconnected(
                 f"session {s.id} is disconnected (ssh exited"
                 + (f" with status {s.dead_status}" if s.dead_status is not None else "")
                 + ")"
-                + (f": {s.last_words(3)}" if s.last_words(3) else "")
+                + (f": {words}" if words else ""),
+                hint=disconnect_hint(words),
             )
         if s.integrated or s.shell == NO_SHELL:
             return
@@ -508,15 +521,12 @@ class SessionManager:
         conn = self.config.current().connections.get(s.connection) if s.connection else None
         secret_conn = _secret_conn(conn, s.login)
         env_args = " ".join(f"-e {quote(f'{k}={v}')}" for k, v in self.auth.env_for(sid, secret_conn).items())
-        if s.current is not None:
-            s.current.status = "disconnected"
-            s.current.ended_at = time.time()
-            await self.store.save_command(s.current)
-            s.current = None
+        ended = s.current
+        s.end_login()
+        if ended is not None:
+            await self.store.save_command(ended)
         s.nonce, s.ssh_argv = nonce, argv
-        s.forget_shell()
         s.authenticated = False
-        s.scan_pos = s.current_size()
         cmd = " ".join(quote(a) for a in argv)
         await self.tmux.command(
             set_line(sid, nonce=nonce, argv=argv, shell=None)
@@ -527,13 +537,19 @@ class SessionManager:
         s.dead, s.dead_status, s.dead_at = False, None, None
         log.info("session_reconnecting", session=sid)
         info = await self._wait_ready(s, timeout)
+        if s.integrated and s.restore_cwd is not None and s.cwd is None:
+            # The first prompt's W marker (where the new shell is) may arrive a moment after its D.
+            async with s.changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait_for(lambda: s.cwd is not None or s.dead), 1.0)
         if s.integrated:
             problems = await self.terminals.reconnected(sid, timeout)
             info = self.info(s)
             if problems:
                 info.hint = "Some terminals could not be respawned: " + "; ".join(problems)
         if info.question is None:
-            info.hint = " ".join(x for x in (info.hint, RECONNECT_HINT) if x)
+            info.hint = " ".join(x for x in (info.hint, reconnect_hint(s.restore_cwd, s.cwd)) if x)
+        s.restore_cwd = None
         return info
 
     async def _discard(self, s: Session) -> None:
@@ -569,6 +585,19 @@ async def _log_settled(s: Session, limit: float = 1.5) -> None:
         if size > 0 and size == last:
             return
         last = size
+
+
+# sshkeep's defaults that a connection's own `ssh_options` may replace: how soon a dead network
+# path is noticed, how long a connect may take (ssh keeps the first value it is given of each).
+SOFT_OPTIONS = {"ServerAliveInterval": "15", "ServerAliveCountMax": "4", "ConnectTimeout": "15"}
+
+
+def _soft_options(conn: Connection | None) -> list[str]:
+    out: list[str] = []
+    for key, value in SOFT_OPTIONS.items():
+        if conn is None or not conn.has_option(key):
+            out += ["-o", f"{key}={value}"]
+    return out
 
 
 def _secret_conn(conn: Connection | None, login: str | None) -> Connection | None:

@@ -111,6 +111,28 @@ RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between attempts while the disk is 
 BALLAST = 256 * 1024
 
 
+_values = operator.attrgetter(*_COLUMNS)
+CHECKPOINT_EVERY = 250  # commits between WAL checkpoints (a few pages each: SQLite's 1000 pages)
+_COMMAND_KEY = (_COLUMNS.index("session_id"), _COLUMNS.index("command_id"))
+
+
+def coalesce(ops: list[_Op]) -> list[_Op]:
+    """`ops` without the row writes a later write of the same row replaces: a command saved when
+    it starts and when it ends, and the session's counters saved after every command, are written
+    once per batch. Only a batch of nothing but those replacing writes is thinned (another
+    statement, a delete say, may depend on the order), and the rows keep the order of their last
+    write."""
+    if any(sql != _SAVE_COMMAND and sql != _SAVE_SESSION for sql, _ in ops):
+        return ops
+    last: dict[tuple[Any, ...], int] = {}
+    for i, (sql, args) in enumerate(ops):
+        key = (0, args[_COMMAND_KEY[0]], args[_COMMAND_KEY[1]]) if sql == _SAVE_COMMAND else (1, args[0])
+        last[key] = i
+    if len(last) == len(ops):
+        return ops
+    return [ops[i] for i in sorted(last.values())]
+
+
 def compact(ops: list[_Op]) -> list[_Op]:
     """`ops` without the upserts a later upsert of the same row makes redundant (what a full disk
     holds in memory stays bounded by the rows, not by how long the disk stays full)."""
@@ -118,7 +140,7 @@ def compact(ops: list[_Op]) -> list[_Op]:
     seen: set[tuple[str, tuple[Any, ...]]] = set()
     for sql, args in reversed(ops):
         if sql == _SAVE_COMMAND:
-            key: tuple[Any, ...] | None = args[:2]
+            key: tuple[Any, ...] | None = (args[_COMMAND_KEY[0]], args[_COMMAND_KEY[1]])
         elif sql in _UPSERT_KEYS:
             key = args[: _UPSERT_KEYS[sql]]
         else:
@@ -133,9 +155,6 @@ def compact(ops: list[_Op]) -> list[_Op]:
     return out
 
 
-_values = operator.attrgetter(*_COLUMNS)
-
-
 def _row(rec: CommandRecord) -> tuple[Any, ...]:
     """The record's values now, in column order (the record itself keeps changing)."""
     return tuple(_values(rec))
@@ -146,8 +165,10 @@ class Store:
 
     Every write goes through one ordered queue, written by one worker-thread call per batch in one
     transaction: `save_soon` queues without waiting (the batch goes out `WRITE_DELAY` later, off
-    the request's path); the awaited methods queue and wait until their batch is on disk. Reads
-    wait for the queue first, so they see every write made before them.
+    the request's path); the awaited methods queue and wait until their batch is on disk;
+    `flush_now` writes the queue on the event loop itself when the worker is idle (a command's
+    record before its keys are typed). Reads wait for the queue first, so they see every write
+    made before them.
     """
 
     def __init__(self, path: Path) -> None:
@@ -163,6 +184,10 @@ class Store:
             self._db.execute("ALTER TABLE commands ADD COLUMN source TEXT NOT NULL DEFAULT 'agent'")
         if "request_id" not in columns:  # a database from before idempotency keys
             self._db.execute("ALTER TABLE commands ADD COLUMN request_id TEXT")
+        # Checkpoints (which fsync) run in the worker thread, never in a commit on the event loop
+        # (see `flush_now`): every CHECKPOINT_EVERY commits, as SQLite's own would every 1000 pages.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._commits = 0
         self._lock = threading.Lock()
         self._queue: list[_Op] = []
         self._writer: asyncio.Task[None] | None = None
@@ -177,18 +202,31 @@ class Store:
             return self._db.execute(sql, args).fetchall()
 
     def _write_batch(self, ops: list[_Op]) -> None:
+        """One batch in one transaction (in the worker thread), then a checkpoint when it is due."""
         with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                for sql, args in ops:
-                    self._db.execute(sql, args)
-                self._db.execute("COMMIT")
-            except BaseException:
-                # SQLite may already have rolled back by itself (SQLITE_FULL does): the batch is all
-                # or nothing either way, and the database stays consistent.
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+            self._commit(ops)
+            if self._commits >= CHECKPOINT_EVERY:
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # a full disk: the WAL keeps the pages until a later one
+                    if not is_full_error(exc):
+                        raise
+                else:
+                    self._commits = 0
+
+    def _commit(self, ops: list[_Op]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            for sql, args in coalesce(ops):
+                self._db.execute(sql, args)
+            self._db.execute("COMMIT")
+        except BaseException:
+            # SQLite may already have rolled back by itself (SQLITE_FULL does): the batch is all or
+            # nothing either way, and the database stays consistent.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._commits += 1
 
     @property
     def full(self) -> bool:
@@ -203,6 +241,46 @@ class Store:
             f"{len(self._queue)} state-database writes held in memory since "
             f"{time.strftime('%H:%M:%S', time.localtime(self._full_since))}, retried every few seconds"
         )
+
+    def _held(self, ops: list[_Op], exc: BaseException) -> None:
+        """A batch failed on a full disk: keep it (in order, before what came since), retry later."""
+        self._queue = compact(ops + self._queue)
+        if self._full_since is None:
+            self._full_since = time.time()
+            log.warning("state_db_full", error=str(exc), held=len(self._queue))
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self._backoff, self._start_writer)
+        self._backoff = min(RETRY_MAX, self._backoff * 2)
+
+    def flush_now(self) -> bool:
+        """Write every queued op right here, on the event loop, when nothing else is writing; False
+        (nothing written) when the worker holds the database or a checkpoint is due: then `flush`.
+
+        For the few rows a command's start queues, one transaction in the WAL without an fsync
+        (synchronous=NORMAL; checkpoints run in the worker) costs less than the thread hop that
+        `flush` takes, and it is on disk, as far as a crash of the daemon goes, all the same."""
+        if self._writing() or self._commits >= CHECKPOINT_EVERY or self._full_since is not None:
+            return False
+        if not self._queue:
+            return True
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            ops, self._queue = self._queue, []
+            try:
+                self._commit(ops)
+            except Exception as exc:
+                if not is_full_error(exc):
+                    raise
+                self._held(ops, exc)
+                return False
+        finally:
+            self._lock.release()
+        return True
 
     # --- the write queue ----------------------------------------------------------------------------
 
@@ -229,14 +307,7 @@ class Store:
             except Exception as exc:
                 if not is_full_error(exc):
                     raise
-                # Nothing of the batch was written: keep it (in order, before what came since) and
-                # try again later; requests do not wait for it meanwhile.
-                self._queue = compact(ops + self._queue)
-                if self._full_since is None:
-                    self._full_since = time.time()
-                    log.warning("state_db_full", error=str(exc), held=len(self._queue))
-                self._timer = asyncio.get_running_loop().call_later(self._backoff, self._start_writer)
-                self._backoff = min(RETRY_MAX, self._backoff * 2)
+                self._held(ops, exc)  # requests do not wait for it meanwhile
                 return
             if self._full_since is not None:
                 log.info("state_db_written", held_since=self._full_since)

@@ -417,14 +417,11 @@ class Terminals:
         main = self.m.get(t.id)
         control, dest = self.control_path(main)
         argv = mux_argv(main.ssh_argv, control, dest)
-        if t.current is not None:
-            t.current.status = "disconnected"
-            t.current.ended_at = time.time()
-            await self.m.store.save_command(t.current)
-            t.current = None
+        ended = t.current
+        t.end_login()
+        if ended is not None:
+            await self.m.store.save_command(ended)
         t.nonce, t.ssh_argv = secrets.token_hex(8), argv
-        t.forget_shell()
-        t.scan_pos = t.current_size()
         cmd = " ".join(quote(a) for a in argv)
         await self.m.tmux.command(
             f"set-option -p -t {t.pane_id} {OPT}_nonce {t.nonce} ; "
@@ -435,6 +432,7 @@ class Terminals:
         t.authenticated = True
         await t.send_setup()
         await self._wait_integrated(t, timeout)
+        t.restore_cwd = None
         log.info("terminal_respawned", session=t.id, terminal=t.terminal)
 
     async def reconnected(self, sid: str, timeout: float) -> list[str]:
