@@ -485,6 +485,14 @@ def ssh_base(sshd: SshServer) -> list[str]:
     ]
 
 
+async def settle() -> None:
+    """Write back every dirty page before a timed write: a write that fsyncs (sshkeep's do, before
+    the rename) must not pay for the unflushed data of the transfers timed before it (ext4 commits
+    them in the same journal transaction), nor a write that does not fsync (OpenSSH's put) leave
+    its data to the next one."""
+    await asyncio.to_thread(os.sync)
+
+
 def ssh_run(sshd: SshServer, remote: str, stdin: bytes | None = None) -> tuple[float, bytes]:
     """A fresh `ssh host <remote>` (new connection, full handshake): time and stdout."""
     t0 = time.perf_counter()
@@ -1179,6 +1187,7 @@ class Bench:
                     raise RuntimeError(f"read {got.length} of {size} bytes")
                 read.samples.append(ms)
                 req = WriteFileRequest(remote_path=dst, content=got.content)
+                await settle()
                 ms, wrote = await timed(lambda req=req: self.api.write_remote_file(self.sid, req))  # type: ignore[misc]
                 if wrote.bytes_written != size or wrote.sha256 != got.sha256:
                     raise RuntimeError(f"wrote {wrote.bytes_written} bytes, {wrote.sha256} != {got.sha256}")
@@ -1187,12 +1196,14 @@ class Bench:
                     rreq = ReadFileRequest.model_validate(
                         {"remote_path": src, "local_path": f"sk-bench-{tag}.txt"}
                     )
+                    await settle()
                     ms, lgot = await timed(lambda rreq=rreq: self.api.read_remote_file(self.sid, rreq))  # type: ignore[misc]
                     if lgot.sha256 != got.sha256:
                         raise RuntimeError(f"local read: sha256 {lgot.sha256} != {got.sha256}")
                     lread.samples.append(ms)
                     lpath = str(getattr(lgot, "local_path", ""))
                     wreq = WriteFileRequest.model_validate({"remote_path": dst, "local_path": lpath})
+                    await settle()
                     ms, lw = await timed(lambda wreq=wreq: self.api.write_remote_file(self.sid, wreq))  # type: ignore[misc]
                     if lw.sha256 != got.sha256:
                         raise RuntimeError(f"local write: sha256 {lw.sha256} != {got.sha256}")
@@ -1203,6 +1214,7 @@ class Bench:
                 rawr.samples.append(ms_r)
                 raww.samples.append(ms_w)
                 for cmd, row in ((f"get {src} {local}", sread), (f"put {local} {dst}.o", swrite)):
+                    await settle()
                     t0 = time.perf_counter()
                     done = await asyncio.to_thread(
                         subprocess.run, ["sftp", "-q", *sftp_base, "-b", "-", dest], input=cmd.encode(),
@@ -1279,6 +1291,8 @@ class Bench:
             h = await c.open(src, FXF_READ)
             data = await c.read(h, 0, size)
             await c.close_handle(h)
+            t_read = time.perf_counter() - t0
+            await settle()
             t1 = time.perf_counter()
             h = await c.open(dst, FXF_WRITE | FXF_CREAT | FXF_TRUNC)
             await c.write(h, 0, data)
@@ -1288,7 +1302,7 @@ class Bench:
             await c.close()
         if len(data) != size:
             raise RuntimeError(f"the SFTP client read {len(data)} of {size} bytes")
-        return (t1 - t0) * 1000, (t2 - t1) * 1000
+        return t_read * 1000, (t2 - t1) * 1000
 
     # --- scale -------------------------------------------------------------------------------------
 

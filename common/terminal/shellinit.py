@@ -71,8 +71,9 @@ def setup_lines(nonce: str, cwd: str | None = None) -> list[str]:
         f"__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); "
         f'printf "{d}{w}" "$r" "$__sk_k" "$__sk_n" "$__sk_k" "$PWD"; return $r; }}; '
         "__sk_rs() { return $1; }; "
-        '__sk_cm=$(printf "\\033]133;C;sk=%s\\007" "$__sk_k"); '
-        '__sk_pm=$(printf "\\033]133;P;sk=%s\\007" "$__sk_k"); '
+        # printf -v: no subshell (a fork each) while the session opens.
+        'printf -v __sk_cm "\\033]133;C;sk=%s\\007" "$__sk_k"; '
+        'printf -v __sk_pm "\\033]133;P;sk=%s\\007" "$__sk_k"; '
         'case ";$PROMPT_COMMAND;" in *";__sk_pc;"*) ;; '
         '*) PROMPT_COMMAND="__sk_pc;__sk_dg${PROMPT_COMMAND:+;$PROMPT_COMMAND}";; esac; '
         'case "$PS0" in *__sk_cm*) ;; *) PS0="\\${__sk_cm}$PS0";; esac; '

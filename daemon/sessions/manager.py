@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import time
+from pathlib import Path
 
 import structlog
 
@@ -366,6 +367,34 @@ class SessionManager:
             if sid not in self.sessions:
                 return sid
 
+    async def _new_pane(
+        self,
+        sid: str,
+        req: OpenSessionRequest,
+        conn: Connection | None,
+        argv: list[str],
+        env_args: list[str],
+        log_path: Path,
+        nonce: str,
+        created: float,
+    ) -> str:
+        """The session's tmux session running ssh: one line of tmux commands, so pipe-pane is
+        attached before tmux reads anything ssh prints. Returns tmux's output (the pane id).
+
+        Sent through the control client (no tmux process to spawn: a few ms of every open); the
+        pane's environment is the server's plus the `-e` words, as from a tmux process of ours."""
+        words = [
+            "new-session", "-d", "-s", sid, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
+            "-e", f"SSHKEEP_SESSION={sid}", *env_args, "--", *argv,
+            ";", "pipe-pane", "-O", "-t", f"={sid}:", pipe_command(log_path),
+            *SessionOptions(
+                id=sid, nonce=nonce, target=req.host, conn=conn.name if conn else None, created=created,
+                argv=argv,
+            ).set_args(sid),
+        ]  # fmt: skip
+        out = await self.tmux.command(" ".join(w if w == ";" else quote(w) for w in words))
+        return "\n".join(out)
+
     async def open(self, req: OpenSessionRequest) -> SessionInfo:
         sid = self._new_id(req.host)
         nonce = secrets.token_hex(8)
@@ -377,19 +406,16 @@ class SessionManager:
                 stale.unlink()
         created = time.time()
         env_args: list[str] = []
-        login = await effective_login(argv)
+        # Who ssh logs in as (`ssh -G`, a few ms) matters before ssh starts only when a secret may
+        # answer its questions; otherwise it is learnt while tmux starts the pane.
+        resolving = asyncio.ensure_future(effective_login(argv))
+        login = await resolving if self.auth.has_secrets(conn) else None
         for key, value in self.auth.env_for(sid, _secret_conn(conn, login)).items():
             env_args += ["-e", f"{key}={value}"]
-        # One tmux invocation: pipe-pane is attached before tmux reads anything ssh prints.
-        out = await self.tmux.run(
-            "new-session", "-d", "-s", sid, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
-            "-e", f"SSHKEEP_SESSION={sid}", *env_args, "--", *argv,
-            ";", "pipe-pane", "-O", "-t", f"={sid}:", pipe_command(log_path),
-            *SessionOptions(
-                id=sid, nonce=nonce, target=req.host, conn=conn.name if conn else None, created=created,
-                argv=argv,
-            ).set_args(sid),
-        )  # fmt: skip
+        try:
+            out = await self._new_pane(sid, req, conn, argv, env_args, log_path, nonce, created)
+        finally:
+            login = await resolving
         pane_id = out.strip().splitlines()[0] if out.strip() else ""
         if not pane_id.startswith("%"):
             raise TmuxError(f"tmux did not report a pane for session {sid}")
