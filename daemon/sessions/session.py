@@ -28,6 +28,7 @@ from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.common.terminal.shellinit import restorable, setup_lines
 from sshkeep.daemon.sessions.lineindex import LineIndex
+from sshkeep.daemon.sessions.loggaps import GapLog, gaps_path
 from sshkeep.daemon.sessions.replies import (
     FIRST_PAGE_CANDIDATES,
     LOGIN_QUESTIONS,
@@ -161,6 +162,13 @@ class Session:
     person_report: list[CommandRecord] = field(default_factory=list)
     # Secrets the remote side echoed: (secret, label), replaced in every rendering.
     redactions: list[tuple[str, str]] = field(default_factory=list)
+    # What the log could not record (a full disk; a pipe found detached), from its sidecar.
+    gaps: GapLog = field(init=False)
+    # When the monitor last re-attached a detached pipe-pane (its retries back off).
+    repiped_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.gaps = GapLog(gaps_path(self.log_path))
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -371,9 +379,12 @@ class Session:
         if size != self.log_size:
             self.last_growth = time.monotonic()
             self.log_size = size
+        self.gaps.refresh()
         while self.scan_pos < size:
             chunk_end = min(size, self.scan_pos + READ_CHUNK)
             data = await self._read_maybe_threaded(self.scan_pos, chunk_end)
+            # After the read: the writer records a gap before any byte after it reaches the log.
+            self.gaps.refresh()
             found, consumed = mk.find_markers(data, self.scan_pos, self.nonce)
             for marker in found:
                 await self._handle(marker)
@@ -582,6 +593,8 @@ class Session:
         needle = self.echo_needle
         if not needle or rec is not self.current:
             return True  # adopted after a restart: nothing to compare with
+        if self.gaps.between(rec.sent_pos, limit) != (0, 0):
+            return True  # a full disk kept the echo out of the log: it cannot be compared
         # From the start of the prompt's line: the row breaks of a wrapped echo depend on it.
         before = self.read_log(max(0, rec.sent_pos - 4096), rec.sent_pos)
         line_start = rec.sent_pos - len(before) + before.rfind(b"\n") + 1
@@ -644,6 +657,10 @@ class Session:
             end = rec.out_end if rec.out_end is not None else self._safe_end()
         start = self.output_start(rec)
         return max(0, min(end, self.kept_start(rec)) - start)
+
+    def unrecorded(self, rec: CommandRecord, end: int) -> tuple[int, int]:
+        """(bytes a full disk kept out of this command's output up to `end`, gaps of unknown size)."""
+        return self.gaps.between(self.output_start(rec), end)
 
     def _safe_end(self) -> int:
         """End of complete data: never cut a marker that is still being written."""
