@@ -15,7 +15,9 @@ refused) get lines of their own (`"event": "policy"`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import errno
 import json
 import os
 import re
@@ -37,6 +39,7 @@ from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from sshkeep.common.operations import MUTATING, op_for
 from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.peer import peer_of
+from sshkeep.daemon.disk import is_full_error
 from sshkeep.daemon.sessions.session import Session
 
 log = structlog.get_logger(__name__)
@@ -52,6 +55,8 @@ CONTENT_KEYS = frozenset({"content", "data"})  # file bodies: logged as their si
 # Operations whose body holds a secret: never summarised (the handler records name/length/hash).
 SECRET_BODIES = frozenset({"answer_question"})
 AUDIT_SECRET = "audit_secret"  # request key: what a secret-typing handler lets the audit log say
+MAX_HELD = 10000  # audit records a full disk may hold in memory; older ones are counted, then said
+RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between attempts while the disk is full
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -73,24 +78,91 @@ class AuditLog:
         self._fd: int | None = None
         self._slow = asyncio.Lock()
         self._prev: str | None = None  # the last line's hash: the next line's link
+        # Records a full disk kept from the file, oldest first, sealed only when written (so each
+        # links to the line really before it); beyond MAX_HELD the oldest are counted, then said.
+        self._held: collections.deque[dict[str, Any]] = collections.deque()
+        self._lost = 0
+        self._full_since: float | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._backoff = RETRY_FIRST
+
+    def waiting(self) -> str | None:
+        """What a full disk keeps from the file (for the replies' disk notice)."""
+        if self._full_since is None:
+            return None
+        lost = f", {self._lost} more counted and dropped (memory bound)" if self._lost else ""
+        return f"{len(self._held)} audit lines held in memory{lost}, written in order once space returns"
 
     async def write(self, record: Mapping[str, Any]) -> None:
+        if self._full_since is not None:
+            self._hold(dict(record))
+            return
         try:
-            if not self._slow.locked() and self._prev is not None and self._fd is not None:
-                line, digest = auditchain.seal(dict(record), self._prev)
-                data = _encode(line)
-                if self._append_fast(data):
-                    self._prev = digest
-                    return
-                async with self._slow:  # free (checked above): taken without yielding, order holds
-                    await asyncio.get_running_loop().run_in_executor(
-                        self._executor, self._append_sealed, data, digest
-                    )
+            await self._write(record)
+        except OSError as exc:
+            if not is_full_error(exc):  # a failing audit file must not fail the request itself
+                log.warning("audit_write_failed", path=str(self.path), error=str(exc))
                 return
-            async with self._slow:
-                await asyncio.get_running_loop().run_in_executor(self._executor, self._chain, dict(record))
-        except OSError as exc:  # a full disk must not fail the request itself
-            log.warning("audit_write_failed", path=str(self.path), error=str(exc))
+            self._full_since = time.time()
+            log.warning("audit_disk_full", path=str(self.path), error=str(exc))
+            self._hold(dict(record))
+
+    def _hold(self, record: dict[str, Any]) -> None:
+        self._held.append(record)
+        while len(self._held) > MAX_HELD:
+            self._held.popleft()
+            self._lost += 1
+        if self._retry is None:
+            self._retry = asyncio.get_running_loop().call_later(self._backoff, self._start_retry)
+
+    def _start_retry(self) -> None:
+        asyncio.get_running_loop().create_task(self._flush_held(), name="audit-retry")
+
+    async def _flush_held(self) -> None:
+        """Write the held records in order; stop at the first that still does not fit."""
+        self._retry = None
+        while self._lost or self._held:
+            if self._lost:
+                record: dict[str, Any] = {
+                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "event": "audit_gap",
+                    "lost": self._lost,
+                    "since": datetime.fromtimestamp(self._full_since or time.time(), UTC).isoformat(),
+                    "reason": "disk full: records beyond the in-memory bound were counted, not kept",
+                }
+            else:
+                record = self._held[0]
+            try:
+                await self._write(record)
+            except OSError as exc:
+                if not is_full_error(exc):
+                    log.warning("audit_write_failed", path=str(self.path), error=str(exc))
+                else:
+                    self._backoff = min(RETRY_MAX, self._backoff * 2)
+                    self._retry = asyncio.get_running_loop().call_later(self._backoff, self._start_retry)
+                    return
+            if self._lost:
+                self._lost = 0
+            else:
+                self._held.popleft()
+        log.info("audit_written", held_since=self._full_since)
+        self._full_since, self._backoff = None, RETRY_FIRST
+
+    async def _write(self, record: Mapping[str, Any]) -> None:
+        """Seal and append one record; on failure nothing of it stays in the file."""
+        if not self._slow.locked() and self._prev is not None and self._fd is not None:
+            line, digest = auditchain.seal(dict(record), self._prev)
+            data = _encode(line)
+            if self._append_fast(data):
+                self._prev = digest
+                return
+            async with self._slow:  # free (checked above): taken without yielding, order holds
+                await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._append_sealed, data, digest
+                )
+            return
+        async with self._slow:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._chain, dict(record))
 
     def _chain(self, record: dict[str, Any]) -> None:
         if self._prev is None:
@@ -123,7 +195,8 @@ class AuditLog:
             return False
         if max_bytes > 0 and st.st_size > 0 and st.st_size + len(data) >= max_bytes:
             return False
-        return os.write(fd, data) == len(data)
+        _write_whole(fd, data, st.st_size)
+        return True
 
     def _append(self, data: bytes) -> None:
         """Rotate when needed, (re)open the file, append (in the worker thread)."""
@@ -133,11 +206,10 @@ class AuditLog:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fd = self._fd
-        if os.fstat(fd).st_mode & 0o077:
+        st = os.fstat(fd)
+        if st.st_mode & 0o077:
             os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_whole(fd, data, st.st_size)
 
     def _is_open_file(self) -> bool:
         if self._fd is None:
@@ -157,6 +229,21 @@ class AuditLog:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self._close_fd()
+
+
+def _write_whole(fd: int, data: bytes, size: int) -> None:
+    """Append all of `data` to the file of `fd` (at `size`), or none of it: a line torn by a full
+    disk is cut off again (truncating needs no space), so the chain never holds half a line."""
+    view = memoryview(data)
+    try:
+        while view:
+            n = os.write(fd, view)
+            if n == 0:
+                raise OSError(errno.ENOSPC, "no space left on device (short write)")
+            view = view[n:]
+    except OSError:
+        os.ftruncate(fd, size)
+        raise
 
 
 def _encode(line: str) -> bytes:

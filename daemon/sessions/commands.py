@@ -87,6 +87,28 @@ Report = Callable[[Session], list[CommandSummary] | None]
 Advise = Callable[[Session, Question], tuple[Question, str] | None]
 
 
+def unrecorded_hint(lost: int, uncounted: int, s: Session, rec: CommandRecord) -> str:
+    """What a reply says about output its log could not record."""
+    parts = []
+    if lost:
+        parts.append(
+            f"{lost} bytes of this command's output could not be recorded (the disk holding the session "
+            "logs was full); they are counted in dropped_bytes, the output around them is exact."
+        )
+    if uncounted:
+        text = (
+            "Some of this command's output was lost uncounted while the session log's writer was "
+            "detached (it has been re-attached)."
+        )
+        if rec.out_end is None:
+            text += (
+                f" If its prompt is back (get_snapshot({s.ref})) but it still shows running, its end was "
+                "in the lost part: interrupt_command ends it."
+            )
+        parts.append(text)
+    return " ".join(parts)
+
+
 class Commands:
     """The command half of the API: typing into sessions, following commands, shaping replies.
 
@@ -471,6 +493,9 @@ class Commands:
                 f"More output: get_command({s.ref}, command_id={rec.command_id!r}, "
                 f"offset={view.next_offset})."
             )
+        lost, uncounted = s.unrecorded(rec, end)
+        if lost or uncounted:
+            hint = " ".join(x for x in (hint, unrecorded_hint(lost, uncounted, s, rec)) if x)
         return CommandResult(
             session_id=s.id,
             terminal=s.terminal,
@@ -488,7 +513,8 @@ class Commands:
             screen=screen,
             saved=saved,
             hint=hint,
-            dropped_bytes=view.dropped,
+            dropped_bytes=view.dropped + lost,
+            uncounted_gaps=uncounted,
             started_at=rec.started_at,
             ended_at=ended_at,
             source=rec.summary().source,
@@ -580,7 +606,7 @@ class Commands:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
         if s.current is None and s.integrated:
             await self._until_reading(s)
-        s.keys_since_prompt = True  # a prompt cycle these keys start is the agent's (source `keys`)
+        s.keys_sent()  # a prompt cycle these keys start is the agent's (source `keys`)
         # The command the keys go to, taken before they are sent: it may end before tmux returns.
         target = s.current
         before = max((r.seq for r in s.commands.values()), default=0)

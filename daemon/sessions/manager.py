@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import secrets
-import shlex
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.watch import LogWatcher
 from sshkeep.daemon.sessions.askpass import AuthBroker, failure_hint
 from sshkeep.daemon.sessions.logcap import drop_target, punch
+from sshkeep.daemon.sessions.loggaps import gaps_path, pipe_command
 from sshkeep.daemon.sessions.login import effective_login
 from sshkeep.daemon.sessions.options import (
     PANE_FORMAT,
@@ -60,6 +60,7 @@ log = structlog.get_logger(__name__)
 
 SETUP_GRACE = 4.0
 MONITOR_INTERVAL = 0.5
+REPIPE_BACKOFF = 2.0  # seconds between attempts to re-attach one pane's log
 _DESTINATION = re.compile(r"^[A-Za-z0-9_.@%:\[\]-]+$")
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
@@ -169,7 +170,8 @@ class SessionManager:
             log.info("session_adopted", session=sid, target=s.target, dead=s.dead)
 
     def _on_log_change(self, name: str) -> None:
-        key = name[:-4] if name.endswith(".log") else name
+        # A log grew, or its gap sidecar did (a full disk: the writer's running count of what it drops).
+        key = name[:-4] if name.endswith(".log") else name[:-5] if name.endswith(".gaps") else name
         if self.pane(key) is not None:
             self._schedule_scan(key)
 
@@ -225,6 +227,8 @@ class SessionManager:
                     s.dead = True
                     s.dead_at = time.time()
                     log.info("session_disconnected", session=s.id, terminal=s.terminal)
+                if not dead and info is not None and not info.piped:
+                    await self._repipe(s)
                 if s.dead and s.dead_status is None and info is not None:
                     # tmux may mark the pane dead (pty closed) a moment before it reaps ssh.
                     s.dead_status = info.exit_status
@@ -234,6 +238,25 @@ class SessionManager:
                     self._schedule_scan(s.key)
             await self.jobs.tick()
             await self._enforce_log_caps()
+
+    async def _repipe(self, s: Session) -> None:
+        """Re-attach a pane's log writer that tmux found gone (killed, or a `cat` of an older
+        version that exited on a full disk): first record that output was lost there, uncounted."""
+        now = time.monotonic()
+        if now - s.repiped_at < REPIPE_BACKOFF:
+            return
+        s.repiped_at = now
+        try:
+            await asyncio.to_thread(s.gaps.note_unknown, s.current_size())
+        except OSError as exc:  # the disk is still full: try again later, before anything is written
+            log.warning("log_pipe_gap_unrecorded", session=s.key, error=str(exc))
+            return
+        try:
+            await self.tmux.command(f"pipe-pane -O -t {s.pane_id} {quote(pipe_command(s.log_path))}")
+        except TmuxError as exc:
+            log.warning("log_pipe_reattach_failed", session=s.key, error=exc.message)
+            return
+        log.warning("log_pipe_reattached", session=s.key, offset=s.log_size)
 
     async def _enforce_log_caps(self) -> None:
         cap = self.config.current().tunables.log_cap_bytes
@@ -363,7 +386,7 @@ class SessionManager:
         words = [
             "new-session", "-d", "-s", sid, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
             "-e", f"SSHKEEP_SESSION={sid}", *env_args, "--", *argv,
-            ";", "pipe-pane", "-O", "-t", f"={sid}:", f"exec cat >> {shlex.quote(str(log_path))}",
+            ";", "pipe-pane", "-O", "-t", f"={sid}:", pipe_command(log_path),
             *SessionOptions(
                 id=sid, nonce=nonce, target=req.host, conn=conn.name if conn else None, created=created,
                 argv=argv,
@@ -378,8 +401,9 @@ class SessionManager:
         argv, conn = self._ssh_argv(req, sid, nonce)
         log_path = self.paths.logs_dir / f"{sid}.log"
         os.close(os.open(log_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
-        with contextlib.suppress(FileNotFoundError):
-            (self.paths.control_dir / sid).unlink()
+        for stale in (self.paths.control_dir / sid, gaps_path(log_path)):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         created = time.time()
         env_args: list[str] = []
         # Who ssh logs in as (`ssh -G`, a few ms) matters before ssh starts only when a secret may
@@ -449,7 +473,7 @@ class SessionManager:
                 if s.shell == NO_SHELL:
                     return s.info(hint=UNINTEGRATED_HINT)
                 if s.dead:
-                    await asyncio.sleep(0.05)
+                    await _log_settled(s)
                     words = s.last_words() or "ssh exited"
                     raise ConnectFailed(f"ssh to {s.target} failed: {words}", hint=failure_hint(words))
                 quiet = s.quiet_for()
@@ -563,7 +587,7 @@ class SessionManager:
         s.close_log()
         self.auth.forget(s.id)
         await self.store.forget_session(s.id)
-        for path in (s.log_path, self.paths.control_dir / s.id):
+        for path in (s.log_path, gaps_path(s.log_path), self.paths.control_dir / s.id):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
@@ -574,6 +598,19 @@ class SessionManager:
         async with s.changed:
             s.changed.notify_all()
         log.info("session_closed", session=sid)
+
+
+async def _log_settled(s: Session, limit: float = 1.5) -> None:
+    """Wait (briefly) until what a dead ssh printed is in its log: the pipe-pane writer may still be
+    starting (a Python process) when a fast failure (an unknown host) has already ended ssh."""
+    deadline = time.monotonic() + limit
+    last = -1
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        size = s.current_size()
+        if size > 0 and size == last:
+            return
+        last = size
 
 
 # sshkeep's defaults that a connection's own `ssh_options` may replace: how soon a dead network

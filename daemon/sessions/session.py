@@ -28,6 +28,7 @@ from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.common.terminal.shellinit import SHELLS_WITH_HOOKS, restorable, setup_lines
 from sshkeep.daemon.sessions.lineindex import LineIndex
+from sshkeep.daemon.sessions.loggaps import GapLog, gaps_path
 from sshkeep.daemon.sessions.replies import (
     FIRST_PAGE_CANDIDATES,
     LOGIN_QUESTIONS,
@@ -147,16 +148,27 @@ class Session:
     # cycle sshkeep did not start (keys, a person) becomes a record of its own from these.
     prompt_pos: int = -1
     prompt_text: str | None = None
-    # How the prompt of the cycle before rendered: keys typed ahead are echoed right after a
-    # prompt, maybe in the same read, and are no part of it.
-    last_prompt_text: str | None = None
     keys_since_prompt: bool = False
+    # Where the log stood when the agent's keys were sent to the latest prompt: everything of
+    # that prompt's line before it is prompt, even when the prompt, the keys' echo and their
+    # cycle's markers arrive in one read (before the prompt could be learned alone).
+    keys_from: int = -1
+    # The prompt as an earlier cycle printed it alone: when this one's could not be learned
+    # alone (keys typed ahead arrived with it), the typed text starts after it.
+    known_prompt: str | None = None
     # A person holds the terminal (`sshkeep attach --take`): the agent's typing is refused.
     control: TakeOver | None = None
     # The person's commands of the last take-over, until the agent's next reply lists them.
     person_report: list[CommandRecord] = field(default_factory=list)
     # Secrets the remote side echoed: (secret, label), replaced in every rendering.
     redactions: list[tuple[str, str]] = field(default_factory=list)
+    # What the log could not record (a full disk; a pipe found detached), from its sidecar.
+    gaps: GapLog = field(init=False)
+    # When the monitor last re-attached a detached pipe-pane (its retries back off).
+    repiped_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.gaps = GapLog(gaps_path(self.log_path))
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -367,9 +379,12 @@ class Session:
         if size != self.log_size:
             self.last_growth = time.monotonic()
             self.log_size = size
+        self.gaps.refresh()
         while self.scan_pos < size:
             chunk_end = min(size, self.scan_pos + READ_CHUNK)
             data = await self._read_maybe_threaded(self.scan_pos, chunk_end)
+            # After the read: the writer records a gap before any byte after it reaches the log.
+            self.gaps.refresh()
             found, consumed = mk.find_markers(data, self.scan_pos, self.nonce)
             for marker in found:
                 await self._handle(marker)
@@ -470,9 +485,15 @@ class Session:
 
     def _new_prompt(self, m: mk.Marker) -> None:
         self.prompt_pos = m.end
-        self.last_prompt_text = self.prompt_text or self.last_prompt_text
         self.prompt_text = None
         self.keys_since_prompt = False
+        self.keys_from = -1
+
+    def keys_sent(self) -> None:
+        """The agent's keys go to the terminal now (see `keys_from`)."""
+        self.keys_since_prompt = True
+        if self.current is None and self.keys_from < 0:
+            self.keys_from = self.current_size()
 
     def _learn_prompt(self) -> None:
         """Remember how the current prompt renders, as soon as it is printed (before any typing)."""
@@ -483,8 +504,9 @@ class Session:
             return
         text = render(mk.strip_markers(data))
         if text.strip():
-            prev = self.last_prompt_text
-            self.prompt_text = prev if prev and text.startswith(prev) else text
+            self.prompt_text = text
+            if text.endswith(" ") and self.keys_from < 0 and not self.keys_since_prompt:
+                self.known_prompt = text  # prompts end in a space; keys typed ahead seldom do
 
     def reading(self) -> bool:
         """The shell reads its command line. bash and zsh print the D marker from their prompt
@@ -502,15 +524,21 @@ class Session:
         """What was typed at the latest prompt, from the echo between the prompt and `end`."""
         text = render(mk.strip_markers(self.read_log(self.prompt_pos, end)))
         lines = split_lines(text)
-        prompt = (self.prompt_text or "").rstrip()
-        if prompt:
-            # Keys typed before the line editor read them were echoed by the tty, before the prompt.
-            first = next((i for i, line in enumerate(lines) if line.startswith(prompt)), 0)
-            lines = lines[first:]
+        prompt_text = self.prompt_text
+        if prompt_text is None and self.prompt_pos <= self.keys_from <= end:
+            prompt_text = render(mk.strip_markers(self.read_log(self.prompt_pos, self.keys_from)))
+            prompt_text = split_lines(prompt_text)[-1] if prompt_text.strip() else None
+        prompt = (prompt_text or "").rstrip()
+        known = (self.known_prompt or "").rstrip()
         out: list[str] = []
         for i, line in enumerate(lines):
             if i == 0:
-                line = line[len(prompt) :] if prompt and line.startswith(prompt) else line
+                if known and known != prompt and known in line:
+                    # Keys typed ahead (echoed before the prompt), or a prompt learned from a part
+                    # of it: what was typed at this prompt follows the prompt's text.
+                    line = line[line.rindex(known) + len(known) :]
+                elif prompt and line.startswith(prompt):
+                    line = line[len(prompt) :]
                 out.append(line.strip())
             else:
                 out.append(line[2:] if line.startswith("> ") else line)  # continuation prompt (PS2)
@@ -577,6 +605,8 @@ class Session:
         needle = self.echo_needle
         if not needle or rec is not self.current:
             return True  # adopted after a restart: nothing to compare with
+        if self.gaps.between(rec.sent_pos, limit) != (0, 0):
+            return True  # a full disk kept the echo out of the log: it cannot be compared
         # From the start of the prompt's line: the row breaks of a wrapped echo depend on it.
         before = self.read_log(max(0, rec.sent_pos - 4096), rec.sent_pos)
         line_start = rec.sent_pos - len(before) + before.rfind(b"\n") + 1
@@ -639,6 +669,10 @@ class Session:
             end = rec.out_end if rec.out_end is not None else self._safe_end()
         start = self.output_start(rec)
         return max(0, min(end, self.kept_start(rec)) - start)
+
+    def unrecorded(self, rec: CommandRecord, end: int) -> tuple[int, int]:
+        """(bytes a full disk kept out of this command's output up to `end`, gaps of unknown size)."""
+        return self.gaps.between(self.output_start(rec), end)
 
     def _safe_end(self) -> int:
         """End of complete data: never cut a marker that is still being written."""
