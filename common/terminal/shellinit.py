@@ -8,12 +8,16 @@ shell) re-points the hooks at the new nonce instead of stacking a second copy.
 
 History: the first line (it holds no nonce) switches bash's history list off and zsh's
 `hist_ignore_space` on before any line holding the nonce is read; the last line switches bash's
-history back on if it was on. So the nonce never reaches `~/.bash_history` or `~/.zsh_history`,
-whatever `HISTCONTROL`, `HISTIGNORE` or the user's zsh options say. History expansion (`!`) is
-switched off in both shells: command text is data.
+history back on if it was on. dash and busybox ash cannot switch theirs off: there the first line
+reads the other lines itself (`read` from the tty, so their line editor never sees them). So the
+nonce never reaches `~/.bash_history`, `~/.zsh_history`, `~/.ash_history` or an in-memory history
+list, whatever `HISTCONTROL`, `HISTIGNORE` or the user's zsh options say. History expansion (`!`)
+is switched off in bash and zsh: command text is data.
 
-A user's `trap … DEBUG` (bash) would fire before sshkeep's own prompt hook and print into the
-output of every later command; the hook wraps such a trap once so it skips sshkeep's hook.
+A user's `trap … DEBUG` (bash, zsh) would fire for sshkeep's own prompt hooks and print into the
+output of every later command; the prompt hook sets such a trap again, wrapped so that it skips
+sshkeep's hooks (and keeps `$?`). It still fires for the user's own commands, as it would
+without sshkeep.
 """
 
 from __future__ import annotations
@@ -28,10 +32,15 @@ SHELLS_WITH_HOOKS = frozenset({"bash", "zsh"})
 # dash and ash have no pre-exec hook: the typed command is prefixed with this function's call.
 START_FUNCTION = "__sk_c"
 
-# Holds no nonce: this line may land in history before history is off.
+# Holds no nonce: this line may land in history before history is off. dash and busybox ash
+# have no way to switch their history list off, so there this line reads the three lines after
+# it with `read` (from the tty, never through the line editor and its history) and runs the last
+# (the one for them). Input that is not a tty (a pipe) may be read ahead by the shell: typed as is.
 _HISTORY_OFF = (
     ' [ -n "$BASH_VERSION" ] && { [[ -o history ]] && __sk_ho=1; set +o history; }; '
-    '[ -n "$ZSH_VERSION" ] && setopt hist_ignore_space; :'
+    '[ -n "$ZSH_VERSION" ] && setopt hist_ignore_space; '
+    '[ -t 0 ] && case "$BASH_VERSION$ZSH_VERSION:$(readlink /proc/$$/exe 2>/dev/null)" in :*/busybox|:*/dash) '
+    'IFS= read -r __sk_l; IFS= read -r __sk_l; IFS= read -r __sk_l; eval "$__sk_l"; unset __sk_l;; esac; :'
 )
 
 
@@ -65,8 +74,15 @@ def setup_lines(nonce: str) -> list[str]:
     )
     zsh = (
         f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; setopt no_bang_hist; "
-        f"__sk_precmd() {{ local r=$?; __sk_n=$((__sk_n+1)); "
-        f'printf "{d}" "$r" "$__sk_k" "$__sk_n"; }}; '
+        # A user's DEBUG trap fires for every command of sshkeep's hooks too (they are functions):
+        # the first sublist of the prompt hook sets it again wrapped, so that it skips commands run
+        # while one of sshkeep's functions is on the stack. It is one sublist, as zsh runs a DEBUG
+        # trap once per sublist: the unwrapped trap fires once, into the output of the command
+        # that set it.
+        "__sk_precmd() { local r=$? t=${(M)${(f)\"$(trap)\"}:#trap -- * DEBUG} && [[ -n $t && $t != *__sk_dt* ]] "
+        "&& __sk_dt=${(Q)${${t#trap -- }% DEBUG}} && trap -- '__sk_dq=$?; (( ${funcstack[(I)__sk_*]} )) || "
+        '{ __sk_rs $__sk_dq; eval -- "$__sk_dt"; }\' DEBUG; '
+        f'__sk_n=$((__sk_n+1)); printf "{d}" "$r" "$__sk_k" "$__sk_n"; }}; __sk_rs() {{ return $1; }}; '
         '__sk_preexec() { printf "\\033]133;C;sk=%s\\007" "$__sk_k"; }; '
         "precmd_functions=(__sk_precmd ${precmd_functions:#__sk_precmd}); "
         "preexec_functions=(__sk_preexec ${preexec_functions:#__sk_preexec}); "
