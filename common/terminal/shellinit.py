@@ -39,7 +39,8 @@ START_FUNCTION = "__sk_c"
 _HISTORY_OFF = (
     ' [ -n "$BASH_VERSION" ] && { [[ -o history ]] && __sk_ho=1; set +o history; }; '
     '[ -n "$ZSH_VERSION" ] && setopt hist_ignore_space; '
-    '[ -t 0 ] && case "$BASH_VERSION$ZSH_VERSION:$(readlink /proc/$$/exe 2>/dev/null)" in :*/busybox|:*/dash) '
+    '[ -t 0 ] && case "$BASH_VERSION$ZSH_VERSION:$(readlink /proc/$$/exe 2>/dev/null)" in '
+    ":*/busybox|:*/dash) "
     'IFS= read -r __sk_l; IFS= read -r __sk_l; IFS= read -r __sk_l; eval "$__sk_l"; unset __sk_l;; esac; :'
 )
 
@@ -79,8 +80,8 @@ def setup_lines(nonce: str) -> list[str]:
         # while one of sshkeep's functions is on the stack. It is one sublist, as zsh runs a DEBUG
         # trap once per sublist: the unwrapped trap fires once, into the output of the command
         # that set it.
-        "__sk_precmd() { local r=$? t=${(M)${(f)\"$(trap)\"}:#trap -- * DEBUG} && [[ -n $t && $t != *__sk_dt* ]] "
-        "&& __sk_dt=${(Q)${${t#trap -- }% DEBUG}} && trap -- '__sk_dq=$?; (( ${funcstack[(I)__sk_*]} )) || "
+        "__sk_precmd() { local r=$? t=${(M)${(f)\"$(trap)\"}:#trap -- * DEBUG} "
+        "&& [[ -n $t && $t != *__sk_dt* ]] && __sk_dt=${(Q)${${t#trap -- }% DEBUG}} && trap -- '__sk_dq=$?; (( ${funcstack[(I)__sk_*]} )) || "
         '{ __sk_rs $__sk_dq; eval -- "$__sk_dt"; }\' DEBUG; '
         f'__sk_n=$((__sk_n+1)); printf "{d}" "$r" "$__sk_k" "$__sk_n"; }}; __sk_rs() {{ return $1; }}; '
         '__sk_preexec() { printf "\\033]133;C;sk=%s\\007" "$__sk_k"; }; '
