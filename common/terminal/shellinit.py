@@ -81,7 +81,8 @@ def setup_lines(nonce: str) -> list[str]:
         # trap once per sublist: the unwrapped trap fires once, into the output of the command
         # that set it.
         "__sk_precmd() { local r=$? t=${(M)${(f)\"$(trap)\"}:#trap -- * DEBUG} "
-        "&& [[ -n $t && $t != *__sk_dt* ]] && __sk_dt=${(Q)${${t#trap -- }% DEBUG}} && trap -- '__sk_dq=$?; (( ${funcstack[(I)__sk_*]} )) || "
+        "&& [[ -n $t && $t != *__sk_dt* ]] && __sk_dt=${(Q)${${t#trap -- }% DEBUG}} "
+        "&& trap -- '__sk_dq=$?; (( ${funcstack[(I)__sk_*]} )) || "
         '{ __sk_rs $__sk_dq; eval -- "$__sk_dt"; }\' DEBUG; '
         f'__sk_n=$((__sk_n+1)); printf "{d}" "$r" "$__sk_k" "$__sk_n"; }}; __sk_rs() {{ return $1; }}; '
         '__sk_preexec() { printf "\\033]133;C;sk=%s\\007" "$__sk_k"; }; '
