@@ -80,7 +80,7 @@ def setup_lines(nonce: str) -> list[str]:
         # while one of sshkeep's functions is on the stack. It is one sublist, as zsh runs a DEBUG
         # trap once per sublist: the unwrapped trap fires once, into the output of the command
         # that set it.
-        "__sk_precmd() { local r=$? t=${(M)${(f)\"$(trap)\"}:#trap -- * DEBUG} "
+        '__sk_precmd() { local r=$? t=${(M)${(f)"$(trap)"}:#trap -- * DEBUG} '
         "&& [[ -n $t && $t != *__sk_dt* ]] && __sk_dt=${(Q)${${t#trap -- }% DEBUG}} "
         "&& trap -- '__sk_dq=$?; (( ${funcstack[(I)__sk_*]} )) || "
         '{ __sk_rs $__sk_dq; eval -- "$__sk_dt"; }\' DEBUG; '
