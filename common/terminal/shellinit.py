@@ -45,17 +45,22 @@ _HISTORY_OFF = (
 )
 
 
-def setup_lines(nonce: str) -> list[str]:
+def setup_lines(nonce: str, seq: int = 0) -> list[str]:
     """The setup commands for one session; each starts with a space.
+
+    `seq` is where a new shell's prompt numbers start: a shell that replaced an integrated one
+    (`exec bash`) counts on from the old one's last prompt, so its prompts are never taken for
+    replays of old ones.
 
     Short lines rather than one long one: busybox ash cuts input lines at 1024 bytes. The last
     line prints the X marker, so the first D marker after it means the shell is integrated and idle.
     """
     if not _NONCE.match(nonce):
         raise ValueError("nonce must be lowercase hex")
+    seq = int(seq)
     d = "\\033]133;D;%s;sk=%s:%s\\007"
     bash = (
-        f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; set +H; "
+        f"__sk_k={nonce}; __sk_n=${{__sk_n:-{seq}}}; set +H; "
         f"__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); "
         f'printf "{d}" "$r" "$__sk_k" "$__sk_n"; return $r; }}; '
         # A user's DEBUG trap fires before `__sk_pc` and would print into every output: once seen,
@@ -74,7 +79,7 @@ def setup_lines(nonce: str) -> list[str]:
         'case "$PS2" in *__sk_pm*) ;; *) PS2="\\[\\${__sk_pm}\\]$PS2";; esac'
     )
     zsh = (
-        f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; setopt no_bang_hist; "
+        f"__sk_k={nonce}; __sk_n=${{__sk_n:-{seq}}}; setopt no_bang_hist; "
         # A user's DEBUG trap fires for every command of sshkeep's hooks too (they are functions):
         # the first sublist of the prompt hook sets it again wrapped, so that it skips commands run
         # while one of sshkeep's functions is on the stack. It is one sublist, as zsh runs a DEBUG
@@ -98,7 +103,7 @@ def setup_lines(nonce: str) -> list[str]:
     # the ESC and BEL bytes come from printf here, so only the variables (never the echo) hold them.
     posix = (
         f"export {PAGER_ENV}; __sk_sh=$BASH_VERSION$ZSH_VERSION; "
-        f'if [ -z "$__sk_sh" ]; then __sk_k={nonce}; __sk_n=${{__sk_n:-0}}; '
+        f'if [ -z "$__sk_sh" ]; then __sk_k={nonce}; __sk_n=${{__sk_n:-{seq}}}; '
         '__sk_c() { __sk_s=$?; printf "\\033]133;C;sk=%s\\007" "$__sk_k"; return "${1:-$__sk_s}"; }; '
         " __sk_e=$(printf '\\033'); __sk_b=$(printf '\\007'); "
         'case "$PS1" in *__sk_k*) ;; '

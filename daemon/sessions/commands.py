@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
+import structlog
+
 from sshkeep.common.errors import (
     BadRequest,
     CommandNotFound,
@@ -36,9 +38,15 @@ from sshkeep.common.terminal.commandline import (
     echo_needle,
     typed_text,
 )
-from sshkeep.common.terminal.foreground import endless_reason, has_background_ampersand, started_jobs
+from sshkeep.common.terminal.foreground import (
+    endless_reason,
+    has_background_ampersand,
+    replaces_shell,
+    started_jobs,
+)
 from sshkeep.common.terminal.keys import LINE_ENDING_KEYS, keys_command
 from sshkeep.common.terminal.screenmode import compact_screen, drawn
+from sshkeep.daemon.sessions.options import set_line
 from sshkeep.daemon.sessions.replies import (
     DEFAULT_PAGE_LINES,
     UNINTEGRATED_HINT,
@@ -46,10 +54,12 @@ from sshkeep.daemon.sessions.replies import (
     question_hint,
 )
 from sshkeep.daemon.sessions.search import search_output
-from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
+from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, SETUP_GRACE, Session, lost_integration_text
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, quote
 from sshkeep.daemon.sessions.waitscan import BUDGET, BudgetSpent, Pattern, search_chunk
+
+log = structlog.get_logger(__name__)
 
 # A side command over the session's ssh master: (session, script, timeout) -> (exit code, stdout, stderr).
 SideCommand = Callable[[Session, str, float], Awaitable[tuple[int | None, str, str]]]
@@ -261,7 +271,9 @@ class Commands:
                 if s.shell == NO_SHELL and quiet >= QUIET_DONE and s.log_size > rec.sent_pos:
                     await self._finish_by_quiet(s, rec)
                     return None
-                if quiet >= QUIET_FOR_QUESTION:
+                if quiet >= QUIET_FOR_QUESTION and await self._replaced_shell(s, rec):
+                    continue
+                if quiet >= QUIET_FOR_QUESTION and s.reintegrating is None:
                     q = await self._question(s)
                     if q is not None and not (s.shell == NO_SHELL and q.kind in ("prompt", "continuation")):
                         return q
@@ -272,6 +284,40 @@ class Commands:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.01, step)):  # no task per wake, unlike wait_for
                         await s.changed.wait()
+
+    async def _replaced_shell(self, s: Session, rec: CommandRecord) -> bool:
+        """The command replaced the shell (`exec bash`) and the new one's prompt waits, quiet and
+        without markers: type the setup into it. True when something was done about it (the setup
+        typed, or the new shell found unable to take it)."""
+        if rec is not s.current:
+            return False
+        if s.reintegrating is not None:
+            if s.x_seen or time.monotonic() - s.reintegrating < SETUP_GRACE:
+                return False
+            # The setup did not run there (fish, a REPL): the terminal is no longer integrated.
+            s.reintegrating = None
+            s.shell = NO_SHELL
+            s.end_replacing(rec)
+            rec.exit_code = None
+            s.replaced[rec.command_id] = False
+            log.warning("shell_not_integrated", session=s.id, terminal=s.terminal)
+            if s.terminal == MAIN_TERMINAL:
+                with contextlib.suppress(TmuxError):
+                    await self.tmux.command(set_line(s.id, shell=NO_SHELL))
+            self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
+            return True
+        if (
+            not s.integrated
+            or s.shell == NO_SHELL
+            or rec.out_start is None
+            or not replaces_shell(rec.command)
+        ):
+            return False
+        q = s.pending_question()
+        if (q is not None and q.kind != "prompt") or not s.screen_tail().strip():
+            return False  # a login question of `exec su -`, or nothing printed yet
+        await s.reintegrate()
+        return True
 
     async def _finish_by_quiet(self, s: Session, rec: CommandRecord) -> None:
         """Unintegrated shell: the command counts as done once output has been quiet a while."""
@@ -342,7 +388,7 @@ class Commands:
                 status = "failed"
                 hint = "The session was closed."
             else:
-                if s.quiet_for() >= QUIET_FOR_QUESTION:
+                if s.quiet_for() >= QUIET_FOR_QUESTION and s.reintegrating is None:
                     question = await self._question(s)
                 status = "waiting_input" if question is not None else "running"
                 hint = (
@@ -356,6 +402,16 @@ class Commands:
                     question, hint = advice
                 if question is not None and question.kind == "fullscreen":
                     screen = await self._screen(s)
+        elif rec.command_id in s.replaced:
+            if s.replaced[rec.command_id]:
+                hint = (
+                    f"The command replaced the shell; sshkeep set up the new one ({s.shell}), so exact "
+                    "results go on. Variables and functions of the old shell that were not exported are gone."
+                )
+            else:
+                hint = lost_integration_text()
+        elif s.integration_lost:
+            hint = lost_integration_text()
         elif s.shell == NO_SHELL:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":

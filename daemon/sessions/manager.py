@@ -42,7 +42,7 @@ from sshkeep.daemon.sessions.options import (
     set_line,
 )
 from sshkeep.daemon.sessions.replies import LOGIN_QUESTIONS, RECONNECT_HINT, UNINTEGRATED_HINT, login_hint
-from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
+from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, SETUP_GRACE, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.terminals import OPT as TERMINAL_OPT
 from sshkeep.daemon.sessions.terminals import JobHooks, NoJobs, Terminals
@@ -50,7 +50,6 @@ from sshkeep.daemon.sessions.tmux import Tmux, quote
 
 log = structlog.get_logger(__name__)
 
-SETUP_GRACE = 4.0
 MONITOR_INTERVAL = 0.5
 _DESTINATION = re.compile(r"^[A-Za-z0-9_.@%:\[\]-]+$")
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)

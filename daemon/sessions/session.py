@@ -19,13 +19,16 @@ from pathlib import Path
 
 import structlog
 
+from sshkeep.common.errors import NotIntegrated
 from sshkeep.common.models.base import MAIN_TERMINAL, SessionState
 from sshkeep.common.models.sessions import Question, SessionInfo
 from sshkeep.common.terminal import markers as mk
+from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.common.terminal.shellinit import setup_lines
 from sshkeep.daemon.sessions.lineindex import LineIndex
+from sshkeep.daemon.sessions.options import set_line
 from sshkeep.daemon.sessions.replies import FIRST_PAGE_CANDIDATES, LOGIN_QUESTIONS, first_page_of, login_hint
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
@@ -50,6 +53,8 @@ class OutputPage:
 # A question needs the output to stay quiet at it this long: `Password: ` followed by more
 # output within a second is a program talking, not a program asking.
 QUIET_FOR_QUESTION = 1.0
+# A shell that has not printed the X marker this long after the setup was typed did not run it.
+SETUP_GRACE = 4.0
 READ_CHUNK = 4 * 1024 * 1024
 TAIL_BYTES = 8192
 INLINE_PAGE_BYTES = 64 * 1024  # output up to this size is paged on the event loop itself
@@ -126,6 +131,12 @@ class Session:
     prompt_pos: int = -1
     prompt_text: str | None = None
     keys_since_prompt: bool = False
+    # The running command replaced the shell (`exec bash`) and the setup was typed into the new
+    # one: when (monotonic) and where the log stood then; the command ends at the new shell's prompt.
+    reintegrating: float | None = None
+    reintegrate_pos: int = 0
+    # Commands that replaced the shell: id -> whether the new shell took the setup.
+    replaced: dict[str, bool] = field(default_factory=dict)
     # A person holds the terminal (`sshkeep attach --take`): the agent's typing is refused.
     control: TakeOver | None = None
     # The person's commands of the last take-over, until the agent's next reply lists them.
@@ -146,6 +157,11 @@ class Session:
         if self.current is not None or self.foreground_busy:
             return "busy"
         return "ready"
+
+    @property
+    def integration_lost(self) -> bool:
+        """A command replaced the integrated shell with one that did not take the setup."""
+        return self.shell == NO_SHELL and False in self.replaced.values()
 
     @property
     def tmux_session(self) -> str:
@@ -176,6 +192,8 @@ class Session:
             q = self.pending_question()
             if q is not None and q.kind in LOGIN_QUESTIONS:
                 question, hint = q, hint or login_hint(q, self.id)
+        if hint is None and self.integration_lost:
+            hint = lost_integration_text()
         state: SessionState = "waiting_input" if question is not None and not self.dead else self.state
         return SessionInfo(
             session_id=self.id,
@@ -297,6 +315,7 @@ class Session:
         # The old login's setup time must not make the new one look like a shell that ignored it.
         self.setup_at = None
         self.last_d_seq = 0
+        self.reintegrating = None
         self.shell, self.foreground_busy = None, False
 
     async def _read_maybe_threaded(self, start: int, end: int) -> bytes:
@@ -336,6 +355,8 @@ class Session:
             self.keys_cycle_at = None
             if not self.integrated and self.x_seen:
                 self.integrated = True
+                if self.reintegrating is not None:
+                    await self._replaced_shell_ready()
                 self._new_prompt(m)
                 log.info("session_ready", session=self.id, shell=self.shell)
                 return
@@ -432,13 +453,49 @@ class Session:
             await self.on_finished(rec)
         return rec
 
-    async def send_setup(self) -> None:
+    async def reintegrate(self) -> None:
+        """The running command replaced the shell (`exec bash`) and a fresh prompt waits: type the
+        setup into the new shell. Its prompts count on from the old shell's last one."""
+        self.integrated = self.x_seen = False
+        self.reintegrating = time.monotonic()
+        self.reintegrate_pos = self.log_size
+        self.last_growth = time.monotonic()  # quiet counts from the setup typed, not from the prompt
+        log.info("shell_replaced", session=self.id, terminal=self.terminal)
+        await self.send_setup(seq=self.last_d_seq)
+
+    async def _replaced_shell_ready(self) -> None:
+        """The new shell took the setup: the command that replaced the old one has completed."""
+        self.reintegrating = None
+        rec = self.current
+        if rec is None:
+            return
+        self.end_replacing(rec)
+        rec.exit_code = 0
+        self.replaced[rec.command_id] = True
+        if self.terminal == MAIN_TERMINAL and self.send_line is not None:
+            # Adoption after a daemon restart reads the shell kind from the tmux session.
+            await self.send_line(set_line(self.id, shell=self.shell or "sh"))
+        if self.on_finished is not None:
+            await self.on_finished(rec)
+
+    def end_replacing(self, rec: CommandRecord) -> None:
+        """End the command that replaced the shell where the new shell's prompt line starts."""
+        start = self.output_start(rec)
+        data = self.read_log(start, max(start, self.reintegrate_pos))
+        rec.out_start = start
+        rec.out_end = start + data.rfind(b"\n") + 1
+        rec.status = "completed"
+        rec.ended_at = time.time()
+        self.current = None
+        self.interrupt_requested = False
+
+    async def send_setup(self, seq: int = 0) -> None:
         self.setup_sent = True
         self.setup_at = time.monotonic()
         if self.send_line is None:
             return
         parts: list[str] = []
-        for line in setup_lines(self.nonce):
+        for line in setup_lines(self.nonce, seq):
             parts.append(f"send-keys -t {self.pane_id} -l -- {quote(line)}")
             parts.append(f"send-keys -t {self.pane_id} Enter")
         await self.send_line(" ; ".join(parts))
@@ -584,6 +641,14 @@ class Session:
         if q is None:
             return None
         return Question(kind=q.kind, text=q.text)
+
+
+def lost_integration_text() -> str:
+    """What replies say once a command replaced the shell with one that did not take the setup."""
+    return f"[{NotIntegrated.code}] {LOST_INTEGRATION} {NotIntegrated.default_hint}"
+
+
+LOST_INTEGRATION = "A command replaced the shell with one sshkeep cannot set up (not sh-compatible)."
 
 
 def terminal_key(session_id: str, terminal: str) -> str:
