@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -76,6 +77,10 @@ SCREEN_LINES = 6
 SCREEN_CHARS = 480
 # Lines per step when saving a command's output to a local file.
 SAVE_PAGE_LINES = 5000
+# How a shell prompt's last line ends (`$ `, `# `, `% `, `> `, starship's `❯ `).
+_SHELL_PROMPT = re.compile(r"[$#%>❯»]\s?$")
+# Programs that are shells: Ctrl-C does not end them.
+SHELLS = frozenset({"bash", "zsh", "sh", "dash", "ash", "ksh", "mksh", "fish", "tcsh", "csh", "busybox"})
 # How long a command waits for the prompt cycle of keys sent to an idle prompt.
 KEYS_SETTLE = 3.0
 KEYS_QUIET = 0.25
@@ -314,8 +319,10 @@ class Commands:
         ):
             return False
         q = s.pending_question()
-        if (q is not None and q.kind != "prompt") or not s.screen_tail().strip():
-            return False  # a login question of `exec su -`, or nothing printed yet
+        if q is not None and q.kind != "prompt":
+            return False  # a login question of `exec su -`, a menu
+        if q is None and not _SHELL_PROMPT.search(s.screen_tail()):
+            return False  # nothing that looks like a prompt: the setup would be typed into a program
         await s.reintegrate()
         return True
 
@@ -528,17 +535,43 @@ class Commands:
         # Quiet time counts from the keys: the question that was pending is not the answer to them.
         s.last_growth = time.monotonic()
         if rec is None:
+            # Nothing runs: the Ctrl-C only redraws the prompt (and drops a half-typed line). The
+            # reply waits for that prompt cycle, so it never counts as the next command's.
             s.keys_cycle_at = s.last_growth
+            await self._settle_keys(s)
             if not s.commands:
                 raise CommandNotFound(f"{_where(s)} has no running command (Ctrl-C was sent anyway)")
-            return await self._result(s, self._record(s, None), since_shown=True)
+            last = self._record(s, None)
+            res = await self._result(s, last)
+            # None of the last command's output again: this reply is about the Ctrl-C.
+            note = (
+                f"Nothing was running: Ctrl-C went to the idle prompt. status and exit_code are the last "
+                f"command's ({last.command_id}), which had already ended."
+            )
+            return res.model_copy(
+                update={
+                    "output": "",
+                    "offset": res.total_lines,
+                    "next_offset": None,
+                    "has_more": False,
+                    "truncated": None,
+                    "hint": None,
+                    "note": note,
+                }
+            )
         await self._wait_command(s, rec, timeout)
         if rec.out_end is None and not s.dead:
             # Some programs ignore one Ctrl-C (or sit in a prompt): try once more, then report.
             await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
             s.last_growth = time.monotonic()
             await self._wait_command(s, rec, 2.0)
-        return await self._result(s, rec, since_shown=True)
+        res = await self._result(s, rec, since_shown=True)
+        if res.question is not None and res.question.kind == "prompt" and program_of(rec.command) in SHELLS:
+            res.hint = (
+                f"The command runs a shell ({program_of(rec.command)}) that waits at its prompt; Ctrl-C "
+                'does not end a shell: send_keys(["exit", "Enter"]) leaves it.'
+            )
+        return res
 
     async def send_keys(
         self, sid: str, keys: list[str], wait: float = 3.0, terminal: str | None = None

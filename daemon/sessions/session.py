@@ -353,6 +353,8 @@ class Session:
             self.last_d_seq = m.seq or self.last_d_seq
             self.foreground_busy = False
             self.keys_cycle_at = None
+            if self.reintegrating is not None and not self.x_seen:
+                return  # a prompt of the new shell between setup lines: the command ends after X
             if not self.integrated and self.x_seen:
                 self.integrated = True
                 if self.reintegrating is not None:
