@@ -153,17 +153,7 @@ class SessionManager:
             s.dead_at = pane.dead_since() if s.dead else None
             s.dropped_before = opts.dropped
             s.dead_status = int(pane.pane_dead_status) if pane.pane_dead_status.isdigit() else None
-            saved = await self.store.load_session(sid)
-            records = await self.store.commands(sid)
-            s.commands = {r.command_id: r for r in records}
-            running = [r for r in records if r.out_end is None and r.status in ("running", "waiting_input")]
-            if running:
-                s.current = running[-1]
-            if saved is not None:
-                s.scan_pos, s.next_seq = saved
-            s.next_seq = max([s.next_seq, *(r.seq + 1 for r in records)])
-            if s.current is not None:
-                s.scan_pos = min(s.scan_pos, s.current.sent_pos)
+            s.restore(await self.store.commands(sid), await self.store.load_session(sid))
             self.sessions[sid] = s
             await s.scan()
             log.info("session_adopted", session=sid, target=s.target, dead=s.dead)

@@ -36,6 +36,7 @@ from sshkeep.common.errors import (
     SessionBusy,
     SessionDisconnected,
 )
+from sshkeep.common.keyrecord import HASH_PREFIX
 from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS as SECRET_KINDS
 from sshkeep.common.models.sessions import CommandResult, Question
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
@@ -74,7 +75,8 @@ class Typed:
 
 
 def fingerprint(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:8]
+    """The SHA-256 prefix the audit log keeps of a typed secret (as long as for secret-looking keys)."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_PREFIX]
 
 
 def child_env(hidden: Iterable[str]) -> dict[str, str]:

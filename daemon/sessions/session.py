@@ -318,6 +318,19 @@ class Session:
         self.reintegrating = None
         self.shell, self.foreground_busy = None, False
 
+    def restore(self, records: list[CommandRecord], saved: tuple[int, int] | None) -> None:
+        """Adoption after a daemon restart: the stored records and scan position of this pane; a
+        command that had not ended is current again and its output is scanned anew from its start."""
+        self.commands = {r.command_id: r for r in records}
+        running = [r for r in records if r.out_end is None and r.status in ("running", "waiting_input")]
+        if running:
+            self.current = running[-1]
+        if saved is not None:
+            self.scan_pos, self.next_seq = saved
+        self.next_seq = max([self.next_seq, *(r.seq + 1 for r in records)])
+        if self.current is not None:
+            self.scan_pos = min(self.scan_pos, self.current.sent_pos)
+
     async def _read_maybe_threaded(self, start: int, end: int) -> bytes:
         if end - start > 256 * 1024:
             return await asyncio.to_thread(self.read_log, start, end)

@@ -399,17 +399,7 @@ class Terminals:
             t.dead_at = (float(dead_time) if dead_time.isdigit() else time.time()) if t.dead else None
             t.dead_status = pane_exit_status(dead_status, dead_signal, pane_pid) if t.dead else None
             t.dropped_before = int(dropped) if dropped.isdigit() else 0
-            saved = await self.m.store.load_session(key)
-            records = await self.m.store.commands(key)
-            t.commands = {r.command_id: r for r in records}
-            running = [r for r in records if r.out_end is None and r.status in ("running", "waiting_input")]
-            if running:
-                t.current = running[-1]
-            if saved is not None:
-                t.scan_pos, t.next_seq = saved
-            t.next_seq = max([t.next_seq, *(r.seq + 1 for r in records)])
-            if t.current is not None:
-                t.scan_pos = min(t.scan_pos, t.current.sent_pos)
+            t.restore(await self.m.store.commands(key), await self.m.store.load_session(key))
             self.by_key[key] = t
             await t.scan()
             log.info("terminal_adopted", session=sid, terminal=name, dead=t.dead)

@@ -28,6 +28,7 @@ import pytest
 from mcp import Client
 
 from sshkeep.common.errors import NoSecretQuestion, SecretNotFound, SecretUnavailable
+from sshkeep.common.keyrecord import HASH_PREFIX
 from sshkeep.common.models.sessions import (
     AnswerSecretRequest,
     CommandQuery,
@@ -238,7 +239,7 @@ async def test_api_token_through_mcp_appears_nowhere(world: World) -> None:
     assert typed[-1]["typed_secret"] == {
         "name": "tok",
         "length": len(value),
-        "sha256_prefix": digest(value)[:8],
+        "sha256_prefix": digest(value)[:HASH_PREFIX],
         "answered_by": "agent",
     }
     assert_nowhere(world, sid, value, replies)
@@ -444,7 +445,7 @@ async def test_sshkeep_answer_in_a_terminal(world: World) -> None:
     assert typed[-1] == {
         "name": None,
         "length": len(value),
-        "sha256_prefix": digest(value)[:8],
+        "sha256_prefix": digest(value)[:HASH_PREFIX],
         "answered_by": "person",
     }
     assert all(x["params"] == "<a secret answer: never logged>" for x in audit_lines(inst, "answer_question"))
