@@ -53,6 +53,7 @@ from sshkeep.daemon.sessions.replies import (
     UNINTEGRATED_HINT,
     program_of,
     question_hint,
+    typed_command,
 )
 from sshkeep.daemon.sessions.search import search_output
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, SETUP_GRACE, Session, lost_integration_text
@@ -311,13 +312,10 @@ class Commands:
                     await self.tmux.command(set_line(s.id, shell=NO_SHELL))
             self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
             return True
-        if (
-            not s.integrated
-            or s.shell == NO_SHELL
-            or rec.out_start is None
-            or not replaces_shell(rec.command)
-        ):
+        if not s.integrated or s.shell == NO_SHELL or not replaces_shell(rec.command):
             return False
+        if rec.out_start is None and (rec.source != "keys" or s.shell not in ("dash", "ash")):
+            return False  # not started yet (no start marker); dash and ash keys lines have none
         q = s.pending_question()
         if q is not None and q.kind != "prompt":
             return False  # a login question of `exec su -`, a menu
@@ -596,6 +594,9 @@ class Commands:
         ends_line = any(k in LINE_ENDING_KEYS for k in keys)
         if target is None and ends_line:
             s.keys_cycle_at = s.last_growth  # the next command waits for the prompt cycle they start
+            typed = typed_command(keys)
+            if s.integrated and s.shell in ("dash", "ash") and typed is not None and replaces_shell(typed):
+                await s.follow_typed(typed)
         started = time.monotonic()
         rec = target
         if rec is None and ends_line and wait > 0 and s.integrated:

@@ -468,6 +468,34 @@ class Session:
             await self.on_finished(rec)
         return rec
 
+    async def follow_typed(self, command: str) -> CommandRecord:
+        """A record for a line keys typed at an idle dash or ash prompt that replaces the shell
+        (`exec sh`): those shells mark a typed line only when it ends, and the old shell never
+        prints that end, so the record starts here and ends once the new shell is set up."""
+        seq = self.next_seq
+        self.next_seq += 1
+        rec = CommandRecord(
+            session_id=self.id,
+            command_id=f"c{seq}",
+            seq=seq,
+            command=command,
+            status="running",
+            exit_code=None,
+            sent_pos=max(0, self.prompt_pos),
+            skip_newlines=command.count("\n") + 1,
+            out_start=None,
+            out_end=None,
+            started_at=time.time(),
+            source="keys",
+        )
+        self.commands[rec.command_id] = rec
+        self.current = rec
+        self.echo_needle = None
+        self.interrupt_requested = False
+        if self.on_finished is not None:
+            await self.on_finished(rec)
+        return rec
+
     async def reintegrate(self) -> None:
         """The running command replaced the shell (`exec bash`) and a fresh prompt waits: type the
         setup into the new shell. Its prompts count on from the old shell's last one."""

@@ -143,3 +143,15 @@ async def test_no_history_holds_the_nonce(shared: Instance, shell: str) -> None:
         if shell in ("bash", "ash"):
             assert "echo mine-again" in text, text[-2000:]  # the user's own lines are still recorded
         await call(c, "close_session", {"session_id": sid})
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_exec_typed_as_keys_is_followed_too(shared: Instance, shell: str) -> None:
+    async with Client(shared.mcp_params()) as c:
+        sid = await mcp_open_session(c, shell)
+        r = await call(
+            c, "send_keys", {"session_id": sid, "keys": [EXEC_TARGETS[shell][0], "Enter"], "wait": 10}
+        )
+        assert r["result"]["status"] == "completed" and r["result"]["source"] == "keys", r
+        assert await exact(c, sid, "echo ok") == "ok"
+        await call(c, "close_session", {"session_id": sid})
