@@ -57,10 +57,12 @@ def setup_lines(nonce: str, seq: int = 0) -> list[str]:
     """
     if not _NONCE.match(nonce):
         raise ValueError("nonce must be lowercase hex")
-    seq = int(seq)
+    # Typed again into a shell that has a count of its own (a nested shell's parent), the count
+    # given wins: it is above every prompt number seen so far.
+    count = f"__sk_n={int(seq)}" if seq > 0 else "__sk_n=${__sk_n:-0}"
     d = "\\033]133;D;%s;sk=%s:%s\\007"
     bash = (
-        f"__sk_k={nonce}; __sk_n=${{__sk_n:-{seq}}}; set +H; "
+        f"__sk_k={nonce}; {count}; set +H; "
         f"__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); "
         f'printf "{d}" "$r" "$__sk_k" "$__sk_n"; return $r; }}; '
         # A user's DEBUG trap fires before `__sk_pc` and would print into every output: once seen,
@@ -79,7 +81,7 @@ def setup_lines(nonce: str, seq: int = 0) -> list[str]:
         'case "$PS2" in *__sk_pm*) ;; *) PS2="\\[\\${__sk_pm}\\]$PS2";; esac'
     )
     zsh = (
-        f"__sk_k={nonce}; __sk_n=${{__sk_n:-{seq}}}; setopt no_bang_hist; "
+        f"__sk_k={nonce}; {count}; setopt no_bang_hist; "
         # A user's DEBUG trap fires for every command of sshkeep's hooks too (they are functions):
         # the first sublist of the prompt hook sets it again wrapped, so that it skips commands run
         # while one of sshkeep's functions is on the stack. It is one sublist, as zsh runs a DEBUG
@@ -103,7 +105,7 @@ def setup_lines(nonce: str, seq: int = 0) -> list[str]:
     # the ESC and BEL bytes come from printf here, so only the variables (never the echo) hold them.
     posix = (
         f"export {PAGER_ENV}; __sk_sh=$BASH_VERSION$ZSH_VERSION; "
-        f'if [ -z "$__sk_sh" ]; then __sk_k={nonce}; __sk_n=${{__sk_n:-{seq}}}; '
+        f'if [ -z "$__sk_sh" ]; then __sk_k={nonce}; {count}; '
         '__sk_c() { __sk_s=$?; printf "\\033]133;C;sk=%s\\007" "$__sk_k"; return "${1:-$__sk_s}"; }; '
         " __sk_e=$(printf '\\033'); __sk_b=$(printf '\\007'); "
         'case "$PS1" in *__sk_k*) ;; '

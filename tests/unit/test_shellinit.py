@@ -199,3 +199,15 @@ def test_debug_trap_never_fires_into_the_output(shell: str, tmp_path: Path) -> N
         env=env, timeout=30, cwd=tmp_path,
     ).stdout  # fmt: skip
     assert between_c_and_d(out, 2) == b"done\n", out
+
+
+@pytest.mark.parametrize("shell", sorted(SHELL_ARGV))
+def test_a_given_count_wins_over_the_shells_own(shell: str, tmp_path: Path) -> None:
+    # A shell that replaced an integrated one (or a parent shell set up again) counts on from the
+    # highest prompt number seen, so its prompts are never taken for replays.
+    first, again = "\n".join(setup_lines(NONCE)), "\n".join(setup_lines(NONCE, seq=41))
+    markers = run_shell(shell, f"{first}\necho x\n{again}\necho y\nexit\n", tmp_path)
+    second_x = [i for i, m in enumerate(markers) if m.kind == "X"][-1]
+    after = [m.seq or 0 for m in markers[second_x:] if m.kind == "D"]
+    assert after and min(after) > 41, (after, output_of(tmp_path))
+    assert after == sorted(set(after)), after  # one number per prompt, rising
