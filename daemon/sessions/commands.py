@@ -316,9 +316,9 @@ class Commands:
             return False
         if rec.out_start is None and (rec.source != "keys" or s.shell not in ("dash", "ash")):
             return False  # not started yet (no start marker); dash and ash keys lines have none
-        q = s.pending_question()
+        q = await self._question(s)
         if q is not None and q.kind != "prompt":
-            return False  # a login question of `exec su -`, a menu
+            return False  # a login question of `exec su -`, a full-screen program, a menu
         if q is None and not _SHELL_PROMPT.search(s.screen_tail()):
             return False  # nothing that looks like a prompt: the setup would be typed into a program
         await s.reintegrate()
