@@ -155,3 +155,16 @@ async def test_exec_typed_as_keys_is_followed_too(shared: Instance, shell: str) 
         assert r["result"]["status"] == "completed" and r["result"]["source"] == "keys", r
         assert await exact(c, sid, "echo ok") == "ok"
         await call(c, "close_session", {"session_id": sid})
+
+
+async def test_setup_is_never_typed_into_a_question(shared: Instance) -> None:
+    async with Client(shared.mcp_params()) as c:
+        sid = await mcp_open_session(c, "bash")
+        # Like `exec su -`: the new program asks first, and only then a shell starts.
+        r = await run(c, sid, """exec sh -c 'printf "Password: "; read -r x; echo "got $x"; exec bash'""")
+        assert r["status"] == "waiting_input" and r["question"]["kind"] == "password", r
+        k = await call(c, "send_keys", {"session_id": sid, "keys": ["s3", "Enter"], "wait": 10})
+        assert k["result"]["status"] == "completed", k
+        assert "got s3" in str(k["result"].get("output", "")) or "got s3" in r.get("output", ""), (r, k)
+        assert await exact(c, sid, "echo ok") == "ok"
+        await call(c, "close_session", {"session_id": sid})
