@@ -56,7 +56,15 @@ from sshkeep.daemon.sessions.replies import (
     typed_command,
 )
 from sshkeep.daemon.sessions.search import search_output
-from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, SETUP_GRACE, Session, lost_integration_text
+from sshkeep.daemon.sessions.session import (
+    LOST,
+    QUIET_FOR_QUESTION,
+    REPLACED,
+    SETUP_GRACE,
+    STOPPED,
+    Session,
+    lost_integration_text,
+)
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, quote
 from sshkeep.daemon.sessions.waitscan import BUDGET, BudgetSpent, Pattern, search_chunk
@@ -79,7 +87,7 @@ SCREEN_CHARS = 480
 # Lines per step when saving a command's output to a local file.
 SAVE_PAGE_LINES = 5000
 # How a shell prompt's last line ends (`$ `, `# `, `% `, `> `, starship's `❯ `).
-_SHELL_PROMPT = re.compile(r"[$#%>❯»]\s?$")
+_SHELL_PROMPT = re.compile(r"[$#%>❯»] ?$")
 # Programs that are shells: Ctrl-C does not end them.
 SHELLS = frozenset({"bash", "zsh", "sh", "dash", "ash", "ksh", "mksh", "fish", "tcsh", "csh", "busybox"})
 # How long a command waits for the prompt cycle of keys sent to an idle prompt.
@@ -305,23 +313,33 @@ class Commands:
             s.shell = NO_SHELL
             s.end_replacing(rec)
             rec.exit_code = None
-            s.replaced[rec.command_id] = False
+            s.replaced[rec.command_id] = LOST
             log.warning("shell_not_integrated", session=s.id, terminal=s.terminal)
             if s.terminal == MAIN_TERMINAL:
                 with contextlib.suppress(TmuxError):
                     await self.tmux.command(set_line(s.id, shell=NO_SHELL))
             self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
             return True
-        if not s.integrated or s.shell == NO_SHELL or not replaces_shell(rec.command):
+        if not s.integrated or s.shell == NO_SHELL:
             return False
-        if rec.out_start is None and (rec.source != "keys" or s.shell not in ("dash", "ash")):
+        how = REPLACED
+        if not replaces_shell(rec.command):
+            # The shell's markers stopped before this command: the agent typed it, the shell
+            # echoed it, yet no start marker came (a person's or a script's `exec` replaced the
+            # shell earlier). The new shell's prompt shows the same way.
+            if rec.source != "agent" or rec.out_start is not None or not s.echo_needle:
+                return False
+            if not s._echoed(rec, s.log_size):
+                return False
+            how = STOPPED
+        elif rec.out_start is None and (rec.source != "keys" or s.shell not in ("dash", "ash")):
             return False  # not started yet (no start marker); dash and ash keys lines have none
         q = await self._question(s)
         if q is not None and q.kind != "prompt":
             return False  # a login question of `exec su -`, a full-screen program, a menu
-        if q is None and not _SHELL_PROMPT.search(s.screen_tail()):
+        if q is None and not _SHELL_PROMPT.search(s.screen_tail().rsplit("\n", 1)[-1]):
             return False  # nothing that looks like a prompt: the setup would be typed into a program
-        await s.reintegrate()
+        await s.reintegrate(how)
         return True
 
     async def _finish_by_quiet(self, s: Session, rec: CommandRecord) -> None:
@@ -407,8 +425,14 @@ class Commands:
                     question, hint = advice
                 if question is not None and question.kind == "fullscreen":
                     screen = await self._screen(s)
+        elif s.replaced.get(rec.command_id) == STOPPED:
+            hint = (
+                "The shell had been replaced before this command (its markers had stopped): sshkeep set "
+                f"up the new one ({s.shell}). This command ran unmarked, so its exit code is unknown and "
+                "its output may hold an error about sshkeep's prefix; run it again for an exact result."
+            )
         elif rec.command_id in s.replaced:
-            if s.replaced[rec.command_id]:
+            if s.replaced[rec.command_id] == REPLACED:
                 hint = (
                     f"The command replaced the shell; sshkeep set up the new one ({s.shell}), so exact "
                     "results go on. Variables and functions of the old shell that were not exported are gone."

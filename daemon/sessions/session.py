@@ -135,8 +135,10 @@ class Session:
     # one: when (monotonic) and where the log stood then; the command ends at the new shell's prompt.
     reintegrating: float | None = None
     reintegrate_pos: int = 0
-    # Commands that replaced the shell: id -> whether the new shell took the setup.
-    replaced: dict[str, bool] = field(default_factory=dict)
+    # Commands after which sshkeep set up a new shell: id -> REPLACED (the command replaced the
+    # shell), STOPPED (the shell had been replaced before it: no start marker came) or LOST (the
+    # new shell did not take the setup).
+    replaced: dict[str, str] = field(default_factory=dict)
     # A person holds the terminal (`sshkeep attach --take`): the agent's typing is refused.
     control: TakeOver | None = None
     # The person's commands of the last take-over, until the agent's next reply lists them.
@@ -161,7 +163,7 @@ class Session:
     @property
     def integration_lost(self) -> bool:
         """A command replaced the integrated shell with one that did not take the setup."""
-        return self.shell == NO_SHELL and False in self.replaced.values()
+        return self.shell == NO_SHELL and LOST in self.replaced.values()
 
     @property
     def tmux_session(self) -> str:
@@ -496,9 +498,14 @@ class Session:
             await self.on_finished(rec)
         return rec
 
-    async def reintegrate(self) -> None:
+    async def reintegrate(self, how: str = "") -> None:
         """The running command replaced the shell (`exec bash`) and a fresh prompt waits: type the
         setup into the new shell. Its prompts count on from the old shell's last one."""
+        rec = self.current
+        if rec is not None:
+            if rec.out_start is None:
+                rec.out_start = self._after_echo(rec, self.log_size)
+            self.replaced[rec.command_id] = how or REPLACED
         self.integrated = self.x_seen = False
         self.reintegrating = time.monotonic()
         self.reintegrate_pos = self.log_size
@@ -513,8 +520,8 @@ class Session:
         if rec is None:
             return
         self.end_replacing(rec)
-        rec.exit_code = 0
-        self.replaced[rec.command_id] = True
+        # A command that ran unmarked in a shell that had been replaced: its status is unknown.
+        rec.exit_code = None if self.replaced.get(rec.command_id) == STOPPED else 0
         if self.terminal == MAIN_TERMINAL and self.send_line is not None:
             # Adoption after a daemon restart reads the shell kind from the tmux session.
             await self.send_line(set_line(self.id, shell=self.shell or "sh"))
@@ -692,6 +699,7 @@ def lost_integration_text() -> str:
 
 
 LOST_INTEGRATION = "A command replaced the shell with one sshkeep cannot set up (not sh-compatible)."
+REPLACED, STOPPED, LOST = "replaced", "stopped", "lost"
 
 
 def terminal_key(session_id: str, terminal: str) -> str:

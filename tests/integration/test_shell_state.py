@@ -168,3 +168,23 @@ async def test_setup_is_never_typed_into_a_question(shared: Instance) -> None:
         assert "got s3" in str(k["result"].get("output", "")) or "got s3" in r.get("output", ""), (r, k)
         assert await exact(c, sid, "echo ok") == "ok"
         await call(c, "close_session", {"session_id": sid})
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+async def test_exec_typed_by_a_person_is_caught_up_with(shared: Instance, shell: str) -> None:
+    async with Client(shared.mcp_params()) as c:
+        sid = await mcp_open_session(c, shell)
+        await exact(c, sid, "echo before")
+        # A person types it in the attached pane: dash and ash mark no start of a typed line.
+        shared.tmux("send-keys", "-t", f"={sid}:", "-l", EXEC_TARGETS[shell][0])
+        shared.tmux("send-keys", "-t", f"={sid}:", "Enter")
+        r = await run(c, sid, "echo first")
+        if shell in ("dash", "ash"):
+            # Typed into the new shell before anyone knew: it ran there, unmarked.
+            assert (r["status"], r.get("exit_code")) == ("completed", None), r
+            assert "first" in r["output"] and "run it again" in r["hint"], r
+        else:
+            # bash and zsh mark the person's line: the agent's command follows it, exact.
+            assert (r["status"], r.get("exit_code"), r.get("output")) == ("completed", 0, "first"), r
+        assert await exact(c, sid, "echo ok") == "ok"
+        await call(c, "close_session", {"session_id": sid})
