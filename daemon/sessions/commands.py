@@ -337,7 +337,9 @@ class Commands:
         q = await self._question(s)
         if q is not None and q.kind != "prompt":
             return False  # a login question of `exec su -`, a full-screen program, a menu
-        if q is None and not _SHELL_PROMPT.search(s.screen_tail().rsplit("\n", 1)[-1]):
+        # Without a start marker, bash and zsh output starts nowhere yet: look past the echo.
+        since = s._after_echo(rec, s.log_size) if rec.out_start is None else None
+        if q is None and not _SHELL_PROMPT.search(s.screen_tail(since).rsplit("\n", 1)[-1]):
             return False  # nothing that looks like a prompt: the setup would be typed into a program
         await s.reintegrate(how)
         return True

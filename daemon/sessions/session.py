@@ -270,11 +270,13 @@ class Session:
         kept = [ln for ln in split_lines(self.redact(text)) if ln.strip()]
         return "\n".join(kept[-lines:])
 
-    def screen_tail(self) -> str:
-        """The rendered end of the log, for question detection."""
+    def screen_tail(self, since: int | None = None) -> str:
+        """The rendered end of the log (from `since` at the earliest), for question detection."""
         size = self.log_size
         start = max(0, size - TAIL_BYTES)
-        if self.current is not None:
+        if since is not None:
+            start = max(start, since)
+        elif self.current is not None:
             start = max(start, self.output_start(self.current))
         return self.redact(render(mk.strip_markers(self.read_log(start, size))))
 
