@@ -92,6 +92,8 @@ _SHELL_PROMPT = re.compile(r"[$#%>❯»] ?$")
 SHELLS = frozenset({"bash", "zsh", "sh", "dash", "ash", "ksh", "mksh", "fish", "tcsh", "csh", "busybox"})
 # How long a command waits for the prompt cycle of keys sent to an idle prompt.
 KEYS_SETTLE = 3.0
+# How long a command waits for a keys' or person's command that replaced the shell to end.
+REPLACE_SETTLE = 10.0
 KEYS_QUIET = 0.25
 
 # Hooks of the people and secrets mechanisms (daemon/sessions/control.py, secrets.py):
@@ -152,8 +154,14 @@ class Commands:
             other = s.current
             if other is not None and other.source != "agent":
                 # Keys (or a person) started a command a moment ago: a quick one ends within the
-                # settle time and this command follows it; a long one makes the session busy.
-                await self._wait_command(s, other, KEYS_SETTLE)
+                # settle time and this command follows it; a long one makes the session busy. One
+                # that replaces the shell ends once the new shell is set up, which takes longer.
+                settle = (
+                    max(KEYS_SETTLE, min(timeout, REPLACE_SETTLE))
+                    if replaces_shell(other.command)
+                    else KEYS_SETTLE
+                )
+                await self._wait_command(s, other, settle)
         if s.current is not None:
             raise SessionBusy(
                 f"{where} is still running command {s.current.command_id} ({s.current.command[:60]!r})",

@@ -78,6 +78,12 @@ async def test_exec_of_a_shell_that_cannot_be_set_up_says_so(shared: Instance) -
         r = await run(c, sid, "print(6 * 7)")
         assert r["status"] == "completed" and "42" in r["output"], r
         assert "[not_integrated]" in r["hint"], r
+        # Another terminal on the same connection is an integrated shell again.
+        t = await call(c, "open_terminal", {"session_id": sid})
+        r = await call(
+            c, "send_command", {"session_id": sid, "terminal": t["terminal"], "command": "echo ok"}
+        )
+        assert (r["status"], r.get("exit_code"), r["output"]) == ("completed", 0, "ok"), r
         await call(c, "close_session", {"session_id": sid})
 
 
