@@ -22,7 +22,13 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ValidationError
 
-from sshkeep.common.errors import DaemonUnavailable, SshkeepError, UnsafeRuntimeDir, from_payload
+from sshkeep.common.errors import (
+    CallInterrupted,
+    DaemonUnavailable,
+    SshkeepError,
+    UnsafeRuntimeDir,
+    from_payload,
+)
 from sshkeep.common.httppool import Pool
 from sshkeep.common.models.admin import CleanupRequest, CleanupResult
 from sshkeep.common.models.base import Reply
@@ -152,9 +158,13 @@ class ApiClient:
                     method, target, data, _JSON_BODY if data is not None else {}
                 )
         except HttpUnavailable as exc:
-            raise DaemonUnavailable(f"no sshkeep daemon answers on {self.socket_path} ({exc})") from exc
+            raise DaemonUnavailable(
+                f"no sshkeep daemon answers on {self.socket_path} ({exc})", sent=exc.sent
+            ) from exc
         except TimeoutError as exc:
-            raise DaemonUnavailable(f"the daemon on {self.socket_path} did not answer in time") from exc
+            raise DaemonUnavailable(
+                f"the daemon on {self.socket_path} did not answer in time", sent=True
+            ) from exc
         status = resp.status
         try:
             payload: Any = json.loads(resp.body)
@@ -179,13 +189,25 @@ class ApiClient:
         query: BaseModel | None = None,
         **path: str,
     ) -> R:
-        """Call operation `op_id` of the table; its method and path come from there."""
+        """Call operation `op_id` of the table; its method and path come from there.
+
+        When the daemon goes away after a call reached it, a call that must not be sent twice
+        (see `Operation.repeatable`) fails with `CallInterrupted` instead of `DaemonUnavailable`,
+        which callers may retry."""
         op = OPERATIONS[op_id]
         params = None
         if query is not None:
             values = query.model_dump(exclude_none=True, exclude_defaults=True)
             params = {k: str(v) for k, v in values.items()}
-        return await self.request(op.method, op.url(**path), model, body, params=params or None)
+        try:
+            return await self.request(op.method, op.url(**path), model, body, params=params or None)
+        except DaemonUnavailable as exc:
+            if exc.context.get("sent") and not op.repeatable(body):
+                raise CallInterrupted(
+                    f"the sshkeep daemon stopped while {op_id} was in flight: it may or may not have "
+                    f"been carried out ({exc.message})"
+                ) from exc
+            raise
 
     # --- typed calls: one per operation, named by its id (checked against the table by a test) --
 

@@ -191,6 +191,18 @@ class DaemonUnavailable(SshkeepError):
     )
 
 
+class CallInterrupted(DaemonUnavailable):
+    """The daemon went away after a call that must not be sent twice reached it: it may or may not
+    have been carried out, so the client does not repeat it."""
+
+    code = "call_interrupted"
+    default_hint = (
+        "A new daemon serves now; the sessions and their commands are kept. Check what happened "
+        "before repeating the call: list_commands and get_snapshot show what was typed, list_jobs "
+        "and list_sessions what was started or opened."
+    )
+
+
 class DaemonAlreadyRunning(SshkeepError):
     code = "daemon_running"
     status = 409

@@ -92,9 +92,9 @@ class Pool:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_unix_connection(self.path, limit=READ_LIMIT)
         except TimeoutError as exc:
-            raise HttpUnavailable(f"connecting to {self.path} timed out") from exc
+            raise HttpUnavailable(f"connecting to {self.path} timed out", sent=False) from exc
         except OSError as exc:
-            raise HttpUnavailable(f"{exc.strerror or exc}") from exc
+            raise HttpUnavailable(f"{exc.strerror or exc}", sent=False) from exc
         conn = _Connection(reader, writer)
         if self.check is not None:
             sock = writer.get_extra_info("socket")

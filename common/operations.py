@@ -93,10 +93,20 @@ class Operation:
     path_params: type[Request] | None = None
     status: int = 200
     tool: ToolKind | None = None
+    # Not a read, yet sending it twice does no harm (see `repeatable`).
+    retry_safe: bool = False
 
     @property
     def mutating(self) -> bool:
         return self.method in MUTATING
+
+    def repeatable(self, body: BaseModel | None = None) -> bool:
+        """Sending this call twice does what sending it once does: a read, or a body carrying the
+        caller's idempotency key (send_command's `request_id`). A client may retry only these
+        after the daemon went away under a call."""
+        if self.method == "GET" or self.tool == "reads" or self.retry_safe:
+            return True
+        return getattr(body, "request_id", None) is not None
 
     def url(self, **params: str) -> str:
         """The path with its placeholders filled in (each value percent-quoted)."""
@@ -168,6 +178,9 @@ OPERATIONS: dict[str, Operation] = _ops(
         "An idle session of this host (config name or destination), opened if there is none",
         SessionInfo,
         body=SessionForHostRequest,
+        # Again after a restart: the session the first call opened, once ready, or another one (an
+        # idle session more, never a command typed twice).
+        retry_safe=True,
     ),
     Operation("get_session", "GET", SID, "One session's state", SessionInfo, path_params=S),
     Operation(

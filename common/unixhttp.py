@@ -24,7 +24,13 @@ ConnectionCheck = Callable[[socket.socket], None]
 
 
 class HttpUnavailable(Exception):
-    """The socket could not be reached, or the connection broke before a whole reply came."""
+    """The socket could not be reached, or the connection broke before a whole reply came.
+
+    `sent`: the request may have reached the server (False only when no connection was made)."""
+
+    def __init__(self, message: str = "", *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 @dataclass(frozen=True)

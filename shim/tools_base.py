@@ -5,6 +5,7 @@ results, and progress while a call waits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import re
 import time
@@ -33,6 +34,7 @@ from sshkeep.common.client import ApiClient
 from sshkeep.common.config import ConfigSource
 from sshkeep.common.errors import (
     ApprovalRequired,
+    CallInterrupted,
     DaemonUnavailable,
     SessionBusy,
     SshkeepError,
@@ -238,6 +240,11 @@ class Tools:
         try:
             try:
                 return await fn()
+            except CallInterrupted:
+                # Not repeated (it may have been carried out), but the next call finds a daemon.
+                with contextlib.suppress(SshkeepError):
+                    await ensure_daemon(self.client, self.paths)
+                raise
             except (DaemonUnavailable, UnsafeRuntimeDir):
                 await ensure_daemon(self.client, self.paths)
                 return await fn()

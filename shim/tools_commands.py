@@ -8,6 +8,7 @@ the call carries a progress token).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable
 from typing import Annotated, Any
 
@@ -59,8 +60,14 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
 
         async def run(sid: str) -> CommandResult | InputRequiredResult:
             first = progress.next_chunk(min(timeout, CHUNK_SECONDS))
+            # One key per call: when the daemon restarts under it, the retry (tools.call) carries the
+            # same key and gets this command's result; the command is never typed twice.
             body = SendCommandRequest(
-                command=command, timeout=first, terminal=terminal, local_path=local_path
+                command=command,
+                timeout=first,
+                terminal=terminal,
+                local_path=local_path,
+                request_id=os.urandom(12).hex(),
             )
             res = await tools.guarded(ctx, lambda: client.send_command(sid, body))
             if isinstance(res, InputRequiredResult):

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 SESSION_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 COMMAND_ID_PATTERN = r"^c[0-9]{1,9}$"
+# A client's idempotency key for one send_command (the MCP shim sends a fresh one per tool call).
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{8,64}$"
 # Terminal names: lowercase, short, usable in tmux targets and file names; `main` is the first one.
 TERMINAL_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 MAIN_TERMINAL = "main"

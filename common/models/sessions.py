@@ -12,6 +12,7 @@ from sshkeep.common.models.base import (
     MAIN_TERMINAL,
     MAX_COMMAND_CHARS,
     MAX_WAIT_SECONDS,
+    REQUEST_ID_PATTERN,
     TERMINAL_FIELD,
     CommandStatus,
     Reply,
@@ -119,6 +120,12 @@ class SendCommandRequest(Request):
     timeout: float = Field(default=10.0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the end")
     terminal: str | None = TERMINAL_FIELD
     local_path: str | None = LOCAL_OUTPUT_FIELD
+    request_id: str | None = Field(
+        default=None,
+        pattern=REQUEST_ID_PATTERN,
+        description="Idempotency key: sending the same command again with the same key (a retry after "
+        "a lost reply or a daemon restart) types nothing and returns that command's result",
+    )
 
 
 class SavedOutput(Reply):

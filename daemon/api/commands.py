@@ -28,6 +28,20 @@ routes = web.RouteTableDef()
 @endpoint(routes, "send_command")
 async def send_command(request: web.Request, call: Call) -> CommandResult:
     body = call.body(SendCommandRequest)
+    runner = commands(request)
+    if body.request_id is not None:
+        # A retry of a call that typed its command already: its result, without asking the policy
+        # (or a person) again about a command that is not typed again.
+        earlier = runner.replay(runner.lookup(call.session_id, body.terminal), body.request_id, body.command)
+        if earlier is not None:
+            return await runner.send_command(
+                call.session_id,
+                body.command,
+                body.timeout,
+                terminal=body.terminal,
+                local_path=body.local_path,
+                request_id=body.request_id,
+            )
     decision = await guard(request).check_command(call.session_id, body.command, by=caller(request))
     note_decision(request, decision)
     if decision.approval is not None and not decision.allowed:
@@ -42,8 +56,13 @@ async def send_command(request: web.Request, call: Call) -> CommandResult:
         )
     decision.raise_unless_allowed()
     guard(request).line_reset(call.session_id)
-    return await commands(request).send_command(
-        call.session_id, body.command, body.timeout, terminal=body.terminal, local_path=body.local_path
+    return await runner.send_command(
+        call.session_id,
+        body.command,
+        body.timeout,
+        terminal=body.terminal,
+        local_path=body.local_path,
+        request_id=body.request_id,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -55,6 +56,7 @@ from sshkeep.daemon.sessions.replies import (
     question_hint,
     typed_command,
 )
+from sshkeep.daemon.sessions.resume import typed_mark
 from sshkeep.daemon.sessions.search import search_output
 from sshkeep.daemon.sessions.session import (
     LOST,
@@ -76,6 +78,8 @@ SideCommand = Callable[[Session, str, float], Awaitable[tuple[int | None, str, s
 
 if TYPE_CHECKING:
     from sshkeep.daemon.files.local import LocalFiles
+
+log = structlog.get_logger(__name__)
 
 # An unintegrated shell's command counts as done after this much quiet output.
 QUIET_DONE = 1.0
@@ -144,8 +148,12 @@ class Commands:
         timeout: float,
         terminal: str | None = None,
         local_path: str | None = None,
+        request_id: str | None = None,
     ) -> CommandResult:
         s = self.lookup(sid, terminal)
+        earlier = self.replay(s, request_id, command)
+        if earlier is not None:
+            return await self._replayed(s, earlier, timeout, local_path)
         self.guard(s)
         await self.ensure_ready(s, timeout)
         where = _where(s)
@@ -162,6 +170,11 @@ class Commands:
                     else KEYS_SETTLE
                 )
                 await self._wait_command(s, other, settle)
+        # Again, with no await from here until the record exists: the same request may have come
+        # twice at once (a client retrying a call it thought lost).
+        earlier = self.replay(s, request_id, command)
+        if earlier is not None:
+            return await self._replayed(s, earlier, timeout, local_path)
         if s.current is not None:
             raise SessionBusy(
                 f"{where} is still running command {s.current.command_id} ({s.current.command[:60]!r})",
@@ -190,14 +203,17 @@ class Commands:
             out_start=None,
             out_end=None,
             started_at=time.time(),
+            request_id=request_id,
         )
         s.current = rec
         s.echo_needle = echo_needle(text)
         s.commands[rec.command_id] = rec
+        if request_id is not None:
+            s.requests[request_id] = rec.command_id
         s.interrupt_requested = False
-        self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
+        await self._record_intent(s, rec)
         try:
-            await self._type(s, text)
+            await self._type(s, text, rec.seq)
         except TmuxError:
             s.current = None
             rec.status = "failed"
@@ -209,6 +225,49 @@ class Commands:
             await self.store.flush()
         res = await self._result(s, rec, first=True, local_path=local_path)
         return await self._guard_foreground(s, rec, res)
+
+    def replay(self, s: Session, request_id: str | None, command: str) -> CommandRecord | None:
+        """The command an earlier call with this request id typed, if any (the same command text,
+        else the key is being reused: refused)."""
+        if request_id is None:
+            return None
+        cid = s.requests.get(request_id)
+        rec = s.commands.get(cid) if cid is not None else None
+        if rec is None:
+            return None
+        if rec.command != command:
+            raise BadRequest(
+                f"request_id {request_id!r} was used for another command ({rec.command_id}, "
+                f"{rec.command[:60]!r})",
+                hint="Use a new request_id for each new command; reuse one only to retry the same call.",
+            )
+        return rec
+
+    async def _replayed(
+        self, s: Session, rec: CommandRecord, timeout: float, local_path: str | None
+    ) -> CommandResult:
+        """A retried call: follow the command it typed the first time; never type it again."""
+        if rec.out_end is None:
+            await self._wait_command(s, rec, timeout)
+        res = await self._result(s, rec, first=True, local_path=local_path)
+        res = await self._guard_foreground(s, rec, res)
+        again = (
+            f"This call was received before: {rec.command_id} is the one run of this command (nothing "
+            "was typed again)."
+        )
+        res.note = f"{again} {res.note}" if res.note else again
+        return res
+
+    async def _record_intent(self, s: Session, rec: CommandRecord) -> None:
+        """On disk before a key is typed: a daemon killed at any moment after this leaves a record
+        that a restarted daemon follows (or, untyped, drops: see resume.py), never a command it
+        cannot tell from someone else's."""
+        self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
+        try:
+            await self.store.flush()
+        except (sqlite3.Error, OSError) as exc:
+            # A full disk must not stop the terminal: type anyway, and say so in the log.
+            log.warning("command_intent_unsaved", session=s.key, command_id=rec.command_id, error=str(exc))
 
     async def _guard_foreground(self, s: Session, rec: CommandRecord, res: CommandResult) -> CommandResult:
         """Name background jobs a finished command left behind; suggest start_job for endless ones."""
@@ -267,18 +326,21 @@ class Commands:
                     await asyncio.wait_for(s.changed.wait(), max(0.01, step))
         s.keys_cycle_at = None
 
-    async def _type(self, s: Session, text: str) -> None:
+    async def _type(self, s: Session, text: str, seq: int) -> None:
+        """Type `text` as command `seq`: the keys and the pane's typed mark in one tmux line, which
+        tmux runs whole or not at all (see resume.py)."""
         keys = clear_line_keys(s.shell)  # one send-keys for all of them: one reply block fewer
-        clear = f"send-keys -t {s.pane_id} {' '.join(keys)} ; " if keys else ""
+        lead = f"{typed_mark(s.pane_id, seq)} ; "
+        lead += f"send-keys -t {s.pane_id} {' '.join(keys)} ; " if keys else ""
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
             buf = f"sk-{s.key}"
             await self.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
             await self.tmux.command(
-                f"{clear}paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
+                f"{lead}paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
             )
         else:
             await self.tmux.command(
-                f"{clear}send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
+                f"{lead}send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
             )
 
     async def _wait_command(self, s: Session, rec: CommandRecord, timeout: float) -> Question | None:

@@ -42,6 +42,7 @@ from sshkeep.daemon.sessions.options import (
     set_line,
 )
 from sshkeep.daemon.sessions.replies import LOGIN_QUESTIONS, RECONNECT_HINT, UNINTEGRATED_HINT, login_hint
+from sshkeep.daemon.sessions.resume import resume, typed_mark, typed_marks
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, SETUP_GRACE, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.terminals import OPT as TERMINAL_OPT
@@ -124,6 +125,7 @@ class SessionManager:
         """Take over every sshkeep session on our tmux server (after a daemon restart)."""
         lines = await self.tmux.command(f"list-panes -a -F {SESSION_PANE_FORMAT}")
         others = await self.terminals.pane_ids()  # the sessions' other terminals: terminals.py adopts them
+        marks = await typed_marks(self.tmux)
         for line in lines:
             row = parse_session_pane(line)
             if row is None or not _SESSION_ID.match(row[1].id) or row[0].pane_id in others:
@@ -153,7 +155,7 @@ class SessionManager:
             s.dead_at = pane.dead_since() if s.dead else None
             s.dropped_before = opts.dropped
             s.dead_status = int(pane.pane_dead_status) if pane.pane_dead_status.isdigit() else None
-            s.restore(await self.store.commands(sid), await self.store.load_session(sid))
+            await resume(s, self.store, marks.get(pane.pane_id))
             self.sessions[sid] = s
             await s.scan()
             log.info("session_adopted", session=sid, target=s.target, dead=s.dead)
@@ -402,7 +404,10 @@ class SessionManager:
         async with s.changed:
             while True:
                 if s.integrated:
-                    await self.tmux.command(set_line(s.id, shell=s.shell or "sh"))
+                    # From here on each command typed is marked in the pane (see resume.py).
+                    await self.tmux.command(
+                        set_line(s.id, shell=s.shell or "sh") + " ; " + typed_mark(s.pane_id, s.next_seq - 1)
+                    )
                     return s.info()
                 if s.shell == NO_SHELL:
                     return s.info(hint=UNINTEGRATED_HINT)

@@ -116,6 +116,8 @@ class Session:
     foreground_busy: bool = False
     current: CommandRecord | None = None
     commands: dict[str, CommandRecord] = field(default_factory=dict)
+    # Request id (send_command's idempotency key) -> the command it typed.
+    requests: dict[str, str] = field(default_factory=dict)
     next_seq: int = 1
     interrupt_requested: bool = False
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -326,6 +328,7 @@ class Session:
         """Adoption after a daemon restart: the stored records and scan position of this pane; a
         command that had not ended is current again and its output is scanned anew from its start."""
         self.commands = {r.command_id: r for r in records}
+        self.requests = {r.request_id: r.command_id for r in records if r.request_id}
         running = [r for r in records if r.out_end is None and r.status in ("running", "waiting_input")]
         if running:
             self.current = running[-1]

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS commands (
     started_at REAL NOT NULL,
     ended_at REAL,
     source TEXT NOT NULL DEFAULT 'agent',
+    request_id TEXT,
     PRIMARY KEY (session_id, command_id)
 );
 CREATE TABLE IF NOT EXISTS sessions (
@@ -67,6 +68,8 @@ class CommandRecord:
     # Who typed it: `agent` (send_command, answer_secret), `keys` (the agent's send_keys) or
     # `person` (typed in an attached tmux client).
     source: str = "agent"
+    # The caller's idempotency key (send_command's request_id): a retry with it gets this record.
+    request_id: str | None = None
 
     def summary(self) -> CommandSummary:
         source = self.source if self.source in ("keys", "person") else "agent"
@@ -123,6 +126,8 @@ class Store:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(commands)").fetchall()}
         if "source" not in columns:  # a database from before command sources
             self._db.execute("ALTER TABLE commands ADD COLUMN source TEXT NOT NULL DEFAULT 'agent'")
+        if "request_id" not in columns:  # a database from before idempotency keys
+            self._db.execute("ALTER TABLE commands ADD COLUMN request_id TEXT")
         self._lock = threading.Lock()
         self._queue: list[_Op] = []
         self._writer: asyncio.Task[None] | None = None
@@ -191,6 +196,11 @@ class Store:
 
     async def save_session(self, session_id: str, scan_pos: int, next_seq: int) -> None:
         self._queue_op(_SAVE_SESSION, (session_id, scan_pos, next_seq), None)
+        await self.flush()
+
+    async def forget_command(self, session_id: str, command_id: str) -> None:
+        sql = "DELETE FROM commands WHERE session_id=? AND command_id=?"
+        self._queue_op(sql, (session_id, command_id), None)
         await self.flush()
 
     async def forget_session(self, session_id: str) -> None:

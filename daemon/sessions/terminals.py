@@ -39,6 +39,7 @@ from sshkeep.common.models.base import MAIN_TERMINAL, TERMINAL_PATTERN
 from sshkeep.common.models.jobs import TerminalInfo
 from sshkeep.common.paths import Paths
 from sshkeep.common.terminal.commandline import NO_SHELL
+from sshkeep.daemon.sessions.resume import resume, typed_mark, typed_marks
 from sshkeep.daemon.sessions.session import Session, terminal_key
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, pane_exit_status, quote
@@ -320,7 +321,10 @@ class Terminals:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(t.changed.wait(), min(remaining, 0.25))
         with contextlib.suppress(TmuxError):
-            await self.m.tmux.command(f"set-option -p -t {t.pane_id} {OPT}_shell {quote(t.shell or 'sh')}")
+            await self.m.tmux.command(
+                f"set-option -p -t {t.pane_id} {OPT}_shell {quote(t.shell or 'sh')} ; "
+                + typed_mark(t.pane_id, t.next_seq - 1)
+            )
 
     # --- close ------------------------------------------------------------------------------------
 
@@ -369,6 +373,7 @@ class Terminals:
     async def adopt(self) -> None:
         """Take over the terminals of every adopted session (after a daemon restart)."""
         lines = await self.m.tmux.command(f"list-panes -a -F {quote(chr(9).join(_ADOPT_FIELDS))}")
+        marks = await typed_marks(self.m.tmux)
         for line in lines:
             parts = line.split("\t")
             if len(parts) != len(_ADOPT_FIELDS) or not parts[2]:
@@ -399,7 +404,7 @@ class Terminals:
             t.dead_at = (float(dead_time) if dead_time.isdigit() else time.time()) if t.dead else None
             t.dead_status = pane_exit_status(dead_status, dead_signal, pane_pid) if t.dead else None
             t.dropped_before = int(dropped) if dropped.isdigit() else 0
-            t.restore(await self.m.store.commands(key), await self.m.store.load_session(key))
+            await resume(t, self.m.store, marks.get(pane))
             self.by_key[key] = t
             await t.scan()
             log.info("terminal_adopted", session=sid, terminal=name, dead=t.dead)

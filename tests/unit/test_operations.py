@@ -16,6 +16,7 @@ from mcp.server import MCPServer
 
 from sshkeep import __version__
 from sshkeep.common.client import ApiClient
+from sshkeep.common.models.sessions import SendCommandRequest, SendKeysRequest
 from sshkeep.common.operations import BY_ROUTE, OPERATIONS
 from sshkeep.common.paths import Paths
 from sshkeep.daemon.api.openapi import document
@@ -168,3 +169,12 @@ def test_table_paths_use_model_fields_as_placeholders() -> None:
         names = set(re.findall(r"\{(\w+)\}", op.path))
         have = set(op.path_params.model_fields) if op.path_params is not None else set()
         assert names == have, f"{op.id}: path placeholders {names} != path model fields {have}"
+
+
+def test_only_reads_and_keyed_commands_are_repeated_after_the_daemon_went_away() -> None:
+    assert OPERATIONS["get_command"].repeatable() and OPERATIONS["wait_for"].repeatable()
+    assert OPERATIONS["session_for_host"].repeatable()
+    assert OPERATIONS["send_command"].repeatable(SendCommandRequest(command="ls", request_id="k" * 16))
+    assert not OPERATIONS["send_command"].repeatable(SendCommandRequest(command="ls"))
+    assert not OPERATIONS["send_keys"].repeatable(SendKeysRequest(keys=["y"]))
+    assert not OPERATIONS["start_job"].repeatable() and not OPERATIONS["close_session"].repeatable()

@@ -187,4 +187,4 @@ def test_which_secret_fits(tmp_path: Path) -> None:
 
 
 def test_fingerprint_is_a_short_sha256_prefix() -> None:
-    assert fingerprint("abc") == "ba7816bf"
+    assert fingerprint("abc") == "ba7816bf8f01"

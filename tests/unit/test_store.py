@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,3 +68,28 @@ def test_flush_writes_a_batch_and_a_new_store_reads_it(tmp_path: Path) -> None:
 
     asyncio.run(write())
     asyncio.run(read())
+
+
+def test_a_database_from_before_request_ids_gains_the_column(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    old = sqlite3.connect(db)
+    old.executescript(
+        "CREATE TABLE commands (session_id TEXT NOT NULL, command_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " command TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER, sent_pos INTEGER NOT NULL,"
+        " skip_newlines INTEGER NOT NULL, out_start INTEGER, out_end INTEGER, started_at REAL NOT NULL,"
+        " ended_at REAL, source TEXT NOT NULL DEFAULT 'agent', PRIMARY KEY (session_id, command_id));"
+        "INSERT INTO commands VALUES ('s-1', 'c1', 1, 'echo c1', 'running', NULL, 10, 1, NULL, NULL, 1.5,"
+        " NULL, 'agent');"
+    )
+    old.close()
+
+    async def main() -> None:
+        store = Store(db)
+        keyed = replace(record("c2"), request_id="0123456789abcdef")
+        await store.save_command(keyed)
+        assert await store.commands("s-1") == [record("c1"), keyed]
+        await store.forget_command("s-1", "c1")
+        assert await store.commands("s-1") == [keyed]
+        store.close()
+
+    asyncio.run(main())

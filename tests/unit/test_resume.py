@@ -1,0 +1,67 @@
+"""After a daemon restart: a record whose keys never reached tmux is dropped, every other followed."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+from sshkeep.daemon.sessions.resume import resume
+from sshkeep.daemon.sessions.session import Session
+from sshkeep.daemon.sessions.store import CommandRecord, Store
+
+
+def record(
+    seq: int, status: str = "running", source: str = "agent", request_id: str | None = None
+) -> CommandRecord:
+    done = status != "running"
+    return CommandRecord(
+        session_id="s-1", command_id=f"c{seq}", seq=seq, command=f"echo {seq}", status=status,  # type: ignore[arg-type]
+        exit_code=0 if done else None, sent_pos=100 * seq, skip_newlines=1, out_start=None,
+        out_end=100 * seq + 50 if done else None, started_at=1.5, source=source, request_id=request_id,
+    )  # fmt: skip
+
+
+def session(tmp_path: Path) -> Session:
+    return Session(
+        id="s-1", pane_id="%1", target="host", connection=None, nonce="n", created_at=0.0,
+        log_path=tmp_path / "s-1.log", attach="tmux attach",
+    )  # fmt: skip
+
+
+def resumed(tmp_path: Path, records: list[CommandRecord], typed: int | None) -> tuple[Session, list[str]]:
+    async def main() -> tuple[Session, list[str]]:
+        store = Store(tmp_path / "db.sqlite")
+        for r in records:
+            store.save_soon(r, ("s-1", 900, 1))
+        s = session(tmp_path)
+        await resume(s, store, typed)
+        left = [r.command_id for r in await store.commands("s-1")]
+        store.close()
+        return s, left
+
+    return asyncio.run(main())
+
+
+def test_a_recorded_command_that_was_never_typed_is_dropped(tmp_path: Path) -> None:
+    s, left = resumed(tmp_path, [record(1, "completed"), record(2, request_id="req-000002")], typed=1)
+    assert left == ["c1"] and list(s.commands) == ["c1"]
+    assert s.current is None and s.requests == {}
+    assert s.next_seq == 3  # its id is never given to another command
+    assert s.scan_pos == 900
+
+
+def test_a_typed_command_is_followed_from_where_it_was_typed(tmp_path: Path) -> None:
+    s, left = resumed(tmp_path, [record(1, "completed"), record(2, request_id="req-000002")], typed=2)
+    assert left == ["c1", "c2"]
+    assert s.current is not None and s.current.command_id == "c2"
+    assert s.requests == {"req-000002": "c2"}
+    assert s.scan_pos == 200  # its sent_pos: the scan finds its start and end again
+
+
+def test_without_a_typed_mark_and_for_others_commands_records_are_trusted(tmp_path: Path) -> None:
+    s, _ = resumed(tmp_path, [record(1, "completed"), record(2)], typed=None)
+    assert s.current is not None and s.current.command_id == "c2"
+    person = replace(record(2), source="person")  # seen in the log, never typed by sshkeep
+    s, _ = resumed(tmp_path / "x", [person], typed=0)
+    assert s.current is not None and s.current.command_id == "c2"
