@@ -377,6 +377,44 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu(roots: list[int]) -> dict[int, tuple[str, float]]:
+    """pid -> (name, CPU seconds of it and its reaped children) of `roots` and their descendants."""
+    hz = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.find("(") + 1 : stat.rfind(")")]
+        f = stat[stat.rfind(")") + 2 :].split()
+        procs[int(entry.name)] = (int(f[1]), name, sum(int(x) for x in f[11:15]) / hz)
+    keep = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _, _) in procs.items():
+            if ppid in keep and pid not in keep:
+                keep.add(pid)
+                grew = True
+    return {pid: (procs[pid][1], procs[pid][2]) for pid in keep if pid in procs}
+
+
+def cpu_by_name(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], names: dict[int, str]
+) -> dict[str, float]:
+    """CPU seconds spent between two `tree_cpu` snapshots, by process name (or `names[pid]`)."""
+    out: dict[str, float] = {}
+    for pid, (name, cpu) in after.items():
+        was = before.get(pid)
+        spent = cpu - was[1] if was is not None and was[0] == name else cpu
+        key = names.get(pid, name)
+        out[key] = out.get(key, 0.0) + spent
+    return out
+
+
 def machine_busy() -> float:
     """Seconds of CPU time all cores spent busy so far (Linux /proc/stat)."""
     try:
@@ -445,6 +483,14 @@ def ssh_base(sshd: SshServer) -> list[str]:
         str(conn["key_path"]),
         *options,
     ]
+
+
+async def settle() -> None:
+    """Write back every dirty page before a timed write: a write that fsyncs (sshkeep's do, before
+    the rename) must not pay for the unflushed data of the transfers timed before it (ext4 commits
+    them in the same journal transaction), nor a write that does not fsync (OpenSSH's put) leave
+    its data to the next one."""
+    await asyncio.to_thread(os.sync)
 
 
 def ssh_run(sshd: SshServer, remote: str, stdin: bytes | None = None) -> tuple[float, bytes]:
@@ -1141,6 +1187,7 @@ class Bench:
                     raise RuntimeError(f"read {got.length} of {size} bytes")
                 read.samples.append(ms)
                 req = WriteFileRequest(remote_path=dst, content=got.content)
+                await settle()
                 ms, wrote = await timed(lambda req=req: self.api.write_remote_file(self.sid, req))  # type: ignore[misc]
                 if wrote.bytes_written != size or wrote.sha256 != got.sha256:
                     raise RuntimeError(f"wrote {wrote.bytes_written} bytes, {wrote.sha256} != {got.sha256}")
@@ -1149,12 +1196,14 @@ class Bench:
                     rreq = ReadFileRequest.model_validate(
                         {"remote_path": src, "local_path": f"sk-bench-{tag}.txt"}
                     )
+                    await settle()
                     ms, lgot = await timed(lambda rreq=rreq: self.api.read_remote_file(self.sid, rreq))  # type: ignore[misc]
                     if lgot.sha256 != got.sha256:
                         raise RuntimeError(f"local read: sha256 {lgot.sha256} != {got.sha256}")
                     lread.samples.append(ms)
                     lpath = str(getattr(lgot, "local_path", ""))
                     wreq = WriteFileRequest.model_validate({"remote_path": dst, "local_path": lpath})
+                    await settle()
                     ms, lw = await timed(lambda wreq=wreq: self.api.write_remote_file(self.sid, wreq))  # type: ignore[misc]
                     if lw.sha256 != got.sha256:
                         raise RuntimeError(f"local write: sha256 {lw.sha256} != {got.sha256}")
@@ -1165,6 +1214,7 @@ class Bench:
                 rawr.samples.append(ms_r)
                 raww.samples.append(ms_w)
                 for cmd, row in ((f"get {src} {local}", sread), (f"put {local} {dst}.o", swrite)):
+                    await settle()
                     t0 = time.perf_counter()
                     done = await asyncio.to_thread(
                         subprocess.run, ["sftp", "-q", *sftp_base, "-b", "-", dest], input=cmd.encode(),
@@ -1241,6 +1291,8 @@ class Bench:
             h = await c.open(src, FXF_READ)
             data = await c.read(h, 0, size)
             await c.close_handle(h)
+            t_read = time.perf_counter() - t0
+            await settle()
             t1 = time.perf_counter()
             h = await c.open(dst, FXF_WRITE | FXF_CREAT | FXF_TRUNC)
             await c.write(h, 0, data)
@@ -1250,7 +1302,7 @@ class Bench:
             await c.close()
         if len(data) != size:
             raise RuntimeError(f"the SFTP client read {len(data)} of {size} bytes")
-        return (t1 - t0) * 1000, (t2 - t1) * 1000
+        return t_read * 1000, (t2 - t1) * 1000
 
     # --- scale -------------------------------------------------------------------------------------
 
@@ -1323,9 +1375,14 @@ class Bench:
 
             c0, busy0 = cpu_seconds(self.daemon_pid), machine_busy()
             t0c = cpu_seconds(tmux_pid) if tmux_pid else 0.0
+            sshd_pid = self.sshd.process.pid if self.sshd.process else None
+            roots = [p for p in (self.daemon_pid, tmux_pid, sshd_pid) if p]
+            tree0, me0 = tree_cpu(roots), time.process_time()
             t0 = time.perf_counter()
             await asyncio.gather(*(worker(sid) for sid in busy))
             wall = time.perf_counter() - t0
+            spent = cpu_by_name(tree0, tree_cpu(roots), {self.daemon_pid: "daemon"})
+            spent["client (this process)"] = time.process_time() - me0
             cpu = cpu_seconds(self.daemon_pid) - c0
             tcpu = (cpu_seconds(tmux_pid) - t0c) if tmux_pid else float("nan")
             mbusy = machine_busy() - busy0
@@ -1341,6 +1398,10 @@ class Bench:
                 f"tmux server {tcpu / wall:.0%}, "
                 f"machine {mbusy / wall / (os.cpu_count() or 1):.0%} of {os.cpu_count()} cores"
             )
+            per = sorted(spent.items(), key=lambda kv: -kv[1])
+            note = ", ".join(f"{name} {1000 * v / len(lat):.2f}" for name, v in per if v > 0)
+            total = sum(spent.values()) * 1000 / len(lat)
+            self.table.add(Row("  CPU per command under load, by process", unit="ms", value=total, note=note))
         finally:
             for sid in sids:
                 with contextlib.suppress(SshkeepError):

@@ -1,6 +1,9 @@
 """Where an echo's time goes: CPU per call of the daemon and the shim, and a py-spy profile of each.
 
-    python bench/profile.py [--calls N] [--via http|mcp|both] [--py-spy PATH] [--out DIR]
+    python bench/profile.py [--calls N] [--via http|mcp|both] [--py-spy PATH] [--out DIR] [--file-mb N]
+
+With --file-mb N: one N MB read_remote_file over HTTP and over MCP instead, and a profile of the MCP
+client's side (where a long JSON-RPC line's time goes).
 
 Starts a loopback sshd and an sshkeep instance (as bench/bench.py does), opens one session, runs
 `echo` N times over HTTP and/or MCP, and reports the CPU seconds the daemon (and the shim) spent per
@@ -15,13 +18,18 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import importlib
+import io
 import os
+import pstats
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -29,9 +37,11 @@ if str(REPO) not in sys.path:
 
 from mcp import Client  # noqa: E402
 
-from bench import cpu_seconds, mcp_params, structured  # noqa: E402
+from bench import cpu_seconds, file_content, mcp_params, structured  # noqa: E402
+from sshkeep.common.client import ApiClient  # noqa: E402
+from sshkeep.common.models.files import ReadFileRequest  # noqa: E402
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest  # noqa: E402
-from tests.instance import new_instance  # noqa: E402
+from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import start_sshd  # noqa: E402
 
 
@@ -96,6 +106,58 @@ def stop_spy(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(30)
 
 
+def std_cprofile() -> Any:
+    """The standard library's cProfile: this file's name shadows the `profile` module it imports."""
+    here = str(Path(__file__).resolve().parent)
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != here]
+    try:
+        return importlib.import_module("cProfile")
+    finally:
+        sys.path[:] = saved
+
+
+async def file_read(api: ApiClient, inst: Instance, sid: str, mb: int, rounds: int) -> None:
+    """An `mb` MB read_remote_file over HTTP and over MCP: wall times, the shim's CPU, and a cProfile
+    of this process (the MCP SDK's client) during the MCP reads."""
+    src = f"/tmp/sk-prof-read-{os.getpid()}.txt"
+    size = mb * 1_000_000
+    make = f"head -c {size * 3 // 4} /dev/urandom | base64 -w 76 | head -c {size} > {src}; wc -c < {src}"
+    r = await api.send_command(sid, SendCommandRequest(command=make, timeout=50))
+    assert r.output.strip() == str(size), r
+    body = ReadFileRequest(remote_path=src, limit=size)
+    http = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        got = await api.read_remote_file(sid, body)
+        http.append(time.perf_counter() - t0)
+        assert got.length == size
+    async with Client(mcp_params(inst), read_timeout_seconds=120) as mcp:
+        args = {"session_id": sid, "remote_path": src, "limit": size}
+        await mcp.call_tool("read_remote_file", args)
+        spid = shim_pid(os.getpid())
+        assert spid is not None, "no shim process found"
+        walls, shim_cpu = [], []
+        prof = std_cprofile().Profile()
+        for _ in range(rounds):
+            s0, t0 = cpu_seconds(spid), time.perf_counter()
+            prof.enable()
+            res = await mcp.call_tool("read_remote_file", args)
+            prof.disable()
+            walls.append(time.perf_counter() - t0)
+            shim_cpu.append(cpu_seconds(spid) - s0)
+            assert len(file_content(res)) == size
+    await api.send_command(sid, SendCommandRequest(command=f"rm -f {src}"))
+    med = statistics.median
+    ratio = med(walls) / med(http)
+    print(f"read {mb} MB: HTTP {1000 * med(http):.0f} ms, MCP {1000 * med(walls):.0f} ms ({ratio:.1f}x), "
+          f"shim CPU per MCP read {1000 * med(shim_cpu):.0f} ms")  # fmt: skip
+    print("this process (the MCP client) during the MCP reads, by own time:")
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(12)
+    print("\n".join(line for line in buf.getvalue().splitlines() if line.strip())[-2000:])
+
+
 async def run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="sk-prof-"))
     out = args.out
@@ -110,6 +172,9 @@ async def run(args: argparse.Namespace) -> None:
             sid = (await api.open_session(OpenSessionRequest(host="bash"))).session_id
             for i in range(20):  # warm-up
                 await api.send_command(sid, SendCommandRequest(command=f"echo w{i}"))
+            if args.file_mb:
+                await file_read(api, inst, sid, args.file_mb, rounds=5)
+                return
             if args.via in ("http", "both"):
                 p = spy(args.py_spy, dpid, out / "daemon-http.txt", args.rate)
                 await asyncio.sleep(0.5)
@@ -164,6 +229,7 @@ def main() -> int:
     ap.add_argument("--via", choices=("http", "mcp", "both"), default="both")
     ap.add_argument("--py-spy", default=shutil.which("py-spy"))
     ap.add_argument("--rate", type=int, default=500)
+    ap.add_argument("--file-mb", type=int, default=0, help="profile an N MB read_remote_file instead")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "sk-profile")
     asyncio.run(run(ap.parse_args()))
     return 0

@@ -32,6 +32,7 @@ from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.app import build_app
 from sshkeep.daemon.api.audit import AUDIT, cap_daemon_log
 from sshkeep.daemon.api.core import Services
+from sshkeep.daemon.disk import DiskWatch
 from sshkeep.daemon.files.local import LocalFiles
 from sshkeep.daemon.files.sidechannel import SideChannels, run_side_command
 from sshkeep.daemon.files.transfers import Transfers
@@ -84,6 +85,8 @@ class Daemon:
         self.guard = Guard(m)  # the guard rails: one service every route that runs something asks
         self.jobs = m.jobs = Jobs(m, self.commands, self.side_command)
         self.reaper.jobs_cleanup = self.jobs.cleanup
+        self.disk = DiskWatch(paths.state_dir, m.panes)  # what a full disk kept unwritten
+        self.disk.watch("state database", self.store.waiting)
 
     async def side_command(self, s: Session, script: str, timeout: float) -> tuple[int | None, str, str]:
         """Run `script` on the session's ssh master beside its terminals (jobs' signals, probes and
@@ -110,6 +113,7 @@ class Daemon:
             settings=self.settings,
             audit_log=self.paths.audit_log,
             daemon_log=self.paths.daemon_log,
+            disk=self.disk,
         )
 
     async def start(self) -> None:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server import MCPServer
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.stdio import stdio_server
 
 from sshkeep import __version__
 from sshkeep.common.paths import Paths
@@ -182,6 +181,5 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
         if streams is None:
             await server.run_stdio_async()
             return
-        stdin, stdout = streams
-        async with stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
-            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+        read_stream, write_stream = streams
+        await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())

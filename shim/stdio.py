@@ -1,12 +1,18 @@
-"""The MCP server's stdio without worker threads: the SDK's own stdio transport and server, fed by
-asyncio pipes.
+"""The MCP server's stdio without worker threads: the SDK's own server and session over streams
+the event loop reads and writes, and a clear reply to every line that is not a valid message.
 
 The SDK's `stdio_server()` reads each line and writes each reply through anyio's file wrapper,
 which is a worker-thread hop per line read, per write and per flush: on a 2-core machine those
 hops cost more than the rest of a tool call. When stdin and stdout are pipes or sockets (as an MCP
-host starts us), they are read and written by the event loop itself, and handed to the SDK's
-`stdio_server(stdin=..., stdout=...)`, which keeps its framing, parsing and serialising. Otherwise
-(a terminal, a file) the SDK's default is used.
+host starts us), they are read and written by the event loop itself and handed to the SDK's server
+as its read and write streams (`WireIn`, `WireOut`), with the SDK's own message models for parsing
+and serialising. Otherwise (a terminal, a file) the SDK's default is used.
+
+The SDK's reader drops a line that does not parse (and decodes bytes that are not UTF-8 to U+FFFD,
+silently changing a command): the caller waits for a reply that never comes. Here such a line gets
+a JSON-RPC error carrying the request's id when it can be recovered, and a `tools/call` whose
+arguments are not Unicode text (a lone UTF-16 surrogate such as the valid JSON escape `"\\ud800"`,
+or bytes that are not UTF-8) gets a tool error naming the argument: `[bad_request] …` + `Next: …`.
 
 As the SDK does, fd 0 and 1 are pointed at /dev/null and stderr while we serve, so nothing a child
 or a stray print writes can corrupt the protocol stream; both are restored on exit.
@@ -17,12 +23,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
+import re
 import stat
+import sys
 from collections.abc import AsyncIterator
+from types import TracebackType
 from typing import Any
 
+import anyio
+import mcp_types as types
+from mcp.shared.message import SessionMessage
+
 LINE_LIMIT = 256 * 1024 * 1024  # one JSON-RPC message per line; file contents make long ones
+WRITE_PIECE = 64 * 1024
 
 
 def _is_stream(fd: int) -> bool:
@@ -33,52 +48,208 @@ def _is_stream(fd: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
-class Lines:
-    """What the SDK iterates for input: one decoded line per message."""
+class WireOut:
+    """The SDK's write stream: each message serialised once, straight to bytes, and written by the
+    event loop; `send` returns once the bytes left (as the SDK's writer flushes every message).
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
-
-    def __aiter__(self) -> Lines:
-        return self
-
-    async def __anext__(self) -> str:
-        line = await self._reader.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line.decode("utf-8", errors="replace")
-
-
-WRITE_PIECE = 64 * 1024
-
-
-class Output:
-    """What the SDK writes replies to: written by the event loop; `flush` waits until they left.
-
-    A long reply goes out in pieces of a pipe's size, each written once the last one left: the
-    pipe transport keeps unsent bytes in one buffer that it shifts after every partial write,
-    which for a reply of many megabytes costs more than the reply itself."""
+    A long reply goes out in pieces of a pipe's size, each written once the last one left: the pipe
+    transport keeps unsent bytes in one buffer that it shifts after every partial write, which for a
+    reply of many megabytes costs more than the reply itself. Concurrent replies never interleave."""
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
+        self._lock = asyncio.Lock()
 
-    async def write(self, text: str) -> None:
-        data = text.encode("utf-8")
-        if len(data) <= WRITE_PIECE:
-            self._writer.write(data)
-            return
-        view = memoryview(data)
-        for start in range(0, len(view), WRITE_PIECE):
-            self._writer.write(view[start : start + WRITE_PIECE])
+    async def send(self, item: SessionMessage, /) -> None:
+        message = item.message
+        data = message.__pydantic_serializer__.to_json(message, by_alias=True, exclude_unset=True)
+        await self.write_line(data)
+
+    async def write_line(self, data: bytes) -> None:
+        async with self._lock:
+            if len(data) <= WRITE_PIECE:
+                self._writer.write(data + b"\n")
+            else:
+                view = memoryview(data)
+                for start in range(0, len(view), WRITE_PIECE):
+                    self._writer.write(view[start : start + WRITE_PIECE])
+                    await self._writer.drain()
+                self._writer.write(b"\n")
             await self._writer.drain()
 
-    async def flush(self) -> None:
-        await self._writer.drain()
+    async def aclose(self) -> None:
+        return None  # the pipe is closed by `event_loop_stdio`, after the server is done
+
+    async def __aenter__(self) -> WireOut:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class WireIn:
+    """The SDK's read stream: one message per line; a line that is not one is answered here."""
+
+    def __init__(self, reader: asyncio.StreamReader, out: WireOut) -> None:
+        self._reader = reader
+        self._out = out
+
+    def __aiter__(self) -> WireIn:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        while True:
+            try:
+                line = await self._reader.readline()
+            except ValueError:  # longer than LINE_LIMIT: the reader dropped what it had
+                await self._out.send(SessionMessage(parse_error(None, f"a message over {LINE_LIMIT} bytes")))
+                continue
+            if not line:
+                raise StopAsyncIteration
+            try:
+                return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+            except ValueError:  # pydantic's ValidationError, for JSON and for the message's shape
+                reply = reply_to_bad_line(line)
+            if reply is not None:
+                await self._out.send(SessionMessage(reply))
+
+    async def receive(self) -> SessionMessage | Exception:
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise anyio.EndOfStream from None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> WireIn:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+# Where a line that does not parse says its id: before its params (as every client writes it).
+_ID = re.compile(r'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
+UNICODE_HINT = (
+    "send the text as UTF-8 (a character outside the Basic Multilingual Plane as a surrogate pair, "
+    'e.g. "\\ud83d\\ude00"); for raw bytes type them with send_keys as escapes a shell understands '
+    "(printf '\\xNN')"
+)
+
+
+def reply_to_bad_line(line: bytes) -> types.JSONRPCMessage | None:
+    """The reply to a line the SDK's models refused (None when no reply can be sent: a notification,
+    a blank line). A message that is JSON but not Unicode text is named where it is wrong."""
+    if not line.strip():
+        return None
+    not_utf8: int | None = None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        not_utf8 = exc.start
+        text = line.decode("utf-8", "surrogateescape")  # each stray byte a lone surrogate, as below
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        return parse_error(_recover_id(text), f"not JSON ({exc})")
+    if not isinstance(obj, dict):
+        return parse_error(None, "not a JSON-RPC message (a JSON object per line)")
+    rid = obj.get("id")
+    if isinstance(rid, bool) or not isinstance(rid, (int, str)):
+        rid = None
+    method = obj.get("method")
+    found = _lone_surrogate(obj.get("params"), "params")
+    if found is not None:
+        where, index, char = found
+        if not_utf8 is not None:
+            what = f"not UTF-8 (byte {not_utf8} of the message)"
+        else:
+            lone = f"\\u{ord(char):04x} at character {index}"
+            what = f"not valid Unicode text (it holds a lone UTF-16 surrogate, {lone})"
+        if rid is None:
+            print(f"sshkeep mcp: dropped a notification: {where}: {what}", file=sys.stderr)
+            return None
+        if method == "tools/call" and where.startswith("params.arguments."):
+            tool = obj["params"].get("name")
+            name = where.removeprefix("params.arguments.")
+            said = (
+                f"[bad_request] {tool} argument {name}: {what}\nNext: {UNICODE_HINT}, and call {tool} again."
+            )
+            result = types.CallToolResult(content=[types.TextContent(type="text", text=said)], is_error=True)
+            return types.JSONRPCResponse(
+                jsonrpc="2.0", id=rid, result=result.model_dump(by_alias=True, exclude_none=True)
+            )
+        return error(rid, types.INVALID_PARAMS, f"[bad_request] {where}: {what}\nNext: {UNICODE_HINT}.")
+    if not_utf8 is not None:
+        return parse_error(rid, f"not UTF-8 (byte {not_utf8})")
+    if rid is None:
+        print("sshkeep mcp: dropped a message that is not JSON-RPC", file=sys.stderr)
+        return None
+    return error(
+        rid,
+        types.INVALID_REQUEST,
+        '[bad_request] not a JSON-RPC 2.0 request (it needs jsonrpc: "2.0", an id and a method)\n'
+        "Next: send one JSON-RPC 2.0 message per line.",
+    )
+
+
+def error(rid: int | str | None, code: int, message: str) -> types.JSONRPCError:
+    return types.JSONRPCError(jsonrpc="2.0", id=rid, error=types.ErrorData(code=code, message=message))
+
+
+def parse_error(rid: int | str | None, what: str) -> types.JSONRPCError:
+    return error(
+        rid,
+        types.PARSE_ERROR,
+        f"[bad_request] the message is {what}\nNext: send one JSON-RPC message per line.",
+    )
+
+
+def _recover_id(text: str) -> int | str | None:
+    head = text.split('"params"', 1)[0]
+    match = _ID.search(head)
+    if match is None:
+        return None
+    with contextlib.suppress(ValueError):
+        value = json.loads(match.group(1))
+        if isinstance(value, (int, str)):
+            return value
+    return None
+
+
+def _lone_surrogate(value: Any, where: str) -> tuple[str, int, str] | None:
+    """The first string (by its path) holding a lone surrogate: (path, index, the surrogate)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return where, exc.start, value[exc.start]
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _lone_surrogate(key, where) if isinstance(key, str) else None
+            if found is not None:
+                return found
+            found = _lone_surrogate(item, f"{where}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _lone_surrogate(item, f"{where}.{i}")
+            if found is not None:
+                return found
+    return None
 
 
 @contextlib.asynccontextmanager
-async def event_loop_stdio() -> AsyncIterator[tuple[Lines, Output] | None]:
-    """stdin and stdout served by the event loop, or None when they are not pipes or sockets."""
+async def event_loop_stdio() -> AsyncIterator[tuple[WireIn, WireOut] | None]:
+    """stdin and stdout served by the event loop as the SDK's read and write streams, or None when
+    they are not pipes or sockets."""
     if not (_is_stream(0) and _is_stream(1)):
         yield None
         return
@@ -100,10 +271,10 @@ async def event_loop_stdio() -> AsyncIterator[tuple[Lines, Output] | None]:
         transports.append(read_transport)
         write_transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out_file)
         transports.append(write_transport)
-        # drain() returns only once every byte is written: a reply is out when flush() returns.
+        # drain() returns only once every byte is written: a reply is out when send() returns.
         write_transport.set_write_buffer_limits(high=0)
-        writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
-        yield Lines(reader), Output(writer)
+        out = WireOut(asyncio.StreamWriter(write_transport, protocol, None, loop))
+        yield WireIn(reader, out), out
     finally:
         # Back to blocking (the pipes may be shared with a terminal's shell) and back on fd 0 and 1,
         # then the transports close their duplicates.

@@ -45,7 +45,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         session_id: Annotated[str, param("reconnect_session", "session_id")],
         timeout: Annotated[float, param("reconnect_session", "timeout")] = 30.0,
     ) -> Annotated[CallToolResult, SessionInfo]:
-        """New ssh in a disconnected session (same id; shell state is new)."""
+        """New ssh in a disconnected session (same id and directory; shell state is new)."""
         info = await call(lambda: client.reconnect_session(session_id, ReconnectRequest(timeout=timeout)))
         return result(info, render_text.session(info))
 

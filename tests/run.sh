@@ -33,6 +33,8 @@ declare -A PACKAGE_OF=(
     [curl]=curl
     [sudo]=sudo # answer_secret's tests type a password into a real sudo prompt
     [systemd-analyze]=systemd # verifies the unit files; installs without booting systemd
+    [ip]=iproute2 # test_reconnect.py: an sshd in a network namespace behind a veth
+    [nft]=nftables # test_reconnect.py black-holes that veth
 )
 
 have() { PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$1" >/dev/null 2>&1; }

@@ -64,6 +64,20 @@ class Reply(BaseModel):
 # --- errors ---------------------------------------------------------------------------------------
 
 
+class DiskNotice(Reply):
+    """sshkeep could not write all of its files: the disk holding them is (or was just) full."""
+
+    message: str = Field(description="What could not be written and what happens to it")
+    free_bytes: int | None = Field(default=None, description="Space left where sshkeep keeps its files")
+    dropping: list[str] = Field(
+        default_factory=list, description="Terminals whose output is being dropped (counted) right now"
+    )
+    unrecorded_bytes: int = Field(default=0, description="Output bytes the full disk kept out of the logs")
+    waiting: list[str] = Field(
+        default_factory=list, description="What is held in memory until space returns (state, audit)"
+    )
+
+
 class ErrorDetail(Reply):
     code: str
     message: str
@@ -79,6 +93,7 @@ class ErrorReply(Reply):
 # Every `{…}` of an API path is a field of one of these, so its pattern and description are written
 # once and show in the OpenAPI document and the MCP input schemas alike.
 
+DISK_FIELD = Field(default=None, description="Set while sshkeep's disk is full: what could not be written")
 SESSION_ID_FIELD = Field(pattern=SESSION_ID_PATTERN, max_length=63, description="Session id")
 
 

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_serializer, field_validator, model_
 
 from sshkeep.common.models.base import (
     COMMAND_ID_PATTERN,
+    DISK_FIELD,
     LOCAL_OUTPUT_FIELD,
     MAIN_TERMINAL,
     MAX_COMMAND_CHARS,
@@ -15,6 +16,7 @@ from sshkeep.common.models.base import (
     REQUEST_ID_PATTERN,
     TERMINAL_FIELD,
     CommandStatus,
+    DiskNotice,
     Reply,
     Request,
     SessionState,
@@ -33,6 +35,7 @@ class Health(Reply):
     sessions: int
     attach: str = Field(description="Command a person runs to watch the sessions in tmux")
     uptime_seconds: float
+    disk: DiskNotice | None = DISK_FIELD
 
 
 # --- sessions -------------------------------------------------------------------------------------
@@ -101,6 +104,7 @@ class SessionInfo(Reply):
         default_factory=list,
         description="The session's other terminals (open_terminal, jobs) and what runs there",
     )
+    disk: DiskNotice | None = DISK_FIELD
 
 
 class SessionList(Reply):
@@ -150,7 +154,16 @@ class CommandResult(Reply):
     has_more: bool = False
     total_lines: int = 0
     truncated: str | None = Field(default=None, description="What was cut from `output`, and how to page")
-    dropped_bytes: int = Field(default=0, description="Output bytes lost to the per-session log size cap")
+    dropped_bytes: int = Field(
+        default=0,
+        description="Output bytes not returned: taken by the per-session log size cap, or kept out of "
+        "the log by a full disk (counted exactly)",
+    )
+    uncounted_gaps: int = Field(
+        default=0,
+        description="Places where output was lost without a count (the log writer was found detached)",
+    )
+    disk: DiskNotice | None = DISK_FIELD
     question: Question | None = None
     screen: str | None = Field(
         default=None, description="A full-screen program's rendered screen (instead of its raw output)"

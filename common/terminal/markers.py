@@ -9,6 +9,7 @@ pipe-pane log keeps them byte for byte.
     ESC ] 133 ; C ; sk=<nonce> BEL                command starts (bash PS0, zsh preexec)
     ESC ] 133 ; D ; <status> ; sk=<nonce>:<seq> BEL   prompt: previous command ended with <status>
     ESC ] 133 ; P ; sk=<nonce> BEL                continuation prompt (PS2)
+    ESC ] 133 ; W ; sk=<nonce> ; <dir> BEL        the shell's working directory (right after D)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_MARKER = re.compile(rb"\x1b\]133;([LXCDP]);([^\x07\x1b]{0,200})\x07")
+_MARKER = re.compile(rb"\x1b\]133;([LXCDPW]);([^\x07\x1b]{0,200})\x07")
 _PARTIAL_MAX = 256
 
 
@@ -30,6 +31,7 @@ class Marker:
     status: int | None = None
     seq: int | None = None
     shell: str | None = None
+    text: str | None = None  # W: the directory
 
 
 def _parse_fields(kind: str, fields: str, nonce: str) -> tuple[bool, int | None, int | None, str | None]:
@@ -48,6 +50,8 @@ def _parse_fields(kind: str, fields: str, nonce: str) -> tuple[bool, int | None,
         return True, status, seq, None
     if not parts or parts[0] != f"sk={nonce}":
         return False, None, None, None
+    if kind == "W":
+        return len(parts) > 1, None, None, ";".join(parts[1:])  # a directory may hold ';'
     if kind == "X":
         for part in parts[1:]:
             if part.startswith("sh="):
@@ -65,7 +69,9 @@ def find_markers(data: bytes, base: int, nonce: str) -> tuple[list[Marker], int]
     for m in _MARKER.finditer(data):
         kind = m.group(1).decode()
         ok, status, seq, shell = _parse_fields(kind, m.group(2).decode(errors="replace"), nonce)
-        if ok:
+        if ok and kind == "W":
+            found.append(Marker(kind, base + m.start(), base + m.end(), text=shell))
+        elif ok:
             found.append(Marker(kind, base + m.start(), base + m.end(), status, seq, shell))
     consumed = len(data)
     cut = data.rfind(b"\x1b", max(0, len(data) - _PARTIAL_MAX))

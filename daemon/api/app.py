@@ -19,6 +19,7 @@ from sshkeep.daemon.api.core import (
     ANSWERS,
     COMMANDS,
     CONTROL,
+    DISK,
     GUARD,
     JOBS,
     LOCAL_FILES,
@@ -65,11 +66,13 @@ def build_app(services: Services) -> web.Application:
     app[REAPER] = services.reaper
     app[GUARD] = services.guard
     app[STARTED] = time.monotonic()
+    app[DISK] = services.disk
     # Outermost middleware: it sees the final status of every request.
     audit.install(
         app, services.audit_log, services.daemon_log, services.settings, services.manager.sessions.get
     )
     services.guard.attach_audit(app[audit.AUDIT].write)  # every decision lands in the audit log
+    services.disk.watch("audit log", app[audit.AUDIT].waiting)
     app.cleanup_ctx.append(_approval_sweeper)
     for group in ROUTE_GROUPS:
         app.add_routes(group)

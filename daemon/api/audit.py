@@ -15,7 +15,9 @@ refused) get lines of their own (`"event": "policy"`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import errno
 import json
 import os
 import re
@@ -29,6 +31,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from pydantic import BaseModel
 
 from sshkeep.common import auditchain
 from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS, record_keys
@@ -36,6 +39,7 @@ from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from sshkeep.common.operations import MUTATING, op_for
 from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.peer import peer_of
+from sshkeep.daemon.disk import is_full_error
 from sshkeep.daemon.sessions.session import Session
 
 log = structlog.get_logger(__name__)
@@ -51,6 +55,8 @@ CONTENT_KEYS = frozenset({"content", "data"})  # file bodies: logged as their si
 # Operations whose body holds a secret: never summarised (the handler records name/length/hash).
 SECRET_BODIES = frozenset({"answer_question"})
 AUDIT_SECRET = "audit_secret"  # request key: what a secret-typing handler lets the audit log say
+MAX_HELD = 10000  # audit records a full disk may hold in memory; older ones are counted, then said
+RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between attempts while the disk is full
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -72,24 +78,91 @@ class AuditLog:
         self._fd: int | None = None
         self._slow = asyncio.Lock()
         self._prev: str | None = None  # the last line's hash: the next line's link
+        # Records a full disk kept from the file, oldest first, sealed only when written (so each
+        # links to the line really before it); beyond MAX_HELD the oldest are counted, then said.
+        self._held: collections.deque[dict[str, Any]] = collections.deque()
+        self._lost = 0
+        self._full_since: float | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._backoff = RETRY_FIRST
+
+    def waiting(self) -> str | None:
+        """What a full disk keeps from the file (for the replies' disk notice)."""
+        if self._full_since is None:
+            return None
+        lost = f", {self._lost} more counted and dropped (memory bound)" if self._lost else ""
+        return f"{len(self._held)} audit lines held in memory{lost}, written in order once space returns"
 
     async def write(self, record: Mapping[str, Any]) -> None:
+        if self._full_since is not None:
+            self._hold(dict(record))
+            return
         try:
-            if not self._slow.locked() and self._prev is not None and self._fd is not None:
-                line, digest = auditchain.seal(dict(record), self._prev)
-                data = _encode(line)
-                if self._append_fast(data):
-                    self._prev = digest
-                    return
-                async with self._slow:  # free (checked above): taken without yielding, order holds
-                    await asyncio.get_running_loop().run_in_executor(
-                        self._executor, self._append_sealed, data, digest
-                    )
+            await self._write(record)
+        except OSError as exc:
+            if not is_full_error(exc):  # a failing audit file must not fail the request itself
+                log.warning("audit_write_failed", path=str(self.path), error=str(exc))
                 return
-            async with self._slow:
-                await asyncio.get_running_loop().run_in_executor(self._executor, self._chain, dict(record))
-        except OSError as exc:  # a full disk must not fail the request itself
-            log.warning("audit_write_failed", path=str(self.path), error=str(exc))
+            self._full_since = time.time()
+            log.warning("audit_disk_full", path=str(self.path), error=str(exc))
+            self._hold(dict(record))
+
+    def _hold(self, record: dict[str, Any]) -> None:
+        self._held.append(record)
+        while len(self._held) > MAX_HELD:
+            self._held.popleft()
+            self._lost += 1
+        if self._retry is None:
+            self._retry = asyncio.get_running_loop().call_later(self._backoff, self._start_retry)
+
+    def _start_retry(self) -> None:
+        asyncio.get_running_loop().create_task(self._flush_held(), name="audit-retry")
+
+    async def _flush_held(self) -> None:
+        """Write the held records in order; stop at the first that still does not fit."""
+        self._retry = None
+        while self._lost or self._held:
+            if self._lost:
+                record: dict[str, Any] = {
+                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "event": "audit_gap",
+                    "lost": self._lost,
+                    "since": datetime.fromtimestamp(self._full_since or time.time(), UTC).isoformat(),
+                    "reason": "disk full: records beyond the in-memory bound were counted, not kept",
+                }
+            else:
+                record = self._held[0]
+            try:
+                await self._write(record)
+            except OSError as exc:
+                if not is_full_error(exc):
+                    log.warning("audit_write_failed", path=str(self.path), error=str(exc))
+                else:
+                    self._backoff = min(RETRY_MAX, self._backoff * 2)
+                    self._retry = asyncio.get_running_loop().call_later(self._backoff, self._start_retry)
+                    return
+            if self._lost:
+                self._lost = 0
+            else:
+                self._held.popleft()
+        log.info("audit_written", held_since=self._full_since)
+        self._full_since, self._backoff = None, RETRY_FIRST
+
+    async def _write(self, record: Mapping[str, Any]) -> None:
+        """Seal and append one record; on failure nothing of it stays in the file."""
+        if not self._slow.locked() and self._prev is not None and self._fd is not None:
+            line, digest = auditchain.seal(dict(record), self._prev)
+            data = _encode(line)
+            if self._append_fast(data):
+                self._prev = digest
+                return
+            async with self._slow:  # free (checked above): taken without yielding, order holds
+                await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._append_sealed, data, digest
+                )
+            return
+        async with self._slow:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._chain, dict(record))
 
     def _chain(self, record: dict[str, Any]) -> None:
         if self._prev is None:
@@ -122,7 +195,8 @@ class AuditLog:
             return False
         if max_bytes > 0 and st.st_size > 0 and st.st_size + len(data) >= max_bytes:
             return False
-        return os.write(fd, data) == len(data)
+        _write_whole(fd, data, st.st_size)
+        return True
 
     def _append(self, data: bytes) -> None:
         """Rotate when needed, (re)open the file, append (in the worker thread)."""
@@ -132,11 +206,10 @@ class AuditLog:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fd = self._fd
-        if os.fstat(fd).st_mode & 0o077:
+        st = os.fstat(fd)
+        if st.st_mode & 0o077:
             os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_whole(fd, data, st.st_size)
 
     def _is_open_file(self) -> bool:
         if self._fd is None:
@@ -158,6 +231,21 @@ class AuditLog:
         self._close_fd()
 
 
+def _write_whole(fd: int, data: bytes, size: int) -> None:
+    """Append all of `data` to the file of `fd` (at `size`), or none of it: a line torn by a full
+    disk is cut off again (truncating needs no space), so the chain never holds half a line."""
+    view = memoryview(data)
+    try:
+        while view:
+            n = os.write(fd, view)
+            if n == 0:
+                raise OSError(errno.ENOSPC, "no space left on device (short write)")
+            view = view[n:]
+    except OSError:
+        os.ftruncate(fd, size)
+        raise
+
+
 def _encode(line: str) -> bytes:
     # A lone UTF-16 surrogate (sent as a JSON escape) has no UTF-8 form: keep it as its escape.
     return (line + "\n").encode("utf-8", "backslashreplace")
@@ -172,6 +260,10 @@ AUDIT_SESSION = web.AppKey[SessionLookup]("audit_session")
 DECISION = web.RequestKey("audit_decision", str)
 # With it, the policy, class and reason that decided (the guard rails).
 POLICY = web.RequestKey("audit_policy", dict)
+# What the handler already parsed: the request body's JSON object and the reply's model. The
+# line is made from these instead of parsing the body and the reply's bytes a second time.
+PARSED_BODY = web.RequestKey("audit_parsed_body", dict)
+REPLY_MODEL = web.RequestKey("audit_reply_model", BaseModel)
 
 
 def install(
@@ -299,6 +391,11 @@ def summarize_body(raw: bytes | None, secret_prompt: bool) -> Any:
         return f"<unparsed body, {len(raw)} bytes>"
     if not isinstance(data, dict):
         return f"<{type(data).__name__} body, {len(raw)} bytes>"
+    return summarize_parsed(data, secret_prompt)
+
+
+def summarize_parsed(data: dict[str, Any], secret_prompt: bool) -> Any:
+    """`summarize_body` of a body the handler has already parsed into this JSON object."""
     out = summarize(data, "", 0)
     if isinstance(out, dict) and isinstance(data.get("keys"), list):
         out["keys"] = summarize_keys(data["keys"], secret_prompt)
@@ -325,8 +422,27 @@ def _peer_fields(request: web.Request) -> dict[str, int] | None:
     return {"uid": peer.uid, "pid": peer.pid} if peer is not None else None
 
 
-def _reply_fields(resp: web.StreamResponse) -> dict[str, Any]:
+_REPLY_NAMES = ("session_id", "command_id", "exit_code", "removed", "closed", "sent")
+
+
+def _model_fields(model: BaseModel) -> dict[str, Any]:
+    """`_reply_fields` of a reply the handler gave as a model: the same fields, taken from it (as
+    JSON values) instead of from the bytes it was serialised to."""
+    fields = type(model).model_fields
+    names = {n for n in (*_REPLY_NAMES, "status", "state") if n in fields}
+    data = model.model_dump(mode="json", include=names) if names else {}
+    out: dict[str, Any] = {name: data[name] for name in _REPLY_NAMES if name in data}
+    for name in ("status", "state"):
+        if isinstance(data.get(name), str):
+            out["result"] = data[name]
+            break
+    return out
+
+
+def _reply_fields(resp: web.StreamResponse, model: BaseModel | None = None) -> dict[str, Any]:
     """Result status, exit code, ids or error code from a JSON reply."""
+    if model is not None:
+        return _model_fields(model)
     if not isinstance(resp, web.Response) or not isinstance(resp.body, bytes):
         return {}
     if len(resp.body) > MAX_REPLY_PARSE:
@@ -341,7 +457,7 @@ def _reply_fields(resp: web.StreamResponse) -> dict[str, Any]:
     if isinstance(err, dict):
         return {"result": err.get("code"), "error": clip(str(err.get("message", "")), 300)}
     out: dict[str, Any] = {}
-    for name in ("session_id", "command_id", "exit_code", "removed", "closed", "sent"):
+    for name in _REPLY_NAMES:
         if name in data:
             out[name] = data[name]
     for name in ("status", "state"):
@@ -382,6 +498,8 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
             # Only a body the handler already read is cached; never read a refused (413) one again.
             if _tool(request.method, _canonical(request)) in SECRET_BODIES:
                 params = "<a secret answer: never logged>"
+            elif (parsed := request.get(PARSED_BODY)) is not None:
+                params = summarize_parsed(parsed, secret_prompt)
             elif resp.status != 413 and request.body_exists and request.content.at_eof():
                 raw = await request.read()
                 if len(raw) > PARSE_IN_THREAD:  # e.g. a file write: keep the event loop free
@@ -432,7 +550,9 @@ def _record(
         record.update(status=None, result="client_disconnected", decision="allowed")
     else:
         record["status"] = resp.status
-        record.update(_reply_fields(resp))
+        model = request.get(REPLY_MODEL)
+        # The model is the reply only if the handler's reply went out (not an error made later).
+        record.update(_reply_fields(resp, model if model is not None and resp.status < 400 else None))
         record["decision"] = request.get(DECISION) or ("refused" if resp.status == 403 else "allowed")
         if request.get(POLICY):
             record["policy"] = request[POLICY]

@@ -36,8 +36,9 @@ from sshkeep.common.errors import (
 from sshkeep.common.models.base import Request
 from sshkeep.common.operations import OPERATIONS, Operation
 from sshkeep.common.settings import Settings
-from sshkeep.daemon.api.audit import DECISION, POLICY
+from sshkeep.daemon.api.audit import DECISION, PARSED_BODY, POLICY, REPLY_MODEL
 from sshkeep.daemon.api.peer import peer_of
+from sshkeep.daemon.disk import DiskWatch
 from sshkeep.daemon.files.local import LocalFiles
 from sshkeep.daemon.files.transfers import Transfers
 from sshkeep.daemon.policy.guard import Decision, Guard
@@ -69,6 +70,7 @@ class Services:
     settings: Callable[[], Settings]
     audit_log: Path
     daemon_log: Path
+    disk: DiskWatch
 
 
 MANAGER = web.AppKey("manager", SessionManager)
@@ -81,6 +83,7 @@ LOCAL_FILES = web.AppKey("local_files", LocalFiles)
 REAPER = web.AppKey("reaper", Reaper)
 GUARD = web.AppKey("guard", Guard)
 STARTED = web.AppKey("started", float)
+DISK = web.AppKey("disk", DiskWatch)
 
 M = TypeVar("M", bound=Request)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -140,6 +143,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except SshkeepError as err:
         if err.status >= 500:
             log.warning("request_failed", path=request.path, code=err.code, error=err.message)
+        disk = request.app.get(DISK)
+        notice = disk.notice() if disk is not None else None
+        if notice is not None:  # an error reply says it too
+            err.hint = f"{err.hint} {notice.message}" if err.hint else notice.message
         return error_response(err)
     except web.HTTPRequestEntityTooLarge:
         return error_response(PayloadTooLarge(f"request body larger than {MAX_BODY} bytes"))
@@ -185,6 +192,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise BadRequest(f"request body is not acceptable JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    request[PARSED_BODY] = data  # the audit line summarises it from here
     return _validate(model, data)
 
 
@@ -198,6 +206,21 @@ def reply(model: BaseModel, status: int = 200) -> web.Response:
     # Serialised straight to UTF-8 bytes (model_dump_json would make a str, encoded again here).
     body = model.__pydantic_serializer__.to_json(model)
     return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
+
+
+def with_disk_notice(request: web.Request, out: BaseModel) -> BaseModel:
+    """While sshkeep's disk is full, every reply says so: in its `disk` field and its hint."""
+    disk = request.app.get(DISK)
+    notice = disk.notice() if disk is not None else None
+    if notice is None:
+        return out
+    fields = type(out).model_fields
+    if "disk" in fields:
+        out.disk = notice  # type: ignore[attr-defined]
+    if "hint" in fields:
+        hint = getattr(out, "hint", None)
+        out.hint = f"{hint} {notice.message}" if hint else notice.message  # type: ignore[attr-defined]
+    return out
 
 
 def manager(request: web.Request) -> SessionManager:
@@ -303,6 +326,8 @@ def endpoint(routes: web.RouteTableDef, op_id: str) -> Callable[[Endpoint], Endp
                 raise
             if isinstance(out, web.StreamResponse):
                 return out
+            out = with_disk_notice(request, out)
+            request[REPLY_MODEL] = out  # the audit line takes its result fields from the model
             return reply(out, op.status)
 
         handler.__name__ = op.id

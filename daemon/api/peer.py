@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import weakref
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -18,14 +19,25 @@ class Peer:
 
 _PEER = web.RequestKey("peer", object)
 _UNKNOWN = object()
+# SO_PEERCRED names who connected, fixed for the connection's life: asked once per connection
+# (a keep-alive client sends many requests on one).
+_BY_TRANSPORT: weakref.WeakKeyDictionary[object, Peer | None] = weakref.WeakKeyDictionary()
 
 
 def peer_of(request: web.Request) -> Peer | None:
     """The connecting process's credentials, or None where the OS does not say (asked once per
-    request: the middlewares all want it)."""
+    connection: the middlewares of every request on it all want it)."""
     cached = request.get(_PEER, _UNKNOWN)
     if cached is _UNKNOWN:
-        cached = request[_PEER] = _ask(request)
+        transport = request.transport
+        if transport is None:
+            cached = None
+        else:
+            try:
+                cached = _BY_TRANSPORT[transport]
+            except KeyError:
+                cached = _BY_TRANSPORT[transport] = _ask(request)
+        request[_PEER] = cached
     return cached if isinstance(cached, Peer) else None
 
 

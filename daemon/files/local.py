@@ -144,6 +144,47 @@ async def _stream_remote(
     return a, offset, sha.hexdigest()
 
 
+class _UploadFailed(Exception):
+    """A WRITE the server refused, with the size of the block it belonged to."""
+
+    def __init__(self, error: SftpError, block: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.block = block
+
+
+async def upload(c: SftpClient, handle: bytes, src: Path) -> tuple[int, str]:
+    """Write the local file `src` to the open remote `handle` from offset 0: (bytes, sha256).
+
+    Blocks are read and hashed in a worker thread one block ahead, so the disk, the hash and the
+    SFTP writes (which stay in flight across blocks) overlap."""
+    sha = hashlib.sha256()
+    written = 0
+    with open(src, "rb") as f:  # noqa: ASYNC230 - each block is read in a worker thread
+
+        def take() -> bytes:
+            block = f.read(BLOCK)
+            sha.update(block)
+            return block
+
+        stream = c.write_stream(handle, 0)
+        ahead = asyncio.ensure_future(asyncio.to_thread(take))
+        block = b""
+        try:
+            while block := await ahead:
+                ahead = asyncio.ensure_future(asyncio.to_thread(take))
+                await stream.send(block)
+                written += len(block)
+            await stream.finish()
+        except SftpError as exc:
+            raise _UploadFailed(exc, len(block) or BLOCK) from exc
+        finally:
+            # The file stays open until the thread reading ahead is done with it.
+            with contextlib.suppress(BaseException):
+                await ahead
+    return written, sha.hexdigest()
+
+
 class LocalFiles:
     """Transfers between sessions' hosts and local paths, and command output saved locally.
 
@@ -302,29 +343,11 @@ class LocalFiles:
                 handle = await c.open(tmp, FXF_WRITE | FXF_CREAT | FXF_EXCL | FXF_TRUNC)
             except SftpError as exc:
                 raise create_error(exc, shown, target) from exc
-            sha = hashlib.sha256()
-            written = 0
             try:
-                with open(src, "rb") as f:  # noqa: ASYNC230 - each block is read in a worker thread
-
-                    def take() -> bytes:  # read and hash a block off the event loop
-                        block = f.read(BLOCK)
-                        sha.update(block)
-                        return block
-
-                    # The writes stay in flight while the next block is read and hashed.
-                    stream = c.write_stream(handle, 0)
-                    block = b""
-                    try:
-                        while True:
-                            block = await asyncio.to_thread(take)
-                            if not block:
-                                break
-                            await stream.send(block)
-                            written += len(block)
-                        await stream.finish()
-                    except SftpError as exc:
-                        raise await write_error(c, exc, shown, directory, len(block) or BLOCK) from exc
+                try:
+                    written, digest = await upload(c, handle, src)
+                except _UploadFailed as exc:
+                    raise await write_error(c, exc.error, shown, directory, exc.block) from exc.error
                 keep = mode if mode is not None else (existing.mode if existing is not None else None)
                 if keep is not None:
                     await c.fsetstat(handle, Attrs(permissions=keep))
@@ -344,7 +367,7 @@ class LocalFiles:
                 resolved_path=await transfers._resolved(c, target),
                 bytes_written=written,
                 size=final.size if final.size is not None else written,
-                sha256=sha.hexdigest(),
+                sha256=digest,
                 mode=transfers._octal(final.mode),
                 created=existing is None,
                 atomic=True,

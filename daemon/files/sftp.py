@@ -16,7 +16,7 @@ import fcntl
 import stat
 import struct
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -89,7 +89,7 @@ MAX_SANE_PACKET = 4 * MAX_PACKET
 DEFAULT_CHUNK = 32 * 1024  # what every SFTP server accepts
 MAX_CHUNK = 255 * 1024
 WINDOW = 64  # requests in flight during a transfer
-READ_LIMIT = 4 * 1024 * 1024  # our buffer of ssh's stdout: several packets before a pause
+READ_LIMIT = 64 * 1024  # ssh's stderr (stdout goes to the framer, bounded by the requests in flight)
 PIPE_SIZE = 1024 * 1024  # F_SETPIPE_SZ asks; the kernel caps it (fs.pipe-max-size)
 F_SETPIPE_SZ = 1031
 REQUEST_TIMEOUT = 60.0
@@ -142,13 +142,14 @@ class Writer:
 
 
 class Reader:
-    """Parses one SFTP packet payload; raises ChannelLost on a short packet."""
+    """Parses one SFTP packet payload (bytes, or a view into what ssh wrote); raises ChannelLost on a
+    short packet."""
 
-    def __init__(self, data: bytes, pos: int = 0) -> None:
+    def __init__(self, data: bytes | memoryview, pos: int = 0) -> None:
         self.data = data
         self.pos = pos
 
-    def _take(self, n: int) -> bytes:
+    def _take(self, n: int) -> memoryview | bytes:
         if self.pos + n > len(self.data):
             raise ChannelLost("malformed SFTP packet (too short)")
         out = self.data[self.pos : self.pos + n]
@@ -165,7 +166,11 @@ class Reader:
         return int(struct.unpack(">Q", self._take(8))[0])
 
     def string(self) -> bytes:
-        return self._take(self.u32())
+        return bytes(self._take(self.u32()))
+
+    def view(self) -> memoryview:
+        """A string's bytes without copying them (file data: the bulk of a transfer)."""
+        return memoryview(self._take(self.u32()))
 
     def text(self) -> str:
         return self.string().decode("utf-8", errors="replace")
@@ -256,6 +261,114 @@ def parse_status(r: Reader) -> tuple[int, str]:
 
 Reply = tuple[int, Reader]
 _LOST: Reply = (-1, Reader(b""))
+_HEAD = struct.Struct(">IB")
+_WRITE_HEAD = struct.Struct(">IBII")  # length, type, id, handle length
+
+
+class _Framer:
+    """Cuts SFTP packets out of the bytes ssh writes as they arrive, without copying them when a
+    packet lies within one read (a view into it) and with one join when it straddles reads.
+
+    (An asyncio StreamReader copies every byte twice more: into its buffer and out of it.)"""
+
+    def __init__(self, deliver: Callable[[Reply], None], fail: Callable[[str], None]) -> None:
+        self._deliver = deliver
+        self._fail = fail
+        self._chunks: deque[memoryview] = deque()
+        self._have = 0
+        self.broken = False
+
+    def feed(self, data: bytes) -> None:
+        if self.broken or not data:
+            return
+        self._chunks.append(memoryview(data))
+        self._have += len(data)
+        while self._have >= 5:
+            head = self._peek(5)
+            length, ptype = _HEAD.unpack(head)
+            if length < 1 or length > MAX_SANE_PACKET:
+                self.broken = True
+                self._chunks.clear()
+                self._fail(
+                    "the side channel does not speak SFTP (the remote login shell probably prints text "
+                    "for non-interactive logins, e.g. in ~/.bashrc)"
+                )
+                return
+            if self._have < 4 + length:
+                return
+            self._deliver((ptype, Reader(self._take(4 + length), 5)))
+
+    def _peek(self, n: int) -> bytes | memoryview:
+        first = self._chunks[0]
+        if len(first) >= n:
+            return first[:n]
+        return b"".join(self._pieces(n, consume=False))
+
+    def _take(self, n: int) -> bytes | memoryview:
+        first = self._chunks[0]
+        self._have -= n
+        if len(first) > n:
+            self._chunks[0] = first[n:]
+            return first[:n]
+        if len(first) == n:
+            return self._chunks.popleft()
+        return b"".join(self._pieces(n, consume=True))
+
+    def _pieces(self, n: int, consume: bool) -> list[memoryview]:
+        out: list[memoryview] = []
+        i = 0
+        while n > 0:
+            chunk = self._chunks[0] if consume else self._chunks[i]
+            if len(chunk) > n:
+                out.append(chunk[:n])
+                if consume:
+                    self._chunks[0] = chunk[n:]
+                n = 0
+            else:
+                out.append(chunk)
+                n -= len(chunk)
+                if consume:
+                    self._chunks.popleft()
+                else:
+                    i += 1
+        return out
+
+
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The ssh subprocess's protocol: its stdout goes to a `_Framer` rather than to a StreamReader
+    (what arrives before `attach` is kept for it); stdin and stderr are asyncio's streams."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self._framer: _Framer | None = None
+        self._on_eof: Callable[[], None] | None = None
+        self._early: list[bytes] = []
+        self._eof = False
+
+    def attach(self, framer: _Framer, on_eof: Callable[[], None]) -> None:
+        self._framer, self._on_eof = framer, on_eof
+        for data in self._early:
+            framer.feed(data)
+        self._early.clear()
+        if self._eof:
+            on_eof()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        if fd != 1:
+            super().pipe_data_received(fd, data)
+        elif isinstance(data, str):
+            raise TypeError("the side channel's pipes carry bytes")
+        elif self._framer is not None:
+            self._framer.feed(data)
+        else:
+            self._early.append(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._eof = True
+            if self._on_eof is not None:
+                self._on_eof()
+        super().pipe_connection_lost(fd, exc)
 
 
 def _widen_pipes(proc: asyncio.subprocess.Process) -> None:
@@ -281,7 +394,7 @@ class SftpClient:
         self.write_chunk = DEFAULT_CHUNK
         self._next_id = 1
         self._pending: dict[int, asyncio.Future[Reply]] = {}
-        self._reader: asyncio.Task[None] | None = None
+        self._early: asyncio.Queue[Reply | None] = asyncio.Queue()  # replies before the first request
         self._stderr_task: asyncio.Task[None] | None = None
         self._stderr = bytearray()
         self.lost: str | None = None
@@ -291,16 +404,19 @@ class SftpClient:
     @classmethod
     async def start(cls, argv: Sequence[str], label: str, timeout: float = OPEN_TIMEOUT) -> SftpClient:
         """Spawn `argv` (an ssh running the sftp subsystem) and do the INIT/VERSION handshake."""
-        proc = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        transport, proto = await loop.subprocess_exec(
+            lambda: _Protocol(limit=READ_LIMIT, loop=loop),
             *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C to the daemon's group must not cut transfers
-            limit=READ_LIMIT,
         )
+        proc = asyncio.subprocess.Process(transport, proto, loop)
         _widen_pipes(proc)
         client = cls(proc, label)
+        proto.attach(_Framer(client._arrived, client._lose), lambda: client._lose("the side channel closed"))
         client._stderr_task = asyncio.create_task(client._drain_stderr())
         try:
             await asyncio.wait_for(client._handshake(), timeout)
@@ -310,7 +426,6 @@ class SftpClient:
         except ChannelLost as exc:
             await client.close()
             raise ChannelLost(f"{exc}{client.stderr_note()}") from exc
-        client._reader = asyncio.create_task(client._read_loop(), name=f"sftp-{label}")
         if "limits@openssh.com" in client.extensions:
             with contextlib.suppress(SftpError, ChannelLost, TimeoutError):
                 r = await client._call(FXP_EXTENDED, Writer().string("limits@openssh.com").bytes())
@@ -322,7 +437,10 @@ class SftpClient:
 
     async def _handshake(self) -> None:
         self._write(packet(FXP_INIT, struct.pack(">I", 3)))
-        ptype, r = await self._read_packet()
+        reply = await self._early.get()
+        if reply is None:
+            raise ChannelLost(self.lost or "the side channel closed")
+        ptype, r = reply
         if ptype != FXP_VERSION:
             raise ChannelLost(f"the SFTP server answered INIT with packet type {ptype}")
         r.u32()  # version: OpenSSH speaks 3; we use nothing newer
@@ -363,7 +481,7 @@ class SftpClient:
             # ssh's last words (e.g. "subsystem request failed") may still be in the pipe.
             with contextlib.suppress(TimeoutError, Exception):
                 await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
-        for task in (self._reader, self._stderr_task):
+        for task in (self._stderr_task,):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -372,6 +490,7 @@ class SftpClient:
     def _lose(self, why: str) -> None:
         if self.lost is None:
             self.lost = why
+        self._early.put_nowait(None)
         pending, self._pending = self._pending, {}
         for fut in pending.values():
             if not fut.done():
@@ -379,58 +498,48 @@ class SftpClient:
 
     # --- framing ----------------------------------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         if self.proc.stdin is None or self.proc.stdin.is_closing():
             raise ChannelLost("the side channel's ssh is gone")
         self.proc.stdin.write(data)
 
-    async def _read_packet(self) -> Reply:
-        assert self.proc.stdout is not None
+    def _arrived(self, reply: Reply) -> None:
+        """A packet from the server: the answer to the request with its id (VERSION has none)."""
+        ptype, r = reply
+        if ptype == FXP_VERSION:
+            self._early.put_nowait(reply)
+            return
         try:
-            head = await self.proc.stdout.readexactly(5)
-        except asyncio.IncompleteReadError as exc:
-            raise ChannelLost("the side channel closed") from exc
-        length, ptype = struct.unpack(">IB", head)
-        if length < 1 or length > MAX_SANE_PACKET:
-            raise ChannelLost(
-                "the side channel does not speak SFTP (the remote login shell probably prints text "
-                "for non-interactive logins, e.g. in ~/.bashrc)"
-            )
-        try:
-            body = await self.proc.stdout.readexactly(length - 1)
-        except asyncio.IncompleteReadError as exc:
-            raise ChannelLost("the side channel closed mid-packet") from exc
-        return ptype, Reader(body)
-
-    async def _read_loop(self) -> None:
-        why = "the side channel closed"
-        try:
-            while True:
-                ptype, r = await self._read_packet()
-                rid = r.u32()
-                fut = self._pending.pop(rid, None)
-                if fut is not None and not fut.done():
-                    fut.set_result((ptype, r))
+            rid = r.u32()
         except ChannelLost as exc:
-            why = str(exc)
-        except asyncio.CancelledError:
-            why = "closed"
-            raise
-        except Exception as exc:  # a reader that dies silently would hang every caller
-            why = f"side channel reader failed: {exc}"
-            log.exception("sftp_reader_failed", channel=self.label)
-        finally:
-            self._lose(why)
+            self._lose(str(exc))
+            return
+        fut = self._pending.pop(rid, None)
+        if fut is not None and not fut.done():
+            fut.set_result((ptype, r))
 
-    def send(self, ptype: int, body: bytes) -> asyncio.Future[Reply]:
-        """Send one request; the future resolves to its reply (or `_LOST`)."""
+    def _new_id(self) -> tuple[int, asyncio.Future[Reply]]:
         if self.lost is not None:
             raise ChannelLost(self.lost)
         rid = self._next_id
         self._next_id = (self._next_id + 1) & 0xFFFFFFFF or 1
         fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
+        return rid, fut
+
+    def send(self, ptype: int, body: bytes) -> asyncio.Future[Reply]:
+        """Send one request; the future resolves to its reply (or `_LOST`)."""
+        rid, fut = self._new_id()
         self._write(packet(ptype, struct.pack(">I", rid) + body))
+        return fut
+
+    def send_write(self, handle: bytes, offset: int, data: memoryview) -> asyncio.Future[Reply]:
+        """Send one WRITE: its header, then the data as it is (no copy into a packet)."""
+        rid, fut = self._new_id()
+        n = len(data)
+        head = _WRITE_HEAD.pack(1 + 4 + 4 + len(handle) + 8 + 4 + n, FXP_WRITE, rid, len(handle))
+        self._write(head + handle + struct.pack(">QI", offset, n))
+        self._write(data)
         return fut
 
     async def drain(self) -> None:
@@ -541,51 +650,30 @@ class SftpClient:
 
     async def read(self, handle: bytes, offset: int, length: int) -> bytes:
         """Up to `length` bytes from `offset`, pipelined; fewer only at end of file."""
-        out = bytearray()
-        end = offset + length
-        next_off = offset
-        inflight: deque[tuple[int, int, asyncio.Future[Reply]]] = deque()
-        while True:
-            while len(inflight) < WINDOW and next_off < end:
-                n = min(self.read_chunk, end - next_off)
-                body = Writer().string(handle).u64(next_off).u32(n).bytes()
-                inflight.append((next_off, n, self.send(FXP_READ, body)))
-                next_off += n
-            if not inflight:
-                break
-            await self.drain()
-            off, n, fut = inflight.popleft()
-            rtype, r = await self.wait(fut)
-            if rtype == FXP_STATUS:
-                code, message = parse_status(r)
-                if code == FX_EOF:
-                    break  # requests still in flight answer EOF too; nobody waits for them
-                raise SftpError(code, message)
-            if rtype != FXP_DATA:
-                raise ChannelLost(f"unexpected SFTP reply type {rtype} to READ")
-            data = r.string()
-            out += data
-            if len(data) < n:
-                # A short read (pipes, /proc): ask again from where it stopped, in order.
-                inflight.clear()
-                next_off = off + len(data)
-        return bytes(out)
+        parts = [p async for p in self._pipelined(handle, offset, offset + length, max(length, 1))]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def read_stream(self, handle: bytes, offset: int, piece: int) -> AsyncIterator[bytes]:
+    def read_stream(self, handle: bytes, offset: int, piece: int) -> AsyncIterator[bytes]:
         """The file from `offset` to its end, in pieces of about `piece` bytes, in order.
 
         Up to `WINDOW` requests stay in flight across pieces, so the server keeps sending while
-        the caller hashes or stores a piece (`read` drains its pipeline at the end of each call)."""
+        the caller hashes or stores a piece."""
+        return self._pipelined(handle, offset, None, piece)
+
+    async def _pipelined(
+        self, handle: bytes, offset: int, end: int | None, piece: int
+    ) -> AsyncIterator[bytes]:
+        """Reads from `offset` to `end` (None: the end of the file) with up to `WINDOW` requests in
+        flight, yielded in order in pieces of at least `piece` bytes (the last one may be shorter)."""
         next_off = offset
         inflight: deque[tuple[int, int, asyncio.Future[Reply]]] = deque()
-        parts: list[bytes] = []
+        parts: list[memoryview] = []
         held = 0
-        eof = False
+        prefix = Writer().string(handle).bytes()
         while True:
-            while not eof and len(inflight) < WINDOW:
-                n = self.read_chunk
-                body = Writer().string(handle).u64(next_off).u32(n).bytes()
-                inflight.append((next_off, n, self.send(FXP_READ, body)))
+            while len(inflight) < WINDOW and (end is None or next_off < end):
+                n = self.read_chunk if end is None else min(self.read_chunk, end - next_off)
+                inflight.append((next_off, n, self.send(FXP_READ, prefix + struct.pack(">QI", next_off, n))))
                 next_off += n
             if not inflight:
                 break
@@ -596,12 +684,10 @@ class SftpClient:
                 code, message = parse_status(r)
                 if code != FX_EOF:
                     raise SftpError(code, message)
-                eof = True  # requests still in flight answer EOF too; nobody waits for them
-                inflight.clear()
-                break
+                break  # requests still in flight answer EOF too; nobody waits for them
             if rtype != FXP_DATA:
                 raise ChannelLost(f"unexpected SFTP reply type {rtype} to READ")
-            data = r.string()
+            data = r.view()
             if data:
                 parts.append(data)
                 held += len(data)
@@ -623,23 +709,15 @@ class SftpClient:
 
     async def write(self, handle: bytes, offset: int, data: bytes) -> None:
         """Write all of `data` at `offset`, pipelined."""
-        view = memoryview(data)
-        inflight: deque[asyncio.Future[Reply]] = deque()
-        pos = 0
-        while pos < len(view) or inflight:
-            while pos < len(view) and len(inflight) < WINDOW:
-                piece = view[pos : pos + self.write_chunk]
-                body = Writer().string(handle).u64(offset + pos).string(piece).bytes()
-                inflight.append(self.send(FXP_WRITE, body))
-                pos += len(piece)
-                await self.drain()
-            self._expect(await self.wait(inflight.popleft()), FXP_STATUS)
+        stream = self.write_stream(handle, offset)
+        await stream.send(data)
+        await stream.finish()
 
 
 class PipelinedWrite:
     """Consecutive writes to one handle with up to `WINDOW` requests in flight, across the pieces
-    the caller hands over (`SftpClient.write` waits for all of its own before it returns). A
-    failed request raises its `SftpError` from a later `send` or from `finish`."""
+    the caller hands over. A failed request raises its `SftpError` from a later `send` or from
+    `finish`."""
 
     def __init__(self, client: SftpClient, handle: bytes, offset: int) -> None:
         self.client = client
@@ -647,7 +725,7 @@ class PipelinedWrite:
         self.offset = offset
         self._inflight: deque[asyncio.Future[Reply]] = deque()
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes | memoryview) -> None:
         c = self.client
         view = memoryview(data)
         pos = 0
@@ -655,8 +733,7 @@ class PipelinedWrite:
             while len(self._inflight) >= WINDOW:
                 c._expect(await c.wait(self._inflight.popleft()), FXP_STATUS)
             piece = view[pos : pos + c.write_chunk]
-            body = Writer().string(self.handle).u64(self.offset).string(piece).bytes()
-            self._inflight.append(c.send(FXP_WRITE, body))
+            self._inflight.append(c.send_write(self.handle, self.offset, piece))
             self.offset += len(piece)
             pos += len(piece)
             await c.drain()

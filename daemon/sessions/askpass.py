@@ -119,6 +119,17 @@ class AuthBroker:
             out.write(text)
         os.replace(tmp, self.helper)
 
+    def has_secrets(self, conn: Connection | None) -> bool:
+        """Does `conn` (or a jump host on its way) have a configured secret for ssh to ask for?"""
+        if conn is None:
+            return False
+        if conn.has_secret:
+            return True
+        try:
+            return any(jump.has_secret for jump in self.config.current().jump_chain(conn))
+        except ConfigError:
+            return False
+
     def env_for(self, session_id: str, conn: Connection | None) -> dict[str, str]:
         """Environment for the session's ssh (empty when no secret is configured).
 

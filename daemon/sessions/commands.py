@@ -108,6 +108,28 @@ Report = Callable[[Session], list[CommandSummary] | None]
 Advise = Callable[[Session, Question], tuple[Question, str] | None]
 
 
+def unrecorded_hint(lost: int, uncounted: int, s: Session, rec: CommandRecord) -> str:
+    """What a reply says about output its log could not record."""
+    parts = []
+    if lost:
+        parts.append(
+            f"{lost} bytes of this command's output could not be recorded (the disk holding the session "
+            "logs was full); they are counted in dropped_bytes, the output around them is exact."
+        )
+    if uncounted:
+        text = (
+            "Some of this command's output was lost uncounted while the session log's writer was "
+            "detached (it has been re-attached)."
+        )
+        if rec.out_end is None:
+            text += (
+                f" If its prompt is back (get_snapshot({s.ref})) but it still shows running, its end was "
+                "in the lost part: interrupt_command ends it."
+            )
+        parts.append(text)
+    return " ".join(parts)
+
+
 class Commands:
     """The command half of the API: typing into sessions, following commands, shaping replies.
 
@@ -264,7 +286,8 @@ class Commands:
         cannot tell from someone else's."""
         self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
         try:
-            await self.store.flush()
+            if not self.store.flush_now():  # no thread hop before the keys when the store is free
+                await self.store.flush()
         except (sqlite3.Error, OSError) as exc:
             # A full disk must not stop the terminal: type anyway, and say so in the log.
             log.warning("command_intent_unsaved", session=s.key, command_id=rec.command_id, error=str(exc))
@@ -471,6 +494,8 @@ class Commands:
         status, exit_code, ended_at = rec.status, rec.exit_code, rec.ended_at
         finished = rec.out_end is not None
         end = rec.out_end if rec.out_end is not None else s._safe_end()
+        if not finished and s.dead and rec is s.current:
+            end = max(s.output_start(rec), min(end, s.dead_end()))  # ssh's closing lines are not output
         question: Question | None = None
         hint: str | None = None
         screen: str | None = None
@@ -547,6 +572,9 @@ class Commands:
                 f"More output: get_command({s.ref}, command_id={rec.command_id!r}, "
                 f"offset={view.next_offset})."
             )
+        lost, uncounted = s.unrecorded(rec, end)
+        if lost or uncounted:
+            hint = " ".join(x for x in (hint, unrecorded_hint(lost, uncounted, s, rec)) if x)
         return CommandResult(
             session_id=s.id,
             terminal=s.terminal,
@@ -564,7 +592,8 @@ class Commands:
             screen=screen,
             saved=saved,
             hint=hint,
-            dropped_bytes=view.dropped,
+            dropped_bytes=view.dropped + lost,
+            uncounted_gaps=uncounted,
             started_at=rec.started_at,
             ended_at=ended_at,
             source=rec.summary().source,

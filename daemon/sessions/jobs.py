@@ -283,7 +283,9 @@ class Jobs:
         if t is None:
             job.status, job.ended_at = "failed", job.ended_at or time.time()
             return True
-        if rec is not None and rec.out_end is not None:
+        # A record that ended with its ssh (`disconnected`) says nothing of the job, which may
+        # still run on the host (durable) or was settled when its terminal died.
+        if rec is not None and rec.out_end is not None and rec.status != "disconnected":
             job.status = "stopped" if job.stopped_by else "exited"
             job.exit_code = rec.exit_code
             job.ended_at = rec.ended_at or time.time()

@@ -10,8 +10,8 @@ import contextlib
 import os
 import re
 import secrets
-import shlex
 import time
+from pathlib import Path
 
 import structlog
 
@@ -31,6 +31,7 @@ from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.watch import LogWatcher
 from sshkeep.daemon.sessions.askpass import AuthBroker, failure_hint
 from sshkeep.daemon.sessions.logcap import drop_target, punch
+from sshkeep.daemon.sessions.loggaps import gaps_path, pipe_command
 from sshkeep.daemon.sessions.login import effective_login
 from sshkeep.daemon.sessions.options import (
     PANE_FORMAT,
@@ -41,7 +42,13 @@ from sshkeep.daemon.sessions.options import (
     parse_session_pane,
     set_line,
 )
-from sshkeep.daemon.sessions.replies import LOGIN_QUESTIONS, RECONNECT_HINT, UNINTEGRATED_HINT, login_hint
+from sshkeep.daemon.sessions.replies import (
+    LOGIN_QUESTIONS,
+    UNINTEGRATED_HINT,
+    disconnect_hint,
+    login_hint,
+    reconnect_hint,
+)
 from sshkeep.daemon.sessions.resume import resume, typed_mark, typed_marks
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, SETUP_GRACE, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
@@ -52,6 +59,7 @@ from sshkeep.daemon.sessions.tmux import Tmux, quote
 log = structlog.get_logger(__name__)
 
 MONITOR_INTERVAL = 0.5
+REPIPE_BACKOFF = 2.0  # seconds between attempts to re-attach one pane's log
 _DESTINATION = re.compile(r"^[A-Za-z0-9_.@%:\[\]-]+$")
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
@@ -161,7 +169,8 @@ class SessionManager:
             log.info("session_adopted", session=sid, target=s.target, dead=s.dead)
 
     def _on_log_change(self, name: str) -> None:
-        key = name[:-4] if name.endswith(".log") else name
+        # A log grew, or its gap sidecar did (a full disk: the writer's running count of what it drops).
+        key = name[:-4] if name.endswith(".log") else name[:-5] if name.endswith(".gaps") else name
         if self.pane(key) is not None:
             self._schedule_scan(key)
 
@@ -207,10 +216,18 @@ class SessionManager:
                 info = panes.get(s.pane_id)
                 dead = info is None or info.dead
                 died = dead and not s.dead
+                if died and info is not None and s.dying_size != s.current_size():
+                    # ssh's last words may still be on their way through pipe-pane into the log:
+                    # the session is disconnected once the log stopped growing (the next poll).
+                    s.dying_size = s.current_size()
+                    self._schedule_scan(s.key)
+                    continue
                 if died:
                     s.dead = True
                     s.dead_at = time.time()
                     log.info("session_disconnected", session=s.id, terminal=s.terminal)
+                if not dead and info is not None and not info.piped:
+                    await self._repipe(s)
                 if s.dead and s.dead_status is None and info is not None:
                     # tmux may mark the pane dead (pty closed) a moment before it reaps ssh.
                     s.dead_status = info.exit_status
@@ -220,6 +237,25 @@ class SessionManager:
                     self._schedule_scan(s.key)
             await self.jobs.tick()
             await self._enforce_log_caps()
+
+    async def _repipe(self, s: Session) -> None:
+        """Re-attach a pane's log writer that tmux found gone (killed, or a `cat` of an older
+        version that exited on a full disk): first record that output was lost there, uncounted."""
+        now = time.monotonic()
+        if now - s.repiped_at < REPIPE_BACKOFF:
+            return
+        s.repiped_at = now
+        try:
+            await asyncio.to_thread(s.gaps.note_unknown, s.current_size())
+        except OSError as exc:  # the disk is still full: try again later, before anything is written
+            log.warning("log_pipe_gap_unrecorded", session=s.key, error=str(exc))
+            return
+        try:
+            await self.tmux.command(f"pipe-pane -O -t {s.pane_id} {quote(pipe_command(s.log_path))}")
+        except TmuxError as exc:
+            log.warning("log_pipe_reattach_failed", session=s.key, error=exc.message)
+            return
+        log.warning("log_pipe_reattached", session=s.key, offset=s.log_size)
 
     async def _enforce_log_caps(self) -> None:
         cap = self.config.current().tunables.log_cap_bytes
@@ -312,9 +348,7 @@ class SessionManager:
             "-o", "ControlMaster=yes",
             "-o", f"ControlPath={self.paths.control_dir / sid}",
             "-o", "ControlPersist=no",
-            "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=4",
-            "-o", "ConnectTimeout=15",
+            *_soft_options(conn),
             # Typed text is data: `~.` after a newline must not be ssh's disconnect escape.
             "-o", "EscapeChar=none",
             "-o", "PermitLocalCommand=yes",
@@ -332,29 +366,55 @@ class SessionManager:
             if sid not in self.sessions:
                 return sid
 
+    async def _new_pane(
+        self,
+        sid: str,
+        req: OpenSessionRequest,
+        conn: Connection | None,
+        argv: list[str],
+        env_args: list[str],
+        log_path: Path,
+        nonce: str,
+        created: float,
+    ) -> str:
+        """The session's tmux session running ssh: one line of tmux commands, so pipe-pane is
+        attached before tmux reads anything ssh prints. Returns tmux's output (the pane id).
+
+        Sent through the control client (no tmux process to spawn: a few ms of every open); the
+        pane's environment is the server's plus the `-e` words, as from a tmux process of ours."""
+        words = [
+            "new-session", "-d", "-s", sid, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
+            "-e", f"SSHKEEP_SESSION={sid}", *env_args, "--", *argv,
+            ";", "pipe-pane", "-O", "-t", f"={sid}:", pipe_command(log_path),
+            *SessionOptions(
+                id=sid, nonce=nonce, target=req.host, conn=conn.name if conn else None, created=created,
+                argv=argv,
+            ).set_args(sid),
+        ]  # fmt: skip
+        out = await self.tmux.command(" ".join(w if w == ";" else quote(w) for w in words))
+        return "\n".join(out)
+
     async def open(self, req: OpenSessionRequest) -> SessionInfo:
         sid = self._new_id(req.host)
         nonce = secrets.token_hex(8)
         argv, conn = self._ssh_argv(req, sid, nonce)
         log_path = self.paths.logs_dir / f"{sid}.log"
         os.close(os.open(log_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
-        with contextlib.suppress(FileNotFoundError):
-            (self.paths.control_dir / sid).unlink()
+        for stale in (self.paths.control_dir / sid, gaps_path(log_path)):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         created = time.time()
         env_args: list[str] = []
-        login = await effective_login(argv)
+        # Who ssh logs in as (`ssh -G`, a few ms) matters before ssh starts only when a secret may
+        # answer its questions; otherwise it is learnt while tmux starts the pane.
+        resolving = asyncio.ensure_future(effective_login(argv))
+        login = await resolving if self.auth.has_secrets(conn) else None
         for key, value in self.auth.env_for(sid, _secret_conn(conn, login)).items():
             env_args += ["-e", f"{key}={value}"]
-        # One tmux invocation: pipe-pane is attached before tmux reads anything ssh prints.
-        out = await self.tmux.run(
-            "new-session", "-d", "-s", sid, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
-            "-e", f"SSHKEEP_SESSION={sid}", *env_args, "--", *argv,
-            ";", "pipe-pane", "-O", "-t", f"={sid}:", f"exec cat >> {shlex.quote(str(log_path))}",
-            *SessionOptions(
-                id=sid, nonce=nonce, target=req.host, conn=conn.name if conn else None, created=created,
-                argv=argv,
-            ).set_args(sid),
-        )  # fmt: skip
+        try:
+            out = await self._new_pane(sid, req, conn, argv, env_args, log_path, nonce, created)
+        finally:
+            login = await resolving
         pane_id = out.strip().splitlines()[0] if out.strip() else ""
         if not pane_id.startswith("%"):
             raise TmuxError(f"tmux did not report a pane for session {sid}")
@@ -412,12 +472,13 @@ class SessionManager:
                 if s.shell == NO_SHELL:
                     return s.info(hint=UNINTEGRATED_HINT)
                 if s.dead:
-                    await asyncio.sleep(0.05)
+                    await _log_settled(s)
                     words = s.last_words() or "ssh exited"
                     raise ConnectFailed(f"ssh to {s.target} failed: {words}", hint=failure_hint(words))
                 quiet = s.quiet_for()
                 if (
                     s.setup_at is not None
+                    and s.known_shell is None
                     and not s.x_seen
                     and time.monotonic() - s.setup_at > SETUP_GRACE
                     and quiet >= QUIET_FOR_QUESTION
@@ -447,11 +508,13 @@ class SessionManager:
 
     async def ensure_ready(self, s: Session, timeout: float) -> None:
         if s.dead:
+            words = s.last_words(3)
             raise SessionDisconnected(
                 f"session {s.id} is disconnected (ssh exited"
                 + (f" with status {s.dead_status}" if s.dead_status is not None else "")
                 + ")"
-                + (f": {s.last_words(3)}" if s.last_words(3) else "")
+                + (f": {words}" if words else ""),
+                hint=disconnect_hint(words),
             )
         if s.integrated or s.shell == NO_SHELL:
             return
@@ -483,15 +546,12 @@ class SessionManager:
         conn = self.config.current().connections.get(s.connection) if s.connection else None
         secret_conn = _secret_conn(conn, s.login)
         env_args = " ".join(f"-e {quote(f'{k}={v}')}" for k, v in self.auth.env_for(sid, secret_conn).items())
-        if s.current is not None:
-            s.current.status = "disconnected"
-            s.current.ended_at = time.time()
-            await self.store.save_command(s.current)
-            s.current = None
+        ended = s.current
+        s.end_login()
+        if ended is not None:
+            await self.store.save_command(ended)
         s.nonce, s.ssh_argv = nonce, argv
-        s.forget_shell()
         s.authenticated = False
-        s.scan_pos = s.current_size()
         cmd = " ".join(quote(a) for a in argv)
         await self.tmux.command(
             set_line(sid, nonce=nonce, argv=argv, shell=None)
@@ -502,13 +562,19 @@ class SessionManager:
         s.dead, s.dead_status, s.dead_at = False, None, None
         log.info("session_reconnecting", session=sid)
         info = await self._wait_ready(s, timeout)
+        if s.integrated and s.restore_cwd is not None and s.cwd is None:
+            # The first prompt's W marker (where the new shell is) may arrive a moment after its D.
+            async with s.changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.changed.wait_for(lambda: s.cwd is not None or s.dead), 1.0)
         if s.integrated:
             problems = await self.terminals.reconnected(sid, timeout)
             info = self.info(s)
             if problems:
                 info.hint = "Some terminals could not be respawned: " + "; ".join(problems)
         if info.question is None:
-            info.hint = " ".join(x for x in (info.hint, RECONNECT_HINT) if x)
+            info.hint = " ".join(x for x in (info.hint, reconnect_hint(s.restore_cwd, s.cwd)) if x)
+        s.restore_cwd = None
         return info
 
     async def _discard(self, s: Session) -> None:
@@ -520,7 +586,7 @@ class SessionManager:
         s.close_log()
         self.auth.forget(s.id)
         await self.store.forget_session(s.id)
-        for path in (s.log_path, self.paths.control_dir / s.id):
+        for path in (s.log_path, gaps_path(s.log_path), self.paths.control_dir / s.id):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
@@ -531,6 +597,32 @@ class SessionManager:
         async with s.changed:
             s.changed.notify_all()
         log.info("session_closed", session=sid)
+
+
+async def _log_settled(s: Session, limit: float = 1.5) -> None:
+    """Wait (briefly) until what a dead ssh printed is in its log: the pipe-pane writer may still be
+    starting (a Python process) when a fast failure (an unknown host) has already ended ssh."""
+    deadline = time.monotonic() + limit
+    last = -1
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        size = s.current_size()
+        if size > 0 and size == last:
+            return
+        last = size
+
+
+# sshkeep's defaults that a connection's own `ssh_options` may replace: how soon a dead network
+# path is noticed, how long a connect may take (ssh keeps the first value it is given of each).
+SOFT_OPTIONS = {"ServerAliveInterval": "15", "ServerAliveCountMax": "4", "ConnectTimeout": "15"}
+
+
+def _soft_options(conn: Connection | None) -> list[str]:
+    out: list[str] = []
+    for key, value in SOFT_OPTIONS.items():
+        if conn is None or not conn.has_option(key):
+            out += ["-o", f"{key}={value}"]
+    return out
 
 
 def _secret_conn(conn: Connection | None, login: str | None) -> Connection | None:

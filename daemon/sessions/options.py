@@ -114,6 +114,7 @@ class PaneState:
     pane_dead_signal: str
     pane_dead_time: str
     pane_pid: str
+    pane_pipe: str = "1"  # "0": tmux's pipe-pane is closed (its writer exited), nothing reaches the log
 
     NAMES: ClassVar[tuple[str, ...]]
 
@@ -128,6 +129,10 @@ class PaneState:
     @property
     def dead(self) -> bool:
         return self.pane_dead == "1"
+
+    @property
+    def piped(self) -> bool:
+        return self.pane_pipe != "0"
 
     @property
     def exit_status(self) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sshkeep.common.models.sessions import Question
 from sshkeep.common.terminal.keys import is_key_name
+from sshkeep.common.terminal.lastwords import idle_logout
 
 FIRST_REPLY_CHARS = 20_000
 DEFAULT_PAGE_LINES = 1000
@@ -16,6 +17,36 @@ RECONNECT_HINT = (
     "This is a new remote shell: the old one's working directory (now the login directory), "
     "variables, functions and background jobs are gone; cd back and set again what you need."
 )
+
+
+def reconnect_hint(wanted: str | None, now: str | None) -> str:
+    """What a reconnect tells of the new remote shell: whether it is back in the old shell's
+    working directory (`wanted`, when it was known; `now`, where the new shell is)."""
+    if wanted is None:
+        return RECONNECT_HINT
+    gone = "variables, functions and background jobs of the old one are gone; set again what you need."
+    if now == wanted:
+        return f"This is a new remote shell, back in the old one's working directory {wanted}; {gone}"
+    return (
+        f"This is a new remote shell: it could not return to the old one's working directory {wanted} "
+        f"(it is in {now or 'the login directory'}); {gone}"
+    )
+
+
+IDLE_LOGOUT_HINT = (
+    "The remote shell logged itself out after TMOUT seconds without input. reconnect_session starts "
+    "a new shell; there, `unset TMOUT` (or raise it, e.g. `TMOUT=3600`) if it may idle between commands "
+    "(where TMOUT is readonly, set by /etc/profile, only the host's admin can change it)."
+)
+
+
+def disconnect_hint(words: str) -> str:
+    """The next step for a session whose ssh ended, from what it said last."""
+    if idle_logout(words):
+        return IDLE_LOGOUT_HINT
+    return "reconnect_session starts a fresh ssh in this session (a new remote shell); close_session ends it."
+
+
 # Questions a login (before the remote shell runs) may ask.
 LOGIN_QUESTIONS = frozenset({"password", "passphrase", "host_key", "otp", "secret", "confirm"})
 

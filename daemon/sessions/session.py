@@ -22,14 +22,22 @@ import structlog
 from sshkeep.common.errors import NotIntegrated
 from sshkeep.common.models.base import MAIN_TERMINAL, SessionState
 from sshkeep.common.models.sessions import Question, SessionInfo
+from sshkeep.common.terminal import lastwords
 from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
-from sshkeep.common.terminal.shellinit import setup_lines
+from sshkeep.common.terminal.shellinit import restorable, setup_lines
 from sshkeep.daemon.sessions.lineindex import LineIndex
+from sshkeep.daemon.sessions.loggaps import GapLog, gaps_path
 from sshkeep.daemon.sessions.options import set_line
-from sshkeep.daemon.sessions.replies import FIRST_PAGE_CANDIDATES, LOGIN_QUESTIONS, first_page_of, login_hint
+from sshkeep.daemon.sessions.replies import (
+    FIRST_PAGE_CANDIDATES,
+    LOGIN_QUESTIONS,
+    disconnect_hint,
+    first_page_of,
+    login_hint,
+)
 from sshkeep.daemon.sessions.store import CommandRecord
 from sshkeep.daemon.sessions.tmux import quote
 
@@ -57,6 +65,7 @@ QUIET_FOR_QUESTION = 1.0
 SETUP_GRACE = 4.0
 READ_CHUNK = 4 * 1024 * 1024
 TAIL_BYTES = 8192
+CLOSING_BYTES = 1024  # ssh's closing lines are short: look for them only this far from the end
 INLINE_PAGE_BYTES = 64 * 1024  # output up to this size is paged on the event loop itself
 
 
@@ -98,6 +107,17 @@ class Session:
     dead_status: int | None = None
     dead_at: float | None = None
     dropped_before: int = 0
+    # Where the current login's text starts in the log (a reconnect appends a new login to it).
+    login_pos: int = 0
+    # The shell an earlier login of this pane integrated: a reconnect that is slow to print the
+    # setup's X marker is a slow login, never a reason to judge the shell not sh-compatible.
+    known_shell: str | None = None
+    # The log's size when the monitor first saw the pane dead (see the manager's monitor).
+    dying_size: int | None = None
+    # The shell's working directory, from the W marker of its latest prompt (None: not known), and
+    # the one a reconnect asks the new shell to return to.
+    cwd: str | None = None
+    restore_cwd: str | None = None
     closed: bool = False
     scan_pos: int = 0
     log_size: int = 0
@@ -147,6 +167,13 @@ class Session:
     person_report: list[CommandRecord] = field(default_factory=list)
     # Secrets the remote side echoed: (secret, label), replaced in every rendering.
     redactions: list[tuple[str, str]] = field(default_factory=list)
+    # What the log could not record (a full disk; a pipe found detached), from its sidecar.
+    gaps: GapLog = field(init=False)
+    # When the monitor last re-attached a detached pipe-pane (its retries back off).
+    repiped_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.gaps = GapLog(gaps_path(self.log_path))
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -196,6 +223,9 @@ class Session:
             q = self.pending_question()
             if q is not None and q.kind in LOGIN_QUESTIONS:
                 question, hint = q, hint or login_hint(q, self.id)
+        message = self.dead_message() if self.dead else None
+        if message is not None and hint is None:
+            hint = disconnect_hint(message)
         if hint is None and self.integration_lost:
             hint = lost_integration_text()
         state: SessionState = "waiting_input" if question is not None and not self.dead else self.state
@@ -212,7 +242,7 @@ class Session:
             attach=self.attach,
             running_command_id=self.current.command_id if self.current else None,
             question=question,
-            message=self.last_words() if self.dead else None,
+            message=message,
             exit_status=self.dead_status if self.dead else None,
             person_commands=[r.summary() for r in self.person_report] or None,
             hint=hint,
@@ -267,15 +297,76 @@ class Session:
         return os.fstat(fd).st_size if fd is not None else 0
 
     def last_words(self, lines: int = 6) -> str:
+        """What this login's ssh said last: its closing lines (and a remote shell's own logout
+        notice) when they can be told apart, else the end of what the terminal showed after the
+        shell's last marker. Never the setup sshkeep typed, nor an earlier login's text."""
         size = self.current_size()
-        text = render(mk.strip_markers(self.read_log(max(0, size - TAIL_BYTES), size)))
-        kept = [ln for ln in split_lines(self.redact(text)) if ln.strip()]
+        start = self._words_start(size)
+        closing = self.closing_at(size)
+        if closing is None and self.x_seen and self.last_marker_end > self.login_pos:
+            return ""  # after the shell's last marker comes the shell's text: ssh said nothing
+        text = render(mk.strip_markers(self.read_log(closing if closing is not None else start, size)))
+        kept = [
+            ln for ln in split_lines(self.redact(text)) if ln.strip() and lastwords.TYPED_PREFIX not in ln
+        ]
+        prompt = (self.prompt_text or "").rstrip()
+        if closing is None and kept and prompt and kept[0].startswith(prompt):
+            kept[0] = kept[0][len(prompt) :].strip()
+            kept = [ln for ln in kept if ln]
         return "\n".join(kept[-lines:])
+
+    def dead_message(self) -> str:
+        """A dead session's message: ssh's last words, or how it ended when it said nothing."""
+        words = self.last_words()
+        if words:
+            return words
+        status = f" with status {self.dead_status}" if self.dead_status is not None else ""
+        return f"ssh exited{status} and printed nothing (killed, or its connection was cut)"
+
+    def dead_end(self) -> int:
+        """Where a dead session's running command's output ends: before ssh's closing lines."""
+        size = self.current_size()
+        closing = self.closing_at(size)
+        return closing if closing is not None else size
+
+    def _words_start(self, size: int) -> int:
+        """Where this login's last words may start: after its shell's last marker (the prompt,
+        or the start of the running command) and never before this login began."""
+        return max(self.login_pos, self.last_marker_end, size - TAIL_BYTES)
+
+    def closing_at(self, size: int) -> int | None:
+        """The log offset where ssh's closing lines (or the remote shell's logout notice) start
+        in the end of this login's log, if it holds any."""
+        start = max(self._words_start(size), size - CLOSING_BYTES)
+        data = self.read_log(start, size)
+        at = lastwords.closing_start(data)
+        return start + at if at is not None else None
+
+    def end_login(self) -> None:
+        """Before a fresh ssh starts in this pane (reconnect, respawn): the command that ran ends
+        where the old ssh ended (its closing lines excluded), and what follows is the new login's."""
+        size = self.current_size()
+        rec = self.current
+        if rec is not None:
+            end = self.dead_end()
+            if rec.out_start is None:
+                rec.out_start = min(self.output_start(rec), end) if self.shell not in ("bash", "zsh") else end
+            rec.out_end = max(rec.out_start, end)
+            rec.status = "disconnected"
+            rec.ended_at = time.time()
+            self.current = None
+        self.login_pos = self.scan_pos = self.log_size = size
+        self.dying_size = None
+        self.last_growth = time.monotonic()  # the new login's quiet time starts now
+        if self.integrated and self.shell not in (None, NO_SHELL):
+            self.known_shell = self.shell
+        self.restore_cwd, self.cwd = self.cwd, None
+        self.forget_shell()
 
     def screen_tail(self, since: int | None = None) -> str:
         """The rendered end of the log (from `since` at the earliest), for question detection."""
         size = self.log_size
-        start = max(0, size - TAIL_BYTES)
+        start = max(0, size - TAIL_BYTES, self.login_pos)  # an earlier login asks nothing now
         if since is not None:
             start = max(start, since)
         elif self.current is not None:
@@ -302,9 +393,12 @@ class Session:
         if size != self.log_size:
             self.last_growth = time.monotonic()
             self.log_size = size
+        self.gaps.refresh()
         while self.scan_pos < size:
             chunk_end = min(size, self.scan_pos + READ_CHUNK)
             data = await self._read_maybe_threaded(self.scan_pos, chunk_end)
+            # After the read: the writer records a gap before any byte after it reaches the log.
+            self.gaps.refresh()
             found, consumed = mk.find_markers(data, self.scan_pos, self.nonce)
             for marker in found:
                 await self._handle(marker)
@@ -354,6 +448,10 @@ class Session:
                 return  # only the setup prints X: after it, an X is output replaying a log
             self.shell = m.shell
             self.x_seen = True
+        elif m.kind == "W":
+            # Printed right after the prompt's D marker: anywhere else it is output replaying a log.
+            if m.start == self.prompt_pos and self.integrated:
+                self.cwd = m.text if restorable(m.text) else None
         elif m.kind == "P":
             rec = self.current
             if rec is not None and rec.out_start is not None and m.start >= rec.out_start:
@@ -371,6 +469,7 @@ class Session:
             if m.seq is not None and m.seq <= self.last_d_seq:
                 return
             self.last_d_seq = m.seq or self.last_d_seq
+            self.cwd = None  # until this prompt's W marker says
             self.foreground_busy = False
             self.keys_cycle_at = None
             if self.reintegrating is not None and not self.x_seen:
@@ -550,7 +649,8 @@ class Session:
         if self.send_line is None:
             return
         parts: list[str] = []
-        for line in setup_lines(self.nonce, seq):
+        # A shell that replaced the old one (seq > 0) starts where the old one was: no cd.
+        for line in setup_lines(self.nonce, None if seq else self.restore_cwd, seq):
             parts.append(f"send-keys -t {self.pane_id} -l -- {quote(line)}")
             parts.append(f"send-keys -t {self.pane_id} Enter")
         await self.send_line(" ; ".join(parts))
@@ -563,6 +663,8 @@ class Session:
         needle = self.echo_needle
         if not needle or rec is not self.current:
             return True  # adopted after a restart: nothing to compare with
+        if self.gaps.between(rec.sent_pos, limit) != (0, 0):
+            return True  # a full disk kept the echo out of the log: it cannot be compared
         # From the start of the prompt's line: the row breaks of a wrapped echo depend on it.
         before = self.read_log(max(0, rec.sent_pos - 4096), rec.sent_pos)
         line_start = rec.sent_pos - len(before) + before.rfind(b"\n") + 1
@@ -625,6 +727,10 @@ class Session:
             end = rec.out_end if rec.out_end is not None else self._safe_end()
         start = self.output_start(rec)
         return max(0, min(end, self.kept_start(rec)) - start)
+
+    def unrecorded(self, rec: CommandRecord, end: int) -> tuple[int, int]:
+        """(bytes a full disk kept out of this command's output up to `end`, gaps of unknown size)."""
+        return self.gaps.between(self.output_start(rec), end)
 
     def _safe_end(self) -> int:
         """End of complete data: never cut a marker that is still being written."""

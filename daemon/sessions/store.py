@@ -7,16 +7,23 @@ queued and batched (see `Store`), so a command costs no database work while its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import operator
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from sshkeep.common.models.base import CommandStatus
 from sshkeep.common.models.sessions import CommandSummary
+from sshkeep.daemon.disk import is_full_error
+
+log = structlog.get_logger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS commands (
@@ -96,9 +103,56 @@ _SAVE_COMMAND = (
     f"INSERT OR REPLACE INTO commands ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 )
 _SAVE_SESSION = "INSERT OR REPLACE INTO sessions (session_id, scan_pos, next_seq) VALUES (?, ?, ?)"
+_SAVE_JOB = "INSERT OR REPLACE INTO jobs (job_id, session_id, data) VALUES (?, ?, ?)"
+# Upserts by key: a later one of the same key replaces an earlier one (when nothing else ran between).
+_UPSERT_KEYS = {_SAVE_SESSION: 1, _SAVE_JOB: 1}
+RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between attempts while the disk is full
+# Disk space kept in `<db>.reserve`: a daemon stopping on a full disk frees it to write what it held.
+BALLAST = 256 * 1024
 
 
 _values = operator.attrgetter(*_COLUMNS)
+CHECKPOINT_EVERY = 250  # commits between WAL checkpoints (a few pages each: SQLite's 1000 pages)
+_COMMAND_KEY = (_COLUMNS.index("session_id"), _COLUMNS.index("command_id"))
+
+
+def coalesce(ops: list[_Op]) -> list[_Op]:
+    """`ops` without the row writes a later write of the same row replaces: a command saved when
+    it starts and when it ends, and the session's counters saved after every command, are written
+    once per batch. Only a batch of nothing but those replacing writes is thinned (another
+    statement, a delete say, may depend on the order), and the rows keep the order of their last
+    write."""
+    if any(sql != _SAVE_COMMAND and sql != _SAVE_SESSION for sql, _ in ops):
+        return ops
+    last: dict[tuple[Any, ...], int] = {}
+    for i, (sql, args) in enumerate(ops):
+        key = (0, args[_COMMAND_KEY[0]], args[_COMMAND_KEY[1]]) if sql == _SAVE_COMMAND else (1, args[0])
+        last[key] = i
+    if len(last) == len(ops):
+        return ops
+    return [ops[i] for i in sorted(last.values())]
+
+
+def compact(ops: list[_Op]) -> list[_Op]:
+    """`ops` without the upserts a later upsert of the same row makes redundant (what a full disk
+    holds in memory stays bounded by the rows, not by how long the disk stays full)."""
+    out: list[_Op] = []
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
+    for sql, args in reversed(ops):
+        if sql == _SAVE_COMMAND:
+            key: tuple[Any, ...] | None = (args[_COMMAND_KEY[0]], args[_COMMAND_KEY[1]])
+        elif sql in _UPSERT_KEYS:
+            key = args[: _UPSERT_KEYS[sql]]
+        else:
+            key = None
+            seen.clear()  # a delete (or anything else) between two upserts keeps both
+        if key is not None:
+            if (sql, key) in seen:
+                continue
+            seen.add((sql, key))
+        out.append((sql, args))
+    out.reverse()
+    return out
 
 
 def _row(rec: CommandRecord) -> tuple[Any, ...]:
@@ -111,8 +165,10 @@ class Store:
 
     Every write goes through one ordered queue, written by one worker-thread call per batch in one
     transaction: `save_soon` queues without waiting (the batch goes out `WRITE_DELAY` later, off
-    the request's path); the awaited methods queue and wait until their batch is on disk. Reads
-    wait for the queue first, so they see every write made before them.
+    the request's path); the awaited methods queue and wait until their batch is on disk;
+    `flush_now` writes the queue on the event loop itself when the worker is idle (a command's
+    record before its keys are typed). Reads wait for the queue first, so they see every write
+    made before them.
     """
 
     def __init__(self, path: Path) -> None:
@@ -128,30 +184,110 @@ class Store:
             self._db.execute("ALTER TABLE commands ADD COLUMN source TEXT NOT NULL DEFAULT 'agent'")
         if "request_id" not in columns:  # a database from before idempotency keys
             self._db.execute("ALTER TABLE commands ADD COLUMN request_id TEXT")
+        # Checkpoints (which fsync) run in the worker thread, never in a commit on the event loop
+        # (see `flush_now`): every CHECKPOINT_EVERY commits, as SQLite's own would every 1000 pages.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._commits = 0
         self._lock = threading.Lock()
         self._queue: list[_Op] = []
         self._writer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._full_since: float | None = None  # when writes began to fail with a full disk
+        self._backoff = RETRY_FIRST
+        self._ballast = path.with_name(path.name + ".reserve")
+        self._make_ballast()
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
     def _write_batch(self, ops: list[_Op]) -> None:
+        """One batch in one transaction (in the worker thread), then a checkpoint when it is due."""
         with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                for sql, args in ops:
-                    self._db.execute(sql, args)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._commit(ops)
+            if self._commits >= CHECKPOINT_EVERY:
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # a full disk: the WAL keeps the pages until a later one
+                    if not is_full_error(exc):
+                        raise
+                else:
+                    self._commits = 0
+
+    def _commit(self, ops: list[_Op]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            for sql, args in coalesce(ops):
+                self._db.execute(sql, args)
             self._db.execute("COMMIT")
+        except BaseException:
+            # SQLite may already have rolled back by itself (SQLITE_FULL does): the batch is all or
+            # nothing either way, and the database stays consistent.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._commits += 1
+
+    @property
+    def full(self) -> bool:
+        """The last write failed for want of space: writes wait in memory for a retry."""
+        return self._full_since is not None
+
+    def waiting(self) -> str | None:
+        """What is held in memory because the disk is full (for the replies' disk notice)."""
+        if self._full_since is None:
+            return None
+        return (
+            f"{len(self._queue)} state-database writes held in memory since "
+            f"{time.strftime('%H:%M:%S', time.localtime(self._full_since))}, retried every few seconds"
+        )
+
+    def _held(self, ops: list[_Op], exc: BaseException) -> None:
+        """A batch failed on a full disk: keep it (in order, before what came since), retry later."""
+        self._queue = compact(ops + self._queue)
+        if self._full_since is None:
+            self._full_since = time.time()
+            log.warning("state_db_full", error=str(exc), held=len(self._queue))
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self._backoff, self._start_writer)
+        self._backoff = min(RETRY_MAX, self._backoff * 2)
+
+    def flush_now(self) -> bool:
+        """Write every queued op right here, on the event loop, when nothing else is writing; False
+        (nothing written) when the worker holds the database or a checkpoint is due: then `flush`.
+
+        For the few rows a command's start queues, one transaction in the WAL without an fsync
+        (synchronous=NORMAL; checkpoints run in the worker) costs less than the thread hop that
+        `flush` takes, and it is on disk, as far as a crash of the daemon goes, all the same."""
+        if self._writing() or self._commits >= CHECKPOINT_EVERY or self._full_since is not None:
+            return False
+        if not self._queue:
+            return True
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            ops, self._queue = self._queue, []
+            try:
+                self._commit(ops)
+            except Exception as exc:
+                if not is_full_error(exc):
+                    raise
+                self._held(ops, exc)
+                return False
+        finally:
+            self._lock.release()
+        return True
 
     # --- the write queue ----------------------------------------------------------------------------
 
     def _queue_op(self, sql: str, args: tuple[Any, ...], delay: float | None) -> None:
         self._queue.append((sql, args))
+        if self._full_since is not None:
+            return  # the retry timer writes it once space returns
         if delay is not None and self._timer is None and not self._writing():
             self._timer = asyncio.get_running_loop().call_later(delay, self._start_writer)
 
@@ -166,14 +302,27 @@ class Store:
     async def _drain(self) -> None:
         while self._queue:
             ops, self._queue = self._queue, []
-            await asyncio.to_thread(self._write_batch, ops)
+            try:
+                await asyncio.to_thread(self._write_batch, ops)
+            except Exception as exc:
+                if not is_full_error(exc):
+                    raise
+                self._held(ops, exc)  # requests do not wait for it meanwhile
+                return
+            if self._full_since is not None:
+                log.info("state_db_written", held_since=self._full_since)
+                self._full_since, self._backoff = None, RETRY_FIRST
+                await asyncio.to_thread(self._make_ballast)
 
     async def flush(self) -> None:
-        """Wait until every queued write is on disk."""
+        """Wait until every queued write is on disk (while the disk is full: only until the
+        attempt in progress failed; the writes stay queued for the retry)."""
+        if self._full_since is not None:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._queue or self._writing():
+        while (self._queue or self._writing()) and self._full_since is None:
             if not self._writing():
                 self._writer = asyncio.get_running_loop().create_task(self._drain(), name="store-writer")
             assert self._writer is not None
@@ -227,11 +376,7 @@ class Store:
     # --- jobs (one JSON document per job; see daemon/sessions/jobs.py) ------------------------------
 
     async def save_job(self, job_id: str, session_id: str, data: str) -> None:
-        self._queue_op(
-            "INSERT OR REPLACE INTO jobs (job_id, session_id, data) VALUES (?, ?, ?)",
-            (job_id, session_id, data),
-            None,
-        )
+        self._queue_op(_SAVE_JOB, (job_id, session_id, data), None)
         await self.flush()
 
     async def jobs(self) -> list[str]:
@@ -243,6 +388,36 @@ class Store:
         self._queue_op("DELETE FROM jobs WHERE job_id=?", (job_id,), None)
         await self.flush()
 
+    def _make_ballast(self) -> None:
+        """Keep BALLAST bytes of the disk in a file of ours, given up only at shutdown on a full disk."""
+        if self._ballast.exists():
+            return
+        try:
+            fd = os.open(self._ballast, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return
+        try:
+            os.posix_fallocate(fd, 0, BALLAST)
+        except OSError:  # no room (or no support): try again after the next full-disk recovery
+            with contextlib.suppress(OSError):
+                self._ballast.unlink()
+        finally:
+            os.close(fd)
+
     def close(self) -> None:
+        if self._queue:
+            # A last attempt for what a full disk held (the daemon is stopping: what is not written
+            # now is lost); with no space, the ballast is given up for it.
+            for attempt in range(2):
+                try:
+                    self._write_batch(self._queue)
+                    self._queue = []
+                    break
+                except Exception as exc:
+                    if attempt == 0 and is_full_error(exc) and self._ballast.exists():
+                        self._ballast.unlink()
+                        continue
+                    log.warning("state_db_unsaved", writes=len(self._queue), error=str(exc))
+                    break
         with self._lock:
             self._db.close()

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import secrets
-import shlex
 import time
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +38,7 @@ from sshkeep.common.models.base import MAIN_TERMINAL, TERMINAL_PATTERN
 from sshkeep.common.models.jobs import TerminalInfo
 from sshkeep.common.paths import Paths
 from sshkeep.common.terminal.commandline import NO_SHELL
+from sshkeep.daemon.sessions.loggaps import gaps_path, pipe_command
 from sshkeep.daemon.sessions.resume import resume, typed_mark, typed_marks
 from sshkeep.daemon.sessions.session import Session, terminal_key
 from sshkeep.daemon.sessions.store import CommandRecord, Store
@@ -253,6 +253,8 @@ class Terminals:
         argv = mux_argv(main.ssh_argv, control, dest)
         log_path = self.m.paths.logs_dir / f"{terminal_key(sid, name)}.log"
         os.close(os.open(log_path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+        with contextlib.suppress(FileNotFoundError):
+            gaps_path(log_path).unlink()  # a closed terminal of the same name left its gaps
         created = time.time()
         # One tmux invocation: the new pane is the current one for the commands after new-window,
         # so pipe-pane is attached before tmux reads anything ssh prints; last-window gives the
@@ -260,7 +262,7 @@ class Terminals:
         out = await self.m.tmux.run(
             "new-window", "-t", f"={sid}:", "-n", name, "-P", "-F", "#{pane_id}",
             "-e", f"SSHKEEP_SESSION={sid}", "-e", f"SSHKEEP_TERMINAL={name}", "--", *argv,
-            ";", "pipe-pane", "-O", f"exec cat >> {shlex.quote(str(log_path))}",
+            ";", "pipe-pane", "-O", pipe_command(log_path),
             ";", "set-option", "-p", OPT, name,
             ";", "set-option", "-p", f"{OPT}_nonce", nonce,
             ";", "set-option", "-p", f"{OPT}_created", f"{created:.3f}",
@@ -335,8 +337,9 @@ class Terminals:
         self.by_key.pop(t.key, None)
         t.close_log()
         await self.m.store.forget_session(t.key)
-        with contextlib.suppress(FileNotFoundError):
-            t.log_path.unlink()
+        for path in (t.log_path, gaps_path(t.log_path)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         async with t.changed:
             t.changed.notify_all()
 
@@ -414,14 +417,11 @@ class Terminals:
         main = self.m.get(t.id)
         control, dest = self.control_path(main)
         argv = mux_argv(main.ssh_argv, control, dest)
-        if t.current is not None:
-            t.current.status = "disconnected"
-            t.current.ended_at = time.time()
-            await self.m.store.save_command(t.current)
-            t.current = None
+        ended = t.current
+        t.end_login()
+        if ended is not None:
+            await self.m.store.save_command(ended)
         t.nonce, t.ssh_argv = secrets.token_hex(8), argv
-        t.forget_shell()
-        t.scan_pos = t.current_size()
         cmd = " ".join(quote(a) for a in argv)
         await self.m.tmux.command(
             f"set-option -p -t {t.pane_id} {OPT}_nonce {t.nonce} ; "
@@ -432,6 +432,7 @@ class Terminals:
         t.authenticated = True
         await t.send_setup()
         await self._wait_integrated(t, timeout)
+        t.restore_cwd = None
         log.info("terminal_respawned", session=t.id, terminal=t.terminal)
 
     async def reconnected(self, sid: str, timeout: float) -> list[str]:

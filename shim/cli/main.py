@@ -67,6 +67,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"daemon: not running ({err.message})\nsocket: {paths.socket}\nstart it: sshkeep daemon")
         return 1
     report = {name: health[name] for name in STATUS_FIELDS}
+    if health.get("disk") is not None:
+        report["disk"] = health["disk"]
     if args.json:
         print(json.dumps(report))
     else:
@@ -74,6 +76,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"daemon: {health['status']} (pid {health['pid']}, version {health['version']})\n"
             f"socket: {health['socket']}\nsessions: {health['sessions']}\nwatch: {health['attach']}"
         )
+        disk = health.get("disk")
+        if isinstance(disk, dict):
+            print(f"disk: {disk.get('message')}")
     return 0
 
 
@@ -86,6 +91,7 @@ HEALTH_FIELDS: dict[str, tuple[type, ...]] = {
     "sessions": (int,),
     "attach": (str,),
     "uptime_seconds": (int, float),
+    "disk": (dict, type(None)),  # set while the disk is full (DiskNotice)
 }
 STATUS_FIELDS = ("status", "socket", "sessions", "attach", "pid", "version", "uptime_seconds")
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-from mcp import Client
+from mcp import Client, StdioServerParameters
+from mcp_types import PARSE_ERROR, CallToolResult
 
 from tests.instance import Instance
 from tests.support import call, call_error, mcp_open_session
@@ -143,3 +148,75 @@ async def test_unknown_arguments_are_refused_by_name(instance: Instance) -> None
         assert all(t.input_schema.get("additionalProperties") is False for t in tools)
         ok = await call(c, "send_command", {"session_id": sid, "command": "echo fine"})
         assert ok["output"] == "fine"
+
+
+# Between the MCP client and `sshkeep mcp`: passes every byte, and turns the word LONE-SURROGATE into
+# the JSON escape of a lone surrogate, which the Python SDK's client cannot send (a JavaScript
+# host's JSON.stringify does).
+RELAY = """\
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-m", "sshkeep", "mcp"], stdin=subprocess.PIPE)
+for line in sys.stdin.buffer:
+    child.stdin.write(line.replace(b"LONE-SURROGATE", b"\\\\ud800"))
+    child.stdin.flush()
+child.stdin.close()
+sys.exit(child.wait())
+"""
+
+
+async def test_lone_surrogates_get_a_tool_error_through_the_real_client(
+    instance: Instance, tmp_path: Path
+) -> None:
+    relay = tmp_path / "relay.py"
+    relay.write_text(RELAY)
+    params = StdioServerParameters(command=sys.executable, args=[str(relay)], env=instance.env)
+    async with Client(params) as c:
+        sid = await mcp_open_session(c)
+        text = await call_error(c, "send_command", {"session_id": sid, "command": "echo LONE-SURROGATE"})
+        assert text.startswith("[bad_request] send_command argument command: not valid Unicode text"), text
+        assert "lone UTF-16 surrogate, \\ud800 at character 5" in text and "\nNext: " in text
+        text = await call_error(c, "send_keys", {"session_id": sid, "keys": ["aLONE-SURROGATE", "Enter"]})
+        assert text.startswith("[bad_request] send_keys argument keys.0: not valid Unicode text"), text
+        # Nothing was typed, and the session and the shim still serve.
+        r = await call(c, "send_command", {"session_id": sid, "command": "echo alive"})
+        assert (r["status"], r["output"]) == ("completed", "alive")
+
+
+def test_raw_bad_bytes_to_the_shim_get_replies(instance: Instance) -> None:
+    init = (
+        b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+        b'"capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}\n'
+        b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+    )
+    call = (
+        b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"send_command","arguments":%s}}\n'
+    )
+    lines = [
+        call % (1, b'{"session_id":"nope-123456","command":"echo \\udfff"}'),
+        call % (2, b'{"session_id":"nope-123456","command":"echo \xff\xfe"}'),
+        b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"send_command",\n',
+        call % (4, b'{"session_id":"nope-123456","command":"echo ok"}'),
+    ]
+    # stdin stays open until every reply came (at EOF the SDK cancels what is still running).
+    with subprocess.Popen(
+        [sys.executable, "-m", "sshkeep", "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        env=instance.env,
+    ) as proc:  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(init + b"".join(lines))
+        proc.stdin.flush()
+        replies = [json.loads(proc.stdout.readline()) for _ in range(5)]
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+    by_id = {r.get("id"): r for r in replies}
+    assert set(by_id) == {0, 1, 2, 3, 4}, replies
+
+    def text(reply: dict[str, Any]) -> str:
+        result = CallToolResult.model_validate(reply["result"])
+        assert result.is_error
+        return "".join(getattr(x, "text", "") for x in result.content)
+
+    assert "lone UTF-16 surrogate, \\udfff at character 5" in text(by_id[1])
+    assert "command: not UTF-8" in text(by_id[2]) and "\nNext: " in text(by_id[2])
+    assert by_id[3]["error"]["code"] == PARSE_ERROR
+    assert text(by_id[4]).startswith("[session_not_found]")  # the daemon answered the good call

@@ -146,3 +146,46 @@ def test_cap_daemon_log_rotates_our_stderr_and_reopens_it(tmp_path: Path) -> Non
     assert (tmp_path / "daemon.log.1").read_text().endswith("old\nbefore\n")
     assert log.read_text() == "after\n"
     assert os.stat(log).st_mode & 0o777 == 0o600
+
+
+def test_reply_fields_from_the_model_match_those_from_its_bytes() -> None:
+    """The audit line takes a reply's result fields from the handler's model instead of parsing
+    the bytes it sent: the same fields with the same values."""
+    from aiohttp import web
+
+    from sshkeep.common.models.admin import CleanupResult
+    from sshkeep.common.models.sessions import CloseResult, CommandResult, SendKeysResult
+    from sshkeep.daemon.api.audit import _reply_fields
+    from sshkeep.daemon.api.core import reply
+
+    running = CommandResult(session_id="s1", command_id="c2", command="sleep 9", status="running")
+    done = CommandResult(session_id="s1", command_id="c3", command="false", status="completed", exit_code=1)
+    models = [
+        running,
+        done,
+        SendKeysResult(session_id="s1", sent=2, result=done),
+        SendKeysResult(session_id="s1", sent=1),
+        CloseResult(session_id="s1", closed=True),
+        CleanupResult(removed=["a", "b"], max_age_seconds=0),
+    ]
+    for model in models:
+        resp = reply(model)
+        assert isinstance(resp, web.Response)
+        from_bytes = _reply_fields(resp)
+        assert from_bytes, model
+        assert _reply_fields(resp, model) == from_bytes, model
+        assert json.dumps(_reply_fields(resp, model)) == json.dumps(from_bytes)
+
+
+def test_a_parsed_body_is_summarised_as_its_bytes_are() -> None:
+    from sshkeep.daemon.api.audit import summarize_parsed
+
+    bodies = [
+        {"command": f"mysql --password={SECRET} -e 'select 1'", "timeout": 5},
+        {"keys": [SECRET, "Enter"]},
+        {"path": "/tmp/x", "content": "y" * 5000, "nested": {"token": SECRET, "list": list(range(80))}},
+    ]
+    for body in bodies:
+        for secret_prompt in (False, True):
+            expect = summarize_body(json.dumps(body).encode(), secret_prompt)
+            assert summarize_parsed(json.loads(json.dumps(body)), secret_prompt) == expect

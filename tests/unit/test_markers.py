@@ -127,3 +127,10 @@ def test_any_chunking_finds_the_same_markers() -> None:
 def test_strip_markers_removes_every_nonce() -> None:
     data = b"a" + d(0, 1) + b"b" + plain("C", OTHER) + b"c\x1b]0;title\x07"
     assert strip_markers(data) == b"abc\x1b]0;title\x07"
+
+
+def test_a_working_directory_marker_keeps_semicolons() -> None:
+    data = d(0, 1) + plain("W", extra=";/srv/a;b c") + b"$ " + plain("W", OTHER, ";/forged")
+    found, _ = find_markers(data, 0, NONCE)
+    assert [(m.kind, m.text) for m in found] == [("D", None), ("W", "/srv/a;b c")]
+    assert strip_markers(data) == b"$ "

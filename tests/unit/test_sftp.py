@@ -14,12 +14,14 @@ from sshkeep.daemon.files.sftp import (
     ATTR_SIZE,
     FX_FAILURE,
     FX_NO_SUCH_FILE,
+    FXP_DATA,
     FXP_INIT,
     FXP_STATUS,
     Attrs,
     ChannelLost,
     Reader,
     Writer,
+    _Framer,
     packet,
     parse_status,
 )
@@ -100,3 +102,40 @@ def test_parse_status() -> None:
     assert parse_status(r) == (FX_NO_SUCH_FILE, "No such file")
     assert parse_status(Reader(struct.pack(">I", FX_FAILURE))) == (FX_FAILURE, "")
     assert FXP_STATUS == 101
+
+
+# --- framing what ssh writes --------------------------------------------------------------------------
+
+
+@given(
+    bodies=st.lists(st.binary(max_size=3000), min_size=1, max_size=8),
+    cuts=st.lists(st.integers(1, 5000), max_size=20),
+)
+def test_framer_cuts_packets_wherever_the_reads_split(bodies: list[bytes], cuts: list[int]) -> None:
+    wire = b"".join(
+        packet(FXP_DATA, struct.pack(">I", i) + Writer().string(b).bytes()) for i, b in enumerate(bodies)
+    )
+    got: list[tuple[int, int, bytes]] = []
+    fails: list[str] = []
+
+    def deliver(reply: tuple[int, Reader]) -> None:
+        ptype, r = reply
+        got.append((ptype, r.u32(), bytes(r.view())))
+
+    framer = _Framer(deliver, fails.append)
+    pos = 0
+    for n in cuts:  # reads of any size, a packet's header split too
+        framer.feed(wire[pos : pos + n])
+        pos += n
+    framer.feed(wire[pos:])
+    assert got == [(FXP_DATA, i, b) for i, b in enumerate(bodies)]
+    assert fails == []
+
+
+def test_framer_refuses_what_is_not_sftp() -> None:
+    got: list[object] = []
+    fails: list[str] = []
+    framer = _Framer(got.append, fails.append)
+    framer.feed(b"Welcome to the server!\n")  # a login banner read as a length: far too long
+    framer.feed(packet(FXP_STATUS, b"\x00\x00\x00\x01"))
+    assert got == [] and len(fails) == 1 and "does not speak SFTP" in fails[0]

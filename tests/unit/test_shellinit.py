@@ -139,7 +139,8 @@ def test_posix_shells_keep_the_users_prompt(shell: str, tmp_path: Path) -> None:
     out = output_of(tmp_path)
     last_d = [m for m in markers if m.kind == "D"][-1]
     assert last_d.status == 1
-    assert f"sk={NONCE}:{last_d.seq}\x07mine> " in out
+    # The user's prompt follows the D marker and the working directory's W marker.
+    assert f"sk={NONCE}:{last_d.seq}\x07\x1b]133;W;sk={NONCE};{tmp_path}\x07mine> " in out
 
 
 def between_c_and_d(out: bytes, nth: int) -> bytes:
@@ -210,3 +211,40 @@ def test_a_given_count_wins_over_the_shells_own(shell: str, tmp_path: Path) -> N
     seqs = [m.seq or 0 for m in markers if m.kind == "D"]
     # The count jumps past 41 at the second setup and rises on, never back.
     assert max(seqs) > 42 and seqs == sorted(set(seqs)), (seqs, output_of(tmp_path))
+
+
+@pytest.mark.parametrize("shell", sorted(SHELL_ARGV))
+def test_every_prompt_reports_the_working_directory(shell: str, tmp_path: Path) -> None:
+    (tmp_path / "a;b c").mkdir()
+    script = "\n".join(setup_lines(NONCE)) + "\ncd 'a;b c'\ncd /\nexit\n"
+    markers = run_shell(shell, script, tmp_path)
+    dirs = [m.text for m in markers if m.kind == "W"]
+    assert dirs[-3:] == [str(tmp_path), f"{tmp_path}/a;b c", "/"], output_of(tmp_path)
+    # Each W comes right after a prompt's D marker.
+    for i, m in enumerate(markers):
+        if m.kind == "W":
+            assert markers[i - 1].kind == "D" and markers[i - 1].end == m.start
+
+
+@pytest.mark.parametrize("shell", sorted(SHELL_ARGV))
+def test_a_reconnect_setup_returns_to_the_old_directory(shell: str, tmp_path: Path) -> None:
+    old = tmp_path / "it's here"
+    old.mkdir()
+
+    def first_dir_after_setup(markers: list[Marker]) -> str | None:
+        x = next(m.end for m in markers if m.kind == "X")
+        return next(m.text for m in markers if m.kind == "W" and m.start > x)
+
+    markers = run_shell(shell, "\n".join(setup_lines(NONCE, str(old))) + "\nexit\n", tmp_path)
+    assert first_dir_after_setup(markers) == str(old), output_of(tmp_path)
+    # A directory that is gone: the shell stays where it logged in, silently.
+    markers = run_shell(shell, "\n".join(setup_lines(NONCE, "/nonexistent/x")) + "\nexit\n", tmp_path)
+    assert first_dir_after_setup(markers) == str(tmp_path)
+    out = output_of(tmp_path)
+    assert "No such file" not in out and "can't cd" not in out and "no such file" not in out, out
+
+
+@pytest.mark.parametrize("bad", ["relative/dir", "/tmp/new\nline", "/" + "x" * 600])
+def test_a_directory_that_cannot_be_typed_back_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="cwd"):
+        setup_lines(NONCE, bad)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
 
@@ -64,3 +68,81 @@ async def test_tools_answer_over_pipes_and_stray_output_stays_off_the_wire(
         # No worker thread reads or writes the pipes (the SDK's own transport starts some).
         res = await c.call_tool("threads", {})
         assert getattr(res.content[0], "text", "") == "1"
+
+
+INIT = (
+    b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+    b'"capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}\n'
+    b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+)
+CALL = (
+    b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"shout","arguments":{"text":"%s"}}}\n'
+)
+
+
+def raw_session(script: Path, lines: list[bytes], replies: int) -> dict[object, dict[str, Any]]:
+    """The first `replies` replies, by id, to `lines` written as raw bytes to the server's stdin after
+    initialize (stdin stays open until they came: at EOF the SDK cancels what still runs)."""
+    with subprocess.Popen(
+        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=clean_env()
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(INIT + b"".join(lines))
+        proc.stdin.flush()
+        got = [json.loads(proc.stdout.readline()) for _ in range(replies)]
+        proc.stdin.close()
+        assert proc.stdout.read() == b""  # nothing more: a notification is never answered
+        assert proc.wait(30) == 0
+    for reply in got:  # every reply is a message the SDK's own models accept
+        types.jsonrpc_message_adapter.validate_python(reply)
+    return {r.get("id"): r for r in got}
+
+
+def tool_error(reply: dict[str, Any]) -> str:
+    result = types.CallToolResult.model_validate(reply["result"])
+    assert result.is_error
+    text = "".join(getattr(c, "text", "") for c in result.content)
+    assert text.startswith("[bad_request] ") and "\nNext: " in text
+    return text
+
+
+def test_every_bad_line_gets_a_reply_naming_the_problem(tmp_path: Path) -> None:
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    by_id = raw_session(
+        script,
+        [
+            CALL % (1, b"\\ud800"),  # valid JSON, not Unicode text: a lone high surrogate
+            CALL % (2, b"ab\\udc00"),  # a lone low surrogate
+            CALL % (3, b"\xed\xa0\x80"),  # a surrogate encoded as UTF-8: not UTF-8
+            CALL % (4, b"caf\xe9"),  # Latin-1
+            CALL % (5, b"\\ud83d\\ude00"),  # a valid surrogate pair: answered normally
+            b'{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"shout",\n',  # cut short
+            b"not json at all\n",
+            b'{"jsonrpc":"2.0","id":"s7"}\n',  # JSON, but neither request nor response
+            b'{"jsonrpc":"2.0","id":8,"method":"ping","params":{"x":"\\ud800"}}\n',  # not a tool call
+            b"\n",  # blank lines are skipped
+            b'{"jsonrpc":"2.0","method":"notifications/x","params":{"a":"\\ud800"}}\n',  # no id: no reply
+            CALL % (9, b"still serving"),
+        ],
+        replies=11,
+    )
+    one = tool_error(by_id[1])
+    assert (
+        "shout argument text: not valid Unicode text" in one and "surrogate, \\ud800 at character 0)" in one
+    )
+    assert "lone UTF-16 surrogate, \\udc00 at character 2)" in tool_error(by_id[2])
+    assert "not UTF-8 (byte " in tool_error(by_id[3]) and "not UTF-8" in tool_error(by_id[4])
+    ok = types.CallToolResult.model_validate(by_id[5]["result"])
+    assert not ok.is_error and getattr(ok.content[0], "text", "") == "\U0001f600".upper() + "!"
+    assert by_id[6]["error"]["code"] == types.PARSE_ERROR and "not JSON" in by_id[6]["error"]["message"]
+    assert by_id[None]["error"]["code"] == types.PARSE_ERROR  # "not json at all": no id to recover
+    assert by_id["s7"]["error"]["code"] == types.INVALID_REQUEST
+    assert "Next: " in by_id["s7"]["error"]["message"]
+    assert by_id[8]["error"]["code"] == types.INVALID_PARAMS
+    assert (
+        "params.x: not valid Unicode text (it holds a lone UTF-16 surrogate" in by_id[8]["error"]["message"]
+    )
+    nine = types.CallToolResult.model_validate(by_id[9]["result"])
+    assert getattr(nine.content[0], "text", "") == "STILL SERVING!"
+    assert set(by_id) == {0, 1, 2, 3, 4, 5, 6, None, "s7", 8, 9}

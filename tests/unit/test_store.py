@@ -70,6 +70,43 @@ def test_flush_writes_a_batch_and_a_new_store_reads_it(tmp_path: Path) -> None:
     asyncio.run(read())
 
 
+def test_a_batch_writes_each_row_once_with_its_last_values(tmp_path: Path) -> None:
+    """A command saved as it starts and as it ends, and the session's counters saved after every
+    command, leave one write per row in the batch, and the same rows as writing every one."""
+    from sshkeep.daemon.sessions.store import _SAVE_COMMAND, _SAVE_SESSION, _row, coalesce
+
+    ops = []
+    for i in range(1, 4):
+        ops.append((_SAVE_COMMAND, _row(record(f"c{i}"))))
+        ops.append((_SAVE_SESSION, ("s-1", 10 * i, i + 1)))
+        ops.append((_SAVE_COMMAND, _row(record(f"c{i}", "completed", 50 + i))))
+        ops.append((_SAVE_SESSION, ("s-1", 10 * i + 5, i + 1)))
+    thin = coalesce(ops)
+    assert thin == [
+        (_SAVE_COMMAND, _row(record("c1", "completed", 51))),
+        (_SAVE_COMMAND, _row(record("c2", "completed", 52))),
+        (_SAVE_COMMAND, _row(record("c3", "completed", 53))),
+        (_SAVE_SESSION, ("s-1", 35, 4)),
+    ]
+    other = [*ops[:2], ("DELETE FROM commands WHERE session_id=?", ("s-1",)), *ops[2:]]
+    assert coalesce(other) == other  # another statement: the batch is written as queued
+
+    async def main(name: str, queued: bool) -> tuple[object, object]:
+        store = Store(tmp_path / name)
+        for sql, args in ops:
+            if queued:
+                store._queue_op(sql, args, 0.05)
+            else:  # every statement, one by one, as written before batches were thinned
+                store._exec(sql, args)
+        rows, session = await store.commands("s-1"), await store.load_session("s-1")
+        store.close()
+        return rows, session
+
+    every = asyncio.run(main("every.sqlite", queued=False))
+    assert asyncio.run(main("batched.sqlite", queued=True)) == every
+    assert every[1] == (35, 4)
+
+
 def test_a_database_from_before_request_ids_gains_the_column(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite"
     old = sqlite3.connect(db)
@@ -90,6 +127,45 @@ def test_a_database_from_before_request_ids_gains_the_column(tmp_path: Path) -> 
         assert await store.commands("s-1") == [record("c1"), keyed]
         await store.forget_command("s-1", "c1")
         assert await store.commands("s-1") == [keyed]
+        store.close()
+
+    asyncio.run(main())
+
+
+def test_flush_now_writes_the_queue_unless_the_worker_holds_the_database(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = Store(tmp_path / "db.sqlite")
+        store.save_soon(record("c1"), ("s-1", 5, 2))
+        assert store.flush_now()
+        assert store._queue == [] and store._timer is None
+        other = Store(tmp_path / "db.sqlite")  # another connection sees it committed
+        assert await other.commands("s-1") == [record("c1")]
+        other.close()
+        store.save_soon(record("c2"), ("s-1", 9, 3))
+        with store._lock:  # the worker is writing or reading: nothing is written here
+            assert not store.flush_now()
+        assert len(store._queue) == 2
+        await store.flush()
+        assert await store.commands("s-1") == [record("c1"), record("c2")]
+        assert await store.load_session("s-1") == (9, 3)
+        store.close()
+
+    asyncio.run(main())
+
+
+def test_checkpoints_run_in_the_worker(tmp_path: Path) -> None:
+    from sshkeep.daemon.sessions import store as store_module
+
+    async def main() -> None:
+        store = Store(tmp_path / "db.sqlite")
+        for i in range(1, store_module.CHECKPOINT_EVERY + 1):
+            store.save_soon(record(f"c{i}"), ("s-1", i, i + 1))
+            assert store.flush_now()
+        store.save_soon(record("c0"))
+        assert not store.flush_now()  # a checkpoint is due: the worker writes (and checkpoints)
+        await store.flush()
+        assert store._commits == 0
+        assert len(await store.commands("s-1")) == store_module.CHECKPOINT_EVERY + 1
         store.close()
 
     asyncio.run(main())

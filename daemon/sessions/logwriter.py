@@ -1,0 +1,321 @@
+"""The pipe-pane writer: appends a pane's output to its session log, and survives a full disk.
+
+tmux pipes each pane's output into `python -I -S logwriter.py LOG GAPS` (in place of
+`cat >> LOG`). `cat` exits at the first ENOSPC; tmux then closes the pipe for good
+(`pane_pipe=0`), and every later byte is lost without a count, the prompt markers that end a
+command included (the session would stay busy forever). This writer instead:
+
+- keeps `RESERVE` bytes allocated past the log's end (fallocate with KEEP_SIZE: the file's size
+  does not change), so that once the disk is full it can still append prompt markers;
+- when the reserve cannot be renewed (ENOSPC), or a write fails, drops ordinary output but keeps
+  every OSC 133 sequence (sshkeep's markers, tens of bytes each): commands still end, with their
+  exit status, and what they printed up to then;
+- counts exactly how many bytes it dropped, and where: the line `<offset> <bytes> open|closed`
+  goes to the sidecar file GAPS (preallocated too) before any later byte reaches the log, so a
+  reader that reads the log first and the sidecar second always knows each gap before it;
+- keeps draining tmux, so the pipe never detaches; while dropping it retries the disk with a
+  backoff (0.25 s up to 2 s, also with no output coming) and resumes once space returns.
+
+It runs by path with `-I -S` (standard library only): a few MB per pane, no package imports.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import select
+import sys
+import time
+
+RESERVE = 256 * 1024  # bytes kept allocated past the end of the log
+GAPS_RESERVE = 64 * 1024
+READ_SIZE = 65536
+MAX_PENDING = 1024 * 1024  # markers held in memory while even the reserve is gone
+RETRY_FIRST, RETRY_MAX = 0.25, 2.0
+UPDATE_EVERY = 1.0  # an open gap's running count goes to the sidecar at most this often
+_OSC133 = b"\x1b]133;"
+_MAX_MARKER = 256
+_PARTIAL = 256
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_KEEP_SIZE = 0x01
+
+
+class Disk:
+    """fallocate(2) with FALLOC_FL_KEEP_SIZE, when libc has it."""
+
+    def __init__(self) -> None:
+        try:  # the symbols already loaded (libc's among them); ctypes.util would cost 2 MB of imports
+            self._libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            self._libc = None
+        self.supported = self._libc is not None and hasattr(self._libc, "fallocate")
+
+    def reserve(self, fd: int, start: int, length: int) -> bool:
+        """True when [start, start+length) is allocated; False on a full disk."""
+        if not self.supported or self._libc is None:
+            return True  # nothing to reserve with: writes themselves will tell
+        rc = self._libc.fallocate(fd, _KEEP_SIZE, ctypes.c_long(start), ctypes.c_long(length))
+        if rc == 0:
+            return True
+        err = ctypes.get_errno()
+        if err in _FULL:
+            return False
+        self.supported = False  # EOPNOTSUPP and the like: the filesystem cannot reserve
+        return True
+
+
+def split_markers(data: bytes) -> tuple[list[bytes | int], bytes]:
+    """`data` as segments (int: bytes dropped, bytes: a marker kept), and a tail that may be the
+    start of a marker cut by the read (kept for the next read)."""
+    carry = b""
+    cut = data.rfind(b"\x1b", max(0, len(data) - _PARTIAL))
+    if cut != -1 and b"\x07" not in data[cut:]:
+        tail = data[cut:]
+        if b"\x1b]133;".startswith(tail[:6]) or tail.startswith(b"\x1b]133;"):
+            data, carry = data[:cut], tail
+    out: list[bytes | int] = []
+    pos = 0
+    at = data.find(_OSC133)
+    while at != -1:
+        end = data.find(b"\x07", at, at + _MAX_MARKER)
+        esc = data.find(b"\x1b", at + 1, end) if end != -1 else -1
+        if end == -1 or esc != -1:  # not a whole marker: plain output
+            at = data.find(_OSC133, at + 1)
+            continue
+        if at > pos:
+            out.append(at - pos)
+        out.append(data[at : end + 1])
+        pos = end + 1
+        at = data.find(_OSC133, pos)
+    if pos < len(data):
+        out.append(len(data) - pos)
+    return out, carry
+
+
+class Writer:
+    """One log and its gap sidecar, written from one input stream."""
+
+    def __init__(self, log_path: str, gaps_path: str, disk: Disk | None = None) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        self.fd = os.open(log_path, flags, 0o600)
+        self.gfd = os.open(gaps_path, flags, 0o600)
+        self.disk = disk or Disk()
+        self.pos = os.fstat(self.fd).st_size
+        self.reserved = self.pos
+        self.gaps_pos = os.fstat(self.gfd).st_size
+        self.gaps_reserved = self.gaps_pos
+        self.low = False  # dropping output: the disk is full
+        self.pending: list[bytes | int] = []  # what is not on disk yet, in order
+        self.pending_bytes = 0
+        self.carry = b""
+        self.retry_at = 0.0
+        self.backoff = RETRY_FIRST
+        self.reported: tuple[int, int] | None = None  # the open gap as last written (pos, bytes)
+        self.reported_at = 0.0
+        self._renew()
+        self._renew_gaps()
+
+    # --- disk -------------------------------------------------------------------------------------
+
+    def _renew(self, need: int = 0) -> bool:
+        """Keep RESERVE bytes allocated past what is about to be written."""
+        if self.reserved - self.pos - need >= RESERVE // 2:
+            return True
+        if not self.disk.reserve(self.fd, self.pos, need + RESERVE):
+            return False
+        self.reserved = max(self.reserved, self.pos + need + RESERVE)
+        return True
+
+    def _renew_gaps(self) -> None:
+        if self.gaps_reserved - self.gaps_pos < GAPS_RESERVE // 2 and self.disk.reserve(
+            self.gfd, self.gaps_pos, GAPS_RESERVE
+        ):
+            self.gaps_reserved = self.gaps_pos + GAPS_RESERVE
+
+    def _write(self, fd: int, data: bytes) -> int:
+        """Bytes of `data` written (all, or fewer on a full disk)."""
+        done = 0
+        while done < len(data):
+            try:
+                n = os.write(fd, data[done:])
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                if exc.errno in _FULL:
+                    return done
+                raise
+            if n == 0:
+                return done
+            done += n
+        return done
+
+    def _record(self, offset: int, count: int, state: str) -> bool:
+        line = f"{offset} {count} {state}\n".encode()
+        n = self._write(self.gfd, line)
+        if n and n < len(line):
+            # A torn line would be misread: cut it off (truncating needs no space) and retry later.
+            os.ftruncate(self.gfd, self.gaps_pos)
+            return False
+        if n == 0:
+            return False
+        self.gaps_pos += n
+        self._renew_gaps()
+        return True
+
+    # --- input ------------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if not self.low and not self.pending:
+            if self.carry:
+                data, self.carry = self.carry + data, b""
+            if self._renew(len(data)) or not self.disk.supported:
+                n = self._write(self.fd, data)
+                self.pos += n
+                if n == len(data):
+                    return
+                data = data[n:]
+            self._enter_low()
+        self._drop(data)
+        self.flush()
+
+    def _enter_low(self) -> None:
+        if not self.low:
+            self.low = True
+            self.backoff = RETRY_FIRST
+            self.retry_at = time.monotonic() + self.backoff
+
+    def _drop(self, data: bytes) -> None:
+        segments, self.carry = split_markers(self.carry + data)
+        for seg in segments:
+            if isinstance(seg, bytes) and self.pending_bytes + len(seg) > MAX_PENDING:
+                seg = len(seg)  # not even markers fit in memory any more: count them as dropped
+            if isinstance(seg, int):
+                self._drop_count(seg)
+            else:
+                self.pending.append(seg)
+                self.pending_bytes += len(seg)
+
+    def flush(self, final: bool = False) -> None:
+        """Write what is pending, in order, as far as the disk allows."""
+        while self.pending:
+            seg = self.pending[0]
+            if isinstance(seg, int):
+                if len(self.pending) == 1 and not final and self.low:
+                    self._report_open(seg)
+                    return  # the gap is still growing: closed when something follows it
+                if not self._record(self.pos, seg, "closed"):
+                    return
+                self.reported = None
+                self.pending.pop(0)
+                continue
+            if self.disk.supported and self.reserved - self.pos < len(seg) and not self._renew(len(seg)):
+                return
+            after = self.pos + len(seg)
+            if self.low and not final and self.reported != (after, 0):
+                # Still dropping: say so for the spot after the marker before the marker is there,
+                # so a reader that sees the marker (a command's end) also sees that the disk is full.
+                if not self._record(after, 0, "open"):
+                    return
+                self.reported, self.reported_at = (after, 0), time.monotonic()
+            n = self._write(self.fd, seg)
+            self.pos += n
+            if n == 0:
+                return  # nothing fitted: the marker waits for the next attempt
+            if n < len(seg):
+                # Half a marker is in the log now (it reads as output there): the rest of it can
+                # only be counted as dropped, in front of what is pending.
+                self.pending[0] = len(seg) - n
+                self.pending_bytes -= len(seg)
+                continue
+            self.pending.pop(0)
+            self.pending_bytes -= len(seg)
+
+    def _report_open(self, count: int) -> None:
+        now = time.monotonic()
+        if self.reported is not None and self.reported == (self.pos, count):
+            return
+        if self.reported is not None and now - self.reported_at < UPDATE_EVERY:
+            return
+        if self.gaps_reserved - self.gaps_pos < 4096 and self.disk.supported:
+            return  # keep the sidecar's last reserve for the records that close gaps
+        if self._record(self.pos, count, "open"):
+            self.reported, self.reported_at = (self.pos, count), now
+
+    def timeout(self) -> float | None:
+        if not self.low:
+            return None
+        return max(0.0, self.retry_at - time.monotonic())
+
+    def tick(self) -> None:
+        """While dropping: is there space again?"""
+        if not self.low or time.monotonic() < self.retry_at:
+            return
+        if self._renew(RESERVE):
+            self.flush(final=True)
+            # An open gap nothing was dropped into since its marker: close it at its count.
+            if (
+                not self.pending
+                and self.reported is not None
+                and self._record(self.reported[0], self.reported[1], "closed")
+            ):
+                self.reported = None
+            if not self.pending and self.reported is None:
+                self.low = False
+                self.backoff = RETRY_FIRST
+                return
+        else:
+            self.flush()  # at least report the running count
+        self.backoff = min(RETRY_MAX, self.backoff * 2)
+        self.retry_at = time.monotonic() + self.backoff
+
+    def close(self) -> None:
+        """End of input: what is left goes out now, or is counted as dropped."""
+        if self.carry:
+            carry, self.carry = self.carry, b""
+            if not self.low and not self.pending:
+                self.pos += (n := self._write(self.fd, carry))
+                carry = carry[n:]
+            if carry:
+                self._drop(carry)
+                if self.carry:  # still an unfinished marker: it never will be one
+                    self._drop_count(len(self.carry))
+                    self.carry = b""
+        self.flush(final=True)
+        if not self.pending and self.reported is not None:  # no gap stays open after us
+            self._record(self.reported[0], self.reported[1], "closed")
+        os.close(self.fd)
+        os.close(self.gfd)
+
+    def _drop_count(self, n: int) -> None:
+        if self.pending and isinstance(self.pending[-1], int):
+            self.pending[-1] += n
+        else:
+            self.pending.append(n)
+
+
+def run(log_path: str, gaps_path: str) -> int:
+    w = Writer(log_path, gaps_path)
+    while True:
+        try:
+            ready, _, _ = select.select([0], [], [], w.timeout())
+        except InterruptedError:
+            continue
+        if ready:
+            try:
+                data = os.read(0, READ_SIZE)
+            except InterruptedError:
+                continue
+            if not data:
+                break
+            w.feed(data)
+        w.tick()
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.stderr.write("usage: logwriter.py LOG GAPS\n")
+        sys.exit(2)
+    sys.exit(run(sys.argv[1], sys.argv[2]))
