@@ -52,7 +52,6 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import delayed  # noqa: E402
 from mcp import Client, StdioServerParameters  # noqa: E402
 from peers import GatewayEcho, bare_pty, gateway_params, install_gateway  # noqa: E402
 
@@ -67,6 +66,7 @@ from sshkeep.common.models.sessions import (  # noqa: E402
 )
 from sshkeep.daemon.files.sftp import FXF_CREAT, FXF_READ, FXF_TRUNC, FXF_WRITE, SftpClient  # noqa: E402
 from sshkeep.daemon.files.sidechannel import side_argv  # noqa: E402
+from tests import delayed  # noqa: E402
 from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import SshServer, environment_problem, start_sshd  # noqa: E402
 
@@ -1028,7 +1028,7 @@ class Bench:
             return
         n = self.plan.rtt_rounds
         log(f"{RTT_MS:g} ms RTT: {n} interleaved rounds (sshd in a network namespace, delaying relay)")
-        with delayed.delayed_sshd(self.sshd, self.sshd_dir, RTT_MS) as path:
+        with delayed.delayed_sshd(self.sshd, RTT_MS) as path:
             conns = dict(self.inst.connections)
             slow = {**self.sshd.connection("bash"), "port": path.port, "ssh_options": path.ssh_options()}
             conns["slow"] = slow

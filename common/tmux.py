@@ -3,9 +3,19 @@ word is quoted for tmux's command parser. Pure: no process is started here."""
 
 from __future__ import annotations
 
+# Set on a tmux session while a person holds it (`sshkeep attach --take`): only then does a
+# person's client attach read-write. The server's `client-attached` hook makes every other one
+# read-only (as `attach -r` does), so a person's keys never mix with the agent's commands; the
+# daemon's own control client is exempt.
+HELD_OPTION = "@sshkeep_human"
+HOLD_HOOK = (
+    f'if -F "#{{||:#{{{HELD_OPTION}}},#{{client_control_mode}}}}" "" '
+    '"refresh-client -f read-only,ignore-size"'
+)
+
 # The server's own config (`-f`): written by the daemon's Tmux and by `sshkeep service tmux-server`,
 # so a server started either way behaves the same.
-TMUX_CONF = """\
+TMUX_CONF = f"""\
 set -g remain-on-exit on
 set -g default-size 200x50
 set -g status off
@@ -13,6 +23,7 @@ set -g history-limit 50000
 set -g exit-empty off
 set -g destroy-unattached off
 set -g default-terminal screen-256color
+set-hook -g client-attached '{HOLD_HOOK}'
 """
 
 

@@ -65,7 +65,7 @@ class Daemon:
         self.auth = AuthBroker(paths, self.config)
         m = self.manager = SessionManager(paths, self.config, self.tmux, self.store, self.auth)
         self.side_channels = SideChannels(m.sessions.get, paths.control_dir, self.tmux)
-        self.control = Control(m.get, m.sessions)
+        self.control = Control(m.get, m.sessions, self.tmux)
         self.secrets = SecretStore(self.config)
         self.local_files = LocalFiles(m.get, self.side_channels, self.settings, paths.state_dir / "downloads")
         self.commands = Commands(

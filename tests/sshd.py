@@ -300,6 +300,7 @@ class SshServer:
     password_user: str
     password: str = field(repr=False)
     log_file: Path
+    host_key: Path  # the private host key, for a second sshd of the same host (tests/delayed.py)
     host: str = HOST
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _cleanup: list[Path] = field(default_factory=list, repr=False)
@@ -509,6 +510,7 @@ def start_sshd(workdir: Path) -> SshServer:
         password_user=PASSWORD_USER,
         password=password,
         log_file=workdir / "sshd.log",
+        host_key=host_key,
         process=proc,
         _cleanup=[keys_dir],
         _lock=lock,

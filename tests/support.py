@@ -7,11 +7,14 @@ test waits is made once. A running instance itself (daemon, tmux server, CLI) is
 from __future__ import annotations
 
 import asyncio
+import shlex
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp import Client
 
@@ -21,6 +24,9 @@ from sshkeep.common.models.files import ReadFileResult
 from sshkeep.common.models.sessions import OpenSessionRequest
 from sshkeep.shim.tools_files import render_read
 from tests.sshd import SshServer
+
+if TYPE_CHECKING:
+    from tests.instance import Instance
 
 # The login shells of the test sshd's users; every instance has a config entry named after each.
 SHELLS = ("bash", "zsh", "dash", "ash")
@@ -127,3 +133,37 @@ async def mcp_open_session(c: Client, host: str = "bash") -> str:
     info = await call(c, "open_session", {"host": host})
     assert info["state"] == "ready", info
     return str(info["session_id"])
+
+
+# --- a person at a terminal -------------------------------------------------------------------------
+
+
+class OuterTmux:
+    """A separate tmux server standing in for the person's own terminal."""
+
+    def __init__(self, sock: Path) -> None:
+        self.base = ["tmux", "-S", str(sock), "-f", "/dev/null"]
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=10)
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "outer").stdout
+
+
+def attach_in(outer: OuterTmux, instance: Instance, sid: str, *flags: str) -> None:
+    """`sshkeep attach SID FLAGS` in the person's terminal: a real tmux client of the session."""
+    env = f"SSHKEEP_HOME={shlex.quote(instance.env['SSHKEEP_HOME'])}"
+    cli = f"{shlex.quote(sys.executable)} -m sshkeep attach {sid} {' '.join(flags)}"
+    script = f"cd / && env {env} {cli}; echo attach-exit=$?; sleep 600"
+    started = outer("new-session", "-d", "-s", "outer", "-x", "200", "-y", "50", script)
+    assert started.returncode == 0, started.stderr
+
+
+async def person_types(outer: OuterTmux, line: str, enter: bool = True) -> None:
+    """Keys into the person's terminal, which the attached tmux client passes to the session;
+    then Enter, unless not `enter` (a half-typed line)."""
+    done = await asyncio.to_thread(outer, "send-keys", "-t", "outer", "-l", line)
+    assert done.returncode == 0, done.stderr
+    if enter:
+        await asyncio.to_thread(outer, "send-keys", "-t", "outer", "Enter")

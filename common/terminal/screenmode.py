@@ -4,7 +4,7 @@ a pipe-pane log is frames, not lines. Pure functions over raw terminal bytes.
 - `drawn(raw)`: the bytes draw a screen (alternate screen, or repeated absolute cursor moves and
   screen erases, as `top` does without an alternate screen).
 - `strip_screens(raw)`: the bytes without those frames, so a finished command's output is what it
-  printed as lines, not every redraw.
+  printed as lines, not every redraw; `strip_screens_from(raw, state)` does it chunk by chunk.
 """
 
 from __future__ import annotations
@@ -40,12 +40,30 @@ def drawn(raw: bytes) -> bool:
     return _screen_program(raw, len(_DRAW.findall(raw))) if b"\x1b[" in raw else False
 
 
+# Where a stream of output stands when a chunk of it ends: on the normal screen, inside an
+# alternate-screen section, or inside a screen program that set keypad mode (top) and has not
+# reset it. Output rendered in chunks (the line index, searches) carries it from one to the next.
+NORMAL, ALTERNATE, KEYPAD = 0, 1, 2
+
+
 def strip_screens(raw: bytes) -> bytes:
     """`raw` without alternate-screen sections and without the span of in-place redraws."""
-    if b"\x1b[" not in raw:
-        return raw
-    out: list[bytes] = []
+    return strip_screens_from(raw, NORMAL)[0]
+
+
+def strip_screens_from(raw: bytes, state: int) -> tuple[bytes, int]:
+    """`strip_screens` of a chunk that starts in `state`; returns the kept bytes and the state
+    the chunk ends in, for the chunk after it."""
+    if state == NORMAL and b"\x1b[" not in raw:
+        return raw, NORMAL
     pos = 0
+    if state == ALTERNATE:
+        off = _ALT_OFF.search(raw)
+        if off is None:
+            return b"", ALTERNATE
+        pos, state = off.end(), NORMAL
+    out: list[bytes] = []
+    end_state = NORMAL
     while True:
         on = _ALT_ON.search(raw, pos)
         if on is None:
@@ -54,12 +72,36 @@ def strip_screens(raw: bytes) -> bytes:
         out.append(raw[pos : on.start()])
         off = _ALT_OFF.search(raw, on.end())
         if off is None:
-            break  # still on the alternate screen: nothing of it is line output
+            end_state = ALTERNATE  # still on the alternate screen: nothing of it is line output
+            break
         pos = off.end()
     text = b"".join(out)
+    if state == KEYPAD:
+        # Frames of a screen program started in an earlier chunk: they end where it resets
+        # keypad mode (and its last cursor move after that).
+        offs = list(_KEYPAD_OFF.finditer(text))
+        if not offs:
+            return b"", KEYPAD
+        text = _after_frames(text, offs[-1].end())
+    kept, drawing = _strip_redraws(text)
+    return kept, end_state if end_state == ALTERNATE else (KEYPAD if drawing else NORMAL)
+
+
+def _after_frames(text: bytes, frames_end: int) -> bytes:
+    """What follows frames that end at `frames_end` (or at a cursor move after it): line output
+    from the next line on."""
+    moves = list(_DRAW.finditer(text, frames_end))
+    last = max(frames_end, moves[-1].end()) if moves else frames_end
+    nl = text.find(b"\n", last)
+    return text[nl + 1 :] if nl != -1 else b""
+
+
+def _strip_redraws(text: bytes) -> tuple[bytes, bool]:
+    """`text` without the span of in-place redraws; True when a keypad screen program is still
+    drawing at its end."""
     draws = list(_DRAW.finditer(text))
     if not _screen_program(text, len(draws)):
-        return text
+        return text, False
     # Everything from the first absolute move on is frames. A program that set keypad mode is done
     # drawing once it resets it (top does on quit); otherwise the frames end with the last move.
     # Line output after that (and its line end) is kept.
@@ -68,13 +110,10 @@ def strip_screens(raw: bytes) -> bytes:
     if keypad is not None:
         offs = list(_KEYPAD_OFF.finditer(text, draws[0].start()))
         if not offs:
-            return head
-        off = offs[-1]
-        last = max(off.end(), draws[-1].end())
-    else:
-        last = draws[-1].end()
-    nl = text.find(b"\n", last)
-    return head + (text[nl + 1 :] if nl != -1 else b"")
+            return head, True
+        return head + _after_frames(text, offs[-1].end()), False
+    nl = text.find(b"\n", draws[-1].end())
+    return head + (text[nl + 1 :] if nl != -1 else b""), False
 
 
 def compact_screen(lines: list[str], max_lines: int, max_chars: int) -> tuple[str, int]:

@@ -72,12 +72,16 @@ async def answer_question(request: web.Request, call: Call) -> CommandResult:
 async def take_control(request: web.Request, call: Call) -> ControlResult:
     peer = peer_of(request)
     pid = (peer.pid or None) if peer is not None else None
-    return control(request).take(call.session_id, pid)
+    res = control(request).take(call.session_id, pid)
+    await control(request).clients_follow(call.session_id)
+    return res
 
 
 @endpoint(routes, "release_control")
 async def release_control(request: web.Request, call: Call) -> ControlResult:
-    return control(request).release(call.session_id)
+    res = control(request).release(call.session_id)
+    await control(request).clients_follow(call.session_id)
+    return res
 
 
 @endpoint(routes, "list_commands")

@@ -709,7 +709,7 @@ class Commands:
             raise BadRequest("keys holds only empty strings")
         if "\n" in line:
             raise BadRequest('a key item contains a newline: send each line as text followed by "Enter"')
-        s.keys_since_prompt = True  # a prompt cycle these keys start is the agent's (source `keys`)
+        s.keys_sent()  # a prompt cycle these keys start is the agent's (source `keys`)
         # The command the keys go to, taken before they are sent: it may end before tmux returns.
         target = s.current
         before = max((r.seq for r in s.commands.values()), default=0)

@@ -1,12 +1,14 @@
 """A person takes over a session's terminal, and hands it back.
 
-`sshkeep attach ID --take` asks the daemon for control before it attaches tmux read-write: the
+`sshkeep attach ID --take` asks the daemon for control before it attaches tmux read-write (plain
+`attach` watches read-only, so a person's keys never reach the agent's commands): the
 session's state is `human` until the person detaches (the CLI then releases it), runs
 `sshkeep release ID`, or the attaching process dies (the monitor notices). Meanwhile the agent's
 typing tools (send_command, send_keys, answer_secret, interrupt_command) are refused with
 `human_control`; its reads work. Every prompt cycle the person runs is a command record with
 source `person`; once control ends, the agent's next reply lists them (once), and
-`list_commands` lists them any time.
+`list_commands` lists them any time. A take-over is refused while the agent's command runs
+(unless it asks for input): the person's typing would mix with its output.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-from sshkeep.common.errors import Conflict, HumanControl, SessionDisconnected
+from sshkeep.common.errors import Conflict, HumanControl, SessionDisconnected, TmuxError
 from sshkeep.common.models.sessions import CommandList, CommandSummary, ControlResult
+from sshkeep.common.tmux import HELD_OPTION, quote
 from sshkeep.daemon.sessions.session import Session, TakeOver
+from sshkeep.daemon.sessions.tmux import Tmux
 
 log = structlog.get_logger(__name__)
 
@@ -50,9 +54,12 @@ class Control:
     `lookup` finds a session by id (or raises SessionNotFound); `sessions` is the live map the
     sweep walks to release sessions whose holder died."""
 
-    def __init__(self, lookup: Callable[[str], Session], sessions: Mapping[str, Session]) -> None:
+    def __init__(
+        self, lookup: Callable[[str], Session], sessions: Mapping[str, Session], tmux: Tmux | None = None
+    ) -> None:
         self.lookup = lookup
         self.sessions = sessions
+        self.tmux = tmux
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -69,9 +76,34 @@ class Control:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             try:
-                self.sweep()
+                for sid in self.sweep():
+                    await self.clients_follow(sid)
             except Exception:
                 log.exception("take_over_sweep_failed")
+
+    async def clients_follow(self, sid: str) -> None:
+        """Make the session's tmux clients follow who holds it. The server's hook
+        (common/tmux.py) attaches every person's client read-only unless the session's
+        `@sshkeep_human` option is set; a take-over sets it, and once it ends every client still
+        attached goes back to watching. So no client, `sshkeep attach` or a hand-typed `tmux
+        attach`, types into the terminal while the agent may."""
+        s = self.sessions.get(sid)
+        if self.tmux is None or s is None:
+            return
+        target = quote(f"={s.tmux_session}:")
+        try:
+            if s.control is not None:
+                await self.tmux.command(f"set-option -t {target} {HELD_OPTION} 1")
+                return
+            await self.tmux.command(f"set-option -u -t {target} {HELD_OPTION}")
+            fields = "#{client_name} #{client_control_mode} #{client_readonly}"
+            rows = await self.tmux.command(f"list-clients -t {target} -F {quote(fields)}")
+            for row in rows:
+                name, ctl, ro = [*row.split(), "", "", ""][:3]
+                if name and ctl == "0" and ro == "0":
+                    await self.tmux.command(f"refresh-client -t {quote(name)} -f read-only,ignore-size")
+        except TmuxError as exc:  # the session went away meanwhile: nothing is attached to it
+            log.info("clients_follow_failed", session=sid, error=str(exc))
 
     def refuse_if_human(self, s: Session) -> None:
         """Refuse the agent's typing into any terminal of a session a person holds."""
@@ -93,6 +125,15 @@ class Control:
                     f"session {sid} is already taken over" + (f" (by pid {pid})" if pid else ""),
                     hint=f"Attach without --take to watch, or `sshkeep release {sid}` first.",
                 )
+        rec = s.current
+        if rec is not None and rec.source != "person" and s.pending_question() is None:
+            # What a person types while the agent's command runs would land in its output (the
+            # terminal echoes typed-ahead keys) and run after it: never mix the two.
+            raise Conflict(
+                f"the agent's command {rec.command_id} ({rec.command[:60]!r}) is running in session {sid}",
+                hint=f"Watch it with `sshkeep attach {sid}` and take over once it has ended (or once it "
+                "asks for input).",
+            )
         s.control = TakeOver(holder_pid=holder_pid, since=time.time(), first_seq=s.next_seq)
         s.person_report = []
         log.info("session_taken", session=sid, holder_pid=holder_pid)
@@ -133,13 +174,17 @@ class Control:
         records, s.person_report = s.person_report, []
         return [r.summary() for r in records] if records else None
 
-    def sweep(self) -> None:
-        """Release sessions whose taking process is gone (the terminal was closed, the CLI killed)."""
+    def sweep(self) -> list[str]:
+        """Release sessions whose taking process is gone (the terminal was closed, the CLI killed);
+        return their ids."""
+        released: list[str] = []
         for s in list(self.sessions.values()):
             took = s.control
             if took is not None and took.holder_pid is not None and not _alive(took.holder_pid):
                 log.info("session_holder_gone", session=s.id, holder_pid=took.holder_pid)
                 self.release(s.id)
+                released.append(s.id)
+        return released
 
 
 def list_commands(s: Session, since: str | None, limit: int) -> CommandList:

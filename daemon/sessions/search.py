@@ -25,7 +25,8 @@ import regex
 
 from sshkeep.common.errors import BadRequest
 from sshkeep.common.models.sessions import SearchMatch, SearchRequest, SearchResult
-from sshkeep.daemon.sessions.lineindex import render_lines
+from sshkeep.common.terminal.screenmode import NORMAL
+from sshkeep.daemon.sessions.lineindex import render_lines_from
 
 if TYPE_CHECKING:
     from sshkeep.daemon.sessions.session import Session
@@ -105,6 +106,7 @@ def search_range(scan: _Scan, cid: str, path: Path, start: int, end: int) -> Non
     with f:
         f.seek(start)
         pos = start
+        screen = NORMAL  # a full-screen program's frames may span chunks
         while True:
             want = min(CHUNK_BYTES, end - pos)
             data = f.read(want) if want > 0 else b""
@@ -121,7 +123,7 @@ def search_range(scan: _Scan, cid: str, path: Path, start: int, end: int) -> Non
                 cut = cut + 1 if cut != -1 else len(buf)
                 buf, carry = buf[:cut], buf[cut:]
             if buf:
-                lines = render_lines(buf)
+                lines, screen = render_lines_from(buf, screen)
                 if not _chunk_may_match(scan, lines):
                     if scan.remaining() <= 0:
                         scan.complete = False

@@ -161,6 +161,13 @@ class Session:
     # shell), STOPPED (the shell had been replaced before it: no start marker came) or LOST (the
     # new shell did not take the setup).
     replaced: dict[str, str] = field(default_factory=dict)
+    # Where the log stood when the agent's keys were sent to the latest prompt: everything of
+    # that prompt's line before it is prompt, even when the prompt, the keys' echo and their
+    # cycle's markers arrive in one read (before the prompt could be learned alone).
+    keys_from: int = -1
+    # The prompt as an earlier cycle printed it alone: when this one's could not be learned
+    # alone (keys typed ahead arrived with it), the typed text starts after it.
+    known_prompt: str | None = None
     # A person holds the terminal (`sshkeep attach --take`): the agent's typing is refused.
     control: TakeOver | None = None
     # The person's commands of the last take-over, until the agent's next reply lists them.
@@ -506,6 +513,13 @@ class Session:
         self.prompt_pos = m.end
         self.prompt_text = None
         self.keys_since_prompt = False
+        self.keys_from = -1
+
+    def keys_sent(self) -> None:
+        """The agent's keys go to the terminal now (see `keys_from`)."""
+        self.keys_since_prompt = True
+        if self.current is None and self.keys_from < 0:
+            self.keys_from = self.current_size()
 
     def _learn_prompt(self) -> None:
         """Remember how the current prompt renders, as soon as it is printed (before any typing)."""
@@ -517,16 +531,28 @@ class Session:
         text = render(mk.strip_markers(data))
         if text.strip():
             self.prompt_text = text
+            if text.endswith(" ") and self.keys_from < 0 and not self.keys_since_prompt:
+                self.known_prompt = text  # prompts end in a space; keys typed ahead seldom do
 
     def _typed_command(self, end: int) -> str:
         """What was typed at the latest prompt, from the echo between the prompt and `end`."""
         text = render(mk.strip_markers(self.read_log(self.prompt_pos, end)))
         lines = split_lines(text)
-        prompt = (self.prompt_text or "").rstrip()
+        prompt_text = self.prompt_text
+        if prompt_text is None and self.prompt_pos <= self.keys_from <= end:
+            prompt_text = render(mk.strip_markers(self.read_log(self.prompt_pos, self.keys_from)))
+            prompt_text = split_lines(prompt_text)[-1] if prompt_text.strip() else None
+        prompt = (prompt_text or "").rstrip()
+        known = (self.known_prompt or "").rstrip()
         out: list[str] = []
         for i, line in enumerate(lines):
             if i == 0:
-                line = line[len(prompt) :] if prompt and line.startswith(prompt) else line
+                if known and known != prompt and known in line:
+                    # Keys typed ahead (echoed before the prompt), or a prompt learned from a part
+                    # of it: what was typed at this prompt follows the prompt's text.
+                    line = line[line.rindex(known) + len(known) :]
+                elif prompt and line.startswith(prompt):
+                    line = line[len(prompt) :]
                 out.append(line.strip())
             else:
                 out.append(line[2:] if line.startswith("> ") else line)  # continuation prompt (PS2)

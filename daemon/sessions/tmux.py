@@ -20,7 +20,7 @@ import structlog
 
 from sshkeep.common import systemd
 from sshkeep.common.errors import TmuxCommandFailed, TmuxError
-from sshkeep.common.tmux import TMUX_CONF
+from sshkeep.common.tmux import HOLD_HOOK, TMUX_CONF
 from sshkeep.common.tmux import quote as quote  # re-exported: the engine quotes words with it
 
 log = structlog.get_logger(__name__)
@@ -134,6 +134,8 @@ class Tmux:
         if running:
             out = await self.run("list-sessions", "-F", "#{session_name}")
             if CONTROL_SESSION in out.split("\n"):
+                # A server started by an older config: persons' clients attach read-only all the same.
+                await self.run("set-hook", "-g", "client-attached", HOLD_HOOK, check=False)
                 return
         self.write_conf()
         size = ("-x", "80", "-y", "24")

@@ -168,12 +168,17 @@ def _attach(paths: Paths, sid: str, read_only: bool, terminal: str | None = None
         raise BadRequest(
             "--take and --read-only exclude each other", hint="Watch with -r, or take with --take."
         )
-    argv = attach_argv(paths, info.tmux_session, read_only, terminal)
+    # Watching is read-only: keys typed while the agent's command runs would mix with its output
+    # (the terminal echoes them) and run after it. Typing takes the terminal over (--take).
+    argv = attach_argv(paths, info.tmux_session, not take, terminal)
     # Our server is not the one in $TMUX: attaching from inside tmux is intended nesting.
     env = {k: v for k, v in os.environ.items() if k != "TMUX"}
     if not take:
         print(
-            f"sshkeep: attaching to {sid} ({info.target}); detach with Ctrl-b d", file=sys.stderr, flush=True
+            f"sshkeep: watching {sid} ({info.target}) read-only; detach with Ctrl-b d, "
+            f"type after `sshkeep attach {sid} --take`",
+            file=sys.stderr,
+            flush=True,
         )
         sys.stdout.flush()
         os.execve(tmux, [tmux, *argv[1:]], env)

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _handler(ls, "human:main")
     at = sub.add_parser("attach", help="watch or take over a session in tmux (detach: Ctrl-b d)")
     at.add_argument("session_id", metavar="ID")
-    at.add_argument("-r", "--read-only", action="store_true", help="watch without sending keys")
+    at.add_argument("-r", "--read-only", action="store_true", help="watch without sending keys (the default)")
     at.add_argument(
         "-t", "--terminal", metavar="T", help="one of the session's other terminals (a job's: its job id)"
     )

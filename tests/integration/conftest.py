@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.instance import Instance, instance_of
 from tests.sshd import SshdUnavailable, SshServer, environment_problem, start_sshd
-from tests.support import default_connections
+from tests.support import OuterTmux, default_connections
 
 
 def _in_ci() -> bool:
@@ -56,3 +57,13 @@ def _instance_fixture(name: str, doc: str, *, scope: str = "function", start: bo
 instance = _instance_fixture("instance", "A fresh instance, its daemon running.")
 shared = _instance_fixture("shared", "One running instance for a whole module.", scope="module")
 idle_instance = _instance_fixture("idle_instance", "A fresh instance, no daemon started yet.", start=False)
+
+
+@pytest.fixture
+def outer(tmp_path: Path) -> Iterator[OuterTmux]:
+    """A separate tmux server standing in for the person's own terminal."""
+    o = OuterTmux(tmp_path / "outer.sock")
+    try:
+        yield o
+    finally:
+        o("kill-server")

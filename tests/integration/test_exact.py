@@ -177,6 +177,11 @@ async def test_keys_then_command_each_reply_holds_its_own_output(shared: Instanc
             assert await done(c, sid, f"echo B{i}") == f"B{i}"
             await c.send_keys(sid, SendKeysRequest(keys=[f"echo typed{i}", "Enter"]))
             assert await done(c, sid, f"echo mine{i}") == f"mine{i}"
+        # Each keys-typed line is a record of its own: its text without the prompt, its own output.
+        typed = [x for x in (await c.list_commands(sid)).commands if x.source == "keys"]
+        assert [x.command for x in typed] == [f"echo typed{i}" for i in range(3)], typed
+        for i, x in enumerate(typed):
+            assert (await c.get_command(sid, x.command_id)).output == f"typed{i}"
         await c.close_session(sid)
 
 

@@ -18,7 +18,7 @@ from sshkeep.common.models.sessions import SendCommandRequest
 from sshkeep.common.paths import resolve_paths
 from sshkeep.daemon.sessions.logcap import punch
 from tests.instance import Instance, clean_env, run_sshkeep
-from tests.support import SHELLS, open_session, wait_until
+from tests.support import SHELLS, OuterTmux, open_session, wait_until
 
 
 async def run(instance: Instance, sid: str, command: str) -> str:
@@ -132,19 +132,6 @@ async def test_logs_and_attach_refuse_unknown_and_bad_ids(instance: Instance) ->
         assert res.returncode == 1, res
         assert "'../state/state.db' is not a session id" in res.stderr
         assert res.stdout == ""
-
-
-class OuterTmux:
-    """A separate tmux server standing in for the person's own terminal."""
-
-    def __init__(self, sock: Path) -> None:
-        self.base = ["tmux", "-S", str(sock), "-f", "/dev/null"]
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=10)
-
-    def screen(self) -> str:
-        return self("capture-pane", "-p", "-t", "outer").stdout
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ prompt cycle (agent, keys, person) with list_commands."""
 from __future__ import annotations
 
 import asyncio
-import shlex
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,33 +20,7 @@ from sshkeep.common.models.sessions import (
     SnapshotQuery,
 )
 from tests.instance import Instance
-from tests.integration.test_human_cli import OuterTmux
-from tests.support import SHELLS, eventually
-
-
-@pytest.fixture
-def outer(tmp_path: Path) -> Iterator[OuterTmux]:
-    """A separate tmux server standing in for the person's own terminal."""
-    o = OuterTmux(tmp_path / "outer.sock")
-    try:
-        yield o
-    finally:
-        o("kill-server")
-
-
-def attach_in(outer: OuterTmux, instance: Instance, sid: str, *flags: str) -> None:
-    env = f"SSHKEEP_HOME={shlex.quote(instance.env['SSHKEEP_HOME'])}"
-    cli = f"{shlex.quote(sys.executable)} -m sshkeep attach {sid} {' '.join(flags)}"
-    script = f"cd / && env {env} {cli}; echo attach-exit=$?; sleep 600"
-    started = outer("new-session", "-d", "-s", "outer", "-x", "200", "-y", "50", script)
-    assert started.returncode == 0, started.stderr
-
-
-async def person_types(outer: OuterTmux, line: str) -> None:
-    """Keys into the person's terminal, which the attached tmux client passes to the session."""
-    done = await asyncio.to_thread(outer, "send-keys", "-t", "outer", "-l", line)
-    assert done.returncode == 0, done.stderr
-    await asyncio.to_thread(outer, "send-keys", "-t", "outer", "Enter")
+from tests.support import SHELLS, OuterTmux, attach_in, eventually, person_types
 
 
 async def commands_of(instance: Instance, sid: str) -> list[CommandSummary]:
@@ -180,18 +151,9 @@ async def test_plain_attach_does_not_take_control(instance: Instance, outer: Out
         assert (await c.get_session(sid)).state == "ready"
         res = await c.send_command(sid, SendCommandRequest(command="echo watched"))
         assert res.output == "watched"
-    # A person typing into a watched session still makes a record of source person.
-    await person_types(outer, "echo typed-by-hand")
-
-    async def seen() -> bool:
-        return any(
-            x.command == "echo typed-by-hand" and x.status == "completed"
-            for x in await commands_of(instance, sid)
-        )
-
-    await eventually(seen, "the hand-typed command's record")
-    mine = [x for x in await commands_of(instance, sid) if x.command == "echo typed-by-hand"]
-    assert mine[0].source == "person" and mine[0].exit_code == 0
+    # Watching is read-only (a person's keys never reach the pane: test_person_typing.py).
+    flags = instance.tmux("list-clients", "-F", "#{session_name} #{client_readonly}").stdout.split("\n")
+    assert f"{sid} 1" in flags, flags
 
 
 @pytest.mark.parametrize("shell", SHELLS)

@@ -15,7 +15,15 @@ from pydantic import BaseModel, Field, ValidationError
 from sshkeep.common.client import ApiClient
 from sshkeep.common.models.sessions import Question, SearchRequest
 from sshkeep.common.paths import resolve_paths
-from sshkeep.common.terminal.screenmode import compact_screen, drawn, strip_screens
+from sshkeep.common.terminal.screenmode import (
+    ALTERNATE,
+    KEYPAD,
+    NORMAL,
+    compact_screen,
+    drawn,
+    strip_screens,
+    strip_screens_from,
+)
 from sshkeep.daemon.sessions import search
 from sshkeep.daemon.sessions.login import parse_g
 from sshkeep.daemon.sessions.replies import program_of, question_hint, quit_keys, typed_command
@@ -229,3 +237,19 @@ def test_tool_schemas_are_lean_and_every_parameter_described(tmp_path: Path) -> 
         assert t.description, t.name
         if t.name in CORE_TOOLS:
             assert len(t.description) < 200, t.name
+
+
+def test_frames_spanning_chunks_are_not_output() -> None:
+    """Output rendered in chunks (the line index, searches) keeps the screen state from one to the
+    next: vim's last row in a later chunk than its start is a frame too."""
+    vim = b"\x1b[?1049h\x1b[H\x1b[Jrow-1\r\nrow-2\r\nrow-49\x1b[50;1H:q\r\x1b[?1049l\x1b[?25hbye\r\n"
+    cut = vim.index(b"row-49")
+    head, state = strip_screens_from(vim[:cut], NORMAL)
+    assert (head, state) == (b"", ALTERNATE)
+    assert strip_screens_from(vim[cut:], state) == (b"\x1b[?25hbye\r\n", NORMAL)
+    frame = b"\x1b[H\x1b[Jtop - 10:00\x1b[K\r\nTasks: 1\x1b[K\r\n"
+    top = b"\x1b[?1h\x1b=" + frame * 2
+    assert strip_screens_from(top, NORMAL) == (b"", KEYPAD)
+    assert strip_screens_from(b"Tasks: 2\x1b[K\r\n", KEYPAD) == (b"", KEYPAD)
+    assert strip_screens_from(b"Tasks\r\n\x1b[?1l\x1b>\x1b[50;1H\r\nbye\r\n", KEYPAD) == (b"bye\r\n", NORMAL)
+    assert strip_screens_from(b"plain\r\n", NORMAL) == (b"plain\r\n", NORMAL)

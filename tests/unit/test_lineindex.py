@@ -81,3 +81,21 @@ def test_rebase_after_the_cap_dropped_the_start(monkeypatch: pytest.MonkeyPatch)
 )
 def test_render_lines_fast_path_matches_the_renderer(raw: bytes) -> None:
     assert lineindex.render_lines(raw) == split_lines(render(mk.strip_markers(raw)))
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1000])
+def test_a_full_screen_program_spanning_points_leaves_no_lines(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(lineindex, "CHUNK", chunk)
+    rows = b"".join(b"row-%d\r\n" % i for i in range(1, 60))
+    data = b"before\r\n\x1b[?1049h\x1b[H\x1b[J" + rows + b"row-60\x1b[50;1H:q\r\x1b[?1049lafter\r\n"
+
+    def read(a: int, b: int) -> bytes:
+        return data[a:b]
+
+    index = LineIndex.at(0)
+    for upto in (len(data) // 3, data.index(b"row-60"), len(data)):  # indexed while it ran
+        index.extend(read, upto)
+    assert index.total(read, len(data)) == 2
+    assert index.lines(read, 0, 10, len(data)) == ["before", "after"]

@@ -1,6 +1,6 @@
 """A TCP relay that delays every chunk by a fixed time: the round trip of the benchmark's RTT rows.
 
-    python bench/relay.py --netns NAME --target PORT --delay-ms 25
+    python tests/relay.py --netns NAME --target PORT --delay-ms 25
 
 This kernel has no netem qdisc, so the delay is made in user space. The relay listens on
 127.0.0.1 (an ephemeral port, printed on the first line of stdout) in the namespace it was

@@ -1,9 +1,11 @@
-"""An sshd behind a delayed path: a network namespace of its own, reached only through bench/relay.py.
+"""An sshd behind a delayed path: a network namespace of its own, reached only through tests/relay.py.
 
-`delayed_sshd(base, sshd_dir, delay_ms)` starts a second sshd (tests/netns.py: the test sshd's
-host key, users and client key, listening on the namespace's loopback) and a relay on this
-namespace's 127.0.0.1 that adds `delay_ms` to each direction. Everything (relay, sshd, namespace,
-files) is removed on exit. Needs root and `ip` (iproute2).
+Shared by the benchmark's RTT rows (bench/bench.py) and the tests of races under latency
+(tests/integration/test_latency.py). `delayed_sshd(base, delay_ms)` starts a second sshd
+(tests/netns.py: the test sshd's host key, users and client key, listening on the namespace's
+loopback) and a relay on this namespace's 127.0.0.1 that adds `delay_ms` to each round trip (half
+each way). Everything (relay, sshd, namespace, files) is removed on exit. Needs root and `ip`
+(iproute2).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class DelayedPath:
 
 
 @contextlib.contextmanager
-def delayed_sshd(base: SshServer, sshd_dir: Path, delay_ms: float) -> Iterator[DelayedPath]:
+def delayed_sshd(base: SshServer, delay_ms: float) -> Iterator[DelayedPath]:
+    sshd_dir = base.host_key.parent
     relay: subprocess.Popen[bytes] | None = None
     with netns_sshd(base, sshd_dir, veth=False) as server, tempfile.TemporaryDirectory() as work:
         try:
