@@ -102,6 +102,18 @@ class SessionDisconnected(Conflict):
     default_hint = "Call reconnect_session to start a fresh ssh in this session, or close_session."
 
 
+class NotIntegrated(Conflict):
+    """The terminal's shell has no sshkeep markers any more (a command replaced it with one that
+    is not sh-compatible): commands count as done after quiet output, exit codes are unknown."""
+
+    code = "not_integrated"
+    default_hint = (
+        "The terminal is no longer integrated: a command counts as done after 1 s of quiet output and "
+        "exit_code is null. open_terminal gives an integrated shell on the same connection; "
+        "close_session ends this one."
+    )
+
+
 class SessionNotReady(Conflict):
     code = "session_not_ready"
     default_hint = "The session is waiting for input: answer with send_keys, or close_session."

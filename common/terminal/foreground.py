@@ -8,6 +8,7 @@ leaves processes behind in the terminal's shell, which the agent should know abo
 from __future__ import annotations
 
 import re
+import shlex
 
 # (pattern over the whole command line, what it is). Conservative: a false "runs forever" hint is
 # only a hint, but it should be rare.
@@ -79,3 +80,39 @@ def has_background_ampersand(command: str) -> bool:
 def started_jobs(lines: list[str]) -> list[int]:
     """The pids of background jobs a shell reported starting ("[1] 12345") in a command's output."""
     return [int(m.group(2)) for line in lines if (m := _JOB_STARTED.match(line))]
+
+
+# Where a command word can start: the line's start or after a separator or an opening group.
+_COMMAND_START = frozenset({";", "&&", "||", "|", "&", "(", "{", "then", "do", "else"})
+_REDIRECT = re.compile(r"^\d*(?:[<>]|&>)")
+_PUNCTUATION = frozenset(";&|(){}")
+
+
+def replaces_shell(command: str) -> bool:
+    """The command line runs `exec PROGRAM`, which replaces the shell (`exec bash`, `exec -l zsh`,
+    `cd /srv && exec sh`); `exec >log` and `exec 3<file` only redirect and keep it, and in a
+    subshell (`(exec bash)`, `$(exec …)`) it replaces the subshell only."""
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars="".join(sorted(_PUNCTUATION)))
+        lexer.whitespace_split = True
+        words = list(lexer)
+    except ValueError:
+        return False
+    depth = 0  # inside ( … ) exec replaces a subshell only
+    for i, word in enumerate(words):
+        depth += word.count("(") - word.count(")") if set(word) <= _PUNCTUATION else 0
+        if word != "exec" or depth > 0 or (i > 0 and not _starts_command(words[i - 1])):
+            continue
+        rest = words[i + 1 :]
+        while rest and rest[0].startswith("-"):
+            rest = rest[2:] if rest[0] == "-a" else rest[1:]  # -a NAME, -c, -l
+        if rest and not _starts_command(rest[0]) and not _REDIRECT.match(rest[0]):
+            return True
+    return False
+
+
+def _starts_command(word: str) -> bool:
+    """A command word may follow `word` (a separator, an opening group, a keyword)."""
+    if word in _COMMAND_START:
+        return True
+    return set(word) <= _PUNCTUATION and word[-1] in ";&|({"

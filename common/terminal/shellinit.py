@@ -8,14 +8,17 @@ shell) re-points the hooks at the new nonce instead of stacking a second copy.
 
 History: the first line (it holds no nonce) switches bash's history list off and zsh's
 `hist_ignore_space` on before any line holding the nonce is read; the last line switches bash's
-history back on if it was on. So the nonce never reaches `~/.bash_history` or `~/.zsh_history`,
-whatever `HISTCONTROL`, `HISTIGNORE` or the user's zsh options say. History expansion (`!`) is
-switched off in both shells: command text is data.
+history back on if it was on. dash and busybox ash cannot switch theirs off: there the first line
+reads the other lines itself (`read` from the tty, so their line editor never sees them). So the
+nonce never reaches `~/.bash_history`, `~/.zsh_history`, `~/.ash_history` or an in-memory history
+list, whatever `HISTCONTROL`, `HISTIGNORE` or the user's zsh options say. History expansion (`!`)
+is switched off in bash and zsh: command text is data.
 
-A user's `trap … DEBUG` (bash) would fire before sshkeep's own prompt hook and print into the
-output of every later command; the hook wraps such a trap once so it skips sshkeep's hook and
-the commands inside sshkeep's functions. The hook finds the trap without forking the shell
-(see `bash_trap`): a prompt cycle costs no process.
+A user's `trap … DEBUG` (bash, zsh) would fire for sshkeep's own prompt hooks and print into the
+output of every later command; the prompt hook sets such a trap again, wrapped so that it skips
+sshkeep's hooks and the commands inside sshkeep's functions (and keeps `$?`). It still fires
+for the user's own commands, as it would without sshkeep. bash's hook finds the trap without
+forking the shell (see `bash_trap`); zsh's forks once per prompt to list the traps.
 """
 
 from __future__ import annotations
@@ -30,10 +33,18 @@ SHELLS_WITH_HOOKS = frozenset({"bash", "zsh"})
 # dash and ash have no pre-exec hook: the typed command is prefixed with this function's call.
 START_FUNCTION = "__sk_c"
 
-# Holds no nonce: this line may land in history before history is off.
+# Holds no nonce: this line may land in history before history is off. dash and busybox ash
+# have no way to switch their history list off, so there this line reads the lines after it
+# with `read` (from the tty, never through the line editor and its history) and runs each, up to
+# the last (bash's and zsh's do nothing there). Input that is not a tty (a pipe) may be read
+# ahead by the shell: there they are typed as is.
 _HISTORY_OFF = (
     ' [ -n "$BASH_VERSION" ] && { [[ -o history ]] && __sk_ho=1; set +o history; }; '
-    '[ -n "$ZSH_VERSION" ] && setopt hist_ignore_space; :'
+    '[ -n "$ZSH_VERSION" ] && setopt hist_ignore_space; '
+    '[ -t 0 ] && case "$BASH_VERSION$ZSH_VERSION:$(readlink /proc/$$/exe 2>/dev/null)" in '
+    ":*/busybox|:*/dash) "
+    'while IFS= read -r __sk_l; do eval "$__sk_l"; case "$__sk_l" in " export "*) break;; esac; done; '
+    "unset __sk_l;; esac; :"
 )
 
 
@@ -52,8 +63,12 @@ def restorable(directory: str | None) -> bool:
     )
 
 
-def setup_lines(nonce: str, cwd: str | None = None) -> list[str]:
+def setup_lines(nonce: str, cwd: str | None = None, seq: int = 0) -> list[str]:
     """The setup commands for one session; each starts with a space.
+
+    `seq` is where a new shell's prompt numbers start: a shell that replaced an integrated one
+    (`exec bash`) counts on from the old one's last prompt, so its prompts are never taken for
+    replays of old ones.
 
     Short lines rather than one long one: busybox ash cuts input lines at 1024 bytes. The last
     line prints the X marker, so the first D marker after it means the shell is integrated and idle.
@@ -64,10 +79,13 @@ def setup_lines(nonce: str, cwd: str | None = None) -> list[str]:
         raise ValueError("nonce must be lowercase hex")
     if cwd is not None and not restorable(cwd):
         raise ValueError("cwd must be an absolute, printable path of at most 512 bytes")
+    # Typed again into a shell that has a count of its own (a nested shell's parent), the count
+    # given wins: it is above every prompt number seen so far.
+    count = f"__sk_n={int(seq)}" if seq > 0 else "__sk_n=${__sk_n:-0}"
     d = "\\033]133;D;%s;sk=%s:%s\\007"
     w = "\\033]133;W;sk=%s;%s\\007"
     bash = (
-        f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; set +H; "
+        f"__sk_k={nonce}; {count}; set +H; "
         f"__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); "
         f'printf "{d}{w}" "$r" "$__sk_k" "$__sk_n" "$__sk_k" "$PWD"; return $r; }}; '
         "__sk_rs() { return $1; }; "
@@ -104,9 +122,18 @@ def setup_lines(nonce: str, cwd: str | None = None) -> list[str]:
         '*) __sk_rs $__sk_dq; eval -- "$__sk_dt";; esac\' DEBUG; fi; return $r; }; declare -ft __sk_dg'
     )
     zsh = (
-        f"__sk_k={nonce}; __sk_n=${{__sk_n:-0}}; setopt no_bang_hist; "
-        f"__sk_precmd() {{ local r=$?; __sk_n=$((__sk_n+1)); "
-        f'printf "{d}{w}" "$r" "$__sk_k" "$__sk_n" "$__sk_k" "$PWD"; }}; '
+        f"__sk_k={nonce}; {count}; setopt no_bang_hist; "
+        # A user's DEBUG trap fires for every command of sshkeep's hooks too (they are functions):
+        # the first sublist of the prompt hook sets it again wrapped, so that it skips commands run
+        # while one of sshkeep's functions is on the stack. It is one sublist, as zsh runs a DEBUG
+        # trap once per sublist: the unwrapped trap fires once, into the output of the command
+        # that set it.
+        '__sk_precmd() { local r=$? t=${(M)${(f)"$(trap)"}:#trap -- * DEBUG} '
+        "&& [[ -n $t && $t != *__sk_dt* ]] && __sk_dt=${(Q)${${t#trap -- }% DEBUG}} "
+        "&& trap -- '__sk_dq=$?; (( ${funcstack[(I)__sk_*]} )) || "
+        '{ __sk_rs $__sk_dq; eval -- "$__sk_dt"; }\' DEBUG; '
+        f'__sk_n=$((__sk_n+1)); printf "{d}{w}" "$r" "$__sk_k" "$__sk_n" "$__sk_k" "$PWD"; }}; '
+        "__sk_rs() { return $1; }; "
         '__sk_preexec() { printf "\\033]133;C;sk=%s\\007" "$__sk_k"; }; '
         "precmd_functions=(__sk_precmd ${precmd_functions:#__sk_precmd}); "
         "preexec_functions=(__sk_preexec ${preexec_functions:#__sk_preexec}); "
@@ -120,7 +147,7 @@ def setup_lines(nonce: str, cwd: str | None = None) -> list[str]:
     # the ESC and BEL bytes come from printf here, so only the variables (never the echo) hold them.
     posix = (
         f"export {PAGER_ENV}; __sk_sh=$BASH_VERSION$ZSH_VERSION; "
-        f'if [ -z "$__sk_sh" ]; then __sk_k={nonce}; __sk_n=${{__sk_n:-0}}; '
+        f'if [ -z "$__sk_sh" ]; then __sk_k={nonce}; {count}; '
         '__sk_c() { __sk_s=$?; printf "\\033]133;C;sk=%s\\007" "$__sk_k"; return "${1:-$__sk_s}"; }; '
         " __sk_e=$(printf '\\033'); __sk_b=$(printf '\\007'); "
         'case "$PS1" in *__sk_k*) ;; '

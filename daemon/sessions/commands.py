@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,21 +40,38 @@ from sshkeep.common.terminal.commandline import (
     echo_needle,
     typed_text,
 )
-from sshkeep.common.terminal.foreground import endless_reason, has_background_ampersand, started_jobs
+from sshkeep.common.terminal.foreground import (
+    endless_reason,
+    has_background_ampersand,
+    replaces_shell,
+    started_jobs,
+)
 from sshkeep.common.terminal.keys import LINE_ENDING_KEYS, keys_command
 from sshkeep.common.terminal.screenmode import compact_screen, drawn
+from sshkeep.daemon.sessions.options import set_line
 from sshkeep.daemon.sessions.replies import (
     DEFAULT_PAGE_LINES,
     UNINTEGRATED_HINT,
     program_of,
     question_hint,
+    typed_command,
 )
 from sshkeep.daemon.sessions.resume import typed_mark
 from sshkeep.daemon.sessions.search import search_output
-from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
+from sshkeep.daemon.sessions.session import (
+    LOST,
+    QUIET_FOR_QUESTION,
+    REPLACED,
+    SETUP_GRACE,
+    STOPPED,
+    Session,
+    lost_integration_text,
+)
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, quote
 from sshkeep.daemon.sessions.waitscan import BUDGET, BudgetSpent, Pattern, search_chunk
+
+log = structlog.get_logger(__name__)
 
 # A side command over the session's ssh master: (session, script, timeout) -> (exit code, stdout, stderr).
 SideCommand = Callable[[Session, str, float], Awaitable[tuple[int | None, str, str]]]
@@ -72,8 +90,14 @@ SCREEN_LINES = 6
 SCREEN_CHARS = 480
 # Lines per step when saving a command's output to a local file.
 SAVE_PAGE_LINES = 5000
+# How a shell prompt's last line ends (`$ `, `# `, `% `, `> `, starship's `❯ `).
+_SHELL_PROMPT = re.compile(r"[$#%>❯»] ?$")
+# Programs that are shells: Ctrl-C does not end them.
+SHELLS = frozenset({"bash", "zsh", "sh", "dash", "ash", "ksh", "mksh", "fish", "tcsh", "csh", "busybox"})
 # How long a command waits for the prompt cycle of keys sent to an idle prompt.
 KEYS_SETTLE = 3.0
+# How long a command waits for a keys' or person's command that replaced the shell to end.
+REPLACE_SETTLE = 10.0
 KEYS_QUIET = 0.25
 # How long typing waits at most for the shell's line editor to read the terminal (a prompt
 # that prints nothing the editor could be known by).
@@ -163,8 +187,14 @@ class Commands:
             other = s.current
             if other is not None and other.source != "agent":
                 # Keys (or a person) started a command a moment ago: a quick one ends within the
-                # settle time and this command follows it; a long one makes the session busy.
-                await self._wait_command(s, other, KEYS_SETTLE)
+                # settle time and this command follows it; a long one makes the session busy. One
+                # that replaces the shell ends once the new shell is set up, which takes longer.
+                settle = (
+                    max(KEYS_SETTLE, min(timeout, REPLACE_SETTLE))
+                    if replaces_shell(other.command)
+                    else KEYS_SETTLE
+                )
+                await self._wait_command(s, other, settle)
         await self._until_reading(s)
         # Again, with no await from here until the record exists: the same request may have come
         # twice at once (a client retrying a call it thought lost).
@@ -362,7 +392,9 @@ class Commands:
                 if s.shell == NO_SHELL and quiet >= QUIET_DONE and s.log_size > rec.sent_pos:
                     await self._finish_by_quiet(s, rec)
                     return None
-                if quiet >= QUIET_FOR_QUESTION:
+                if quiet >= QUIET_FOR_QUESTION and await self._replaced_shell(s, rec):
+                    continue
+                if quiet >= QUIET_FOR_QUESTION and s.reintegrating is None:
                     q = await self._question(s)
                     if q is not None and not (s.shell == NO_SHELL and q.kind in ("prompt", "continuation")):
                         return q
@@ -373,6 +405,51 @@ class Commands:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.01, step)):  # no task per wake, unlike wait_for
                         await s.changed.wait()
+
+    async def _replaced_shell(self, s: Session, rec: CommandRecord) -> bool:
+        """The command replaced the shell (`exec bash`) and the new one's prompt waits, quiet and
+        without markers: type the setup into it. True when something was done about it (the setup
+        typed, or the new shell found unable to take it)."""
+        if rec is not s.current:
+            return False
+        if s.reintegrating is not None:
+            if s.x_seen or time.monotonic() - s.reintegrating < SETUP_GRACE:
+                return False
+            # The setup did not run there (fish, a REPL): the terminal is no longer integrated.
+            s.reintegrating = None
+            s.shell = NO_SHELL
+            s.end_replacing(rec)
+            rec.exit_code = None
+            s.replaced[rec.command_id] = LOST
+            log.warning("shell_not_integrated", session=s.id, terminal=s.terminal)
+            if s.terminal == MAIN_TERMINAL:
+                with contextlib.suppress(TmuxError):
+                    await self.tmux.command(set_line(s.id, shell=NO_SHELL))
+            self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
+            return True
+        if not s.integrated or s.shell == NO_SHELL:
+            return False
+        how = REPLACED
+        if not replaces_shell(rec.command):
+            # The shell's markers stopped before this command: the agent typed it, the shell
+            # echoed it, yet no start marker came (a person's or a script's `exec` replaced the
+            # shell earlier). The new shell's prompt shows the same way.
+            if rec.source != "agent" or rec.out_start is not None or not s.echo_needle:
+                return False
+            if not s._echoed(rec, s.log_size):
+                return False
+            how = STOPPED
+        elif rec.out_start is None and (rec.source != "keys" or s.shell not in ("dash", "ash")):
+            return False  # not started yet (no start marker); dash and ash keys lines have none
+        q = await self._question(s)
+        if q is not None and q.kind != "prompt":
+            return False  # a login question of `exec su -`, a full-screen program, a menu
+        # Without a start marker, bash and zsh output starts nowhere yet: look past the echo.
+        since = s._after_echo(rec, s.log_size) if rec.out_start is None else None
+        if q is None and not _SHELL_PROMPT.search(s.screen_tail(since).rsplit("\n", 1)[-1]):
+            return False  # nothing that looks like a prompt: the setup would be typed into a program
+        await s.reintegrate(how)
+        return True
 
     async def _finish_by_quiet(self, s: Session, rec: CommandRecord) -> None:
         """Unintegrated shell: the command counts as done once output has been quiet a while."""
@@ -445,7 +522,7 @@ class Commands:
                 status = "failed"
                 hint = "The session was closed."
             else:
-                if s.quiet_for() >= QUIET_FOR_QUESTION:
+                if s.quiet_for() >= QUIET_FOR_QUESTION and s.reintegrating is None:
                     question = await self._question(s)
                 status = "waiting_input" if question is not None else "running"
                 hint = (
@@ -459,6 +536,22 @@ class Commands:
                     question, hint = advice
                 if question is not None and question.kind == "fullscreen":
                     screen = await self._screen(s)
+        elif s.replaced.get(rec.command_id) == STOPPED:
+            hint = (
+                "The shell had been replaced before this command (its markers had stopped): sshkeep set "
+                f"up the new one ({s.shell}). This command ran unmarked, so its exit code is unknown and "
+                "its output may hold an error about sshkeep's prefix; run it again for an exact result."
+            )
+        elif rec.command_id in s.replaced:
+            if s.replaced[rec.command_id] == REPLACED:
+                hint = (
+                    f"The command replaced the shell; sshkeep set up the new one ({s.shell}), so exact "
+                    "results go on. Variables and functions of the old shell that were not exported are gone."
+                )
+            else:
+                hint = lost_integration_text()
+        elif s.integration_lost:
+            hint = lost_integration_text()
         elif s.shell == NO_SHELL:
             hint = UNINTEGRATED_HINT
         elif status == "interrupted":
@@ -579,17 +672,43 @@ class Commands:
         # Quiet time counts from the keys: the question that was pending is not the answer to them.
         s.last_growth = time.monotonic()
         if rec is None:
+            # Nothing runs: the Ctrl-C only redraws the prompt (and drops a half-typed line). The
+            # reply waits for that prompt cycle, so it never counts as the next command's.
             s.keys_cycle_at = s.last_growth
+            await self._settle_keys(s)
             if not s.commands:
                 raise CommandNotFound(f"{_where(s)} has no running command (Ctrl-C was sent anyway)")
-            return await self._result(s, self._record(s, None), since_shown=True)
+            last = self._record(s, None)
+            res = await self._result(s, last)
+            # None of the last command's output again: this reply is about the Ctrl-C.
+            note = (
+                f"Nothing was running: Ctrl-C went to the idle prompt. status and exit_code are the last "
+                f"command's ({last.command_id}), which had already ended."
+            )
+            return res.model_copy(
+                update={
+                    "output": "",
+                    "offset": res.total_lines,
+                    "next_offset": None,
+                    "has_more": False,
+                    "truncated": None,
+                    "hint": None,
+                    "note": note,
+                }
+            )
         await self._wait_command(s, rec, timeout)
         if rec.out_end is None and not s.dead:
             # Some programs ignore one Ctrl-C (or sit in a prompt): try once more, then report.
             await self.tmux.command(f"send-keys -t {s.pane_id} C-c")
             s.last_growth = time.monotonic()
             await self._wait_command(s, rec, 2.0)
-        return await self._result(s, rec, since_shown=True)
+        res = await self._result(s, rec, since_shown=True)
+        if res.question is not None and res.question.kind == "prompt" and program_of(rec.command) in SHELLS:
+            res.hint = (
+                f"The command runs a shell ({program_of(rec.command)}) that waits at its prompt; Ctrl-C "
+                'does not end a shell: send_keys(["exit", "Enter"]) leaves it.'
+            )
+        return res
 
     async def send_keys(
         self, sid: str, keys: list[str], wait: float = 3.0, terminal: str | None = None
@@ -616,6 +735,9 @@ class Commands:
         ends_line = any(k in LINE_ENDING_KEYS for k in keys)
         if target is None and ends_line:
             s.keys_cycle_at = s.last_growth  # the next command waits for the prompt cycle they start
+            typed = typed_command(keys)
+            if s.integrated and s.shell in ("dash", "ash") and typed is not None and replaces_shell(typed):
+                await s.follow_typed(typed)
         started = time.monotonic()
         rec = target
         if rec is None and ends_line and wait > 0 and s.integrated:

@@ -50,7 +50,7 @@ from sshkeep.daemon.sessions.replies import (
     reconnect_hint,
 )
 from sshkeep.daemon.sessions.resume import resume, typed_mark, typed_marks
-from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, Session
+from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, SETUP_GRACE, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.terminals import OPT as TERMINAL_OPT
 from sshkeep.daemon.sessions.terminals import JobHooks, NoJobs, Terminals
@@ -58,7 +58,6 @@ from sshkeep.daemon.sessions.tmux import Tmux, quote
 
 log = structlog.get_logger(__name__)
 
-SETUP_GRACE = 4.0
 MONITOR_INTERVAL = 0.5
 REPIPE_BACKOFF = 2.0  # seconds between attempts to re-attach one pane's log
 _DESTINATION = re.compile(r"^[A-Za-z0-9_.@%:\[\]-]+$")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import structlog
 
+from sshkeep.common.errors import NotIntegrated
 from sshkeep.common.models.base import MAIN_TERMINAL, SessionState
 from sshkeep.common.models.sessions import Question, SessionInfo
 from sshkeep.common.terminal import lastwords
@@ -29,6 +30,7 @@ from sshkeep.common.terminal.render import render, split_lines
 from sshkeep.common.terminal.shellinit import SHELLS_WITH_HOOKS, restorable, setup_lines
 from sshkeep.daemon.sessions.lineindex import LineIndex
 from sshkeep.daemon.sessions.loggaps import GapLog, gaps_path
+from sshkeep.daemon.sessions.options import set_line
 from sshkeep.daemon.sessions.replies import (
     FIRST_PAGE_CANDIDATES,
     LOGIN_QUESTIONS,
@@ -59,6 +61,8 @@ class OutputPage:
 # A question needs the output to stay quiet at it this long: `Password: ` followed by more
 # output within a second is a program talking, not a program asking.
 QUIET_FOR_QUESTION = 1.0
+# A shell that has not printed the X marker this long after the setup was typed did not run it.
+SETUP_GRACE = 4.0
 READ_CHUNK = 4 * 1024 * 1024
 TAIL_BYTES = 8192
 CLOSING_BYTES = 1024  # ssh's closing lines are short: look for them only this far from the end
@@ -149,6 +153,14 @@ class Session:
     prompt_pos: int = -1
     prompt_text: str | None = None
     keys_since_prompt: bool = False
+    # The running command replaced the shell (`exec bash`) and the setup was typed into the new
+    # one: when (monotonic) and where the log stood then; the command ends at the new shell's prompt.
+    reintegrating: float | None = None
+    reintegrate_pos: int = 0
+    # Commands after which sshkeep set up a new shell: id -> REPLACED (the command replaced the
+    # shell), STOPPED (the shell had been replaced before it: no start marker came) or LOST (the
+    # new shell did not take the setup).
+    replaced: dict[str, str] = field(default_factory=dict)
     # Where the log stood when the agent's keys were sent to the latest prompt: everything of
     # that prompt's line before it is prompt, even when the prompt, the keys' echo and their
     # cycle's markers arrive in one read (before the prompt could be learned alone).
@@ -185,6 +197,11 @@ class Session:
         return "ready"
 
     @property
+    def integration_lost(self) -> bool:
+        """A command replaced the integrated shell with one that did not take the setup."""
+        return self.shell == NO_SHELL and LOST in self.replaced.values()
+
+    @property
     def tmux_session(self) -> str:
         return self.id
 
@@ -216,6 +233,8 @@ class Session:
         message = self.dead_message() if self.dead else None
         if message is not None and hint is None:
             hint = disconnect_hint(message)
+        if hint is None and self.integration_lost:
+            hint = lost_integration_text()
         state: SessionState = "waiting_input" if question is not None and not self.dead else self.state
         return SessionInfo(
             session_id=self.id,
@@ -351,11 +370,13 @@ class Session:
         self.restore_cwd, self.cwd = self.cwd, None
         self.forget_shell()
 
-    def screen_tail(self) -> str:
-        """The rendered end of the log, for question detection."""
+    def screen_tail(self, since: int | None = None) -> str:
+        """The rendered end of the log (from `since` at the earliest), for question detection."""
         size = self.log_size
         start = max(0, size - TAIL_BYTES, self.login_pos)  # an earlier login asks nothing now
-        if self.current is not None:
+        if since is not None:
+            start = max(start, since)
+        elif self.current is not None:
             start = max(start, self.output_start(self.current))
         return self.redact(render(mk.strip_markers(self.read_log(start, size))))
 
@@ -401,6 +422,7 @@ class Session:
         # The old login's setup time must not make the new one look like a shell that ignored it.
         self.setup_at = None
         self.last_d_seq = 0
+        self.reintegrating = None
         self.shell, self.foreground_busy = None, False
 
     def restore(self, records: list[CommandRecord], saved: tuple[int, int] | None) -> None:
@@ -457,8 +479,12 @@ class Session:
             self.cwd = None  # until this prompt's W marker says
             self.foreground_busy = False
             self.keys_cycle_at = None
+            if self.reintegrating is not None and not self.x_seen:
+                return  # a prompt of the new shell between setup lines: the command ends after X
             if not self.integrated and self.x_seen:
                 self.integrated = True
+                if self.reintegrating is not None:
+                    await self._replaced_shell_ready()
                 self._new_prompt(m)
                 log.info("session_ready", session=self.id, shell=self.shell)
                 return
@@ -586,13 +612,83 @@ class Session:
             await self.on_finished(rec)
         return rec
 
-    async def send_setup(self) -> None:
+    async def follow_typed(self, command: str) -> CommandRecord:
+        """A record for a line keys typed at an idle dash or ash prompt that replaces the shell
+        (`exec sh`): those shells mark a typed line only when it ends, and the old shell never
+        prints that end, so the record starts here and ends once the new shell is set up."""
+        seq = self.next_seq
+        self.next_seq += 1
+        rec = CommandRecord(
+            session_id=self.id,
+            command_id=f"c{seq}",
+            seq=seq,
+            command=command,
+            status="running",
+            exit_code=None,
+            sent_pos=max(0, self.prompt_pos),
+            skip_newlines=command.count("\n") + 1,
+            out_start=None,
+            out_end=None,
+            started_at=time.time(),
+            source="keys",
+        )
+        self.commands[rec.command_id] = rec
+        self.current = rec
+        self.echo_needle = None
+        self.interrupt_requested = False
+        if self.on_finished is not None:
+            await self.on_finished(rec)
+        return rec
+
+    async def reintegrate(self, how: str = "") -> None:
+        """The running command replaced the shell (`exec bash`) and a fresh prompt waits: type the
+        setup into the new shell. Its prompts count on from the old shell's last one."""
+        rec = self.current
+        if rec is not None:
+            if rec.out_start is None:
+                rec.out_start = self._after_echo(rec, self.log_size)
+            self.replaced[rec.command_id] = how or REPLACED
+        self.integrated = self.x_seen = False
+        self.reintegrating = time.monotonic()
+        self.reintegrate_pos = self.log_size
+        self.last_growth = time.monotonic()  # quiet counts from the setup typed, not from the prompt
+        log.info("shell_replaced", session=self.id, terminal=self.terminal)
+        await self.send_setup(seq=self.last_d_seq)
+
+    async def _replaced_shell_ready(self) -> None:
+        """The new shell took the setup: the command that replaced the old one has completed."""
+        self.reintegrating = None
+        rec = self.current
+        if rec is None:
+            return
+        self.end_replacing(rec)
+        # A command that ran unmarked in a shell that had been replaced: its status is unknown.
+        rec.exit_code = None if self.replaced.get(rec.command_id) == STOPPED else 0
+        if self.terminal == MAIN_TERMINAL and self.send_line is not None:
+            # Adoption after a daemon restart reads the shell kind from the tmux session.
+            await self.send_line(set_line(self.id, shell=self.shell or "sh"))
+        if self.on_finished is not None:
+            await self.on_finished(rec)
+
+    def end_replacing(self, rec: CommandRecord) -> None:
+        """End the command that replaced the shell where the new shell's prompt line starts."""
+        start = self.output_start(rec)
+        data = self.read_log(start, max(start, self.reintegrate_pos))
+        rec.out_start = start
+        rec.out_end = start + data.rfind(b"\n") + 1
+        rec.status = "completed"
+        rec.ended_at = time.time()
+        self.current = None
+        self.interrupt_requested = False
+
+    async def send_setup(self, seq: int = 0) -> None:
         self.setup_sent = True
         self.setup_at = time.monotonic()
         if self.send_line is None:
             return
         parts: list[str] = []
-        for line in setup_lines(self.nonce, self.restore_cwd):
+        # A shell that replaced the old one (seq > 0) starts where the old one was: no cd.
+        for line in setup_lines(self.nonce, None if seq else self.restore_cwd, seq):
             parts.append(f"send-keys -t {self.pane_id} -l -- {quote(line)}")
             parts.append(f"send-keys -t {self.pane_id} Enter")
         await self.send_line(" ; ".join(parts))
@@ -744,6 +840,15 @@ class Session:
         if q is None:
             return None
         return Question(kind=q.kind, text=q.text)
+
+
+def lost_integration_text() -> str:
+    """What replies say once a command replaced the shell with one that did not take the setup."""
+    return f"[{NotIntegrated.code}] {LOST_INTEGRATION} {NotIntegrated.default_hint}"
+
+
+LOST_INTEGRATION = "A command replaced the shell with one sshkeep cannot set up (not sh-compatible)."
+REPLACED, STOPPED, LOST = "replaced", "stopped", "lost"
 
 
 def terminal_key(session_id: str, terminal: str) -> str:

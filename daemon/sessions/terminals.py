@@ -219,7 +219,7 @@ class Terminals:
         """Open terminal `name` in session `sid` and wait until its shell is integrated."""
         main = self.m.get(sid)
         await self.m.ensure_ready(main, timeout)
-        if main.shell == NO_SHELL:
+        if main.shell == NO_SHELL and not main.integration_lost:
             raise BadRequest(
                 f"session {sid}'s login shell is not sh-compatible, so it cannot hold more terminals",
                 hint="Terminals and jobs need bash, zsh, dash or ash; send_command still works in main.",

@@ -138,14 +138,13 @@ async def test_bash_debug_trap_does_not_leak(shared: Instance) -> None:
         await c.close_session(sid)
 
 
-# busybox ash records every line in its history list: see the README's known gaps.
-@pytest.mark.parametrize("shell", ["bash", "zsh", "dash"])
+@pytest.mark.parametrize("shell", SHELLS)
 async def test_setup_is_not_in_history(shared: Instance, shell: str) -> None:
     async with shared.client() as c:
         sid = (await c.open_session(OpenSessionRequest(host=shell))).session_id
         nonce = shared.tmux("show-options", "-v", "-t", f"={sid}:", "@sshkeep_nonce").stdout.strip()
         assert len(nonce) >= 8
-        listing = {"bash": "history", "zsh": "fc -ln 1", "dash": ":"}[shell]
+        listing = {"bash": "history", "zsh": "fc -ln 1", "dash": ":", "ash": "history"}[shell]
         out = (
             await run(c, sid, f"{listing}; cat ~/.bash_history ~/.zsh_history ~/.ash_history 2>/dev/null")
         ).output

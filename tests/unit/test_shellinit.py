@@ -181,17 +181,36 @@ def test_history_expansion_is_off(shell: str, tmp_path: Path) -> None:
     assert "x!zzqq !!" in output_of(tmp_path)
 
 
-def test_bash_debug_trap_never_fires_into_the_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_debug_trap_never_fires_into_the_output(shell: str, tmp_path: Path) -> None:
     script = "\n".join(setup_lines(NONCE)) + "\ntrap 'echo hi' DEBUG\necho ok\n(exit 3)\necho $?\nexit\n"
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "dumb", "PS1": "$ "}
     out = subprocess.run(
-        SHELL_ARGV["bash"], input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        SHELL_ARGV[shell], input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=env, timeout=30, cwd=tmp_path,
     ).stdout  # fmt: skip
-    # The trap fires for the user's own command (as in `bash -c`), never for sshkeep's hook,
+    # The trap fires for the user's own command (as in `bash -c`), never for sshkeep's hooks,
     # and `$?` inside and after it is the user's.
     assert between_c_and_d(out, 2) == b"hi\n3\n", out
     assert between_c_and_d(out, 4) == b"hi\nok\n", out
+    # Taken off again, it fires no more.
+    script = script.replace("echo $?", "trap - DEBUG\necho done")
+    out = subprocess.run(
+        SHELL_ARGV[shell], input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, timeout=30, cwd=tmp_path,
+    ).stdout  # fmt: skip
+    assert between_c_and_d(out, 2) == b"done\n", out
+
+
+@pytest.mark.parametrize("shell", sorted(SHELL_ARGV))
+def test_a_given_count_wins_over_the_shells_own(shell: str, tmp_path: Path) -> None:
+    # A shell that replaced an integrated one (or a parent shell set up again) counts on from the
+    # highest prompt number seen, so its prompts are never taken for replays.
+    first, again = "\n".join(setup_lines(NONCE)), "\n".join(setup_lines(NONCE, seq=41))
+    markers = run_shell(shell, f"{first}\necho x\n{again}\necho y\nexit\n", tmp_path)
+    seqs = [m.seq or 0 for m in markers if m.kind == "D"]
+    # The count jumps past 41 at the second setup and rises on, never back.
+    assert max(seqs) > 42 and seqs == sorted(set(seqs)), (seqs, output_of(tmp_path))
 
 
 @pytest.mark.parametrize("shell", sorted(SHELL_ARGV))
