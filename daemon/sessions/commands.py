@@ -215,21 +215,8 @@ class Commands:
         if "\x00" in command:
             raise BadRequest("command contains a NUL byte")
         text = typed_text(command.rstrip("\n"), s.shell)
-        seq = s.next_seq
-        s.next_seq += 1
-        rec = CommandRecord(
-            session_id=s.key,
-            command_id=f"c{seq}",
-            seq=seq,
-            command=command,
-            status="running",
-            exit_code=None,
-            sent_pos=s.current_size(),
-            skip_newlines=text.count("\n") + 1,
-            out_start=None,
-            out_end=None,
-            started_at=time.time(),
-            request_id=request_id,
+        rec = s.new_record(
+            command, sent_pos=s.current_size(), skip_newlines=text.count("\n") + 1, request_id=request_id
         )
         s.current = rec
         s.echo_needle = echo_needle(text)

@@ -587,20 +587,11 @@ class Session:
                 return None  # a line abandoned with Ctrl-C: nothing ran
         if not command:
             return None
-        seq = self.next_seq
-        self.next_seq += 1
-        rec = CommandRecord(
-            session_id=self.id,
-            command_id=f"c{seq}",
-            seq=seq,
-            command=command,
-            status="running",
-            exit_code=None,
+        rec = self.new_record(
+            command,
             sent_pos=self.prompt_pos,
             skip_newlines=command.count("\n") + 1,
             out_start=m.end if m.kind == "C" else None,
-            out_end=None,
-            started_at=time.time(),
             source="person" if self.control is not None or not self.keys_since_prompt else "keys",
         )
         self.commands[rec.command_id] = rec
@@ -612,25 +603,41 @@ class Session:
             await self.on_finished(rec)
         return rec
 
-    async def follow_typed(self, command: str) -> CommandRecord:
-        """A record for a line keys typed at an idle dash or ash prompt that replaces the shell
-        (`exec sh`): those shells mark a typed line only when it ends, and the old shell never
-        prints that end, so the record starts here and ends once the new shell is set up."""
+    def new_record(
+        self,
+        command: str,
+        *,
+        sent_pos: int,
+        skip_newlines: int,
+        out_start: int | None = None,
+        source: str = "agent",
+        request_id: str | None = None,
+    ) -> CommandRecord:
+        """A running command's record with the next id of this terminal (stored under its key)."""
         seq = self.next_seq
         self.next_seq += 1
-        rec = CommandRecord(
-            session_id=self.id,
+        return CommandRecord(
+            session_id=self.key,
             command_id=f"c{seq}",
             seq=seq,
             command=command,
             status="running",
             exit_code=None,
-            sent_pos=max(0, self.prompt_pos),
-            skip_newlines=command.count("\n") + 1,
-            out_start=None,
+            sent_pos=sent_pos,
+            skip_newlines=skip_newlines,
+            out_start=out_start,
             out_end=None,
             started_at=time.time(),
-            source="keys",
+            source=source,
+            request_id=request_id,
+        )
+
+    async def follow_typed(self, command: str) -> CommandRecord:
+        """A record for a line keys typed at an idle dash or ash prompt that replaces the shell
+        (`exec sh`): those shells mark a typed line only when it ends, and the old shell never
+        prints that end, so the record starts here and ends once the new shell is set up."""
+        rec = self.new_record(
+            command, sent_pos=max(0, self.prompt_pos), skip_newlines=command.count("\n") + 1, source="keys"
         )
         self.commands[rec.command_id] = rec
         self.current = rec

@@ -5,9 +5,11 @@ dropped ssh connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from sshkeep.common.models.sessions import (
     OpenSessionRequest,
     ReconnectRequest,
     SendCommandRequest,
+    SendKeysRequest,
     SnapshotQuery,
 )
 from tests.instance import Instance
@@ -52,6 +55,20 @@ async def wait_job(c: ApiClient, job_id: str, status: str, timeout: float = 30) 
             return res
         assert time.monotonic() < deadline, f"{job_id} still {res.status}, not {status}"
         await asyncio.sleep(0.2)
+
+
+async def wait_stored(db: Path, key: str, command_id: str, timeout: float = 10) -> None:
+    """Until the state DB holds the ended record `command_id` of terminal `key`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            rows = conn.execute(
+                "SELECT status FROM commands WHERE session_id=? AND command_id=?", (key, command_id)
+            ).fetchall()
+        if rows and rows[0][0] != "running":
+            return
+        assert time.monotonic() < deadline, f"{key} {command_id} not stored: {rows}"
+        await asyncio.sleep(0.05)
 
 
 def free_port() -> int:
@@ -113,6 +130,30 @@ async def test_two_terminals_run_commands_at_the_same_time(shared: Instance) -> 
         assert closed.closed
         assert (await c.get_session(sid)).terminals == []
         assert not (shared.paths.logs_dir / f"{sid}@build.log").exists()
+        await c.close_session(sid)
+
+
+async def test_keys_typed_in_a_terminal_are_its_records_across_a_daemon_restart(instance: Instance) -> None:
+    """A line keys typed in another terminal is that terminal's record: stored under the terminal,
+    so a daemon restart finds it there and the main terminal's record of the same id is intact."""
+    async with instance.client() as c:
+        sid = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
+        first = await c.send_command(sid, SendCommandRequest(command="echo main-one"))
+        await c.open_terminal(sid, OpenTerminalRequest(name="side"))
+        typed = await c.send_keys(sid, SendKeysRequest(keys=["echo side-keys", "Enter"], terminal="side"))
+        assert typed.result is not None and typed.result.output == "side-keys", typed
+        assert typed.result.command_id == first.command_id  # each terminal counts its own ids
+    # Keys' records are written in the next batch: kill the daemon once that batch is on disk.
+    await wait_stored(instance.paths.db_file, f"{sid}@side", typed.result.command_id)
+    instance.stop(signal.SIGKILL)
+    instance.start()
+    async with instance.client() as c:
+        main = await c.get_command(sid, first.command_id)
+        assert (main.command, main.output, main.exit_code) == ("echo main-one", "main-one", 0)
+        side = await c.get_command(sid, first.command_id, CommandQuery(terminal="side"))
+        assert (side.terminal, side.command, side.output) == ("side", "echo side-keys", "side-keys")
+        after = await c.send_command(sid, SendCommandRequest(command="echo main-two"))
+        assert (after.command_id, after.output) == ("c2", "main-two")
         await c.close_session(sid)
 
 
