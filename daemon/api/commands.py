@@ -29,33 +29,26 @@ routes = web.RouteTableDef()
 async def send_command(request: web.Request, call: Call) -> CommandResult:
     body = call.body(SendCommandRequest)
     runner = commands(request)
-    if body.request_id is not None:
-        # A retry of a call that typed its command already: its result, without asking the policy
-        # (or a person) again about a command that is not typed again.
-        earlier = runner.replay(runner.lookup(call.session_id, body.terminal), body.request_id, body.command)
-        if earlier is not None:
-            return await runner.send_command(
-                call.session_id,
-                body.command,
-                body.timeout,
-                terminal=body.terminal,
-                local_path=body.local_path,
-                request_id=body.request_id,
+    # A retry of a call that typed its command already gets its result, without asking the policy
+    # (or a person) again about a command that is not typed again.
+    retry = body.request_id is not None and runner.replay(
+        runner.lookup(call.session_id, body.terminal), body.request_id, body.command
+    )
+    if not retry:
+        decision = await guard(request).check_command(call.session_id, body.command, by=caller(request))
+        note_decision(request, decision)
+        if decision.approval is not None and not decision.allowed:
+            return CommandResult(
+                session_id=call.session_id,
+                terminal=body.terminal or "main",
+                command_id="",
+                command=body.command,
+                status="approval_required",
+                approval=decision.approval,
+                hint=decision.approval.hint,
             )
-    decision = await guard(request).check_command(call.session_id, body.command, by=caller(request))
-    note_decision(request, decision)
-    if decision.approval is not None and not decision.allowed:
-        return CommandResult(
-            session_id=call.session_id,
-            terminal=body.terminal or "main",
-            command_id="",
-            command=body.command,
-            status="approval_required",
-            approval=decision.approval,
-            hint=decision.approval.hint,
-        )
-    decision.raise_unless_allowed()
-    guard(request).line_reset(call.session_id)
+        decision.raise_unless_allowed()
+        guard(request).line_reset(call.session_id)
     return await runner.send_command(
         call.session_id,
         body.command,
