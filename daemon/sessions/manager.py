@@ -413,8 +413,12 @@ class SessionManager:
             env_args += ["-e", f"{key}={value}"]
         try:
             out = await self._new_pane(sid, req, conn, argv, env_args, log_path, nonce, created)
-        finally:
-            login = await resolving
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await resolving  # no `ssh -G` left running behind a failed open
+            raise
+        # Not awaited here: the login takes ssh a hundred ms or more, `ssh -G` a few; the reply waits.
+        login = resolving.result() if resolving.done() else None
         pane_id = out.strip().splitlines()[0] if out.strip() else ""
         if not pane_id.startswith("%"):
             raise TmuxError(f"tmux did not report a pane for session {sid}")
@@ -434,10 +438,15 @@ class SessionManager:
         self.store.save_session_soon(sid, 0, 1)
         log.info("session_opening", session=sid, target=req.host)
         try:
-            return await self._wait_ready(s, req.timeout)
+            info = await self._wait_ready(s, req.timeout)
         except ConnectFailed:
             await self._discard(s)
             raise
+        finally:
+            if s.login is None:
+                s.login = await resolving
+        info.login = s.login
+        return info
 
     async def session_for_host(self, req: SessionForHostRequest) -> SessionInfo:
         """An idle, logged-in session of `req.host` (the newest), else a new one."""
