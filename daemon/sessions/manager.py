@@ -406,19 +406,18 @@ class SessionManager:
         created = time.time()
         env_args: list[str] = []
         # Who ssh logs in as (`ssh -G`, a few ms) matters before ssh starts only when a secret may
-        # answer its questions; otherwise it is learnt while tmux starts the pane.
-        resolving = asyncio.ensure_future(effective_login(argv))
-        login = await resolving if self.auth.has_secrets(conn) else None
+        # answer its questions; otherwise it is learnt while ssh logs in (a hundred ms or more),
+        # started once the pane is: spawning it beside tmux's new-session slowed that down.
+        resolving: asyncio.Future[str | None] | None = None
+        login = None
+        if self.auth.has_secrets(conn):
+            resolving = asyncio.ensure_future(effective_login(argv))
+            login = await resolving
         for key, value in self.auth.env_for(sid, _secret_conn(conn, login)).items():
             env_args += ["-e", f"{key}={value}"]
-        try:
-            out = await self._new_pane(sid, req, conn, argv, env_args, log_path, nonce, created)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await resolving  # no `ssh -G` left running behind a failed open
-            raise
-        # Not awaited here: the login takes ssh a hundred ms or more, `ssh -G` a few; the reply waits.
-        login = resolving.result() if resolving.done() else None
+        out = await self._new_pane(sid, req, conn, argv, env_args, log_path, nonce, created)
+        if resolving is None:
+            resolving = asyncio.ensure_future(effective_login(argv))
         pane_id = out.strip().splitlines()[0] if out.strip() else ""
         if not pane_id.startswith("%"):
             raise TmuxError(f"tmux did not report a pane for session {sid}")
