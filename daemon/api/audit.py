@@ -22,7 +22,6 @@ import json
 import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -426,17 +425,26 @@ _REPLY_NAMES = ("session_id", "command_id", "exit_code", "removed", "closed", "s
 
 
 def _model_fields(model: BaseModel) -> dict[str, Any]:
-    """`_reply_fields` of a reply the handler gave as a model: the same fields, taken from it (as
-    JSON values) instead of from the bytes it was serialised to."""
+    """`_reply_fields` of a reply the handler gave as a model: the same fields, taken from it
+    instead of from the bytes it was serialised to (plain values as they are; anything else as
+    its JSON form)."""
     fields = type(model).model_fields
-    names = {n for n in (*_REPLY_NAMES, "status", "state") if n in fields}
-    data = model.model_dump(mode="json", include=names) if names else {}
-    out: dict[str, Any] = {name: data[name] for name in _REPLY_NAMES if name in data}
+    out: dict[str, Any] = {}
+    for name in _REPLY_NAMES:
+        if name in fields:
+            out[name] = _json_value(model, name)
     for name in ("status", "state"):
-        if isinstance(data.get(name), str):
-            out["result"] = data[name]
+        if name in fields and isinstance(value := _json_value(model, name), str):
+            out["result"] = value
             break
     return out
+
+
+def _json_value(model: BaseModel, name: str) -> Any:
+    value = getattr(model, name)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value  # a str enum member is a str: its value, as JSON would give it
+    return model.model_dump(mode="json", include={name})[name]
 
 
 def _reply_fields(resp: web.StreamResponse, model: BaseModel | None = None) -> dict[str, Any]:
@@ -470,7 +478,7 @@ def _reply_fields(resp: web.StreamResponse, model: BaseModel | None = None) -> d
 def request_id(request: web.Request) -> str:
     """The caller's X-Request-Id when it is sane, else a fresh one."""
     given = request.headers.get("X-Request-Id", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:12]
+    return given if _REQUEST_ID.match(given) else os.urandom(6).hex()
 
 
 # --- the middleware -----------------------------------------------------------------------------

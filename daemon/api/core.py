@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +130,7 @@ def validation_message(exc: ValidationError, model: type[BaseModel] | None = Non
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.get("request_id") or request.headers.get("X-Request-Id") or uuid.uuid4().hex[:12]
+    rid = request.get("request_id") or request.headers.get("X-Request-Id") or os.urandom(6).hex()
     structlog.contextvars.bind_contextvars(request_id=rid)
     try:
         peer = peer_of(request)
