@@ -31,6 +31,7 @@ import asyncio
 import collections
 import contextlib
 import fcntl
+import inspect
 import json
 import os
 import re
@@ -335,6 +336,14 @@ def sdk_era_loops() -> EraLoops | None:
         return None
     legacy, modern, enveloped = found
     assert legacy is not None and modern is not None and enveloped is not None
+    # Called with these keywords below: a version whose loops take others is served by Server.run.
+    wants = {
+        legacy: {"lifespan_state", "session_id", "init_options", "raise_exceptions"},
+        modern: {"lifespan_state", "raise_exceptions"},
+    }
+    for fn, keywords in wants.items():
+        if not keywords <= set(inspect.signature(fn).parameters):
+            return None
     return legacy, modern, enveloped
 
 

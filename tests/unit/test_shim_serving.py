@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,10 @@ def test_tools_publish_output_schemas_but_leave_the_reply_to_the_api_client(tmp_
     for tool in tools:
         assert tool.output_schema is not None and tool.output_schema.get("properties"), tool.name
         assert tool.fn_metadata.output_model is None, tool.name
+        # Safe because every tool returns its structured content itself (a CallToolResult built by
+        # Tools.result), or the form of an approval: nothing is left for the SDK to convert.
+        returns = typing.get_type_hints(tool.fn, include_extras=True)["return"]
+        for kind in typing.get_args(returns) if typing.get_origin(returns) is typing.Union else (returns,):
+            if kind is not types.InputRequiredResult:
+                assert typing.get_origin(kind) is typing.Annotated, (tool.name, kind)
+                assert typing.get_args(kind)[0] is types.CallToolResult, (tool.name, kind)
