@@ -11,8 +11,6 @@ each way). Everything (relay, sshd, namespace, files) is removed on exit. Needs 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,7 @@ from pathlib import Path
 from tests.netns import netns_sshd
 from tests.netns import problem as problem
 from tests.sshd import SshServer, banner_ok
+from tests.support import stop_group
 
 
 @dataclass(frozen=True)
@@ -66,10 +65,4 @@ def delayed_sshd(base: SshServer, delay_ms: float) -> Iterator[DelayedPath]:
             yield DelayedPath("127.0.0.1", port, known, delay_ms, server.ssh_options())
         finally:
             if relay is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(relay.pid, signal.SIGTERM)
-                try:
-                    relay.wait(5)
-                except subprocess.TimeoutExpired:
-                    os.killpg(relay.pid, signal.SIGKILL)
-                    relay.wait()
+                stop_group(relay)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.sshd import SshServer, banner_ok
+from tests.support import stop_group
 
 NS_PORT = 2222  # inside the namespace, where nothing else listens
 # Text sshd shows before authentication (ssh prints it): a login banner no reply may return.
@@ -116,13 +117,7 @@ class NetnsSshd:
         """End sshd and every connection it serves (their handlers run in the namespace too)."""
         proc, self.process = self.process, None
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc)
         out = subprocess.run(["ip", "netns", "pids", self.ns], capture_output=True, text=True, check=False)
         for pid in out.stdout.split():
             with contextlib.suppress(ProcessLookupError, ValueError):

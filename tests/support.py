@@ -7,8 +7,11 @@ test waits is made once. A running instance itself (daemon, tmux server, CLI) is
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
@@ -60,6 +63,18 @@ def load_config_text(tmp_path: Path, text: str, mode: int = 0o600, **env: str) -
 
 
 # --- waiting ----------------------------------------------------------------------------------------
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """End a process started with start_new_session and everything in its group: TERM, then KILL
+    after `grace` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
