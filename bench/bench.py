@@ -664,22 +664,28 @@ class Bench:
                     await self.echo_rounds(mcp, gateway, pty)
                     await self.overheads(mcp)
                     self.classification()
+                    self.note_rss()
                 if "rtt" in want:
                     await self.rtt(mcp, self.gateway_script)
+                    self.note_rss()
                 if "open" in want:
                     await self.open_sessions()
                     await self.first_open()
                     await self.terminals_and_jobs()
+                    self.note_rss()
                 if "startup" in want:
                     await self.startup()
+                    self.note_rss()
                 if "output" in want:
                     await self.big_output()
                     await self.bulk()
                     await self.flood_output()
+                    self.note_rss()
                 if "files" in want:
                     await self.files(mcp)
                     await self.sftp(mcp)
                     await self.big_pages(mcp)
+                    self.note_rss()
             await self.api.close_session(self.sid)
             self.sid = ""
             if "scale" in want:
@@ -687,6 +693,12 @@ class Bench:
         finally:
             await self.api.close()
         return self.table
+
+    def note_rss(self) -> None:
+        """Log the daemon's RSS after a section: the scale rows come last, in the same daemon."""
+        rss = rss_kb(self.daemon_pid)
+        if rss is not None:
+            log(f"daemon RSS now {rss / 1024:.1f} MB")
 
     async def start_gateway(self, stack: contextlib.AsyncExitStack) -> GatewayEcho | None:
         """mcp-ssh-gateway from PyPI in a throwaway venv (cached between runs), or None."""
