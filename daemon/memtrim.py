@@ -5,9 +5,10 @@ glibc's malloc raises its mmap threshold each time it frees a large block it had
 once freed, stay in the process: a daemon that had moved a 50 MB file as JSON content kept ~55 MB
 more RSS from then on, its traced Python memory unchanged (and the 200 sessions of the scale
 benchmark, opened after such transfers, seemed to cost that). `trim_soon` runs `malloc_trim(0)`
-once, a moment after a large transfer (when its reply has been sent), in a worker thread, instead
-of fixing the threshold for the whole process, which would map and unmap every large buffer of the
-output path. Without glibc (macOS, musl) it does nothing.
+once, a moment after a large request or reply (the app calls it as a reply is prepared) or a
+streamed local copy, in a worker thread, instead of fixing the threshold for the whole process,
+which would map and unmap every large buffer of the output path. Without glibc (macOS, musl) it
+does nothing.
 """
 
 from __future__ import annotations

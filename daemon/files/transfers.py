@@ -40,7 +40,6 @@ from sshkeep.common.models.files import (
     WriteFileResult,
 )
 from sshkeep.common.settings import Settings
-from sshkeep.daemon import memtrim
 from sshkeep.daemon.files.errors import create_error, file_error, write_error
 from sshkeep.daemon.files.sftp import (
     FX_EOF,
@@ -530,7 +529,6 @@ class Transfers:
                 hashing.cancel()
             raise
         digest = await hashing if hashing is not None else None
-        memtrim.trim_soon(len(data) + len(content))  # once the reply is sent, its buffers go back
         log.info(
             "file_read",
             session=sid,
@@ -563,7 +561,6 @@ class Transfers:
         s = self.lookup(sid)
         max_bytes = self.settings().max_transfer_bytes
         data = await _decoded(req)
-        memtrim.trim_soon(len(data) + len(req.content or ""))  # the request's buffers, once done
         shown = req.remote_path
         if len(data) > max_bytes:
             raise PayloadTooLarge(
@@ -602,7 +599,6 @@ class Transfers:
                 f"Output past {EXEC_OUTPUT_CAP} bytes per stream was cut: redirect it to a file and page "
                 "it with read_remote_file."
             )
-        memtrim.trim_soon(len(o.stdout) + len(o.stderr))
         log.info("side_command", session=sid, exit_code=o.exit_code, ms=round(o.seconds * 1000, 1))
         return ExecResult(
             session_id=sid,
