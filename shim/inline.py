@@ -9,7 +9,7 @@ at most ~256 KiB of content:
   read saves the whole file to a local file (the same streamed copy as `local_path`) and replies
   with its path, size and sha256 and the first `HEAD_BYTES` inline; a range read returns the first
   `INLINE_FILE_BYTES` of the range with `next_offset`.
-- command output pages (get_command with a large `limit`, very long lines): a page over
+- command and job output pages (get_command or get_job with a large `limit`, long lines): a page over
   `INLINE_OUTPUT_CHARS` is cut at a line end (a single longer line is cut inside), with
   `next_offset` and a hint naming `local_path` for the whole output. The output goes in both the
   text and the structured result, hence half the file bound.
@@ -20,8 +20,11 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
+from typing import TypeVar
 
+from sshkeep.common.models.base import MAIN_TERMINAL
 from sshkeep.common.models.files import ReadFileResult
+from sshkeep.common.models.jobs import JobResult
 from sshkeep.common.models.sessions import CommandResult
 
 INLINE_FILE_BYTES = 256 * 1024
@@ -31,7 +34,7 @@ HEAD_BYTES = 4096
 HEAD_BYTES_BASE64 = 3072
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_MORE_OUTPUT = re.compile(r"^More output: get_command\([^)]*\)\.\s*")
+_MORE_OUTPUT = re.compile(r"^More output: get_(command|job)\([^)]*\)\.\s*")
 
 
 def spill_name(session_id: str, resolved_path: str) -> str:
@@ -106,6 +109,27 @@ def capped_range(page: ReadFileResult, asked: int | None, failed: str | None = N
 def bounded_command(res: CommandResult) -> CommandResult:
     """`res` with its output cut to INLINE_OUTPUT_CHARS (at a line end when possible), the page's
     next_offset moved to the first line left out, and a hint naming the next page and local_path."""
+    terminal = f", terminal={res.terminal!r}" if res.terminal != MAIN_TERMINAL else ""
+    at = f"get_command(session_id={res.session_id!r}{terminal}, command_id={res.command_id!r}"
+    return _bounded(res, at + ", offset={})", at + ", local_path=...)")
+
+
+def bounded_job(res: JobResult) -> JobResult:
+    """`bounded_command` for a job's page of output (get_job pages it; its terminal's command
+    record saves it whole)."""
+    whole = (
+        f"get_command(session_id={res.session_id!r}, terminal={res.terminal!r}, "
+        f"command_id={res.command_id!r}, local_path=...)"
+        if res.command_id
+        else None
+    )
+    return _bounded(res, f"get_job(job_id={res.job_id!r}, offset={{}})", whole)
+
+
+P = TypeVar("P", CommandResult, JobResult)
+
+
+def _bounded(res: P, next_call: str, whole_call: str | None) -> P:
     if len(res.output) <= INLINE_OUTPUT_CHARS:
         return res
     lines = res.output.split("\n")
@@ -121,7 +145,6 @@ def bounded_command(res: CommandResult) -> CommandResult:
         cut_line = (len(lines[0]), res.offset)
         kept = [lines[0][:INLINE_OUTPUT_CHARS]]
     nxt = res.offset + len(kept)
-    at = f"get_command({res.session_id}, command_id={res.command_id!r}"
     if cut_line is not None:
         what = f"line {cut_line[1]} was cut after {INLINE_OUTPUT_CHARS} of its {cut_line[0]} characters"
     else:
@@ -129,8 +152,8 @@ def bounded_command(res: CommandResult) -> CommandResult:
     note = f"Output over the {INLINE_OUTPUT_CHARS}-character inline limit of MCP replies: {what}"
     more = len(kept) < len(lines) or res.next_offset is not None
     if more:
-        note += f"; {at}, offset={nxt}) for the next page"
-    note += f"; {at}, local_path=...) saves the whole output to a local file."
+        note += f"; {next_call.format(nxt)} for the next page"
+    note += f"; {whole_call} saves the whole output to a local file." if whole_call else "."
     out = res.model_copy()
     out.output = "\n".join(kept)
     out.truncated = note

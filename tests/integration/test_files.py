@@ -217,6 +217,17 @@ async def test_large_content_through_mcp_goes_to_a_local_file_or_is_paged(
         one = await call(c, "get_command", {"session_id": sid, "command_id": long["command_id"], "limit": 1})
         assert one["output"] == "x" * INLINE_OUTPUT_CHARS and "local_path" in one["hint"]
         assert "of its 1000000 characters" in one["hint"]
+        # A job's output pages the same way.
+        job = await call(
+            c,
+            "start_job",
+            {"session_id": sid, "command": "head -c 600000 /dev/zero | tr '\\0' j | fold -w 3000"},
+        )
+        page = await call(c, "get_job", {"job_id": job["job_id"], "wait": 20, "limit": 1000})
+        rows = page["output"].split("\n")
+        assert page["status"] == "exited" and len(page["output"]) <= INLINE_OUTPUT_CHARS
+        assert rows == ["j" * 3000] * len(rows) and page["next_offset"] == len(rows) and page["has_more"]
+        assert f"get_job(job_id={job['job_id']!r}, offset={len(rows)})" in page["hint"]
 
 
 # --- the "must show", through the real MCP client --------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 from sshkeep.common.models.files import ReadFileResult
+from sshkeep.common.models.jobs import JobResult
 from sshkeep.common.models.sessions import CommandResult
 from sshkeep.shim import inline
 from sshkeep.shim.inline import HEAD_BYTES, INLINE_FILE_BYTES, INLINE_OUTPUT_CHARS
@@ -157,3 +158,34 @@ def test_one_line_over_the_limit_is_cut_inside_and_points_at_local_path() -> Non
     )
     two = inline.bounded_command(result("z" * (2 * INLINE_OUTPUT_CHARS) + "\nnext"))
     assert two.next_offset == 1 and two.has_more
+
+
+def test_a_large_job_page_names_get_job_and_the_terminal_record() -> None:
+    job = JobResult.model_validate(
+        {
+            "job_id": "j-abc123",
+            "session_id": "bash-1",
+            "terminal": "j-abc123",
+            "name": "build",
+            "command": "make",
+            "durable": False,
+            "status": "running",
+            "started_at": 1.0,
+            "command_id": "c1",
+            "output": "\n".join("w" * 999 for _ in range(1000)),
+            "offset": 0,
+            "next_offset": 1000,
+            "has_more": True,
+            "total_lines": 5000,
+            "hint": "More output: get_job(job_id='j-abc123', offset=1000).",
+        }
+    )
+    out = inline.bounded_job(job)
+    kept = out.output.split("\n")
+    assert len(out.output) <= INLINE_OUTPUT_CHARS and out.next_offset == len(kept) and out.has_more
+    assert out.hint and f"get_job(job_id='j-abc123', offset={len(kept)})" in out.hint
+    assert (
+        "terminal='j-abc123', command_id='c1', local_path=...)" in out.hint and "offset=1000" not in out.hint
+    )
+    small = job.model_copy(update={"output": "ok"})
+    assert inline.bounded_job(small) is small
