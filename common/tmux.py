@@ -14,11 +14,13 @@ HOLD_HOOK = (
 )
 
 # The server's own config (`-f`): written by the daemon's Tmux and by `sshkeep service tmux-server`,
-# so a server started either way behaves the same.
+# so a server started either way behaves the same. Window names are never shown: automatic-rename
+# would look up each pane's foreground program (/proc) as its output arrives, on the output's path.
 TMUX_CONF = f"""\
 set -g remain-on-exit on
 set -g default-size 200x50
 set -g status off
+set -g automatic-rename off
 set -g history-limit 50000
 set -g exit-empty off
 set -g destroy-unattached off

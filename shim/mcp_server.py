@@ -11,6 +11,7 @@ message registers the tools, before it is handled (`LazyTools`).
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING, Any
 
 from mcp.server import MCPServer
@@ -20,7 +21,7 @@ from sshkeep import __version__
 from sshkeep.common.paths import Paths
 from sshkeep.shim.early import EarlyStart
 from sshkeep.shim.server import SshkeepServer
-from sshkeep.shim.stdio import event_loop_stdio
+from sshkeep.shim.stdio import event_loop_stdio, serve_eras
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -85,7 +86,19 @@ open_terminal, then pass `terminal`.
 
 
 def new_server(middleware: list[Any] | None = None) -> MCPServer[Any]:
-    return SshkeepServer("sshkeep", version=__version__, instructions=INSTRUCTIONS, middleware=middleware)
+    server = SshkeepServer("sshkeep", version=__version__, instructions=INSTRUCTIONS, middleware=middleware)
+    if not tracing():
+        # The SDK's span per message does nothing until a tracer provider is installed, and costs
+        # a context manager, a dict and several calls on every tool call.
+        server.middleware[:] = [m for m in server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"]
+    return server
+
+
+def tracing() -> bool:
+    """Whether OpenTelemetry tracing is set up in this process (e.g. under `opentelemetry-instrument`)."""
+    from opentelemetry import trace
+
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 def register_tools(server: MCPServer[Any], tools: Tools) -> None:
@@ -114,6 +127,9 @@ def lean_schemas(server: MCPServer[Any]) -> None:
         meta = tool.fn_metadata
         if meta.output_schema is not None:
             meta.output_schema = lean_output(meta.output_schema)
+        # Every tool returns a CallToolResult whose structured content is the daemon's reply, which
+        # the API client validated into its model already: the SDK need not validate it again.
+        meta.output_model = None
         tool.__dict__.pop("output_schema", None)  # a cached_property: recompute from the lean one
 
 
@@ -150,6 +166,9 @@ class LazyTools:
         self.client = ApiClient(self.paths.socket)
         tools = Tools(self.client, self.paths)
         register_tools(self.server, tools)
+        # What is loaded by now (modules, models, schemas) lives as long as the shim: out of the
+        # collector's sight, its full passes no longer stall a tool call for tens of milliseconds.
+        gc.freeze()
         tools.start_daemon_early(self.started)
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
@@ -181,5 +200,4 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
         if streams is None:
             await server.run_stdio_async()
             return
-        read_stream, write_stream = streams
-        await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+        await serve_eras(lowlevel, *streams)

@@ -16,28 +16,40 @@ or bytes that are not UTF-8) gets a tool error naming the argument: `[bad_reques
 
 As the SDK does, fd 0 and 1 are pointed at /dev/null and stderr while we serve, so nothing a child
 or a stray print writes can corrupt the protocol stream; both are restored on exit.
+
+The SDK's `Server.run` decides the protocol era (the 2025 `initialize` handshake, or 2026-07-28
+per-request envelopes) by peeking at the client's first request through a relay task and memory
+stream that every later message then passes through as well: a task switch per message.
+`serve_eras` makes the same decision by looking ahead in `WireIn` itself, then runs the SDK's own
+serving loop of that era straight on our streams (falling back to `Server.run` when the SDK does
+not have those loops).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
+import inspect
 import json
 import os
 import re
 import stat
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
 import anyio
 import mcp_types as types
+from mcp.server.lowlevel.server import Server
 from mcp.shared.message import SessionMessage
 
 LINE_LIMIT = 256 * 1024 * 1024  # one JSON-RPC message per line; file contents make long ones
 WRITE_PIECE = 64 * 1024
+# Frames kept from before the client's first request (the SDK's own peek keeps as many).
+AHEAD_LIMIT = 8
 
 
 def _is_stream(fd: int) -> bool:
@@ -95,11 +107,31 @@ class WireIn:
     def __init__(self, reader: asyncio.StreamReader, out: WireOut) -> None:
         self._reader = reader
         self._out = out
+        self._ahead: collections.deque[SessionMessage] = collections.deque()
 
     def __aiter__(self) -> WireIn:
         return self
 
+    async def opening_request(self) -> types.JSONRPCRequest | None:
+        """Read up to the client's first request (None at EOF before one), keeping it and up to
+        AHEAD_LIMIT frames before it to be read again, in order."""
+        while True:
+            try:
+                item = await self._read()
+            except StopAsyncIteration:
+                return None
+            if isinstance(item.message, types.JSONRPCRequest):
+                self._ahead.append(item)
+                return item.message
+            if len(self._ahead) < AHEAD_LIMIT:
+                self._ahead.append(item)
+
     async def __anext__(self) -> SessionMessage | Exception:
+        if self._ahead:
+            return self._ahead.popleft()
+        return await self._read()
+
+    async def _read(self) -> SessionMessage:
         while True:
             try:
                 line = await self._reader.readline()
@@ -288,3 +320,56 @@ async def event_loop_stdio() -> AsyncIterator[tuple[WireIn, WireOut] | None]:
         for f in (in_file, out_file):
             with contextlib.suppress(OSError):
                 f.close()
+
+
+EraLoops = tuple[Callable[..., Awaitable[None]], Callable[..., Awaitable[None]], Callable[[Any], bool]]
+
+
+def sdk_era_loops() -> EraLoops | None:
+    """The SDK's serving loop of each era (legacy, modern) and its test for a 2026-07-28 envelope:
+    private to the SDK, so None when this version lacks them (`serve_eras` then uses `Server.run`)."""
+    from mcp.server import runner
+
+    names = ("_serve_legacy_stream", "_serve_modern_stream", "_has_modern_envelope")
+    found = [getattr(runner, name, None) for name in names]
+    if not all(callable(f) for f in found):
+        return None
+    legacy, modern, enveloped = found
+    assert legacy is not None and modern is not None and enveloped is not None
+    # Called with these keywords below: a version whose loops take others is served by Server.run.
+    wants = {
+        legacy: {"lifespan_state", "session_id", "init_options", "raise_exceptions"},
+        modern: {"lifespan_state", "raise_exceptions"},
+    }
+    for fn, keywords in wants.items():
+        if not keywords <= set(inspect.signature(fn).parameters):
+            return None
+    return legacy, modern, enveloped
+
+
+async def serve_eras(lowlevel: Server[Any], wire_in: WireIn, wire_out: WireOut) -> None:
+    """`Server.run` on our streams without its relay task: the server's lifespan, then the SDK's
+    loop of the era the client's first request opens (as `serve_dual_era_loop` decides it)."""
+    options = lowlevel.create_initialization_options()
+    loops = sdk_era_loops()
+    if loops is None:
+        await lowlevel.run(wire_in, wire_out, options)
+        return
+    legacy, modern, enveloped = loops
+    try:
+        async with lowlevel.lifespan(lowlevel) as state:
+            opening = await wire_in.opening_request()
+            if opening is not None and opening.method != "initialize" and enveloped(opening.params):
+                await modern(lowlevel, wire_in, wire_out, lifespan_state=state, raise_exceptions=False)
+            else:
+                await legacy(
+                    lowlevel,
+                    wire_in,
+                    wire_out,
+                    lifespan_state=state,
+                    session_id=None,
+                    init_options=options,
+                    raise_exceptions=False,
+                )
+    finally:
+        await wire_out.aclose()

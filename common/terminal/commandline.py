@@ -68,7 +68,8 @@ def clear_line_keys(shell: str | None) -> list[str]:
     a terminal's answer to a query the last program printed (`ESC[c`, `ESC[6n`), which arrives as
     input after the program ended. Ctrl-E Ctrl-U empties readline's, zle's and ash's line (end,
     then kill to its start); dash reads through the tty's canonical mode, where Ctrl-U is the
-    kill character. An unintegrated shell gets nothing: its keys are unknown.
+    kill character. An unintegrated shell gets nothing: its keys are unknown. (On an empty line
+    Ctrl-U rings readline's bell: the bash setup silences the line editor's bell, shellinit.py.)
     """
     if shell == NO_SHELL or shell is None:
         return []

@@ -86,6 +86,10 @@ def setup_lines(nonce: str, cwd: str | None = None, seq: int = 0) -> list[str]:
     w = "\\033]133;W;sk=%s;%s\\007"
     bash = (
         f"__sk_k={nonce}; {count}; set +H; "
+        # Ctrl-U on an empty line (the keys that empty it before each command) rings readline's
+        # bell: a BEL of its own, sent and carried through tmux, its log and every attached
+        # terminal ahead of each command's echo. Only the line editor's bell is silenced.
+        "bind 'set bell-style none' 2>/dev/null; "
         f"__sk_pc() {{ local r=$?; __sk_n=$((__sk_n+1)); "
         f'printf "{d}{w}" "$r" "$__sk_k" "$__sk_n" "$__sk_k" "$PWD"; return $r; }}; '
         "__sk_rs() { return $1; }; "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import select
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -248,3 +251,58 @@ def test_a_reconnect_setup_returns_to_the_old_directory(shell: str, tmp_path: Pa
 def test_a_directory_that_cannot_be_typed_back_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="cwd"):
         setup_lines(NONCE, bad)
+
+
+def pty_bash(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Interactive bash on a pty of its own (readline on), no rc files."""
+    master, slave = os.openpty()
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "xterm", "PS1": "$ "}
+    proc = subprocess.Popen(
+        ["bash", "--norc", "--noprofile", "-i"], stdin=slave, stdout=slave, stderr=slave, env=env,
+        cwd=tmp_path, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    return proc, master
+
+
+class PtyReader:
+    """What a pty prints, in pieces: `until(needle)` returns everything up to and including it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.buf = fd, b""
+
+    def until(self, needle: bytes, timeout: float = 10) -> bytes:
+        deadline = time.monotonic() + timeout
+        while needle not in self.buf and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            if ready:
+                self.buf += os.read(self.fd, 65536)
+        assert needle in self.buf, self.buf
+        end = self.buf.index(needle) + len(needle)
+        out, self.buf = self.buf[:end], self.buf[end:]
+        return out
+
+
+def test_emptying_an_empty_line_rings_no_bell_in_bash(tmp_path: Path) -> None:
+    # The keys typed before each command (Ctrl-E Ctrl-U, see clear_line_keys) ring readline's
+    # bell on an empty line: one BEL more through ssh, tmux and the log per command.
+    proc, fd = pty_bash(tmp_path)
+    tty = PtyReader(fd)
+    try:
+        tty.until(b"$ ")
+        os.write(fd, b"\x05\x15echo one\r")
+        assert b"\x07" in tty.until(b"one\r\n")
+        tty.until(b"$ ")
+        os.write(fd, ("\n".join(setup_lines(NONCE)) + "\n").encode())
+        tty.until(b"\x1b]133;X;sk=" + NONCE.encode())
+        tty.until(b"$ ")
+        os.write(fd, b"\x05\x15echo two\r")
+        out = tty.until(b"two\r\n") + tty.until(b"$ ")
+        typed = out.split(b"\x1b]133;C;")[0]
+        assert b"echo two" in typed and b"\x07" not in typed, out
+        markers, _ = find_markers(out, 0, NONCE)
+        assert [m.kind for m in markers if m.kind in "CD"] == ["C", "D"], out
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(fd)
