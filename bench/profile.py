@@ -2,8 +2,9 @@
 
     python bench/profile.py [--calls N] [--via http|mcp|both] [--py-spy PATH] [--out DIR] [--file-mb N]
 
-With --file-mb N: one N MB read_remote_file over HTTP and over MCP instead, and a profile of the MCP
-client's side (where a long JSON-RPC line's time goes).
+With --file-mb N: one N MB read_remote_file over HTTP (content inline) and over MCP as an agent
+calls it (no limit: over the inline limit, saved to a local file, its head inline) instead, and a
+profile of the MCP client's side.
 
 Starts a loopback sshd and an sshkeep instance (as bench/bench.py does), opens one session, runs
 `echo` N times over HTTP and/or MCP, and reports the CPU seconds the daemon (and the shim) spent per
@@ -37,7 +38,7 @@ if str(REPO) not in sys.path:
 
 from mcp import Client  # noqa: E402
 
-from bench import cpu_seconds, file_content, mcp_params, structured  # noqa: E402
+from bench import cpu_seconds, mcp_params, mcp_read_check, structured  # noqa: E402
 from sshkeep.common.client import ApiClient  # noqa: E402
 from sshkeep.common.models.files import ReadFileRequest  # noqa: E402
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest  # noqa: E402
@@ -133,8 +134,9 @@ async def file_read(api: ApiClient, inst: Instance, sid: str, mb: int, rounds: i
         http.append(time.perf_counter() - t0)
         assert got.length == size
     async with Client(mcp_params(inst), read_timeout_seconds=120) as mcp:
-        args = {"session_id": sid, "remote_path": src, "limit": size}
-        await mcp.call_tool("read_remote_file", args)
+        # As an agent calls it: no limit (over the inline limit, the file goes to a local file).
+        args = {"session_id": sid, "remote_path": src}
+        how = mcp_read_check(await mcp.call_tool("read_remote_file", args), size, got.sha256)
         spid = shim_pid(os.getpid())
         assert spid is not None, "no shim process found"
         walls, shim_cpu = [], []
@@ -146,11 +148,12 @@ async def file_read(api: ApiClient, inst: Instance, sid: str, mb: int, rounds: i
             prof.disable()
             walls.append(time.perf_counter() - t0)
             shim_cpu.append(cpu_seconds(spid) - s0)
-            assert len(file_content(res)) == size
+            mcp_read_check(res, size, got.sha256)
     await api.send_command(sid, SendCommandRequest(command=f"rm -f {src}"))
     med = statistics.median
     ratio = med(walls) / med(http)
-    print(f"read {mb} MB: HTTP {1000 * med(http):.0f} ms, MCP {1000 * med(walls):.0f} ms ({ratio:.1f}x), "
+    print(f"read {mb} MB: HTTP {1000 * med(http):.0f} ms, MCP {1000 * med(walls):.0f} ms ({ratio:.2f}x, "
+          f"target <= 2x: {'met' if ratio <= 2 else 'MISSED'}; {how}), "
           f"shim CPU per MCP read {1000 * med(shim_cpu):.0f} ms")  # fmt: skip
     print("this process (the MCP client) during the MCP reads, by own time:")
     buf = io.StringIO()

@@ -32,7 +32,7 @@ from sshkeep.common.models.sessions import (
     WaitForRequest,
     WaitForResult,
 )
-from sshkeep.shim import render_text
+from sshkeep.shim import inline, render_text
 from sshkeep.shim.tools_base import Progress, Tools, host_param, optional_session, param, tool
 
 # The most one daemon call waits while the shim follows a command (progress goes out between).
@@ -42,6 +42,10 @@ CHUNK_SECONDS = 1.8
 def register(server: MCPServer[Any], tools: Tools) -> None:
     """Add this group's tools to the server."""
     client, call, result = tools.client, tools.call, tools.result
+
+    def command_result(res: CommandResult) -> CallToolResult:
+        res = inline.bounded_command(res)  # a large page would be slow to send whole over stdio
+        return result(res, render_text.command(res))
 
     @tool(server, "send_command")
     async def send_command(
@@ -79,7 +83,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         res = await tools.on_host(session_id, host, run)
         if isinstance(res, InputRequiredResult):
             return res
-        return result(res, render_text.command(res))
+        return command_result(res)
 
     @tool(server, "get_command")
     async def get_command(
@@ -110,7 +114,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
                 terminal=terminal,
                 local_path=local_path,
             )
-        return result(res, render_text.command(res))
+        return command_result(res)
 
     @tool(server, "send_keys")
     async def send_keys(
@@ -128,7 +132,10 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         if isinstance(res, InputRequiredResult):
             return res
         if res.result is not None:
-            return result(res, render_text.command(res.result))
+            bounded = inline.bounded_command(res.result)
+            if bounded is not res.result:
+                res.result = bounded
+            return result(res, render_text.command(bounded))
         return result(res, f"sent {res.sent} key item(s). {res.hint or ''}".strip())
 
     @tool(server, "interrupt_command")
@@ -138,7 +145,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
     ) -> Annotated[CallToolResult, CommandResult]:
         """Ctrl-C the running command; returns its result (new output only)."""
         res = await call(lambda: client.interrupt_command(session_id, InterruptRequest(terminal=terminal)))
-        return result(res, render_text.command(res))
+        return command_result(res)
 
     @tool(server, "wait_for")
     async def wait_for(

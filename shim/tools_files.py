@@ -22,6 +22,8 @@ from sshkeep.common.models.files import (
     WriteFileRequest,
     WriteFileResult,
 )
+from sshkeep.shim import inline
+from sshkeep.shim.inline import INLINE_FILE_BYTES
 from sshkeep.shim.tools_base import (
     FormattedError,
     Tools,
@@ -34,6 +36,13 @@ from sshkeep.shim.tools_base import (
 
 
 def render_read(res: ReadFileResult) -> str:
+    if res.local_path is not None and res.truncated:  # saved locally (see `inline`), its head inline
+        head = f"{res.resolved_path}: {res.size} bytes, sha256 {res.sha256}"
+        if res.mode:
+            head += f", mode {res.mode}"
+        head += f". {res.hint} Its first {res.length} bytes follow"
+        head += " (base64):" if res.encoding == "base64" else ":"
+        return f"{head}\n{res.content}" if res.content else head
     if res.local_path is not None:
         return f"copied {res.resolved_path} to {res.local_path}: {res.size} bytes, sha256 {res.sha256}"
     head = f"{res.resolved_path}: {res.length} of {res.size} bytes from offset {res.offset}"
@@ -45,6 +54,8 @@ def render_read(res: ReadFileResult) -> str:
         head += f"; truncated, next_offset={res.next_offset}"
     if res.encoding == "base64" and res.length:
         head += " (base64)"
+    if res.hint and res.hint.startswith("This page stops"):
+        head += f". {res.hint}"
     return f"{head}\n{res.content}" if res.content else head
 
 
@@ -85,18 +96,40 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         local_path: Annotated[str | None, param("read_remote_file", "local_path")] = None,
         metadata_only: Annotated[bool, param("read_remote_file", "metadata_only")] = False,
     ) -> Annotated[CallToolResult, ReadFileResult]:
-        """Read a remote file exactly (not via cat): content, size, sha256. local_path: copy it here."""
-        body = ReadFileRequest(
-            remote_path=remote_path,
-            encoding=encoding,
-            offset=offset,
-            limit=limit,
-            local_path=local_path,
-            metadata_only=metadata_only,
+        """Read a remote file exactly (not cat): content, size, sha256; over 256 KiB: a local copy's
+        path + head."""
+        if local_path is not None or metadata_only or (limit is not None and limit <= INLINE_FILE_BYTES):
+            body = ReadFileRequest(
+                remote_path=remote_path,
+                encoding=encoding,
+                offset=offset,
+                limit=limit,
+                local_path=local_path,
+                metadata_only=metadata_only,
+            )
+            res = await tools.on_host(
+                session_id, host, lambda sid: tools.call(lambda: client.read_remote_file(sid, body))
+            )
+            return tools.result(res, render_read(res))
+        page = ReadFileRequest(
+            remote_path=remote_path, encoding=encoding, offset=offset, limit=INLINE_FILE_BYTES
         )
-        res = await tools.on_host(
-            session_id, host, lambda sid: tools.call(lambda: client.read_remote_file(sid, body))
-        )
+
+        async def read(sid: str) -> ReadFileResult:
+            res = await tools.call(lambda: client.read_remote_file(sid, page))
+            whole = offset == 0 and (limit is None or limit >= res.size)
+            if not res.truncated or not whole:
+                return inline.capped_range(res, limit)
+            # Too large to send inline: the whole file goes to a local file (streamed), its head here.
+            name = inline.spill_name(sid, res.resolved_path)
+            copy = ReadFileRequest(remote_path=remote_path, encoding=encoding, local_path=name)
+            try:
+                saved = await tools.call(lambda: client.read_remote_file(sid, copy))
+            except FormattedError as err:  # e.g. no usable local root: page inline instead
+                return inline.capped_range(res, limit, failed=str(err).split("\n")[0])
+            return inline.spilled(res, saved)
+
+        res = await tools.on_host(session_id, host, read)
         return tools.result(res, render_read(res))
 
     @tool(server, "write_remote_file")

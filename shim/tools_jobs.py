@@ -22,7 +22,7 @@ from sshkeep.common.models.jobs import (
     StopJobRequest,
     TerminalInfo,
 )
-from sshkeep.shim import render_text
+from sshkeep.shim import inline, render_text
 from sshkeep.shim.tools_base import Tools, param, tool
 
 CHUNK_SECONDS = 5.0
@@ -31,6 +31,10 @@ CHUNK_SECONDS = 5.0
 def register(server: MCPServer[Any], tools: Tools) -> None:
     """Add this group's tools to the server."""
     client, call, result = tools.client, tools.call, tools.result
+
+    def job_result(res: JobResult) -> CallToolResult:
+        res = inline.bounded_job(res)  # a large page would be slow to send whole over stdio
+        return result(res, render_text.job(res))
 
     @tool(server, "open_terminal")
     async def open_terminal(
@@ -68,7 +72,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         res = await tools.guarded(ctx, lambda: client.start_job(session_id, req))
         if isinstance(res, InputRequiredResult):
             return res
-        return result(res, render_text.job(res))
+        return job_result(res)
 
     @tool(server, "list_jobs")
     async def list_jobs(
@@ -100,7 +104,7 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
                 break
             elapsed = time.monotonic() - start
             await ctx.report_progress(elapsed, wait, f"{job_id} running for {elapsed:.0f}s")
-        return result(res, render_text.job(res))
+        return job_result(res)
 
     @tool(server, "stop_job")
     async def stop_job(
@@ -110,4 +114,4 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
         """Stop a job: Ctrl-C (SIGINT), then SIGTERM, then SIGKILL, waiting `grace` s after each;
         says which one ended it."""
         res = await call(lambda: client.stop_job(job_id, StopJobRequest(grace=grace)))
-        return result(res, render_text.job(res))
+        return job_result(res)

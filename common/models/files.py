@@ -36,7 +36,7 @@ class ReadFileRequest(Request):
         default=None,
         min_length=1,
         max_length=MAX_PATH_CHARS,
-        description="Copy the file to this local path instead " + LOCAL_PATH_DESCRIPTION,
+        description="Copy the file here instead " + LOCAL_PATH_DESCRIPTION,
     )
     metadata_only: bool = Field(default=False, description="Only size, sha256, mode, mtime")
 
@@ -47,7 +47,10 @@ class ReadFileResult(Reply):
     resolved_path: str = Field(description="Absolute path on the remote host, symlinks resolved")
     encoding: Encoding
     content: str = Field(default="", description="The bytes read: text, or base64 of the bytes")
-    local_path: str | None = Field(default=None, description="Where the file was copied to, if asked")
+    local_path: str | None = Field(
+        default=None,
+        description="Where the whole file was copied to: as asked, or (MCP) a file over the inline limit",
+    )
     offset: int = Field(description="Byte offset of the first byte in `content`")
     length: int = Field(description="Number of bytes in `content`")
     size: int = Field(description="Size of the whole file in bytes")

@@ -29,6 +29,7 @@ from sshkeep.common.models.files import ReadFileRequest, ReadFileResult, WriteFi
 from sshkeep.common.models.sessions import SavedOutput
 from sshkeep.common.paths import ensure_private_dir
 from sshkeep.common.settings import Settings
+from sshkeep.daemon import memtrim
 from sshkeep.daemon.files import transfers
 from sshkeep.daemon.files.errors import create_error, file_error, write_error
 from sshkeep.daemon.files.sftp import (
@@ -275,6 +276,7 @@ class LocalFiles:
             return a, size, digest, resolved
 
         attrs, size, digest, resolved = await self.channels.run(s, op, retry=False)
+        memtrim.trim_soon(size)  # the blocks went through worker threads' malloc arenas
         log.info("file_read_local", session=sid, path=req.remote_path, bytes=size, local=str(dest or ""))
         return ReadFileResult(
             session_id=sid,
@@ -374,5 +376,6 @@ class LocalFiles:
             )
 
         result = await self.channels.run(s, op, retry=False)
+        memtrim.trim_soon(result.bytes_written)
         log.info("file_written_local", session=sid, path=shown, bytes=result.bytes_written, local=str(src))
         return result

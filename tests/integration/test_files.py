@@ -46,6 +46,7 @@ from sshkeep.common.models.sessions import (
     SendCommandRequest,
     SendKeysRequest,
 )
+from sshkeep.shim.inline import HEAD_BYTES, INLINE_FILE_BYTES, INLINE_OUTPUT_CHARS
 from tests.instance import Instance
 from tests.sshd import SshServer
 from tests.support import call, call_error, eventually, open_session, wait_state
@@ -139,6 +140,96 @@ def side_processes(instance: Instance, sid: str) -> list[int]:
     return found
 
 
+async def test_large_content_through_mcp_goes_to_a_local_file_or_is_paged(
+    shared: Instance, sshd: SshServer, workdir: Path
+) -> None:
+    """Replies through MCP carry at most the inline limit: a large file is copied to a local
+    file (path, size, sha256 and its head inline), a large range or output page is cut with the
+    next offset named, and the rest is there, exactly."""
+    downloads = shared.paths.state_dir / "downloads"
+    text = "".join(f"row {i:07d} ünïcødé ✓\n" for i in range(60_000))  # 1.6 MB, multibyte
+    data = text.encode()
+    big = workdir / "big.log"
+    big.write_bytes(data)
+    binary = os.urandom(700_000)
+    (workdir / "big.bin").write_bytes(binary)
+    async with Client(shared.mcp_params()) as c:
+        sid = (await call(c, "open_session", {"host": "bash"}))["session_id"]
+        res = await c.call_tool("read_remote_file", {"session_id": sid, "remote_path": str(big)})
+        shown = "".join(getattr(x, "text", "") for x in res.content)
+        assert len(shown) < HEAD_BYTES + 1024, len(shown)  # megabytes never go inline
+        r = await call(c, "read_remote_file", {"session_id": sid, "remote_path": str(big)})
+        local = Path(r["local_path"])
+        assert local.parent == downloads and await asyncio.to_thread(local.read_bytes) == data
+        assert (r["size"], r["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+        assert r["content"].endswith("\n") and data.startswith(r["content"].encode())
+        assert r["length"] == len(r["content"].encode()) <= HEAD_BYTES and r["next_offset"] == r["length"]
+        assert str(local) in shown and f"offset={r['length']}" in shown and "inline limit" in shown
+        # Reading it again replaces the same copy (one per session and file), never a .part left.
+        again = await call(
+            c, "read_remote_file", {"session_id": sid, "remote_path": str(big), "limit": 10**8}
+        )
+        assert again["local_path"] == str(local) and not list(downloads.glob("*.part"))
+        # Paging on from next_offset, inline: a range over the limit stops at it, exactly.
+        nxt = await call(
+            c, "read_remote_file", {"session_id": sid, "remote_path": str(big), "offset": r["next_offset"]}
+        )
+        start = r["next_offset"]
+        assert INLINE_FILE_BYTES - 4 < nxt["length"] <= INLINE_FILE_BYTES and nxt["local_path"] is None
+        assert nxt["content"].encode() == data[start : start + nxt["length"]]
+        assert nxt["next_offset"] == start + nxt["length"] and "inline limit" in nxt["hint"]
+        # Binary: the copy is exact and the head is base64 of the first bytes.
+        b = await call(
+            c,
+            "read_remote_file",
+            {"session_id": sid, "remote_path": str(workdir / "big.bin"), "encoding": "base64"},
+        )
+        assert (
+            await asyncio.to_thread(Path(b["local_path"]).read_bytes) == binary
+            and b["sha256"] == hashlib.sha256(binary).hexdigest()
+        )
+        assert base64.b64decode(b["content"]) == binary[: b["length"]] and b["length"] > 0
+
+        # Command output: a page over the limit is cut at a line end, the next page named, and
+        # the whole output reaches a local file through local_path.
+        done = await call(c, "send_command", {"session_id": sid, "command": "seq 1 300000", "timeout": 30})
+        assert done["status"] == "completed"
+        cid = done["command_id"]
+        p = await call(c, "get_command", {"session_id": sid, "command_id": cid, "limit": 100_000})
+        lines = p["output"].split("\n")
+        assert len(p["output"]) <= INLINE_OUTPUT_CHARS and lines == [str(i) for i in range(1, len(lines) + 1)]
+        assert p["next_offset"] == len(lines) and p["has_more"] and "local_path" in p["hint"]
+        p2 = await call(
+            c, "get_command", {"session_id": sid, "command_id": cid, "offset": p["next_offset"], "limit": 10}
+        )
+        assert p2["output"].split("\n") == [str(i) for i in range(len(lines) + 1, len(lines) + 11)]
+        saved = await call(
+            c, "get_command", {"session_id": sid, "command_id": cid, "local_path": "seq-all.txt"}
+        )
+        assert (downloads / "seq-all.txt").read_text() == "".join(f"{i}\n" for i in range(1, 300_001))
+        assert saved["saved"]["lines"] == 300_000
+        # One line longer than the limit: its start, and local_path for the rest.
+        long = await call(
+            c,
+            "send_command",
+            {"session_id": sid, "command": "head -c 1000000 /dev/zero | tr '\\0' x; echo", "timeout": 30},
+        )
+        one = await call(c, "get_command", {"session_id": sid, "command_id": long["command_id"], "limit": 1})
+        assert one["output"] == "x" * INLINE_OUTPUT_CHARS and "local_path" in one["hint"]
+        assert "of its 1000000 characters" in one["hint"]
+        # A job's output pages the same way.
+        job = await call(
+            c,
+            "start_job",
+            {"session_id": sid, "command": "head -c 600000 /dev/zero | tr '\\0' j | fold -w 3000"},
+        )
+        page = await call(c, "get_job", {"job_id": job["job_id"], "wait": 20, "limit": 1000})
+        rows = page["output"].split("\n")
+        assert page["status"] == "exited" and len(page["output"]) <= INLINE_OUTPUT_CHARS
+        assert rows == ["j" * 3000] * len(rows) and page["next_offset"] == len(rows) and page["has_more"]
+        assert f"get_job(job_id={job['job_id']!r}, offset={len(rows)})" in page["hint"]
+
+
 # --- the issue's "must show", through the real MCP client --------------------------------------------
 
 
@@ -161,13 +252,18 @@ async def test_exact_transfers_through_mcp_leave_the_screen_alone(instance: Inst
         before = await call(c, "get_snapshot", {"session_id": sid})
         assert "before-transfers" in before["screen"]
 
-        # A 1.3 MB text file, exactly.
+        # A 1.3 MB text file, exactly: over the MCP inline limit, so it comes as a local copy.
         r = await call(c, "read_remote_file", {"session_id": sid, "remote_path": str(big)})
-        assert r["content"] == text
-        assert r["size"] == len(text.encode()) == r["length"]
+        assert await asyncio.to_thread(Path(r["local_path"]).read_bytes) == text.encode()
+        assert r["size"] == len(text.encode()) and text.startswith(r["content"])
         assert r["sha256"] == hashlib.sha256(text.encode()).hexdigest()
-        assert r["truncated"] is False and r["next_offset"] is None
+        assert r["truncated"] is True and r["next_offset"] == r["length"] == len(r["content"].encode())
         assert r["resolved_path"] == str(big)
+        # Pages within the inline limit come inline, as they are.
+        r = await call(
+            c, "read_remote_file", {"session_id": sid, "remote_path": str(big), "limit": INLINE_FILE_BYTES}
+        )
+        assert r["content"].encode() == text.encode()[: r["length"]] and r["length"] > INLINE_FILE_BYTES - 4
 
         # 16 KB holding every byte value, exactly, as base64; refused as text with a hint.
         r = await call(

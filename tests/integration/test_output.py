@@ -8,6 +8,7 @@ import pytest
 from mcp import Client
 
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
+from sshkeep.shim.inline import INLINE_OUTPUT_CHARS
 from tests.instance import Instance
 from tests.support import SHELLS, call, eventually, mcp_open_session, text_of
 
@@ -38,11 +39,13 @@ async def test_100k_lines_complete_and_page_exactly(shared: Instance) -> None:
                 c, "get_command", {"session_id": sid, "command_id": cid, "offset": offset, "limit": 30_000}
             )
             assert page["offset"] == offset and page["status"] == "completed"
+            # Through MCP a page stops at the inline limit, before the 30000 lines asked for.
+            assert len(page["output"]) <= INLINE_OUTPUT_CHARS
             lines += page["output"].split("\n")
             offset = page["next_offset"]
             assert page["has_more"] == (offset is not None)
             pages += 1
-        assert pages == 4
+        assert pages == 5  # 588,894 characters in pages of at most 131,072 (by lines: it would be 4)
         assert lines == [str(i) for i in range(1, 100_001)]
         # The session is in step after all that output.
         r = await run(c, sid, "echo after")

@@ -1,0 +1,42 @@
+"""Returning the allocator's free memory after large transfers: one trim, shortly after, for any
+number of large transfers within the delay; none after small ones."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import sys
+
+import pytest
+
+from sshkeep.daemon import memtrim
+
+
+async def test_one_trim_follows_large_transfers_and_none_small_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(memtrim, "_malloc_trim", calls.append)
+    monkeypatch.setattr(memtrim, "TRIM_DELAY_SECONDS", 0.01)
+    memtrim.trim_soon(memtrim.TRIM_AFTER_BYTES - 1)
+    assert memtrim._pending is None
+    memtrim.trim_soon(50_000_000)
+    memtrim.trim_soon(20_000_000)  # within the delay: the same trim
+    assert memtrim._pending is not None
+    for _ in range(200):
+        if calls and not memtrim._running:
+            break
+        await asyncio.sleep(0.01)
+    assert calls == [0] and memtrim._pending is None
+    memtrim.trim_soon(5_000_000)  # a later transfer gets a trim of its own
+    for _ in range(200):
+        if len(calls) == 2 and not memtrim._running:
+            break
+        await asyncio.sleep(0.01)
+    assert calls == [0, 0]
+
+
+def test_glibc_malloc_trim_is_found_where_it_exists() -> None:
+    has = sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+    assert (memtrim._load() is not None) == has
+    if has:
+        trim = memtrim._load()
+        assert trim is not None and trim(0) in (0, 1)
