@@ -277,16 +277,20 @@ class Answers:
         if rec is None or q is None or not self.store.is_secret(s, q):
             raise NoSecretQuestion(_no_question(s, q, rec))
         if value is None:
-            name = name or self.store.fitting(s, q)
-            if name is None:
-                raise BadRequest(
-                    f"which secret answers {q.text!r}? none is known to fit",
-                    hint=self.store.hint(s, q),
-                )
-            value = await self.store.value(s, name)
+            name, value = await self._secret_for(
+                s, q, name, f"which secret answers {q.text!r}? none is known to fit"
+            )
         typed = await self._type(s, rec, value, name, by, timeout)
         res = await self.commands._result(s, rec, first=True)
         return self._finish(s, res, typed, value), typed
+
+    async def _secret_for(self, s: Session, q: Question, name: str | None, unknown: str) -> tuple[str, str]:
+        """The secret that answers `q` (`name`, else the one configured to fit) and its value;
+        BadRequest (`unknown`, with what would fit) when there is none."""
+        name = name or self.store.fitting(s, q)
+        if name is None:
+            raise BadRequest(unknown, hint=self.store.hint(s, q))
+        return name, await self.store.value(s, name)
 
     async def _pending(self, s: Session, timeout: float) -> tuple[Question | None, CommandRecord | None]:
         """The question the terminal asks now (waiting a moment for output to settle)."""
@@ -371,13 +375,9 @@ class Answers:
         q = res.question
         if q is None or not self.store.is_secret(s, q):
             return res, None
-        name = name or self.store.fitting(s, q)
-        if name is None:
-            raise BadRequest(
-                f"sudo asks {q.text!r} and no configured secret is known to answer it",
-                hint=self.store.hint(s, q),
-            )
-        value = await self.store.value(s, name)
+        name, value = await self._secret_for(
+            s, q, name, f"sudo asks {q.text!r} and no configured secret is known to answer it"
+        )
         typed = await self._type(s, rec, value, name, by, timeout)
         if rec.out_end is None and s.quiet_for() >= QUIET_FOR_QUESTION:
             q2 = await self.commands._question(s)
