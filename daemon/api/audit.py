@@ -491,37 +491,43 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
     audited = request.method in MUTATING
     start = time.monotonic()
     secret_prompt = audited and _secret_prompt(request)
+    if audited:
+        # What the line says of the request is worked out while the handler waits (a command
+        # running, say), so that only the reply's own fields are left when the reply is ready.
+        asyncio.get_running_loop().call_soon(_note_request, request, rid, secret_prompt)
     try:
         resp = await handler(request)
     except asyncio.CancelledError:
         if audited:  # the client went away: record it without delaying the cancellation
-            record = _record(request, rid, start, None, None)
+            record = _record(request, _request_fields(request, rid, secret_prompt)[0], start, None, None)
             asyncio.get_running_loop().create_task(request.app[AUDIT].write(record))
         raise
     if not resp.prepared:
         resp.headers["X-Request-Id"] = rid
     if audited or resp.status == 403:
         try:
-            params: Any = None
+            fields, params = _request_fields(request, rid, secret_prompt)
             # Only a body the handler already read is cached; never read a refused (413) one again.
-            if _tool(request.method, _canonical(request)) in SECRET_BODIES:
-                params = "<a secret answer: never logged>"
-            elif (parsed := request.get(PARSED_BODY)) is not None:
-                params = summarize_parsed(parsed, secret_prompt)
-            elif resp.status != 413 and request.body_exists and request.content.at_eof():
-                raw = await request.read()
-                if len(raw) > PARSE_IN_THREAD:  # e.g. a file write: keep the event loop free
-                    params = await asyncio.to_thread(summarize_body, raw, secret_prompt)
-                else:
-                    params = summarize_body(raw, secret_prompt)
-            elif request.body_exists:
-                params = f"<body not read, {request.content_length} bytes>"
-            record = _record(request, rid, start, resp, params)
+            if params is _NOT_YET:
+                params = await _unparsed_params(request, resp, secret_prompt)
+            record = _record(request, fields, start, resp, params)
         except Exception:  # auditing must never turn an answered request into a failure
             log.exception("audit_record_failed", path=request.path)
         else:
             await request.app[AUDIT].write(record)
     return resp
+
+
+async def _unparsed_params(request: web.Request, resp: web.StreamResponse, secret_prompt: bool) -> Any:
+    """The params of a request whose handler did not parse the body as a model."""
+    if resp.status != 413 and request.body_exists and request.content.at_eof():
+        raw = await request.read()
+        if len(raw) > PARSE_IN_THREAD:  # e.g. a file write: keep the event loop free
+            return await asyncio.to_thread(summarize_body, raw, secret_prompt)
+        return summarize_body(raw, secret_prompt)
+    if request.body_exists:
+        return f"<body not read, {request.content_length} bytes>"
+    return None
 
 
 def _canonical(request: web.Request) -> str | None:
@@ -534,25 +540,56 @@ def _tool(method: str, canonical: str | None) -> str | None:
     return op.id if op is not None else None
 
 
+_NOT_YET = object()  # params not summarised yet: the handler had not read the body
+_REQUEST_FIELDS = web.RequestKey("audit_request_fields", tuple)
+
+
+def _note_request(request: web.Request, rid: str, secret_prompt: bool) -> None:
+    try:
+        _request_fields(request, rid, secret_prompt)
+    except Exception:  # worked out again (and logged, if it fails again) when the line is written
+        request.pop(_REQUEST_FIELDS, None)
+
+
+def _request_fields(request: web.Request, rid: str, secret_prompt: bool) -> tuple[dict[str, Any], Any]:
+    """The line's fields that describe the request, and its params (or `_NOT_YET`), kept on the
+    request once the body's summary is known."""
+    known: tuple[dict[str, Any], Any] | None = request.get(_REQUEST_FIELDS)
+    if known is not None and known[1] is not _NOT_YET:
+        return known
+    if known is not None:
+        fields = known[0]
+    else:
+        canonical = _canonical(request)
+        fields = {
+            "request_id": rid,
+            "peer": _peer_fields(request),
+            "method": request.method,
+            "path": clip(request.path, 512),
+            "route": canonical,
+            "tool": _tool(request.method, canonical),
+            "session_id": request.match_info.get("session_id"),
+        }
+    params: Any = _NOT_YET
+    if fields["tool"] in SECRET_BODIES:
+        params = "<a secret answer: never logged>"
+    elif (parsed := request.get(PARSED_BODY)) is not None:
+        params = summarize_parsed(parsed, secret_prompt)
+    request[_REQUEST_FIELDS] = (fields, params)
+    return fields, params
+
+
 def _record(
     request: web.Request,
-    rid: str,
+    fields: dict[str, Any],
     start: float,
     resp: web.StreamResponse | None,
     params: Any,
 ) -> dict[str, Any]:
-    route = request.match_info.route
-    canonical = route.resource.canonical if route.resource is not None else None
     record: dict[str, Any] = {
         "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "request_id": rid,
-        "peer": _peer_fields(request),
-        "method": request.method,
-        "path": clip(request.path, 512),
-        "route": canonical,
-        "tool": _tool(request.method, canonical),
-        "session_id": request.match_info.get("session_id"),
-        "params": params,
+        **fields,
+        "params": None if params is _NOT_YET else params,
     }
     if resp is None:
         record.update(status=None, result="client_disconnected", decision="allowed")
