@@ -59,6 +59,11 @@ from sshkeep.daemon.sessions.tmux import Tmux, quote
 log = structlog.get_logger(__name__)
 
 MONITOR_INTERVAL = 0.5
+# Every this many ticks the monitor lists every pane (a vanished one, and a log whose inotify event
+# was missed, show only there); in between only the panes that need something: dead or unpiped.
+FULL_LISTING_EVERY = 4
+# The tmux filter of those panes: ssh exited, or the pipe-pane writer is gone.
+_NEEDS_CARE = quote("#{||:#{pane_dead},#{!=:#{pane_pipe},1}}")
 REPIPE_BACKOFF = 2.0  # seconds between attempts to re-attach one pane's log
 _DESTINATION = re.compile(r"^[A-Za-z0-9_.@%:\[\]-]+$")
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
@@ -195,13 +200,19 @@ class SessionManager:
             self._rescan.discard(sid)
 
     async def _monitor_loop(self) -> None:
+        tick = 0
         while True:
             await asyncio.sleep(MONITOR_INTERVAL)
+            tick += 1
+            # 200 idle sessions cost a listing of 200 panes twice a second (tmux formatting them,
+            # the daemon reading them): most ticks ask tmux only for the panes that need care.
+            full = tick % FULL_LISTING_EVERY == 0
             # Only judge sessions that existed when list-panes was sent: a session opened while it
             # ran has a pane the listing may predate, and must not be marked dead for that.
             known = {s.key for s in self.panes()}
+            only = "" if full else f"-f {_NEEDS_CARE} "
             try:
-                lines = await self.tmux.command(f"list-panes -a -F {PANE_FORMAT}")
+                lines = await self.tmux.command(f"list-panes -a {only}-F {PANE_FORMAT}")
             except TmuxError as exc:
                 log.warning("monitor_failed", error=exc.message)
                 continue
@@ -212,6 +223,12 @@ class SessionManager:
                     panes[pane.pane_id] = pane
             for s in self.panes():
                 if s.key not in known or s.closed:
+                    continue
+                if not full and s.pane_id not in panes:
+                    # Alive and piped (the filter lists the others). A missed inotify event must
+                    # not hold up a running command until the next full listing.
+                    if s.current is not None and (s.scan_pos < s.log_size or s.current_size() != s.log_size):
+                        self._schedule_scan(s.key)
                     continue
                 info = panes.get(s.pane_id)
                 dead = info is None or info.dead
