@@ -59,6 +59,11 @@ from sshkeep.daemon.sessions.tmux import Tmux, quote
 log = structlog.get_logger(__name__)
 
 MONITOR_INTERVAL = 0.5
+# While every terminal is idle (no command running, nothing printed for IDLE_AFTER seconds) the
+# monitor looks less often: each look costs tmux a pass over every pane, and no one waits on an
+# idle terminal. A command sent meanwhile wakes it (an ssh gone since is noticed at once).
+IDLE_MONITOR_INTERVAL = 2.0
+IDLE_AFTER = 10.0
 # Every this many ticks the monitor lists every pane (a vanished one, and a log whose inotify event
 # was missed, show only there); in between only the panes that need something: dead or unpiped.
 FULL_LISTING_EVERY = 4
@@ -88,6 +93,8 @@ class SessionManager:
         self._monitor: asyncio.Task[None] | None = None
         self._scan_tasks: dict[str, asyncio.Task[None]] = {}
         self._rescan: set[str] = set()
+        self._wake = asyncio.Event()  # ends a slow monitor tick early (see IDLE_MONITOR_INTERVAL)
+        self._slow = False
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -202,7 +209,12 @@ class SessionManager:
     async def _monitor_loop(self) -> None:
         tick = 0
         while True:
-            await asyncio.sleep(MONITOR_INTERVAL)
+            self._slow = not self._any_active()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IDLE_MONITOR_INTERVAL if self._slow else MONITOR_INTERVAL):
+                    await self._wake.wait()
+            self._wake.clear()
+            self._slow = False
             tick += 1
             # 200 idle sessions cost a listing of 200 panes twice a second (tmux formatting them,
             # the daemon reading them): most ticks ask tmux only for the panes that need care.
@@ -254,6 +266,12 @@ class SessionManager:
                     self._schedule_scan(s.key)
             await self.jobs.tick()
             await self._enforce_log_caps()
+
+    def _any_active(self) -> bool:
+        return any(
+            s.current is not None or s.quiet_for() < IDLE_AFTER or (s.dead and s.dead_status is None)
+            for s in self.panes()
+        )
 
     async def _repipe(self, s: Session) -> None:
         """Re-attach a pane's log writer that tmux found gone (killed, or a `cat` of an older
@@ -532,6 +550,8 @@ class SessionManager:
                     await asyncio.wait_for(s.changed.wait(), step)
 
     async def ensure_ready(self, s: Session, timeout: float) -> None:
+        if self._slow:
+            self._wake.set()  # all was idle: look at the panes now, this one may have lost its ssh
         if s.dead:
             words = s.last_words(3)
             raise SessionDisconnected(
