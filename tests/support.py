@@ -65,7 +65,7 @@ def load_config_text(tmp_path: Path, text: str, mode: int = 0o600, **env: str) -
 # --- waiting ----------------------------------------------------------------------------------------
 
 
-def stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+def stop_group(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
     """End a process started with start_new_session and everything in its group: TERM, then KILL
     after `grace` seconds."""
     with contextlib.suppress(ProcessLookupError):

@@ -22,6 +22,7 @@ from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandReques
 from tests.instance import Instance
 from tests.integration.conftest import default_connections
 from tests.sshd import SshServer
+from tests.support import stop_group
 
 # A fake daemon: answers every request with forged JSON and writes down every byte it received.
 FAKE_SERVER = r"""
@@ -61,13 +62,14 @@ def fake_server(user: str, directory: Path, name: str = "daemon.sock") -> Iterat
     subprocess.run(["runuser", "-u", user, "--", "mkdir", "-m", "0755", str(directory)], check=True)
     received = directory / "received"
     subprocess.run(["runuser", "-u", user, "--", "touch", str(received)], check=True)
-    proc = as_user(user, "/usr/bin/python3", "-c", FAKE_SERVER, str(directory / name), str(received))
+    # Its own process group: runuser forks the server, and killing runuser alone leaves it running.
+    argv = ["/usr/bin/python3", "-c", FAKE_SERVER, str(directory / name), str(received)]
+    proc = as_user(user, *argv, start_new_session=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
         yield directory / name, received
     finally:
-        proc.kill()
-        proc.wait(5)
+        stop_group(proc)
         shutil.rmtree(directory, ignore_errors=True)
 
 
