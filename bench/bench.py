@@ -882,7 +882,7 @@ class Bench:
         )  # fmt: skip
         self.table.add(
             Row(f"daemon idle CPU with {jobs} running jobs", unit="%", value=cpu * 100,
-                note=f"over {idle:g} s at rest (monitor: a filtered tmux list-panes per 0.5 s while jobs run)")
+                note=f"over {idle:g} s at rest (monitor: a filtered list-panes per 0.5 s while jobs run)")
         )  # fmt: skip
         for job in started:
             await self.api.stop_job(job.job_id)
