@@ -443,16 +443,12 @@ class SessionManager:
         # Who ssh logs in as (`ssh -G`, a few ms) matters before ssh starts only when a secret may
         # answer its questions; otherwise it is learnt while ssh logs in (a hundred ms or more),
         # started once the pane is: spawning it beside tmux's new-session slowed that down.
-        resolving: asyncio.Future[str | None] | None = None
-        login = None
-        if self.auth.has_secrets(conn):
-            resolving = asyncio.ensure_future(effective_login(argv))
-            login = await resolving
+        secrets_first = self.auth.has_secrets(conn)
+        login = await effective_login(argv) if secrets_first else None
         for key, value in self.auth.env_for(sid, _secret_conn(conn, login)).items():
             env_args += ["-e", f"{key}={value}"]
         out = await self._new_pane(sid, req, conn, argv, env_args, log_path, nonce, created)
-        if resolving is None:
-            resolving = asyncio.ensure_future(effective_login(argv))
+        resolving = None if secrets_first else asyncio.ensure_future(effective_login(argv))
         pane_id = out.strip().splitlines()[0] if out.strip() else ""
         if not pane_id.startswith("%"):
             raise TmuxError(f"tmux did not report a pane for session {sid}")
@@ -477,7 +473,7 @@ class SessionManager:
             await self._discard(s)
             raise
         finally:
-            if s.login is None:
+            if resolving is not None:
                 s.login = await resolving
         info.login = s.login
         return info
