@@ -72,7 +72,7 @@ def split_markers(data: bytes) -> tuple[list[bytes | int], bytes]:
     cut = data.rfind(b"\x1b", max(0, len(data) - _PARTIAL))
     if cut != -1 and b"\x07" not in data[cut:]:
         tail = data[cut:]
-        if b"\x1b]133;".startswith(tail[:6]) or tail.startswith(b"\x1b]133;"):
+        if _OSC133.startswith(tail[: len(_OSC133)]):
             data, carry = data[:cut], tail
     out: list[bytes | int] = []
     pos = 0
@@ -169,7 +169,7 @@ class Writer:
         if not self.low and not self.pending:
             if self.carry:
                 data, self.carry = self.carry + data, b""
-            if self._renew(len(data)) or not self.disk.supported:
+            if self._renew(len(data)):
                 n = self._write(self.fd, data)
                 self.pos += n
                 if n == len(data):
@@ -209,7 +209,7 @@ class Writer:
                 self.reported = None
                 self.pending.pop(0)
                 continue
-            if self.disk.supported and self.reserved - self.pos < len(seg) and not self._renew(len(seg)):
+            if self.reserved - self.pos < len(seg) and not self._renew(len(seg)):
                 return
             after = self.pos + len(seg)
             if self.low and not final and self.reported != (after, 0):
