@@ -481,11 +481,11 @@ class SftpClient:
             # ssh's last words (e.g. "subsystem request failed") may still be in the pipe.
             with contextlib.suppress(TimeoutError, Exception):
                 await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
-        for task in (self._stderr_task,):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        task = self._stderr_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def _lose(self, why: str) -> None:
         if self.lost is None:
@@ -650,8 +650,8 @@ class SftpClient:
 
     async def read(self, handle: bytes, offset: int, length: int) -> bytes:
         """Up to `length` bytes from `offset`, pipelined; fewer only at end of file."""
-        parts = [p async for p in self._pipelined(handle, offset, offset + length, max(length, 1))]
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        # One piece is joined without a copy (bytes.join hands back a lone bytes item as it is).
+        return b"".join([p async for p in self._pipelined(handle, offset, offset + length, max(length, 1))])
 
     def read_stream(self, handle: bytes, offset: int, piece: int) -> AsyncIterator[bytes]:
         """The file from `offset` to its end, in pieces of about `piece` bytes, in order.
