@@ -79,18 +79,19 @@ class DiskWatch:
         return value
 
     def notice(self) -> DiskNotice | None:
-        dropping = [s.key for s in self.panes() if s.gaps.dropping and not s.closed]
-        held = {part: what for part, fn in self.parts.items() if (what := fn()) is not None}
-        if not dropping and not held:
+        panes = list(self.panes())
+        dropping = [s.key for s in panes if s.gaps.dropping and not s.closed]
+        waiting = [f"{part}: {what}" for part, fn in self.parts.items() if (what := fn()) is not None]
+        if not dropping and not waiting:
             return None
-        unrecorded = sum(s.gaps.total() for s in self.panes())
+        unrecorded = sum(s.gaps.total() for s in panes)
         parts = []
         if dropping:
             parts.append(
                 f"output of {', '.join(dropping)} is being dropped (counted in dropped_bytes; commands "
                 "still end and report their exit code)"
             )
-        parts += [f"{part}: {what}" for part, what in held.items()]
+        parts += waiting
         message = (
             f"Disk full where sshkeep keeps its files ({self.directory}): "
             + "; ".join(parts)
@@ -101,5 +102,5 @@ class DiskWatch:
             free_bytes=self.free_bytes(),
             dropping=dropping,
             unrecorded_bytes=unrecorded,
-            waiting=[f"{part}: {what}" for part, what in held.items()],
+            waiting=waiting,
         )
