@@ -32,7 +32,7 @@ from sshkeep.common.errors import (
     SshkeepError,
     TmuxError,
 )
-from sshkeep.common.models.base import Request
+from sshkeep.common.models.base import DiskNotice, Request
 from sshkeep.common.operations import OPERATIONS, Operation
 from sshkeep.common.settings import Settings
 from sshkeep.daemon.api.audit import DECISION, PARSED_BODY, POLICY, REPLY_MODEL
@@ -142,10 +142,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except SshkeepError as err:
         if err.status >= 500:
             log.warning("request_failed", path=request.path, code=err.code, error=err.message)
-        disk = request.app.get(DISK)
-        notice = disk.notice() if disk is not None else None
+        notice = _disk_notice(request)
         if notice is not None:  # an error reply says it too
-            err.hint = f"{err.hint} {notice.message}" if err.hint else notice.message
+            err.hint = _with_notice(err.hint, notice)
         return error_response(err)
     except web.HTTPRequestEntityTooLarge:
         return error_response(PayloadTooLarge(f"request body larger than {MAX_BODY} bytes"))
@@ -209,17 +208,24 @@ def reply(model: BaseModel, status: int = 200) -> web.Response:
 
 def with_disk_notice(request: web.Request, out: BaseModel) -> BaseModel:
     """While sshkeep's disk is full, every reply says so: in its `disk` field and its hint."""
-    disk = request.app.get(DISK)
-    notice = disk.notice() if disk is not None else None
+    notice = _disk_notice(request)
     if notice is None:
         return out
     fields = type(out).model_fields
     if "disk" in fields:
         out.disk = notice  # type: ignore[attr-defined]
     if "hint" in fields:
-        hint = getattr(out, "hint", None)
-        out.hint = f"{hint} {notice.message}" if hint else notice.message  # type: ignore[attr-defined]
+        out.hint = _with_notice(getattr(out, "hint", None), notice)  # type: ignore[attr-defined]
     return out
+
+
+def _disk_notice(request: web.Request) -> DiskNotice | None:
+    disk = request.app.get(DISK)
+    return disk.notice() if disk is not None else None
+
+
+def _with_notice(hint: str | None, notice: DiskNotice) -> str:
+    return f"{hint} {notice.message}" if hint else notice.message
 
 
 def manager(request: web.Request) -> SessionManager:
