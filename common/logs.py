@@ -100,24 +100,20 @@ def redact(_logger: object, _name: str, event: MutableMapping[str, Any]) -> Muta
 
 class Unfailing:
     """A text stream whose writes never raise: a full disk under the daemon's own log must not turn
-    a log call into a failed request or a dead scan. Lines that could not be written are counted."""
+    a log call into a failed request or a dead scan."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self.lost = 0
 
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
         except (OSError, ValueError):
-            self.lost += 1
             return len(text)
 
     def flush(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self._stream.flush()
-        except (OSError, ValueError):
-            self.lost += 1
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
