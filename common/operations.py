@@ -104,7 +104,7 @@ class Operation:
         """Sending this call twice does what sending it once does: a read, or a body carrying the
         caller's idempotency key (send_command's `request_id`). A client may retry only these
         after the daemon went away under a call."""
-        if self.method == "GET" or self.tool == "reads" or self.retry_safe:
+        if not self.mutating or self.tool == "reads" or self.retry_safe:
             return True
         return getattr(body, "request_id", None) is not None
 
