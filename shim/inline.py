@@ -28,6 +28,7 @@ from sshkeep.common.models.jobs import JobResult
 from sshkeep.common.models.sessions import CommandResult
 
 INLINE_FILE_BYTES = 256 * 1024
+PAGE_LIMIT_NOTE = "This page stops at the"  # how a capped range's hint starts (render_read looks for it)
 INLINE_OUTPUT_CHARS = 128 * 1024
 HEAD_BYTES = 4096
 # base64 goes in whole 3-byte groups: the head of a binary file is 3072 bytes (4096 characters).
@@ -100,7 +101,7 @@ def capped_range(page: ReadFileResult, asked: int | None, failed: str | None = N
         else "a read from offset 0 without limit (or with local_path) saves the whole file to a local file"
     )
     out.hint = (
-        f"This page stops at the {INLINE_FILE_BYTES}-byte inline limit of MCP replies: "
+        f"{PAGE_LIMIT_NOTE} {INLINE_FILE_BYTES}-byte inline limit of MCP replies: "
         f"read_remote_file(offset={page.next_offset}) for the next page; {whole}."
     )
     return out

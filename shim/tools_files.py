@@ -54,7 +54,7 @@ def render_read(res: ReadFileResult) -> str:
         head += f"; truncated, next_offset={res.next_offset}"
     if res.encoding == "base64" and res.length:
         head += " (base64)"
-    if res.hint and res.hint.startswith("This page stops"):
+    if res.hint and res.hint.startswith(inline.PAGE_LIMIT_NOTE):
         head += f". {res.hint}"
     return f"{head}\n{res.content}" if res.content else head
 
