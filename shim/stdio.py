@@ -356,20 +356,17 @@ async def serve_eras(lowlevel: Server[Any], wire_in: WireIn, wire_out: WireOut) 
         await lowlevel.run(wire_in, wire_out, options)
         return
     legacy, modern, enveloped = loops
-    try:
-        async with lowlevel.lifespan(lowlevel) as state:
-            opening = await wire_in.opening_request()
-            if opening is not None and opening.method != "initialize" and enveloped(opening.params):
-                await modern(lowlevel, wire_in, wire_out, lifespan_state=state, raise_exceptions=False)
-            else:
-                await legacy(
-                    lowlevel,
-                    wire_in,
-                    wire_out,
-                    lifespan_state=state,
-                    session_id=None,
-                    init_options=options,
-                    raise_exceptions=False,
-                )
-    finally:
-        await wire_out.aclose()
+    async with lowlevel.lifespan(lowlevel) as state:
+        opening = await wire_in.opening_request()
+        if opening is not None and opening.method != "initialize" and enveloped(opening.params):
+            await modern(lowlevel, wire_in, wire_out, lifespan_state=state, raise_exceptions=False)
+        else:
+            await legacy(
+                lowlevel,
+                wire_in,
+                wire_out,
+                lifespan_state=state,
+                session_id=None,
+                init_options=options,
+                raise_exceptions=False,
+            )
