@@ -587,8 +587,7 @@ class SessionManager:
         conn = self.config.current().connections.get(s.connection) if s.connection else None
         secret_conn = _secret_conn(conn, s.login)
         env_args = " ".join(f"-e {quote(f'{k}={v}')}" for k, v in self.auth.env_for(sid, secret_conn).items())
-        ended = s.current
-        s.end_login()
+        ended = s.end_login()
         if ended is not None:
             await self.store.save_command(ended)
         s.nonce, s.ssh_argv = nonce, argv

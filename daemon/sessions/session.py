@@ -349,15 +349,17 @@ class Session:
         at = lastwords.closing_start(data)
         return start + at if at is not None else None
 
-    def end_login(self) -> None:
+    def end_login(self) -> CommandRecord | None:
         """Before a fresh ssh starts in this pane (reconnect, respawn): the command that ran ends
-        where the old ssh ended (its closing lines excluded), and what follows is the new login's."""
+        where the old ssh ended (its closing lines excluded), and what follows is the new login's.
+        Returns that command's record (to be saved), if one was running."""
         size = self.current_size()
         rec = self.current
         if rec is not None:
             end = self.dead_end()
             if rec.out_start is None:
-                rec.out_start = min(self.output_start(rec), end) if self.shell not in ("bash", "zsh") else end
+                hooks = self.shell in SHELLS_WITH_HOOKS
+                rec.out_start = end if hooks else min(self.output_start(rec), end)
             rec.out_end = max(rec.out_start, end)
             rec.status = "disconnected"
             rec.ended_at = time.time()
@@ -369,6 +371,7 @@ class Session:
             self.known_shell = self.shell
         self.restore_cwd, self.cwd = self.cwd, None
         self.forget_shell()
+        return rec
 
     def screen_tail(self, since: int | None = None) -> str:
         """The rendered end of the log (from `since` at the earliest), for question detection."""
@@ -548,11 +551,12 @@ class Session:
 
     def _typed_command(self, end: int) -> str:
         """What was typed at the latest prompt, from the echo between the prompt and `end`."""
-        text = render(mk.strip_markers(self.read_log(self.prompt_pos, end)))
+        raw = self.read_log(self.prompt_pos, end)
+        text = render(mk.strip_markers(raw))
         lines = split_lines(text)
         prompt_text = self.prompt_text
         if prompt_text is None and self.prompt_pos <= self.keys_from <= end:
-            prompt_text = render(mk.strip_markers(self.read_log(self.prompt_pos, self.keys_from)))
+            prompt_text = render(mk.strip_markers(raw[: self.keys_from - self.prompt_pos]))
             prompt_text = split_lines(prompt_text)[-1] if prompt_text.strip() else None
         prompt = (prompt_text or "").rstrip()
         known = (self.known_prompt or "").rstrip()

@@ -417,8 +417,7 @@ class Terminals:
         main = self.m.get(t.id)
         control, dest = self.control_path(main)
         argv = mux_argv(main.ssh_argv, control, dest)
-        ended = t.current
-        t.end_login()
+        ended = t.end_login()
         if ended is not None:
             await self.m.store.save_command(ended)
         t.nonce, t.ssh_argv = secrets.token_hex(8), argv
