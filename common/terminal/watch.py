@@ -75,6 +75,8 @@ class LogWatcher:
                 raw = buf[pos + _EVENT.size : pos + _EVENT.size + length]
                 names.add(raw.rstrip(b"\0").decode(errors="replace"))
                 pos += _EVENT.size + length
+            if len(buf) < 65536:
+                break  # drained (the fd stays readable if more came since): no read just to fail
         for name in names:
             self._on_change(name)
 

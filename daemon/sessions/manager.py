@@ -183,7 +183,8 @@ class SessionManager:
     def _on_log_change(self, name: str) -> None:
         # A log grew, or its gap sidecar did (a full disk: the writer's running count of what it drops).
         key = name[:-4] if name.endswith(".log") else name[:-5] if name.endswith(".gaps") else name
-        if self.pane(key) is not None:
+        s = self.pane(key)
+        if s is not None and not s.pacer.held:  # a held scan reads this change with the others
             self._schedule_scan(key)
 
     def _schedule_scan(self, sid: str) -> None:
@@ -198,13 +199,26 @@ class SessionManager:
             s = self.pane(sid)
             if s is None:
                 return
+            before, prompt = s.scan_pos, s.prompt_pos
             try:
                 await s.scan()
             except Exception:
                 log.exception("scan_failed", session=sid)
+            hold = s.pacer.after_scan(s.scan_pos - before, s.current is not None, s.prompt_pos != prompt)
+            if hold:  # streaming output: the changes until then are read in one scan (see pacer.py)
+                s.pacer.held = True
+                self._rescan.discard(sid)
+                asyncio.get_running_loop().call_later(hold, self._release, sid)
+                return
             if sid not in self._rescan:
                 return
             self._rescan.discard(sid)
+
+    def _release(self, sid: str) -> None:
+        s = self.pane(sid)
+        if s is not None:
+            s.pacer.held = False
+            self._schedule_scan(sid)
 
     async def _monitor_loop(self) -> None:
         tick = 0

@@ -31,6 +31,7 @@ from sshkeep.common.terminal.shellinit import SHELLS_WITH_HOOKS, restorable, set
 from sshkeep.daemon.sessions.lineindex import LineIndex
 from sshkeep.daemon.sessions.loggaps import GapLog, gaps_path
 from sshkeep.daemon.sessions.options import set_line
+from sshkeep.daemon.sessions.pacer import ScanPacer
 from sshkeep.daemon.sessions.replies import (
     FIRST_PAGE_CANDIDATES,
     LOGIN_QUESTIONS,
@@ -178,6 +179,8 @@ class Session:
     gaps: GapLog = field(init=False)
     # When the monitor last re-attached a detached pipe-pane (its retries back off).
     repiped_at: float = 0.0
+    # When the next scan may run while a command streams output (see pacer.py).
+    pacer: ScanPacer = field(default_factory=ScanPacer)
 
     def __post_init__(self) -> None:
         self.gaps = GapLog(gaps_path(self.log_path))
