@@ -104,6 +104,12 @@ def spy(py_spy: str | None, pid: int, out: Path, rate: int) -> subprocess.Popen[
     )  # fmt: skip
 
 
+def strace(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """`strace -c -f` on `pid` (its system calls, counted, written to `out` when stopped)."""
+    argv = ["strace", "-c", "-f", "-p", str(pid), "-o", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def stop_spy(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is None:
         return
@@ -186,10 +192,7 @@ async def bulk_output(api: ApiClient, inst: Instance, sid: str, dpid: int, args:
     tpid = int(tmux_out) if tmux_out.isdigit() else None
     walls, dcpu, tcpu, wcpu = [], [], [], []
     p = spy(args.py_spy, dpid, args.out / "daemon-bulk.txt", args.rate)
-    st = None
-    if args.strace:  # the daemon's system calls during the runs (strace -c -f), printed after them
-        strace_argv = ["strace", "-c", "-f", "-p", str(dpid), "-o", str(args.out / "daemon-strace.txt")]
-        st = subprocess.Popen(strace_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    st = strace(dpid, args.out / "daemon-strace.txt") if args.strace else None
     await asyncio.sleep(0.5)
     for _ in range(args.bulk_runs):
         wpids = writer_pids()
@@ -208,7 +211,8 @@ async def bulk_output(api: ApiClient, inst: Instance, sid: str, dpid: int, args:
     stop_spy(st)
     med = statistics.median
     if st is not None and (args.out / "daemon-strace.txt").exists():
-        print("daemon system calls:\n" + "\n".join((args.out / "daemon-strace.txt").read_text().splitlines()[:16]))
+        calls = (args.out / "daemon-strace.txt").read_text().splitlines()
+        print("daemon system calls:\n" + "\n".join(calls[:16]))
     print(f"bulk {mb} MB x{args.bulk_runs}: {1000 * med(walls):.0f} ms (wall); CPU per MB: daemon "
           f"{1000 * med(dcpu) / mb:.2f} ms, tmux server {1000 * med(tcpu) / mb:.2f} ms, "
           f"log writer {1000 * med(wcpu) / mb:.2f} ms")  # fmt: skip

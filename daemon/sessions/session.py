@@ -68,6 +68,9 @@ READ_CHUNK = 4 * 1024 * 1024
 TAIL_BYTES = 8192
 CLOSING_BYTES = 1024  # ssh's closing lines are short: look for them only this far from the end
 INLINE_PAGE_BYTES = 64 * 1024  # output up to this size is paged on the event loop itself
+# A scan reads up to this much on the event loop itself (a paced scan of streaming output reads a
+# few hundred KB: a pread and a marker search of that take less than a thread hop costs).
+INLINE_READ_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -446,7 +449,7 @@ class Session:
             self.scan_pos = min(self.scan_pos, self.current.sent_pos)
 
     async def _read_maybe_threaded(self, start: int, end: int) -> bytes:
-        if end - start > 256 * 1024:
+        if end - start > INLINE_READ_BYTES:
             return await asyncio.to_thread(self.read_log, start, end)
         return self.read_log(start, end)
 
