@@ -20,9 +20,6 @@ from sshkeep.common.models.base import DiskNotice
 
 
 class _Gaps(Protocol):
-    @property
-    def dropping(self) -> bool: ...
-
     def total(self) -> int: ...
 
 
@@ -31,9 +28,6 @@ class _Pane(Protocol):
 
     @property
     def key(self) -> str: ...
-
-    @property
-    def closed(self) -> bool: ...
 
     @property
     def gaps(self) -> _Gaps: ...
@@ -56,9 +50,15 @@ def is_full_error(exc: BaseException) -> bool:
 class DiskWatch:
     """What could not be written, from every part of the daemon that writes."""
 
-    def __init__(self, directory: Path, panes: Callable[[], Iterable[_Pane]] = list) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        panes: Callable[[], Iterable[_Pane]] = list,
+        dropping: Callable[[], Iterable[_Pane]] = list,
+    ) -> None:
         self.directory = directory
-        self.panes = panes
+        self.panes = panes  # every terminal (their gaps' totals)
+        self.dropping = dropping  # the terminals whose writer drops output now (asked per reply)
         # part -> what it holds in memory because its writes failed (None: nothing)
         self.parts: dict[str, Callable[[], str | None]] = {}
         self._free: tuple[float, int | None] = (0.0, None)
@@ -79,12 +79,11 @@ class DiskWatch:
         return value
 
     def notice(self) -> DiskNotice | None:
-        panes = list(self.panes())
-        dropping = [s.key for s in panes if s.gaps.dropping and not s.closed]
+        dropping = [s.key for s in self.dropping()]
         waiting = [f"{part}: {what}" for part, fn in self.parts.items() if (what := fn()) is not None]
         if not dropping and not waiting:
             return None
-        unrecorded = sum(s.gaps.total() for s in panes)
+        unrecorded = sum(s.gaps.total() for s in self.panes())
         parts = []
         if dropping:
             parts.append(

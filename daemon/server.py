@@ -85,7 +85,7 @@ class Daemon:
         self.guard = Guard(m)  # the guard rails: one service every route that runs something asks
         self.jobs = m.jobs = Jobs(m, self.commands, self.side_command)
         self.reaper.jobs_cleanup = self.jobs.cleanup
-        self.disk = DiskWatch(paths.state_dir, m.panes)  # what a full disk kept unwritten
+        self.disk = DiskWatch(paths.state_dir, m.panes, m.dropping)  # what a full disk kept unwritten
         self.disk.watch("state database", self.store.waiting)
 
     async def side_command(self, s: Session, script: str, timeout: float) -> tuple[int | None, str, str]:

@@ -38,6 +38,9 @@ class GapLog:
     gaps: dict[int, int] = field(default_factory=dict)  # offset -> bytes (UNKNOWN: uncounted)
     open_at: int | None = None  # the offset of a gap still growing (the disk is full now)
     _tail: bytes = b""
+    # The logs whose writer drops output now, shared by every terminal's GapLog: a reply asks
+    # whether anything drops without looking at every terminal.
+    watch: set[Path] | None = None
 
     def refresh(self) -> None:
         """Read what the writer appended since the last call (complete lines only)."""
@@ -47,6 +50,7 @@ class GapLog:
             return
         if size < self.read_pos:  # replaced (a new session of the same id): start again
             self.read_pos, self.gaps, self.open_at, self._tail = 0, {}, None, b""
+            self._watched()
         if size == self.read_pos:
             return
         with open(self.path, "rb") as fh:
@@ -69,6 +73,14 @@ class GapLog:
                 self.open_at = offset
             elif self.open_at is not None and offset >= self.open_at:
                 self.open_at = None
+        self._watched()
+
+    def _watched(self) -> None:
+        if self.watch is not None:
+            if self.open_at is None:
+                self.watch.discard(self.path)
+            else:
+                self.watch.add(self.path)
 
     @property
     def dropping(self) -> bool:

@@ -100,6 +100,7 @@ class SessionManager:
         self._watcher = LogWatcher(paths.logs_dir, self._on_log_change, pause_after=self._events_pause)
         self._monitor: asyncio.Task[None] | None = None
         self._scan_tasks: dict[str, asyncio.Task[None]] = {}
+        self._gap_watch: set[Path] = set()  # the logs whose writer drops output (see loggaps.py)
         self._rescan: set[str] = set()
         self._wake = asyncio.Event()  # ends a slow monitor tick early (see IDLE_MONITOR_INTERVAL)
         self._slow = False
@@ -132,6 +133,7 @@ class SessionManager:
 
     def new_session(self, **kw: object) -> Session:
         s = Session(**kw)  # type: ignore[arg-type]
+        s.gaps.watch = self._gap_watch
         s.on_finished = self.command_finished
         s.send_line = self.tmux.command
         return s
@@ -141,6 +143,14 @@ class SessionManager:
     def panes(self) -> list[Session]:
         """Every terminal of every session: the main ones, then the others."""
         return [*self.sessions.values(), *self.terminals.by_key.values()]
+
+    def dropping(self) -> list[Session]:
+        """The open terminals whose log writer drops output now (a full disk)."""
+        if not self._gap_watch:
+            return []
+        out = [s for s in self.panes() if s.gaps.dropping and not s.closed]
+        self._gap_watch.intersection_update(s.gaps.path for s in out)  # closed ones are done
+        return out
 
     def pane(self, key: str) -> Session | None:
         """A terminal by its key (a session id for a main terminal, `<session>@<terminal>` else)."""
