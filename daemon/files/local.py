@@ -358,14 +358,15 @@ class LocalFiles:
             try:
                 existing: Attrs | None = await c.stat(path)
             except SftpError as exc:
-                await _settled(resolving)
                 if exc.code != FX_NO_SUCH_FILE:
+                    await _settled(resolving)
                     raise file_error(exc, shown, "stat") from exc
                 existing = None
             except BaseException:
                 await _settled(resolving)
                 raise
-            target = await resolving if existing is not None else path
+            resolved_now = await resolving
+            target = resolved_now if existing is not None else path
             if existing is not None and not existing.is_regular:
                 raise BadRequest(f"{shown} is not a regular file")
             if req.expected_sha256 is not None:
