@@ -104,8 +104,9 @@ class SessionManager:
         await self.tmux.ensure_server()
         await self.tmux.control()
         self._watcher.start()
-        await self.adopt()
-        await self.terminals.adopt()
+        marks = await typed_marks(self.tmux)  # one read, for the sessions and their other terminals
+        await self.adopt(marks)
+        await self.terminals.adopt(marks)
         await self.jobs.adopt()
         self._monitor = asyncio.create_task(self._monitor_loop(), name="session-monitor")
 
@@ -141,11 +142,11 @@ class SessionManager:
         """Terminal `name` of session `sid`; None or "main" is the session itself."""
         return self.terminals.get(sid, name)
 
-    async def adopt(self) -> None:
-        """Take over every sshkeep session on our tmux server (after a daemon restart)."""
+    async def adopt(self, marks: dict[str, int]) -> None:
+        """Take over every sshkeep session on our tmux server (after a daemon restart); `marks`:
+        the panes' typed marks (`typed_marks`)."""
         lines = await self.tmux.command(f"list-panes -a -F {SESSION_PANE_FORMAT}")
         others = await self.terminals.pane_ids()  # the sessions' other terminals: terminals.py adopts them
-        marks = await typed_marks(self.tmux)
         for line in lines:
             row = parse_session_pane(line)
             if row is None or not _SESSION_ID.match(row[1].id) or row[0].pane_id in others:
