@@ -92,9 +92,12 @@ class _PartFile:
         writeback.start_writeback(fd, start, n)
 
     async def _stored(self) -> None:
-        storing, self._storing = self._storing, None
+        storing = self._storing
         if storing is not None:
-            await storing
+            # Shielded: a cancelled caller must not stop waiting while the thread still writes to
+            # the fd (abort closes it only once the thread is done).
+            await asyncio.shield(storing)
+            self._storing = None
 
     async def commit(self) -> None:
         await self._stored()
@@ -112,8 +115,7 @@ class _PartFile:
         await asyncio.to_thread(finish)
 
     async def abort(self) -> None:
-        with contextlib.suppress(BaseException):
-            await self._stored()
+        storing, self._storing = self._storing, None
         fd, self.fd = self.fd, None
 
         def drop() -> None:
@@ -123,6 +125,19 @@ class _PartFile:
             with contextlib.suppress(FileNotFoundError):
                 self.part.unlink()
 
+        if storing is not None and not storing.done():
+            # The fd is closed once the thread is done with it, even if this wait is cancelled.
+            def dropping(f: asyncio.Future[None]) -> None:
+                if not f.cancelled():
+                    f.exception()  # retrieved: the error that led here is already being raised
+                drop()
+
+            storing.add_done_callback(dropping)
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(storing)
+            return
+        if storing is not None and not storing.cancelled():
+            storing.exception()
         await asyncio.to_thread(drop)
 
 

@@ -123,3 +123,17 @@ async def test_an_aborted_part_file_leaves_nothing(tmp_path: Path) -> None:
     await sink.write([memoryview(b"y" * 10)])
     await sink.abort()
     assert list(tmp_path.iterdir()) == []  # noqa: ASYNC240
+
+
+async def test_a_failed_block_is_raised_by_commit_and_abort_cleans_up(tmp_path: Path) -> None:
+    sink = local._PartFile(tmp_path / "out")
+    await sink.open()
+    assert sink.fd is not None
+    os.close(sink.fd)  # the worker thread's write fails (EBADF)
+    sink.fd = os.open(os.devnull, os.O_RDONLY)  # a read-only fd in its place: writing fails too
+    await sink.write(b"x" * 10_000)
+    with pytest.raises(OSError):
+        await sink.commit()
+    await sink.abort()
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out.part").exists()
