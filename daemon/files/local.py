@@ -18,9 +18,9 @@ import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import TypeVar
 
 import structlog
 
@@ -30,7 +30,7 @@ from sshkeep.common.models.sessions import SavedOutput
 from sshkeep.common.paths import ensure_private_dir
 from sshkeep.common.settings import Settings
 from sshkeep.daemon import memtrim
-from sshkeep.daemon.files import transfers
+from sshkeep.daemon.files import transfers, writeback
 from sshkeep.daemon.files.errors import create_error, file_error, write_error
 from sshkeep.daemon.files.sftp import (
     FX_NO_SUCH_FILE,
@@ -49,17 +49,25 @@ from sshkeep.daemon.sessions.session import Session
 log = structlog.get_logger(__name__)
 
 BLOCK = 1024 * 1024
+FLUSH_EVERY = 8 * BLOCK
+
+T = TypeVar("T")
 
 
 class _PartFile:
-    """`<dest>.part`, written in a worker thread, renamed over `dest` once complete."""
+    """`<dest>.part`, written in a worker thread, renamed over `dest` once complete.
+
+    A block handed to `write` is hashed and written (and its writeback started, see
+    daemon/files/writeback.py) in a worker thread while the caller fetches the next one: at most
+    one block is in the thread, and a failure is raised by the next `write` or by `commit`."""
 
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         self.part = dest.with_name(dest.name + ".part")
-        self.f: IO[bytes] | None = None
+        self.fd: int | None = None
         self.sha = hashlib.sha256()
         self.size = 0
+        self._storing: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         if not self.dest.parent.is_dir():
@@ -67,48 +75,75 @@ class _PartFile:
                 f"local directory {self.dest.parent} does not exist",
                 hint="Create it first, or use a path in an existing directory.",
             )
+        self.fd = await asyncio.to_thread(os.open, self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 
-        def opener() -> IO[bytes]:
-            fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            return os.fdopen(fd, "wb")
+    async def write(self, data: bytes | Sequence[memoryview]) -> None:
+        assert self.fd is not None
+        views = [memoryview(data)] if isinstance(data, bytes) else list(data)
+        await self._stored()
+        start = self.size
+        self.size += sum(len(v) for v in views)
+        self._storing = asyncio.ensure_future(asyncio.to_thread(self._store, self.fd, views, start))
 
-        self.f = await asyncio.to_thread(opener)
+    def _store(self, fd: int, views: list[memoryview], start: int) -> None:
+        for v in views:  # hashing holds no GIL, but would hold the event loop
+            self.sha.update(v)
+        n = writeback.write_all(fd, views)
+        writeback.start_writeback(fd, start, n)
 
-    async def write(self, data: bytes) -> None:
-        assert self.f is not None
-        f = self.f
-        self.size += len(data)
-
-        def store() -> None:  # hashing a block holds no GIL, but would hold the event loop
-            self.sha.update(data)
-            f.write(data)
-
-        await asyncio.to_thread(store)
+    async def _stored(self) -> None:
+        storing = self._storing
+        if storing is not None:
+            # Shielded: a cancelled caller must not stop waiting while the thread still writes to
+            # the fd (abort closes it only once the thread is done).
+            await asyncio.shield(storing)
+            self._storing = None
 
     async def commit(self) -> None:
-        assert self.f is not None
-        f = self.f
+        await self._stored()
+        fd, self.fd = self.fd, None
+        assert fd is not None
+        part, dest = self.part, self.dest
 
         def finish() -> None:
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-            os.replace(self.part, self.dest)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(part, dest)
 
         await asyncio.to_thread(finish)
-        self.f = None
 
     async def abort(self) -> None:
-        f, self.f = self.f, None
+        storing, self._storing = self._storing, None
+        fd, self.fd = self.fd, None
 
         def drop() -> None:
-            if f is not None:
+            if fd is not None:
                 with contextlib.suppress(OSError):
-                    f.close()
+                    os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 self.part.unlink()
 
+        if storing is not None and not storing.done():
+            # The fd is closed once the thread is done with it, even if this wait is cancelled.
+            def dropping(f: asyncio.Future[None]) -> None:
+                if not f.cancelled():
+                    f.exception()  # retrieved: the error that led here is already being raised
+                drop()
+
+            storing.add_done_callback(dropping)
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(storing)
+            return
+        if storing is not None and not storing.cancelled():
+            storing.exception()
         await asyncio.to_thread(drop)
+
+
+def _hash(sha: hashlib._Hash, views: list[memoryview]) -> None:
+    for v in views:
+        sha.update(v)
 
 
 async def _stream_remote(
@@ -129,20 +164,28 @@ async def _stream_remote(
     offset = 0
     try:
         # The reads stay in flight while a block is hashed and stored (both in a worker thread).
-        async for data in c.read_stream(handle, 0, BLOCK):
-            offset += len(data)
+        async for views in c.read_views(handle, 0, BLOCK):
+            offset += sum(len(v) for v in views)
             if offset > limit:
                 raise PayloadTooLarge(f"{shown} grew past the local transfer limit of {limit} bytes")
             if sink is not None:
-                await sink.write(data)  # hashes it too
+                await sink.write(views)  # hashes it too
             else:
-                await asyncio.to_thread(sha.update, data)
+                await asyncio.to_thread(_hash, sha, views)
     except SftpError as exc:
         raise file_error(exc, shown, "read") from exc
     finally:
         with contextlib.suppress(Exception):
             await c.close_handle(handle)
+    if sink is not None:
+        await sink._stored()  # the last block is in the hash
     return a, offset, sha.hexdigest()
+
+
+async def _settled(task: asyncio.Future[T]) -> None:
+    """Wait for a request sent ahead whose answer is no longer wanted."""
+    with contextlib.suppress(Exception):
+        await task
 
 
 class _UploadFailed(Exception):
@@ -158,7 +201,9 @@ async def upload(c: SftpClient, handle: bytes, src: Path) -> tuple[int, str]:
     """Write the local file `src` to the open remote `handle` from offset 0: (bytes, sha256).
 
     Blocks are read and hashed in a worker thread one block ahead, so the disk, the hash and the
-    SFTP writes (which stay in flight across blocks) overlap."""
+    SFTP writes (which stay in flight across blocks) overlap. Every `FLUSH_EVERY` bytes an fsync
+    goes along with the writes, so the server's disk writes back during the transfer rather than
+    all in the final fsync."""
     sha = hashlib.sha256()
     written = 0
     with open(src, "rb") as f:  # noqa: ASYNC230 - each block is read in a worker thread
@@ -175,6 +220,8 @@ async def upload(c: SftpClient, handle: bytes, src: Path) -> tuple[int, str]:
             while block := await ahead:
                 ahead = asyncio.ensure_future(asyncio.to_thread(take))
                 await stream.send(block)
+                if (written + len(block)) // FLUSH_EVERY > written // FLUSH_EVERY:
+                    stream.flush()
                 written += len(block)
             await stream.finish()
         except SftpError as exc:
@@ -259,21 +306,23 @@ class LocalFiles:
         sink = _PartFile(dest) if dest is not None else None
 
         async def op(c: SftpClient) -> tuple[Attrs, int, str, str]:
-            if sink is not None:
-                await sink.open()
+            # The realpath goes first, answered while the data flows: no round trip after it.
+            resolving = asyncio.ensure_future(transfers._resolved(c, path))
             try:
-                a, size, digest = await _stream_remote(c, path, req.remote_path, sink, limit)
                 if sink is not None:
-                    await sink.commit()
+                    await sink.open()
+                try:
+                    a, size, digest = await _stream_remote(c, path, req.remote_path, sink, limit)
+                    if sink is not None:
+                        await sink.commit()
+                except BaseException:
+                    if sink is not None:
+                        await sink.abort()
+                    raise
             except BaseException:
-                if sink is not None:
-                    await sink.abort()
+                await _settled(resolving)
                 raise
-            try:
-                resolved = await c.realpath(path)
-            except SftpError:
-                resolved = path
-            return a, size, digest, resolved
+            return a, size, digest, await resolving
 
         attrs, size, digest, resolved = await self.channels.run(s, op, retry=False)
         memtrim.trim_soon(size)  # the blocks went through worker threads' malloc arenas
@@ -319,13 +368,20 @@ class LocalFiles:
         mode = int(req.mode, 8) if req.mode is not None else None
 
         async def op(c: SftpClient) -> WriteFileResult:
+            # stat and realpath sent together (a missing file's realpath fails: it is not used).
+            resolving = asyncio.ensure_future(transfers._resolved(c, path))
             try:
                 existing: Attrs | None = await c.stat(path)
             except SftpError as exc:
                 if exc.code != FX_NO_SUCH_FILE:
+                    await _settled(resolving)
                     raise file_error(exc, shown, "stat") from exc
                 existing = None
-            target = await c.realpath(path) if existing is not None else path
+            except BaseException:
+                await _settled(resolving)
+                raise
+            resolved_now = await resolving
+            target = resolved_now if existing is not None else path
             if existing is not None and not existing.is_regular:
                 raise BadRequest(f"{shown} is not a regular file")
             if req.expected_sha256 is not None:
@@ -345,28 +401,28 @@ class LocalFiles:
                 handle = await c.open(tmp, FXF_WRITE | FXF_CREAT | FXF_EXCL | FXF_TRUNC)
             except SftpError as exc:
                 raise create_error(exc, shown, target) from exc
+            closed = False
             try:
                 try:
                     written, digest = await upload(c, handle, src)
                 except _UploadFailed as exc:
                     raise await write_error(c, exc.error, shown, directory, exc.block) from exc.error
                 keep = mode if mode is not None else (existing.mode if existing is not None else None)
-                if keep is not None:
-                    await c.fsetstat(handle, Attrs(permissions=keep))
-                await c.fsync(handle)
-                await c.close_handle(handle)
+                closed = True  # finish_upload sends the CLOSE before it waits for anything
+                await c.finish_upload(handle, Attrs(permissions=keep) if keep is not None else None)
                 await c.rename(tmp, target)
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await c.close_handle(handle)
+                if not closed:
+                    with contextlib.suppress(Exception):
+                        await c.close_handle(handle)
                 with contextlib.suppress(Exception):
                     await c.remove(tmp)
                 raise
-            final = await c.stat(target)
+            final, resolved = await asyncio.gather(c.stat(target), transfers._resolved(c, target))
             return WriteFileResult(
                 session_id=sid,
                 path=shown,
-                resolved_path=await transfers._resolved(c, target),
+                resolved_path=resolved,
                 bytes_written=written,
                 size=final.size if final.size is not None else written,
                 sha256=digest,
