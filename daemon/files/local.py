@@ -49,7 +49,6 @@ from sshkeep.daemon.sessions.session import Session
 log = structlog.get_logger(__name__)
 
 BLOCK = 1024 * 1024
-FLUSH_EVERY = 8 * BLOCK
 
 T = TypeVar("T")
 
@@ -201,9 +200,7 @@ async def upload(c: SftpClient, handle: bytes, src: Path) -> tuple[int, str]:
     """Write the local file `src` to the open remote `handle` from offset 0: (bytes, sha256).
 
     Blocks are read and hashed in a worker thread one block ahead, so the disk, the hash and the
-    SFTP writes (which stay in flight across blocks) overlap. Every `FLUSH_EVERY` bytes an fsync
-    goes along with the writes, so the server's disk writes back during the transfer rather than
-    all in the final fsync."""
+    SFTP writes (which stay in flight across blocks) overlap."""
     sha = hashlib.sha256()
     written = 0
     with open(src, "rb") as f:  # noqa: ASYNC230 - each block is read in a worker thread
@@ -220,8 +217,6 @@ async def upload(c: SftpClient, handle: bytes, src: Path) -> tuple[int, str]:
             while block := await ahead:
                 ahead = asyncio.ensure_future(asyncio.to_thread(take))
                 await stream.send(block)
-                if (written + len(block)) // FLUSH_EVERY > written // FLUSH_EVERY:
-                    stream.flush()
                 written += len(block)
             await stream.finish()
         except SftpError as exc:

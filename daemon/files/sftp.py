@@ -773,14 +773,6 @@ class PipelinedWrite:
             pos += len(piece)
             await c.drain()
 
-    def flush(self) -> None:
-        """Ask the server to fsync what was sent so far, in line with the writes (their order is
-        the server's): the disk writes back while later data is still on its way, instead of all
-        of it in one fsync at the end. A failure raises like a failed write."""
-        fut = self.client.send_fsync(self.handle)
-        if fut is not None:
-            self._inflight.append(fut)
-
     async def finish(self) -> None:
         """Wait until every write is acknowledged."""
         while self._inflight:
