@@ -1,6 +1,8 @@
 """Where an echo's time goes: CPU per call of the daemon and the shim, and a py-spy profile of each.
 
     python bench/profile.py [--calls N] [--via http|mcp|both] [--py-spy PATH] [--out DIR] [--file-mb N]
+                            [--bulk-mb N [--bulk-runs R] [--strace]]
+                            [--concurrent N [--sessions M] [--top K]]
 
 With --concurrent N: opens N sessions and runs N concurrent `echo` workers (--calls commands in
 all), and reports commands/s, the p50 under load vs one at a time, and the daemon's CPU per command
@@ -9,6 +11,10 @@ all), and reports commands/s, the p50 under load vs one at a time, and the daemo
 With --file-mb N: one N MB read_remote_file over HTTP (content inline) and over MCP as an agent
 calls it (no limit: over the inline limit, saved to a local file, its head inline) instead, and a
 profile of the MCP client's side.
+
+With --bulk-mb N: R runs of N MB of terminal output through send_command until completed (the
+benchmark's `yes | head` command), and the CPU seconds per MB of the daemon, the tmux server and the
+pane's log writer, and a py-spy profile of the daemon during them.
 
 Starts a loopback sshd and an sshkeep instance (as bench/bench.py does), opens one session, runs
 `echo` N times over HTTP and/or MCP, and reports the CPU seconds the daemon (and the shim) spent per
@@ -45,7 +51,7 @@ from mcp import Client  # noqa: E402
 from bench import cpu_seconds, mcp_params, mcp_read_check, structured  # noqa: E402
 from sshkeep.common.client import ApiClient  # noqa: E402
 from sshkeep.common.models.files import ReadFileRequest  # noqa: E402
-from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest  # noqa: E402
+from sshkeep.common.models.sessions import CommandQuery, OpenSessionRequest, SendCommandRequest  # noqa: E402
 from tests.instance import Instance, new_instance  # noqa: E402
 from tests.sshd import start_sshd  # noqa: E402
 
@@ -101,6 +107,12 @@ def spy(py_spy: str | None, pid: int, out: Path, rate: int) -> subprocess.Popen[
          "--nonblocking", "--gil"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def strace(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """`strace -c -f` on `pid` (its system calls, counted, written to `out` when stopped)."""
+    argv = ["strace", "-c", "-f", "-p", str(pid), "-o", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def stop_spy(proc: subprocess.Popen[bytes] | None) -> None:
@@ -215,16 +227,67 @@ async def concurrent(api: ApiClient, args: argparse.Namespace, dpid: int, out: P
         cpu = u1 - u0 + s1 - s0
         stop_spy(p)
         med = statistics.median
-        print(f"{n} concurrent of {total} sessions: {len(lat)} echoes in {wall:.2f} s, {len(lat) / wall:.0f} commands/s, "
-              f"p50 {med(lat):.1f} ms vs {med(quiet):.2f} ms one at a time = {med(lat) / med(quiet):.1f}x; "
-              f"daemon CPU {1000 * cpu / len(lat):.3f} ms per command "
-              f"(user {1000 * (u1 - u0) / len(lat):.3f}, system {1000 * (s1 - s0) / len(lat):.3f})")  # fmt: skip
+        k = len(lat)
+        ratio = med(lat) / med(quiet)
+        print(f"{n} concurrent of {total} sessions: {k} echoes in {wall:.2f} s, {k / wall:.0f} commands/s, "
+              f"p50 {med(lat):.1f} ms vs {med(quiet):.2f} ms one at a time = {ratio:.1f}x; "
+              f"daemon CPU {1000 * cpu / k:.3f} ms per command "
+              f"(user {1000 * (u1 - u0) / k:.3f}, system {1000 * (s1 - s0) / k:.3f})")  # fmt: skip
         if p is not None and (out / "daemon-concurrent.txt").exists():
             print("daemon under load:\n" + top(out / "daemon-concurrent.txt", args.top))
     finally:
         for sid in every:
             with contextlib.suppress(Exception):
                 await api.close_session(sid)
+
+
+def writer_pids() -> list[int]:
+    """The pipe-pane log writers (`python -I -S .../logwriter.py LOG GAPS`) now running."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if b"logwriter.py" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+    return pids
+
+
+async def bulk_output(api: ApiClient, inst: Instance, sid: str, dpid: int, args: argparse.Namespace) -> None:
+    """N MB through send_command until completed: wall time and CPU per MB of each process."""
+    mb = args.bulk_mb
+    lines = mb * 1_000_000 // 100  # 99 characters and a newline each
+    command = f"yes {'x' * 97}y | head -n {lines}"
+    tmux_out = inst.tmux("display-message", "-p", "#{pid}").stdout.strip()
+    tpid = int(tmux_out) if tmux_out.isdigit() else None
+    walls, dcpu, tcpu, wcpu = [], [], [], []
+    p = spy(args.py_spy, dpid, args.out / "daemon-bulk.txt", args.rate)
+    st = strace(dpid, args.out / "daemon-strace.txt") if args.strace else None
+    await asyncio.sleep(0.5)
+    for _ in range(args.bulk_runs):
+        wpids = writer_pids()
+        c0, t0c = cpu_seconds(dpid), cpu_seconds(tpid) if tpid else 0.0
+        w0 = sum(cpu_seconds(w) for w in wpids)
+        t0 = time.perf_counter()
+        r = await api.send_command(sid, SendCommandRequest(command=command, timeout=50))
+        while r.status == "running":
+            r = await api.get_command(sid, r.command_id, CommandQuery(wait=50))
+        walls.append(time.perf_counter() - t0)
+        dcpu.append(cpu_seconds(dpid) - c0)
+        tcpu.append((cpu_seconds(tpid) - t0c) if tpid else float("nan"))
+        wcpu.append(sum(cpu_seconds(w) for w in wpids) - w0)
+        assert r.status == "completed" and r.total_lines == lines and r.exit_code == 0, r
+    stop_spy(p)
+    stop_spy(st)
+    med = statistics.median
+    if st is not None and (args.out / "daemon-strace.txt").exists():
+        calls = (args.out / "daemon-strace.txt").read_text().splitlines()
+        print("daemon system calls:\n" + "\n".join(calls[:16]))
+    print(f"bulk {mb} MB x{args.bulk_runs}: {1000 * med(walls):.0f} ms (wall); CPU per MB: daemon "
+          f"{1000 * med(dcpu) / mb:.2f} ms, tmux server {1000 * med(tcpu) / mb:.2f} ms, "
+          f"log writer {1000 * med(wcpu) / mb:.2f} ms")  # fmt: skip
+    print("  daemon CPU per run (s): " + " ".join(f"{c:.3f}" for c in dcpu))
+    if p is not None and (args.out / "daemon-bulk.txt").exists():
+        print("daemon during the bulk output:\n" + top(args.out / "daemon-bulk.txt"))
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -246,6 +309,9 @@ async def run(args: argparse.Namespace) -> None:
                 return
             if args.file_mb:
                 await file_read(api, inst, sid, args.file_mb, rounds=5)
+                return
+            if args.bulk_mb:
+                await bulk_output(api, inst, sid, dpid, args)
                 return
             if args.via in ("http", "both"):
                 p = spy(args.py_spy, dpid, out / "daemon-http.txt", args.rate)
@@ -305,6 +371,9 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=0, help="with --concurrent: open this many in all")
     ap.add_argument("--top", type=int, default=25, help="profile entries to print")
     ap.add_argument("--file-mb", type=int, default=0, help="profile an N MB read_remote_file instead")
+    ap.add_argument("--bulk-mb", type=int, default=0, help="profile N MB of terminal output instead")
+    ap.add_argument("--bulk-runs", type=int, default=3)
+    ap.add_argument("--strace", action="store_true", help="with --bulk-mb: count the daemon's system calls")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "sk-profile")
     asyncio.run(run(ap.parse_args()))
     return 0

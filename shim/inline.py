@@ -89,10 +89,10 @@ def spilled(page: ReadFileResult, copy: ReadFileResult) -> ReadFileResult:
     )
 
 
-def capped_range(page: ReadFileResult, asked: int | None, failed: str | None = None) -> ReadFileResult:
-    """A range read cut to INLINE_FILE_BYTES (`asked`: the limit the caller gave; `failed`: why
-    the whole file could not be saved locally): the hint says so."""
-    if not page.truncated or (asked is not None and asked <= INLINE_FILE_BYTES):
+def capped_range(page: ReadFileResult, failed: str | None = None) -> ReadFileResult:
+    """A page read with INLINE_FILE_BYTES as its limit, for a caller who asked for more (`failed`:
+    why the whole file could not be saved locally): when it was cut, the hint says so."""
+    if not page.truncated:
         return page
     out = page.model_copy()
     whole = (

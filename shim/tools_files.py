@@ -119,14 +119,14 @@ def register(server: MCPServer[Any], tools: Tools) -> None:
             res = await tools.call(lambda: client.read_remote_file(sid, page))
             whole = offset == 0 and (limit is None or limit >= res.size)
             if not res.truncated or not whole:
-                return inline.capped_range(res, limit)
+                return inline.capped_range(res)
             # Too large to send inline: the whole file goes to a local file (streamed), its head here.
             name = inline.spill_name(sid, res.resolved_path)
             copy = ReadFileRequest(remote_path=remote_path, encoding=encoding, local_path=name)
             try:
                 saved = await tools.call(lambda: client.read_remote_file(sid, copy))
             except FormattedError as err:  # e.g. no usable local root: page inline instead
-                return inline.capped_range(res, limit, failed=str(err).split("\n")[0])
+                return inline.capped_range(res, failed=str(err).split("\n")[0])
             return inline.spilled(res, saved)
 
         res = await tools.on_host(session_id, host, read)

@@ -70,6 +70,8 @@ async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay
         await sender
     except (OSError, asyncio.CancelledError):
         sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, OSError):
+            await sender
         raise
 
 
@@ -89,7 +91,13 @@ async def main(args: argparse.Namespace) -> None:
     if args.netns:
         enter_netns(args.netns)  # the listener stays where it was made; new sockets are made in NAME
 
+    handlers: set[asyncio.Task[None]] = set()
+
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            handlers.add(task)
+            task.add_done_callback(handlers.discard)
         nodelay(client_w)
         try:
             server_r, server_w = await asyncio.open_connection("127.0.0.1", args.target)
@@ -113,6 +121,11 @@ async def main(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     async with server:
         await stop.wait()
+    # Connections still open end here, on a running loop: left to loop.close(), their tasks
+    # would be destroyed pending (a screen of warnings at every benchmark's end).
+    for task in list(handlers):
+        task.cancel()
+    await asyncio.gather(*handlers, return_exceptions=True)
 
 
 if __name__ == "__main__":

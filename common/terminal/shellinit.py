@@ -36,13 +36,13 @@ START_FUNCTION = "__sk_c"
 # Holds no nonce: this line may land in history before history is off. dash and busybox ash
 # have no way to switch their history list off, so there this line reads the lines after it
 # with `read` (from the tty, never through the line editor and its history) and runs each, up to
-# the last (bash's and zsh's do nothing there). Input that is not a tty (a pipe) may be read
-# ahead by the shell: there they are typed as is.
+# the last. bash and zsh skip the test, and with it a fork of `readlink` per login. Input that is
+# not a tty (a pipe) may be read ahead by the shell: there they are typed as is.
 _HISTORY_OFF = (
     ' [ -n "$BASH_VERSION" ] && { [[ -o history ]] && __sk_ho=1; set +o history; }; '
     '[ -n "$ZSH_VERSION" ] && setopt hist_ignore_space; '
-    '[ -t 0 ] && case "$BASH_VERSION$ZSH_VERSION:$(readlink /proc/$$/exe 2>/dev/null)" in '
-    ":*/busybox|:*/dash) "
+    '[ -t 0 ] && [ -z "$BASH_VERSION$ZSH_VERSION" ] && case "$(readlink /proc/$$/exe 2>/dev/null)" in '
+    "*/busybox|*/dash) "
     'while IFS= read -r __sk_l; do eval "$__sk_l"; case "$__sk_l" in " export "*) break;; esac; done; '
     "unset __sk_l;; esac; :"
 )

@@ -2,6 +2,10 @@
 
 On Linux one inotify watch on the logs directory wakes the event loop when any log is written;
 elsewhere a slow poll stands in. Callers get the file name of each log that changed.
+
+A caller may ask the watcher to stop reading events for a moment after a batch (`pause_after`):
+while a log streams output, each of its appends is an event, and the events of one file that
+are not read yet merge into one in the kernel. The events of every other log wait that long too.
 """
 
 from __future__ import annotations
@@ -29,10 +33,16 @@ class LogWatcher:
     """Calls `on_change(name)` whenever a file in `directory` is written."""
 
     def __init__(
-        self, directory: Path, on_change: Callable[[str], None], poll_interval: float = 0.05
+        self,
+        directory: Path,
+        on_change: Callable[[str], None],
+        poll_interval: float = 0.05,
+        pause_after: Callable[[set[str]], float] | None = None,
     ) -> None:
         self._dir = directory
         self._on_change = on_change
+        self._pause_after = pause_after
+        self._resume: asyncio.TimerHandle | None = None
         self._poll_interval = poll_interval
         self._fd: int | None = None
         self._poll_task: asyncio.Task[None] | None = None
@@ -75,8 +85,20 @@ class LogWatcher:
                 raw = buf[pos + _EVENT.size : pos + _EVENT.size + length]
                 names.add(raw.rstrip(b"\0").decode(errors="replace"))
                 pos += _EVENT.size + length
+            if len(buf) < 65536:
+                break  # drained (the fd stays readable if more came since): no read just to fail
         for name in names:
             self._on_change(name)
+        pause = self._pause_after(names) if self._pause_after is not None and names else 0.0
+        if pause > 0:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._fd)
+            self._resume = loop.call_later(pause, self._read_again)
+
+    def _read_again(self) -> None:
+        self._resume = None
+        if self._fd is not None:
+            asyncio.get_running_loop().add_reader(self._fd, self._read_events)
 
     async def _poll(self) -> None:
         while True:
@@ -89,6 +111,9 @@ class LogWatcher:
                         self._on_change(entry.name)
 
     def stop(self) -> None:
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
         if self._fd is not None:
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(self._fd)

@@ -119,16 +119,17 @@ class AuthBroker:
             out.write(text)
         os.replace(tmp, self.helper)
 
+    def _hops(self, conn: Connection) -> dict[str, Connection]:
+        """The jump hosts on the way to `conn`, by name (none when the config broke since the
+        session's argv was built: only the hops' secrets are lost then)."""
+        try:
+            return {jump.name: jump for jump in self.config.current().jump_chain(conn)}
+        except ConfigError:
+            return {}
+
     def has_secrets(self, conn: Connection | None) -> bool:
         """Does `conn` (or a jump host on its way) have a configured secret for ssh to ask for?"""
-        if conn is None:
-            return False
-        if conn.has_secret:
-            return True
-        try:
-            return any(jump.has_secret for jump in self.config.current().jump_chain(conn))
-        except ConfigError:
-            return False
+        return conn is not None and _any_secret(conn, self._hops(conn))
 
     def env_for(self, session_id: str, conn: Connection | None) -> dict[str, str]:
         """Environment for the session's ssh (empty when no secret is configured).
@@ -138,11 +139,8 @@ class AuthBroker:
         self.forget(session_id)
         if conn is None:
             return {}
-        try:
-            hops = {jump.name: jump for jump in self.config.current().jump_chain(conn)}
-        except ConfigError:
-            hops = {}  # the argv was built before; a config broken since then only loses hop secrets
-        if not conn.has_secret and not any(h.has_secret for h in hops.values()):
+        hops = self._hops(conn)
+        if not _any_secret(conn, hops):
             return {}
         self.install()
         token = secrets.token_urlsafe(32)
@@ -255,3 +253,7 @@ def failure_hint(ssh_said: str) -> str | None:
         if pattern.search(ssh_said):
             return hint
     return None
+
+
+def _any_secret(conn: Connection, hops: dict[str, Connection]) -> bool:
+    return conn.has_secret or any(h.has_secret for h in hops.values())

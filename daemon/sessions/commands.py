@@ -232,6 +232,9 @@ class Commands:
             rec.status = "failed"
             await self.store.save_command(rec)
             raise
+        # Quiet time counts from the keys, as after send_keys: a terminal that was quiet before the
+        # command is not a question asked by it (nor worth a look at the screen before it answers).
+        s.last_growth = time.monotonic()
         await self._wait_command(s, rec, timeout)
         if rec.out_end is None:
             # Still running when the caller is told so: its record must survive a daemon crash.

@@ -69,9 +69,17 @@ IDLE_AFTER = 10.0
 FULL_LISTING_EVERY = 4
 # The tmux filter of those panes: ssh exited, or the pipe-pane writer is gone.
 _NEEDS_CARE = quote("#{||:#{pane_dead},#{!=:#{pane_pipe},1}}")
+# While every log event is one of streaming terminals (their scans held, see pacer.py), the
+# watcher leaves the events unread this long at most: what others print waits no longer than that.
+MAX_EVENTS_PAUSE = 0.004
 REPIPE_BACKOFF = 2.0  # seconds between attempts to re-attach one pane's log
 _DESTINATION = re.compile(r"^[A-Za-z0-9_.@%:\[\]-]+$")
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
+
+
+def _log_key(name: str) -> str:
+    """The terminal key of a file in the logs directory (its log or its gap sidecar)."""
+    return name[:-4] if name.endswith(".log") else name[:-5] if name.endswith(".gaps") else name
 
 
 class SessionManager:
@@ -89,7 +97,7 @@ class SessionManager:
         self.terminals = Terminals(self)
         # The jobs (daemon/sessions/jobs.py), plugged in by the composition root.
         self.jobs: JobHooks = NoJobs()
-        self._watcher = LogWatcher(paths.logs_dir, self._on_log_change)
+        self._watcher = LogWatcher(paths.logs_dir, self._on_log_change, pause_after=self._events_pause)
         self._monitor: asyncio.Task[None] | None = None
         self._scan_tasks: dict[str, asyncio.Task[None]] = {}
         self._rescan: set[str] = set()
@@ -104,8 +112,9 @@ class SessionManager:
         await self.tmux.ensure_server()
         await self.tmux.control()
         self._watcher.start()
-        await self.adopt()
-        await self.terminals.adopt()
+        marks = await typed_marks(self.tmux)  # one read, for the sessions and their other terminals
+        await self.adopt(marks)
+        await self.terminals.adopt(marks)
         await self.jobs.adopt()
         self._monitor = asyncio.create_task(self._monitor_loop(), name="session-monitor")
 
@@ -141,11 +150,11 @@ class SessionManager:
         """Terminal `name` of session `sid`; None or "main" is the session itself."""
         return self.terminals.get(sid, name)
 
-    async def adopt(self) -> None:
-        """Take over every sshkeep session on our tmux server (after a daemon restart)."""
+    async def adopt(self, marks: dict[str, int]) -> None:
+        """Take over every sshkeep session on our tmux server (after a daemon restart); `marks`:
+        the panes' typed marks (`typed_marks`)."""
         lines = await self.tmux.command(f"list-panes -a -F {SESSION_PANE_FORMAT}")
         others = await self.terminals.pane_ids()  # the sessions' other terminals: terminals.py adopts them
-        marks = await typed_marks(self.tmux)
         for line in lines:
             row = parse_session_pane(line)
             if row is None or not _SESSION_ID.match(row[1].id) or row[0].pane_id in others:
@@ -182,9 +191,21 @@ class SessionManager:
 
     def _on_log_change(self, name: str) -> None:
         # A log grew, or its gap sidecar did (a full disk: the writer's running count of what it drops).
-        key = name[:-4] if name.endswith(".log") else name[:-5] if name.endswith(".gaps") else name
-        if self.pane(key) is not None:
+        key = _log_key(name)
+        s = self.pane(key)
+        if s is not None and not s.pacer.held:  # a held scan reads this change with the others
             self._schedule_scan(key)
+
+    def _events_pause(self, names: set[str]) -> float:
+        """After a batch of log events that all belong to terminals whose scan is held (streaming
+        output): how long the watcher may leave the next events unread (see pacer.py)."""
+        held = []
+        for name in names:
+            s = self.pane(_log_key(name))
+            if s is None or not s.pacer.held:
+                return 0.0
+            held.append(s.pacer.hold)
+        return min(MAX_EVENTS_PAUSE, *held)
 
     def _schedule_scan(self, sid: str) -> None:
         task = self._scan_tasks.get(sid)
@@ -198,13 +219,26 @@ class SessionManager:
             s = self.pane(sid)
             if s is None:
                 return
+            before, prompt = s.scan_pos, s.prompt_pos
             try:
                 await s.scan()
             except Exception:
                 log.exception("scan_failed", session=sid)
+            hold = s.pacer.after_scan(s.scan_pos - before, s.current is not None, s.prompt_pos != prompt)
+            if hold:  # streaming output: the changes until then are read in one scan (see pacer.py)
+                s.pacer.held = True
+                self._rescan.discard(sid)
+                asyncio.get_running_loop().call_later(hold, self._release, sid)
+                return
             if sid not in self._rescan:
                 return
             self._rescan.discard(sid)
+
+    def _release(self, sid: str) -> None:
+        s = self.pane(sid)
+        if s is not None:
+            s.pacer.held = False
+            self._schedule_scan(sid)
 
     async def _monitor_loop(self) -> None:
         tick = 0

@@ -31,6 +31,7 @@ from sshkeep.common.terminal.shellinit import SHELLS_WITH_HOOKS, restorable, set
 from sshkeep.daemon.sessions.lineindex import LineIndex
 from sshkeep.daemon.sessions.loggaps import GapLog, gaps_path
 from sshkeep.daemon.sessions.options import set_line
+from sshkeep.daemon.sessions.pacer import ScanPacer
 from sshkeep.daemon.sessions.replies import (
     FIRST_PAGE_CANDIDATES,
     LOGIN_QUESTIONS,
@@ -67,6 +68,9 @@ READ_CHUNK = 4 * 1024 * 1024
 TAIL_BYTES = 8192
 CLOSING_BYTES = 1024  # ssh's closing lines are short: look for them only this far from the end
 INLINE_PAGE_BYTES = 64 * 1024  # output up to this size is paged on the event loop itself
+# A scan reads up to this much on the event loop itself (a paced scan of streaming output reads a
+# few hundred KB: a pread and a marker search of that take less than a thread hop costs).
+INLINE_READ_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -178,6 +182,8 @@ class Session:
     gaps: GapLog = field(init=False)
     # When the monitor last re-attached a detached pipe-pane (its retries back off).
     repiped_at: float = 0.0
+    # When the next scan may run while a command streams output (see pacer.py).
+    pacer: ScanPacer = field(default_factory=ScanPacer)
 
     def __post_init__(self) -> None:
         self.gaps = GapLog(gaps_path(self.log_path))
@@ -443,7 +449,7 @@ class Session:
             self.scan_pos = min(self.scan_pos, self.current.sent_pos)
 
     async def _read_maybe_threaded(self, start: int, end: int) -> bytes:
-        if end - start > 256 * 1024:
+        if end - start > INLINE_READ_BYTES:
             return await asyncio.to_thread(self.read_log, start, end)
         return self.read_log(start, end)
 

@@ -93,14 +93,13 @@ def test_a_large_file_reply_names_the_local_copy_and_the_next_page() -> None:
 
 def test_a_range_over_the_limit_says_where_the_rest_is() -> None:
     p = page("x" * INLINE_FILE_BYTES, 10 * INLINE_FILE_BYTES)
-    assert inline.capped_range(p, INLINE_FILE_BYTES) is p  # asked for no more than it got
-    res = inline.capped_range(p, 5 * INLINE_FILE_BYTES)
+    res = inline.capped_range(p)
     assert res.hint and f"offset={INLINE_FILE_BYTES}" in res.hint and "inline limit" in res.hint
     assert f"offset={INLINE_FILE_BYTES}" in render_read(res).partition("\n")[0]
-    failed = inline.capped_range(p, None, failed="[forbidden] outside the roots")
+    failed = inline.capped_range(p, failed="[forbidden] outside the roots")
     assert failed.hint and "[forbidden] outside the roots" in failed.hint
     small = page("abc", 3)
-    assert inline.capped_range(small, None) is small
+    assert inline.capped_range(small) is small
 
 
 def result(

@@ -134,3 +134,16 @@ def test_a_working_directory_marker_keeps_semicolons() -> None:
     found, _ = find_markers(data, 0, NONCE)
     assert [(m.kind, m.text) for m in found] == [("D", None), ("W", "/srv/a;b c")]
     assert strip_markers(data) == b"$ "
+
+
+def test_plain_output_without_escapes_has_no_markers_and_strips_to_itself() -> None:
+    data = b"x" * 99 + b"y\n"
+    assert find_markers(data * 1000, 5, NONCE) == ([], len(data) * 1000)
+    assert strip_markers(data) is data
+
+
+def test_a_marker_after_plain_output_is_found_at_its_offset() -> None:
+    data = b"line\n" * 5000 + d(0, 3)
+    found, consumed = find_markers(data, 100, NONCE)
+    assert [(m.kind, m.start, m.seq) for m in found] == [("D", 100 + 25000, 3)]
+    assert consumed == len(data)
