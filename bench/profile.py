@@ -2,6 +2,11 @@
 
     python bench/profile.py [--calls N] [--via http|mcp|both] [--py-spy PATH] [--out DIR] [--file-mb N]
                             [--bulk-mb N [--bulk-runs R] [--strace]]
+                            [--concurrent N [--sessions M] [--top K]]
+
+With --concurrent N: opens N sessions and runs N concurrent `echo` workers (--calls commands in
+all), and reports commands/s, the p50 under load vs one at a time, and the daemon's CPU per command
+(a profile of the daemon under load).
 
 With --file-mb N: one N MB read_remote_file over HTTP (content inline) and over MCP as an agent
 calls it (no limit: over the inline limit, saved to a local file, its head inline) instead, and a
@@ -172,6 +177,70 @@ async def file_read(api: ApiClient, inst: Instance, sid: str, mb: int, rounds: i
     print("\n".join(line for line in buf.getvalue().splitlines() if line.strip())[-2000:])
 
 
+def user_sys(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of `pid` so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rfind(")") + 2 :].split()
+    hz = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / hz, int(fields[12]) / hz
+
+
+async def concurrent(api: ApiClient, args: argparse.Namespace, dpid: int, out: Path) -> None:
+    """`args.concurrent` sessions (of `args.sessions` open), one echo worker each, `args.calls` commands
+    in all."""
+    n = args.concurrent
+    total = max(n, args.sessions)
+    sem = asyncio.Semaphore(10)
+
+    async def open_one() -> str:
+        async with sem:
+            return (await api.open_session(OpenSessionRequest(host="bash"))).session_id
+
+    every = list(await asyncio.gather(*(open_one() for _ in range(total))))
+    sids = every[:n]
+    try:
+        await asyncio.sleep(2)
+        quiet = []
+        for i in range(40):
+            t0 = time.perf_counter()
+            r = await api.send_command(sids[i % n], SendCommandRequest(command=f"echo Q{i}"))
+            quiet.append(1000 * (time.perf_counter() - t0))
+            assert r.output == f"Q{i}", r
+        per = max(1, args.calls // n)
+        lat: list[float] = []
+
+        async def worker(sid: str) -> None:
+            for i in range(per):
+                t0 = time.perf_counter()
+                r = await api.send_command(sid, SendCommandRequest(command=f"echo C{i}"))
+                lat.append(1000 * (time.perf_counter() - t0))
+                assert (r.status, r.output) == ("completed", f"C{i}"), r
+
+        await asyncio.gather(*(worker(sid) for sid in sids[: min(n, 5)]))  # warm-up
+        lat.clear()
+        p = spy(args.py_spy, dpid, out / "daemon-concurrent.txt", args.rate)
+        await asyncio.sleep(0.5)
+        (u0, s0), t0 = user_sys(dpid), time.perf_counter()
+        await asyncio.gather(*(worker(sid) for sid in sids))
+        wall = time.perf_counter() - t0
+        u1, s1 = user_sys(dpid)
+        cpu = u1 - u0 + s1 - s0
+        stop_spy(p)
+        med = statistics.median
+        k = len(lat)
+        ratio = med(lat) / med(quiet)
+        print(f"{n} concurrent of {total} sessions: {k} echoes in {wall:.2f} s, {k / wall:.0f} commands/s, "
+              f"p50 {med(lat):.1f} ms vs {med(quiet):.2f} ms one at a time = {ratio:.1f}x; "
+              f"daemon CPU {1000 * cpu / k:.3f} ms per command "
+              f"(user {1000 * (u1 - u0) / k:.3f}, system {1000 * (s1 - s0) / k:.3f})")  # fmt: skip
+        if p is not None and (out / "daemon-concurrent.txt").exists():
+            print("daemon under load:\n" + top(out / "daemon-concurrent.txt", args.top))
+    finally:
+        for sid in every:
+            with contextlib.suppress(Exception):
+                await api.close_session(sid)
+
+
 def writer_pids() -> list[int]:
     """The pipe-pane log writers (`python -I -S .../logwriter.py LOG GAPS`) now running."""
     pids = []
@@ -235,6 +304,9 @@ async def run(args: argparse.Namespace) -> None:
             sid = (await api.open_session(OpenSessionRequest(host="bash"))).session_id
             for i in range(20):  # warm-up
                 await api.send_command(sid, SendCommandRequest(command=f"echo w{i}"))
+            if args.concurrent:
+                await concurrent(api, args, dpid, out)
+                return
             if args.file_mb:
                 await file_read(api, inst, sid, args.file_mb, rounds=5)
                 return
@@ -295,6 +367,9 @@ def main() -> int:
     ap.add_argument("--via", choices=("http", "mcp", "both"), default="both")
     ap.add_argument("--py-spy", default=shutil.which("py-spy"))
     ap.add_argument("--rate", type=int, default=500)
+    ap.add_argument("--concurrent", type=int, default=0, help="N sessions, N concurrent echo workers")
+    ap.add_argument("--sessions", type=int, default=0, help="with --concurrent: open this many in all")
+    ap.add_argument("--top", type=int, default=25, help="profile entries to print")
     ap.add_argument("--file-mb", type=int, default=0, help="profile an N MB read_remote_file instead")
     ap.add_argument("--bulk-mb", type=int, default=0, help="profile N MB of terminal output instead")
     ap.add_argument("--bulk-runs", type=int, default=3)

@@ -179,3 +179,22 @@ def test_rotate_keep_zero_drops_the_file(tmp_path: Path) -> None:
     write(log, 100)
     assert rotate(log, 10, 0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mask_text_prefilter_lets_every_pattern_run() -> None:
+    """Each secret pattern's text passes the cheap pre-check (a miss would leave a secret)."""
+    cases = [
+        "curl -H 'Authorization: Bearer abc123'",
+        "Cookie: sid=abc123",
+        "git clone https://bob:hunter2@example.com/x",
+        "export API_KEY=abc123",
+        "tool --access-key abc123",
+        "sshpass -p hunter2 ssh host",
+        "mysql -u root -phunter2",
+        "MARIADB -u root -phunter2".lower(),
+        "CREATE USER x IDENTIFIED BY 'hunter2'",
+        "run --credentials abc123",
+    ]
+    for text in cases:
+        assert mask_text(text) != text, text
+    assert mask_text("echo C3") == "echo C3"
