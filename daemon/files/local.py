@@ -85,8 +85,7 @@ class _PartFile:
         self._storing = asyncio.ensure_future(asyncio.to_thread(self._store, self.fd, views, start))
 
     def _store(self, fd: int, views: list[memoryview], start: int) -> None:
-        for v in views:  # hashing holds no GIL, but would hold the event loop
-            self.sha.update(v)
+        _hash(self.sha, views)  # hashing holds no GIL, but would hold the event loop
         n = writeback.write_all(fd, views)
         writeback.start_writeback(fd, start, n)
 
