@@ -29,6 +29,9 @@ _IN_CLOEXEC = 0o2000000
 _EVENT = struct.Struct("iIII")
 
 
+_READ_SIZE = 65536  # bytes of inotify events per read
+
+
 class LogWatcher:
     """Calls `on_change(name)` whenever a file in `directory` is written."""
 
@@ -76,7 +79,7 @@ class LogWatcher:
         names: set[str] = set()
         while True:
             try:
-                buf = os.read(self._fd, 65536)
+                buf = os.read(self._fd, _READ_SIZE)
             except BlockingIOError:
                 break
             pos = 0
@@ -85,7 +88,7 @@ class LogWatcher:
                 raw = buf[pos + _EVENT.size : pos + _EVENT.size + length]
                 names.add(raw.rstrip(b"\0").decode(errors="replace"))
                 pos += _EVENT.size + length
-            if len(buf) < 65536:
+            if len(buf) < _READ_SIZE:
                 break  # drained (the fd stays readable if more came since): no read just to fail
         for name in names:
             self._on_change(name)
