@@ -18,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import errno
+import functools
 import json
 import os
 import re
@@ -74,7 +75,9 @@ class AuditLog:
         self._settings = settings
         # One worker: lines stay in order (so the hash chain holds) and rotation never races a write.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+        self._path = str(path)
         self._fd: int | None = None
+        self._fd_id: tuple[int, int] | None = None  # (inode, device) of the open file
         self._slow = asyncio.Lock()
         self._prev: str | None = None  # the last line's hash: the next line's link
         # Records a full disk kept from the file, oldest first, sealed only when written (so each
@@ -150,8 +153,7 @@ class AuditLog:
     async def _write(self, record: Mapping[str, Any]) -> None:
         """Seal and append one record; on failure nothing of it stays in the file."""
         if not self._slow.locked() and self._prev is not None and self._fd is not None:
-            line, digest = auditchain.seal(dict(record), self._prev)
-            data = _encode(line)
+            data, digest = auditchain.seal(record, self._prev)
             if self._append_fast(data):
                 self._prev = digest
                 return
@@ -166,8 +168,8 @@ class AuditLog:
     def _chain(self, record: dict[str, Any]) -> None:
         if self._prev is None:
             self._prev = auditchain.last_hash(self.path)
-        line, digest = auditchain.seal(record, self._prev)
-        self._append_sealed(_encode(line), digest)
+        data, digest = auditchain.seal(record, self._prev)
+        self._append_sealed(data, digest)
 
     def _append_sealed(self, data: bytes, digest: str) -> None:
         self._append(data)
@@ -186,11 +188,11 @@ class AuditLog:
             return False
         max_bytes, _keep = self._rotation()
         try:
-            here = os.stat(self.path)
+            st = os.stat(self._path)
         except FileNotFoundError:
             return False
-        st = os.fstat(fd)
-        if (here.st_dev, here.st_ino) != (st.st_dev, st.st_ino) or st.st_mode & 0o077:
+        # The file at `path` is the open one (so its size and mode are the open file's): one stat.
+        if (st.st_ino, st.st_dev) != self._fd_id or st.st_mode & 0o077:
             return False
         if max_bytes > 0 and st.st_size > 0 and st.st_size + len(data) >= max_bytes:
             return False
@@ -206,6 +208,7 @@ class AuditLog:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fd = self._fd
         st = os.fstat(fd)
+        self._fd_id = (st.st_ino, st.st_dev)
         if st.st_mode & 0o077:
             os.fchmod(fd, 0o600)
         _write_whole(fd, data, st.st_size)
@@ -221,7 +224,7 @@ class AuditLog:
         return (here.st_dev, here.st_ino) == (st.st_dev, st.st_ino)
 
     def _close_fd(self) -> None:
-        fd, self._fd = self._fd, None
+        fd, self._fd, self._fd_id = self._fd, None, None
         if fd is not None:
             os.close(fd)
 
@@ -243,11 +246,6 @@ def _write_whole(fd: int, data: bytes, size: int) -> None:
     except OSError:
         os.ftruncate(fd, size)
         raise
-
-
-def _encode(line: str) -> bytes:
-    # A lone UTF-16 surrogate (sent as a JSON escape) has no UTF-8 form: keep it as its escape.
-    return (line + "\n").encode("utf-8", "backslashreplace")
 
 
 SessionLookup = Callable[[str], Session | None]
@@ -424,17 +422,21 @@ def _peer_fields(request: web.Request) -> dict[str, int] | None:
 _REPLY_NAMES = ("session_id", "command_id", "exit_code", "removed", "closed", "sent")
 
 
+@functools.cache
+def _reply_names(model: type[BaseModel]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Which of `_REPLY_NAMES`, and of the result's names, a reply model has (worked out once)."""
+    fields = model.model_fields
+    return tuple(n for n in _REPLY_NAMES if n in fields), tuple(n for n in ("status", "state") if n in fields)
+
+
 def _model_fields(model: BaseModel) -> dict[str, Any]:
     """`_reply_fields` of a reply the handler gave as a model: the same fields, taken from it
     instead of from the bytes it was serialised to (plain values as they are; anything else as
     its JSON form)."""
-    fields = type(model).model_fields
-    out: dict[str, Any] = {}
-    for name in _REPLY_NAMES:
-        if name in fields:
-            out[name] = _json_value(model, name)
-    for name in ("status", "state"):
-        if name in fields and isinstance(value := _json_value(model, name), str):
+    names, results = _reply_names(type(model))
+    out: dict[str, Any] = {name: _json_value(model, name) for name in names}
+    for name in results:
+        if isinstance(value := _json_value(model, name), str):
             out["result"] = value
             break
     return out
@@ -479,6 +481,24 @@ def request_id(request: web.Request) -> str:
     """The caller's X-Request-Id when it is sane, else a fresh one."""
     given = request.headers.get("X-Request-Id", "")
     return given if _REQUEST_ID.match(given) else os.urandom(6).hex()
+
+
+class _Second:
+    """The text of the current second, made once a second (see `timestamp`)."""
+
+    number = -1
+    text = ""
+
+
+def timestamp() -> str:
+    """Now in UTC as ISO 8601 with milliseconds, as `datetime.now(UTC).isoformat(timespec=
+    "milliseconds")` says it (the date and time of day formatted once a second)."""
+    now = time.time()
+    second = int(now)
+    if second != _Second.number:
+        _Second.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _Second.number = second
+    return f"{_Second.text}.{int((now - second) * 1000):03d}+00:00"
 
 
 # --- the middleware -----------------------------------------------------------------------------
@@ -587,7 +607,7 @@ def _record(
     params: Any,
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "ts": timestamp(),
         **fields,
         "params": None if params is _NOT_YET else params,
     }

@@ -68,3 +68,16 @@ def test_edits_deletions_and_insertions_name_the_broken_line(tmp_path: Path) -> 
 
     path.write_text("".join(original))
     assert auditchain.verify(path).ok
+
+
+def test_a_line_is_compact_json_in_utf8_and_a_lone_surrogate_stays_its_escape(tmp_path: Path) -> None:
+    record = {"ts": "t", "params": {"command": "echo ü \u2028 \x00\t\"'\\"}, "n": 1, "ms": 0.5, "x": None}
+    line, digest = auditchain.seal(record, auditchain.GENESIS)
+    text = json.dumps({**record, "prev": auditchain.GENESIS}, ensure_ascii=False, separators=(",", ":"))
+    assert line == (text[:-1] + f',"hash":"{digest}"}}\n').encode()
+    odd, _ = auditchain.seal({"command": "a\ud800b"}, digest)
+    assert b'"a\\ud800b"' in odd
+    path = tmp_path / "audit.log"
+    path.write_bytes(line + odd)
+    report = auditchain.verify(path)
+    assert report.ok and report.lines == 2, report.text()
