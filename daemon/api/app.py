@@ -33,9 +33,11 @@ from sshkeep.daemon.api.core import (
     errors_middleware,
 )
 
+# aiohttp tries the routes under one path prefix (`/v1/sessions/…`) in the order they were added,
+# one regular expression each: the commands' routes (every send, page and key) come first.
 ROUTE_GROUPS: tuple[web.RouteTableDef, ...] = (
-    sessions.routes,
     commands.routes,
+    sessions.routes,
     control.routes,
     jobs.routes,
     files.routes,
