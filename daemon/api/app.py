@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sshkeep.daemon import memtrim
 from sshkeep.daemon.api import admin, audit, commands, configs, control, files, jobs, policy, sessions
 from sshkeep.daemon.api.core import (
     ANSWERS,
@@ -56,11 +55,6 @@ async def _approval_sweeper(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-async def _trim_after_large(request: web.Request, response: web.StreamResponse) -> None:
-    """A large request's or reply's buffers go back to the system once it is done (see memtrim)."""
-    memtrim.trim_soon(max(request.content_length or 0, response.content_length or 0))
-
-
 def build_app(services: Services) -> web.Application:
     """The app over `services` (built, started and stopped by daemon/server.py)."""
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY)
@@ -82,7 +76,6 @@ def build_app(services: Services) -> web.Application:
     services.guard.attach_audit(app[audit.AUDIT].write)  # every decision lands in the audit log
     services.disk.watch("audit log", app[audit.AUDIT].waiting)
     app.cleanup_ctx.append(_approval_sweeper)
-    app.on_response_prepare.append(_trim_after_large)
     for group in ROUTE_GROUPS:
         app.add_routes(group)
     return app

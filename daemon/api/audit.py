@@ -38,6 +38,7 @@ from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS, record_keys
 from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from sshkeep.common.operations import MUTATING, op_for
 from sshkeep.common.settings import Settings
+from sshkeep.daemon import memtrim
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.disk import is_full_error
 from sshkeep.daemon.sessions.session import Session
@@ -527,6 +528,8 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         if not resp.prepared:
             resp.headers["X-Request-Id"] = rid
+        # A large request's or reply's buffers go back to the system once it is done (memtrim).
+        memtrim.trim_soon(max(request.content_length or 0, resp.content_length or 0))
         if audited or resp.status == 403:
             try:
                 fields, params = _request_fields(request, rid, secret_prompt)
