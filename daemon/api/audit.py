@@ -55,7 +55,6 @@ MAX_FAST_LINE = 16 * 1024  # lines up to this size are appended by the event loo
 CONTENT_KEYS = frozenset({"content", "data"})  # file bodies: logged as their size only
 # Operations whose body holds a secret: never summarised (the handler records name/length/hash).
 SECRET_BODIES = frozenset({"answer_question"})
-AUDIT_SECRET = "audit_secret"  # request key: what a secret-typing handler lets the audit log say
 MAX_HELD = 10000  # audit records a full disk may hold in memory; older ones are counted, then said
 RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between attempts while the disk is full
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -253,15 +252,39 @@ SessionLookup = Callable[[str], Session | None]
 
 AUDIT = web.AppKey("audit", AuditLog)
 AUDIT_SESSION = web.AppKey[SessionLookup]("audit_session")
-# The hook for a check that runs before the handler (e.g. a policy): what it decided goes into
-# the request's audit line. Without one, a request is "allowed" unless it was answered 403.
-DECISION = web.RequestKey("audit_decision", str)
-# With it, the policy, class and reason that decided (the guard rails).
-POLICY = web.RequestKey("audit_policy", dict)
-# What the handler already parsed: the request body's JSON object and the reply's model. The
-# line is made from these instead of parsing the body and the reply's bytes a second time.
-PARSED_BODY = web.RequestKey("audit_parsed_body", dict)
-REPLY_MODEL = web.RequestKey("audit_reply_model", BaseModel)
+
+
+class Note:
+    """What a request's audit line is made from, filled in as the request goes (one per request,
+    put on it by the audit middleware; `note_of` finds it)."""
+
+    __slots__ = ("body", "decision", "fields", "policy", "reply", "request_id", "secret")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        # What the handler already parsed: the request body's JSON object and the reply's model.
+        # The line is made from these instead of parsing the body and the reply's bytes again.
+        self.body: dict[str, Any] | None = None
+        self.reply: BaseModel | None = None
+        # The hook for a check that runs before the handler (e.g. a policy): what it decided. Without
+        # one, a request is "allowed" unless it was answered 403.
+        self.decision: str | None = None
+        self.policy: dict[str, Any] | None = None  # the policy, class and reason that decided
+        # What a secret-typing handler lets the line say: name, length, hash prefix, who answered.
+        self.secret: dict[str, Any] | None = None
+        # The line's fields that describe the request, and its params (or `_NOT_YET`), once known.
+        self.fields: tuple[dict[str, Any], Any] | None = None
+
+
+NOTE = web.RequestKey("audit_note", Note)
+
+
+def note_of(request: web.Request) -> Note:
+    """The request's note; a detached one (read by nobody) where no audit middleware runs."""
+    try:
+        return request[NOTE]
+    except KeyError:
+        return Note("")
 
 
 def install(
@@ -508,14 +531,14 @@ def timestamp() -> str:
 @web.middleware
 async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request_id(request)
-    request["request_id"] = rid
+    note = request[NOTE] = Note(rid)
     audited = request.method in MUTATING
     start = time.monotonic()
     secret_prompt = audited and _secret_prompt(request)
     if audited:
         # What the line says of the request is worked out while the handler waits (a command
         # running, say), so that only the reply's own fields are left when the reply is ready.
-        asyncio.get_running_loop().call_soon(_note_request, request, rid, secret_prompt)
+        asyncio.get_running_loop().call_soon(_note_request, request, note, secret_prompt)
     # One look at config.yml serves the request (its policy, then its audit line's rotation).
     scope = config.begin_request()
     try:
@@ -523,7 +546,7 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
             resp = await handler(request)
         except asyncio.CancelledError:
             if audited:  # the client went away: record it without delaying the cancellation
-                record = _record(request, _request_fields(request, rid, secret_prompt)[0], start, None, None)
+                record = _record(note, _request_fields(request, note, secret_prompt)[0], start, None, None)
                 asyncio.get_running_loop().create_task(request.app[AUDIT].write(record))
             raise
         if not resp.prepared:
@@ -532,11 +555,11 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         memtrim.trim_soon(max(request.content_length or 0, resp.content_length or 0))
         if audited or resp.status == 403:
             try:
-                fields, params = _request_fields(request, rid, secret_prompt)
+                fields, params = _request_fields(request, note, secret_prompt)
                 # Only a body the handler already read is cached; never read a refused (413) one again.
                 if params is _NOT_YET:
                     params = await _unparsed_params(request, resp, secret_prompt)
-                record = _record(request, fields, start, resp, params)
+                record = _record(note, fields, start, resp, params)
             except Exception:  # auditing must never turn an answered request into a failure
                 log.exception("audit_record_failed", path=request.path)
             else:
@@ -569,20 +592,19 @@ def _tool(method: str, canonical: str | None) -> str | None:
 
 
 _NOT_YET = object()  # params not summarised yet: the handler had not read the body
-_REQUEST_FIELDS = web.RequestKey("audit_request_fields", tuple)
 
 
-def _note_request(request: web.Request, rid: str, secret_prompt: bool) -> None:
+def _note_request(request: web.Request, note: Note, secret_prompt: bool) -> None:
     try:
-        _request_fields(request, rid, secret_prompt)
+        _request_fields(request, note, secret_prompt)
     except Exception:  # worked out again (and logged, if it fails again) when the line is written
-        request.pop(_REQUEST_FIELDS, None)
+        note.fields = None
 
 
-def _request_fields(request: web.Request, rid: str, secret_prompt: bool) -> tuple[dict[str, Any], Any]:
-    """The line's fields that describe the request, and its params (or `_NOT_YET`), kept on the
-    request once the body's summary is known."""
-    known: tuple[dict[str, Any], Any] | None = request.get(_REQUEST_FIELDS)
+def _request_fields(request: web.Request, note: Note, secret_prompt: bool) -> tuple[dict[str, Any], Any]:
+    """The line's fields that describe the request, and its params (or `_NOT_YET`), kept in the
+    note once the body's summary is known."""
+    known = note.fields
     if known is not None and known[1] is not _NOT_YET:
         return known
     if known is not None:
@@ -590,7 +612,7 @@ def _request_fields(request: web.Request, rid: str, secret_prompt: bool) -> tupl
     else:
         canonical = _canonical(request)
         fields = {
-            "request_id": rid,
+            "request_id": note.request_id,
             "peer": _peer_fields(request),
             "method": request.method,
             "path": clip(request.path, 512),
@@ -601,14 +623,14 @@ def _request_fields(request: web.Request, rid: str, secret_prompt: bool) -> tupl
     params: Any = _NOT_YET
     if fields["tool"] in SECRET_BODIES:
         params = "<a secret answer: never logged>"
-    elif (parsed := request.get(PARSED_BODY)) is not None:
+    elif (parsed := note.body) is not None:
         params = summarize_parsed(parsed, secret_prompt)
-    request[_REQUEST_FIELDS] = (fields, params)
+    note.fields = (fields, params)
     return fields, params
 
 
 def _record(
-    request: web.Request,
+    note: Note,
     fields: dict[str, Any],
     start: float,
     resp: web.StreamResponse | None,
@@ -622,14 +644,14 @@ def _record(
     if resp is None:
         record.update(status=None, result="client_disconnected", decision="allowed")
     else:
-        record["status"] = resp.status
-        model = request.get(REPLY_MODEL)
+        status = record["status"] = resp.status
+        model = note.reply
         # The model is the reply only if the handler's reply went out (not an error made later).
-        record.update(_reply_fields(resp, model if model is not None and resp.status < 400 else None))
-        record["decision"] = request.get(DECISION) or ("refused" if resp.status == 403 else "allowed")
-        if request.get(POLICY):
-            record["policy"] = request[POLICY]
-    typed = request.get(AUDIT_SECRET)
+        record.update(_reply_fields(resp, model if model is not None and status < 400 else None))
+        record["decision"] = note.decision or ("refused" if status == 403 else "allowed")
+        if note.policy:
+            record["policy"] = note.policy
+    typed = note.secret
     if isinstance(typed, dict):
         record["typed_secret"] = typed  # name, length, SHA-256 prefix, who answered: never the value
     record["ms"] = round((time.monotonic() - start) * 1000, 1)

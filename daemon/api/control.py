@@ -1,7 +1,7 @@
 """Routes of secrets and people: answer_secret, a person's answer, take-over, the list of commands.
 
 Neither answer route ever has the secret in its reply or its audit line: the audit entry gets
-the secret's name, length, a SHA-256 prefix and who answered (`audit_secret` on the request).
+the secret's name, length, a SHA-256 prefix and who answered (the request's audit note).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sshkeep.common.models.sessions import (
     CommandResult,
     ControlResult,
 )
-from sshkeep.daemon.api.audit import AUDIT_SECRET
+from sshkeep.daemon.api.audit import note_of
 from sshkeep.daemon.api.core import Call, answers, caller, control, endpoint, guard, manager, note_decision
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.sessions.control import list_commands as list_session_commands
@@ -50,7 +50,7 @@ async def answer_secret(request: web.Request, call: Call) -> CommandResult:
         call.session_id, name=body.name, sudo=body.sudo, timeout=body.timeout, by="agent"
     )
     if typed is not None:
-        request[AUDIT_SECRET] = typed.audit()
+        note_of(request).secret = typed.audit()
         guard(request).line_reset(call.session_id)  # the answer ended with Enter
     return res
 
@@ -63,7 +63,7 @@ async def answer_question(request: web.Request, call: Call) -> CommandResult:
         call.session_id, name=body.secret, value=value, timeout=body.timeout, by="person"
     )
     if typed is not None:
-        request[AUDIT_SECRET] = typed.audit()
+        note_of(request).secret = typed.audit()
         guard(request).line_reset(call.session_id)
     return res
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -35,7 +36,7 @@ from sshkeep.common.errors import (
 from sshkeep.common.models.base import DiskNotice, Request
 from sshkeep.common.operations import OPERATIONS, Operation
 from sshkeep.common.settings import Settings
-from sshkeep.daemon.api.audit import DECISION, PARSED_BODY, POLICY, REPLY_MODEL
+from sshkeep.daemon.api.audit import note_of
 from sshkeep.daemon.api.peer import peer_of
 from sshkeep.daemon.disk import DiskWatch
 from sshkeep.daemon.files.local import LocalFiles
@@ -51,6 +52,7 @@ from sshkeep.daemon.sessions.secrets import Answers
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 96 * 1024 * 1024
+_OWN_UID = os.getuid()  # the daemon's uid: the only one its socket serves
 
 
 @dataclass(frozen=True)
@@ -130,14 +132,14 @@ def validation_message(exc: ValidationError, model: type[BaseModel] | None = Non
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.get("request_id") or request.headers.get("X-Request-Id") or os.urandom(6).hex()
+    rid = note_of(request).request_id or request.headers.get("X-Request-Id") or os.urandom(6).hex()
     structlog.contextvars.bind_contextvars(request_id=rid)
     try:
         peer = peer_of(request)
         uid = peer.uid if peer is not None else None
-        if uid is not None and uid != os.getuid():
+        if uid is not None and uid != _OWN_UID:
             log.warning("peer_refused", uid=uid)
-            raise Forbidden(f"uid {uid} may not use this daemon (it belongs to uid {os.getuid()})")
+            raise Forbidden(f"uid {uid} may not use this daemon (it belongs to uid {_OWN_UID})")
         return await handler(request)
     except SshkeepError as err:
         if err.status >= 500:
@@ -190,7 +192,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise BadRequest(f"request body is not acceptable JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
-    request[PARSED_BODY] = data  # the audit line summarises it from here
+    note_of(request).body = data  # the audit line summarises it from here
     return _validate(model, data)
 
 
@@ -200,10 +202,14 @@ def parse_query(request: web.Request, model: type[M]) -> M:
     return _validate(model, data, query=True)
 
 
+# The header aiohttp makes of content_type="application/json", charset="utf-8", made once.
+_JSON_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/json; charset=utf-8"})
+
+
 def reply(model: BaseModel, status: int = 200) -> web.Response:
     # Serialised straight to UTF-8 bytes (model_dump_json would make a str, encoded again here).
     body = model.__pydantic_serializer__.to_json(model)
-    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
+    return web.Response(body=body, status=status, headers=_JSON_HEADERS)  # the headers are copied
 
 
 def with_disk_notice(request: web.Request, out: BaseModel) -> BaseModel:
@@ -272,8 +278,9 @@ def caller(request: web.Request) -> str:
 
 def note_decision(request: web.Request, decision: Decision) -> None:
     """Put the guard's decision on the request's own audit line."""
-    request[DECISION] = decision.audit_decision
-    request[POLICY] = decision.audit_fields()
+    note = note_of(request)
+    note.decision = decision.audit_decision
+    note.policy = decision.audit_fields()
 
 
 @dataclass(frozen=True)
@@ -332,7 +339,7 @@ def endpoint(routes: web.RouteTableDef, op_id: str) -> Callable[[Endpoint], Endp
             if isinstance(out, web.StreamResponse):
                 return out
             out = with_disk_notice(request, out)
-            request[REPLY_MODEL] = out  # the audit line takes its result fields from the model
+            note_of(request).reply = out  # the audit line takes its result fields from the model
             return reply(out, op.status)
 
         handler.__name__ = op.id
