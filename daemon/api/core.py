@@ -287,9 +287,11 @@ def note_decision(request: web.Request, decision: Decision) -> None:
     note.policy = decision.audit_fields()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Call:
-    """A parsed request of one operation: path parameters, query and body, as the table says."""
+    """A parsed request of one operation: path parameters, query and body, as the table says.
+    Routes read it, never change it (not frozen: a frozen dataclass's __init__ costs a
+    object.__setattr__ per field, on every request)."""
 
     op: Operation
     params: dict[str, str]
