@@ -18,7 +18,6 @@ class Peer:
 
 
 _PEER = web.RequestKey("peer", object)
-_UNKNOWN = object()
 # SO_PEERCRED names who connected, fixed for the connection's life: asked once per connection
 # (a keep-alive client sends many requests on one).
 _BY_TRANSPORT: weakref.WeakKeyDictionary[object, Peer | None] = weakref.WeakKeyDictionary()
@@ -27,8 +26,9 @@ _BY_TRANSPORT: weakref.WeakKeyDictionary[object, Peer | None] = weakref.WeakKeyD
 def peer_of(request: web.Request) -> Peer | None:
     """The connecting process's credentials, or None where the OS does not say (asked once per
     connection: the middlewares of every request on it all want it)."""
-    cached = request.get(_PEER, _UNKNOWN)
-    if cached is _UNKNOWN:
+    try:
+        cached = request[_PEER]
+    except KeyError:
         transport = request.transport
         if transport is None:
             cached = None
