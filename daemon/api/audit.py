@@ -369,16 +369,32 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
     return mask_text(text)
 
 
+# Type tuples made once (an `int | float` in an isinstance call is built anew at each call).
+_NUMBERS = (bool, int, float)
+_PLAIN = (str, int, float, bool)
+
+
+def _secret_key(key: str) -> bool:
+    """Whether a body's key names a secret (the same few short keys come in every request: their
+    answers are remembered, a long key is searched each time)."""
+    return _short_secret_key(key) if len(key) <= 64 else SECRET_KEYS.search(key) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _short_secret_key(key: str) -> bool:
+    return SECRET_KEYS.search(key) is not None
+
+
 def summarize(value: Any, key: str = "", depth: int = 0) -> Any:
     """A loggable, masked, bounded copy of a JSON value."""
-    if key and SECRET_KEYS.search(key):
+    if key and _secret_key(key):
         return MASK
     if key in CONTENT_KEYS:
         size = len(value) if isinstance(value, str | list | dict) else None
         return f"<{size} chars>" if isinstance(value, str) else f"<{type(value).__name__} of {size}>"
     if isinstance(value, str):
         return clip(value)
-    if isinstance(value, bool | int | float) or value is None:
+    if isinstance(value, _NUMBERS) or value is None:
         return value
     if depth >= 4:
         return f"<{type(value).__name__}>"
@@ -468,7 +484,7 @@ def _model_fields(model: BaseModel) -> dict[str, Any]:
 
 def _json_value(model: BaseModel, name: str) -> Any:
     value = getattr(model, name)
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, _PLAIN):
         return value  # a str enum member is a str: its value, as JSON would give it
     return model.model_dump(mode="json", include={name})[name]
 
