@@ -385,6 +385,17 @@ def _short_secret_key(key: str) -> bool:
     return SECRET_KEYS.search(key) is not None
 
 
+def _clip_path(path: str) -> str:
+    """`clip(path, 512)`; for a path of the usual length, remembered (a route's paths repeat, and
+    masking costs a regular expression search over every character)."""
+    return _clip_short_path(path) if len(path) <= 256 else clip(path, 512)
+
+
+@functools.lru_cache(maxsize=1024)
+def _clip_short_path(path: str) -> str:
+    return clip(path, 512)
+
+
 def summarize(value: Any, key: str = "", depth: int = 0) -> Any:
     """A loggable, masked, bounded copy of a JSON value."""
     if key and _secret_key(key):
@@ -631,7 +642,7 @@ def _request_fields(request: web.Request, note: Note, secret_prompt: bool) -> tu
             "request_id": note.request_id,
             "peer": _peer_fields(request),
             "method": request.method,
-            "path": clip(request.path, 512),
+            "path": _clip_path(request.path),
             "route": canonical,
             "tool": _tool(request.method, canonical),
             "session_id": request.match_info.get("session_id"),
