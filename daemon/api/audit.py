@@ -100,7 +100,8 @@ class AuditLog:
             self._hold(dict(record))
             return
         try:
-            await self._write(record)
+            if not self._write_now(record):
+                await self._write(record)
         except OSError as exc:
             if not is_full_error(exc):  # a failing audit file must not fail the request itself
                 log.warning("audit_write_failed", path=str(self.path), error=str(exc))
@@ -149,6 +150,17 @@ class AuditLog:
                 self._held.popleft()
         log.info("audit_written", held_since=self._full_since)
         self._full_since, self._backoff = None, RETRY_FIRST
+
+    def _write_now(self, record: Mapping[str, Any]) -> bool:
+        """The common case of `_write` without a coroutine: seal and append on the event loop when
+        nothing is queued and the open file takes the line (False: nothing was written)."""
+        if self._slow.locked() or self._prev is None or self._fd is None:
+            return False
+        data, digest = auditchain.seal(record, self._prev)
+        if not self._append_fast(data):
+            return False
+        self._prev = digest
+        return True
 
     async def _write(self, record: Mapping[str, Any]) -> None:
         """Seal and append one record; on failure nothing of it stays in the file."""
