@@ -345,6 +345,8 @@ class Commands:
 
     async def _until_reading(self, s: Session) -> None:
         """At an idle prompt, wait until the shell reads its command line (see Session.reading)."""
+        if s.reading() or s.dead or s.closed:
+            return  # the usual case: no lock, no deadline
         deadline = time.monotonic() + READING_WAIT
         async with s.changed:
             while not (s.reading() or s.dead or s.closed) and time.monotonic() < deadline:
@@ -600,7 +602,7 @@ class Commands:
             uncounted_gaps=uncounted,
             started_at=rec.started_at,
             ended_at=ended_at,
-            source=rec.summary().source,
+            source=rec.wire_source,
             person_commands=self.report(s),
         )
 

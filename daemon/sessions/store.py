@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -78,12 +78,18 @@ class CommandRecord:
     # The caller's idempotency key (send_command's request_id): a retry with it gets this record.
     request_id: str | None = None
 
+    @property
+    def wire_source(self) -> Literal["agent", "keys", "person"]:
+        """The source as replies name it (`agent` for anything sshkeep typed itself)."""
+        if self.source == "keys":
+            return "keys"
+        return "person" if self.source == "person" else "agent"
+
     def summary(self) -> CommandSummary:
-        source = self.source if self.source in ("keys", "person") else "agent"
         return CommandSummary(
             command_id=self.command_id,
             command=self.command,
-            source=source,  # type: ignore[arg-type]
+            source=self.wire_source,
             status=self.status,
             exit_code=self.exit_code,
             started_at=self.started_at,
