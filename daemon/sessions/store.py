@@ -197,6 +197,7 @@ class Store:
         self._lock = threading.Lock()
         self._queue: list[_Op] = []
         self._writer: asyncio.Task[None] | None = None
+        self._batch: asyncio.Future[bool] | None = None  # the `flush_soon` of this loop turn
         self._timer: asyncio.TimerHandle | None = None
         self._full_since: float | None = None  # when writes began to fail with a full disk
         self._backoff = RETRY_FIRST
@@ -287,6 +288,25 @@ class Store:
         finally:
             self._lock.release()
         return True
+
+    async def flush_soon(self) -> bool:
+        """`flush_now` once per turn of the event loop, for every caller of this turn: the records
+        of commands that start together (concurrent requests) go in one transaction. True once
+        written; False as from `flush_now` (then `flush`)."""
+        batch = self._batch
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self._batch = loop.create_future()
+            loop.call_soon(self._flush_batch, batch)
+        # Shielded: one caller cancelled must not cancel the others' wait.
+        return await asyncio.shield(batch)
+
+    def _flush_batch(self, batch: asyncio.Future[bool]) -> None:
+        self._batch = None
+        try:
+            batch.set_result(self.flush_now())
+        except Exception as exc:  # every caller of the turn sees the failure, as from flush_now
+            batch.set_exception(exc)
 
     # --- the write queue ----------------------------------------------------------------------------
 

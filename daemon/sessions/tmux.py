@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,13 @@ log = structlog.get_logger(__name__)
 
 CONTROL_SESSION = "_sshkeep_ctl"
 SERVER_START_TIMEOUT = 15.0
+READ_SIZE = 256 * 1024  # at most this much of the control client's output per read
+LINE_LIMIT = 16 * 1024 * 1024  # a longer output line ends the client (as the stream limit did)
+
+
+# What tmux's parser skips when it looks for `;`: escapes, quoted strings (an unclosed one runs to
+# the end of the line; in double quotes a backslash escapes), and the separators themselves.
+_COMMAND_TOKENS = re.compile(r"""\\[\s\S]?|'[^']*'?|"(?:[^"\\]|\\[\s\S]?)*"?|;""")
 
 
 def count_commands(line: str) -> int:
@@ -36,24 +44,10 @@ def count_commands(line: str) -> int:
     and one `%error` block ends the line (a parse error, or a command that failed: tmux skips the
     rest), so replies can only be matched to lines by counting.
     """
-    count = 1
-    quote_char = ""
-    escaped = False
-    for ch in line.rstrip().rstrip(";"):
-        if escaped:
-            escaped = False
-        elif quote_char:
-            if ch == quote_char:
-                quote_char = ""
-            elif ch == "\\" and quote_char == '"':
-                escaped = True
-        elif ch == "\\":
-            escaped = True
-        elif ch in "'\"":
-            quote_char = ch
-        elif ch == ";":
-            count += 1
-    return count
+    body = line.rstrip().rstrip(";")
+    if ";" not in body:
+        return 1
+    return 1 + sum(1 for m in _COMMAND_TOKENS.finditer(body) if m.group() == ";")
 
 
 @dataclass
@@ -219,6 +213,10 @@ class ControlClient:
         self._reader: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.alive = False
+        # The reply block being read: its body lines (None between blocks), and whether it
+        # answers one of our commands (flags 1) rather than the attach.
+        self._body: list[str] | None = None
+        self._ours = False
 
     async def start(self) -> None:
         env = dict(self._env) if self._env is not None else dict(os.environ)
@@ -229,7 +227,7 @@ class ControlClient:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             env=env,
-            limit=16 * 1024 * 1024,
+            limit=LINE_LIMIT,
         )
         self.alive = True
         # The attach itself produces one %begin/%end pair with flags 0 before our commands.
@@ -237,42 +235,10 @@ class ControlClient:
 
     async def _read_loop(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        stdout = self._proc.stdout
-        body: list[str] | None = None
-        ours = False
         try:
-            while True:
-                raw = await stdout.readline()
-                if not raw:
-                    break
-                line = raw.decode(errors="replace").rstrip("\n")
-                if body is None:
-                    if line.startswith("%begin "):
-                        parts = line.split()
-                        ours = len(parts) >= 4 and parts[3] == "1"
-                        body = []
-                    # everything else outside a block is a notification we do not need
-                    continue
-                if line.startswith(("%end ", "%error ")):
-                    if ours and self._pending:
-                        pending = self._pending[0]
-                        if line.startswith("%error "):
-                            self._pending.popleft()
-                            if not pending.future.done():
-                                pending.future.set_exception(
-                                    TmuxCommandFailed("tmux command failed: " + " ".join(body))
-                                )
-                        else:
-                            pending.body.extend(body)
-                            pending.left -= 1
-                            if pending.left <= 0:
-                                self._pending.popleft()
-                                if not pending.future.done():
-                                    pending.future.set_result(pending.body)
-                    body = None
-                    continue
-                body.append(line)
-        except (OSError, ValueError) as exc:  # ValueError: line over the stream limit
+            async for line in self._lines(self._proc.stdout):
+                self._on_line(line)
+        except (OSError, ValueError) as exc:  # ValueError: a line over LINE_LIMIT
             log.warning("tmux_control_read_error", error=str(exc))
         finally:
             self.alive = False
@@ -280,6 +246,53 @@ class ControlClient:
                 fut = self._pending.popleft().future
                 if not fut.done():
                     fut.set_exception(TmuxError("tmux control client exited"))
+
+    @staticmethod
+    async def _lines(stdout: asyncio.StreamReader) -> AsyncIterator[str]:
+        """The client's output lines, from whatever has arrived, read at once: a command's reply
+        blocks come together, and take one wake-up, not one per line."""
+        tail = b""
+        while True:
+            data = await stdout.read(READ_SIZE)
+            if not data:
+                if tail:
+                    yield tail.decode(errors="replace")
+                return
+            lines = (tail + data if tail else data).split(b"\n")
+            tail = lines.pop()
+            if len(tail) > LINE_LIMIT:
+                raise ValueError(f"a tmux control line over {LINE_LIMIT} bytes")
+            for raw in lines:
+                yield raw.decode(errors="replace")
+
+    def _on_line(self, line: str) -> None:
+        """One line of the client's output: a reply block's begin, a line of its body, or its end."""
+        body = self._body
+        if body is None:
+            if line.startswith("%begin "):
+                parts = line.split()
+                self._ours = len(parts) >= 4 and parts[3] == "1"
+                self._body = []
+            # everything else outside a block is a notification we do not need
+            return
+        if line.startswith(("%end ", "%error ")):
+            if self._ours and self._pending:
+                pending = self._pending[0]
+                if line.startswith("%error "):
+                    self._pending.popleft()
+                    if not pending.future.done():
+                        failed = TmuxCommandFailed("tmux command failed: " + " ".join(body))
+                        pending.future.set_exception(failed)
+                else:
+                    pending.body.extend(body)
+                    pending.left -= 1
+                    if pending.left <= 0:
+                        self._pending.popleft()
+                        if not pending.future.done():
+                            pending.future.set_result(pending.body)
+            self._body = None
+            return
+        body.append(line)
 
     async def command(self, line: str, timeout: float = 10.0) -> list[str]:
         if "\n" in line:
@@ -297,7 +310,8 @@ class ControlClient:
                 raise TmuxError(f"tmux control client is gone: {exc}") from exc
         try:
             async with asyncio.timeout(timeout):
-                return await asyncio.shield(fut)
+                # Not shielded: a cancelled wait cancels `fut`, which the reader then skips.
+                return await fut
         except TimeoutError as exc:
             raise TmuxError(f"tmux did not answer `{line.split(' ', 1)[0]}` within {timeout:g}s") from exc
 
