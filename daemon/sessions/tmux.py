@@ -13,7 +13,7 @@ import contextlib
 import os
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,6 @@ log = structlog.get_logger(__name__)
 
 CONTROL_SESSION = "_sshkeep_ctl"
 SERVER_START_TIMEOUT = 15.0
-READ_SIZE = 256 * 1024  # at most this much of the control client's output per read
 LINE_LIMIT = 16 * 1024 * 1024  # a longer output line ends the client (as the stream limit did)
 
 
@@ -171,6 +170,9 @@ class Tmux:
 
     async def control(self) -> ControlClient:
         """The shared control-mode client, (re)started on demand."""
+        client = self._control
+        if client is not None and client.alive:
+            return client  # the usual case: no lock to take
         async with self._control_lock:
             if self._control is None or not self._control.alive:
                 await self.ensure_server()
@@ -202,6 +204,29 @@ class Tmux:
             await self.run("kill-server", check=False)
 
 
+class _ControlProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The control client's pipes: stdin as a stream (its writes wait while tmux is slow to read),
+    stdout straight to the client's line parser (no stream buffer, no reader task)."""
+
+    def __init__(
+        self, on_data: Callable[[bytes], None], on_end: Callable[[], None], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        super().__init__(limit=LINE_LIMIT, loop=loop)
+        self._on_data = on_data
+        self._on_end = on_end
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        if fd == 1 and isinstance(data, bytes):
+            self._on_data(data)
+        else:
+            super().pipe_data_received(fd, data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._on_end()
+        super().pipe_connection_lost(fd, exc)
+
+
 class ControlClient:
     """One `tmux -C` client: commands in on stdin, `%begin/%end/%error` replies out, in order."""
 
@@ -210,60 +235,67 @@ class ControlClient:
         self._env = env
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: deque[_Pending] = deque()
-        self._reader: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.alive = False
         # The reply block being read: its body lines (None between blocks), and whether it
         # answers one of our commands (flags 1) rather than the attach.
         self._body: list[str] | None = None
         self._ours = False
+        self._tail: list[bytes] = []  # the pieces of an output line not ended yet
+        self._tail_size = 0
+        self._broken = False  # the output ended, or a line was over LINE_LIMIT: no more is read
 
     async def start(self) -> None:
         env = dict(self._env) if self._env is not None else dict(os.environ)
         env.pop("TMUX", None)
-        self._proc = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ControlProtocol(self._feed, self._ended, loop),
             *self._argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             env=env,
-            limit=LINE_LIMIT,
         )
-        self.alive = True
+        self._proc = asyncio.subprocess.Process(transport, protocol, loop)
         # The attach itself produces one %begin/%end pair with flags 0 before our commands.
-        self._reader = asyncio.create_task(self._read_loop(), name="tmux-control-reader")
+        self.alive = not self._broken  # (its output may have ended already)
 
-    async def _read_loop(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        try:
-            async for line in self._lines(self._proc.stdout):
-                self._on_line(line)
-        except (OSError, ValueError) as exc:  # ValueError: a line over LINE_LIMIT
-            log.warning("tmux_control_read_error", error=str(exc))
-        finally:
-            self.alive = False
-            while self._pending:
-                fut = self._pending.popleft().future
-                if not fut.done():
-                    fut.set_exception(TmuxError("tmux control client exited"))
+    def _feed(self, data: bytes) -> None:
+        """Output of the client, as it arrives (in the event loop's read callback itself: the
+        reply wakes its caller without a reader task in between)."""
+        if self._broken:
+            return
+        if b"\n" not in data:  # a long line in pieces: joined once it ends
+            self._tail.append(data)
+            self._tail_size += len(data)
+            if self._tail_size > LINE_LIMIT:
+                log.warning("tmux_control_read_error", error=f"a tmux control line over {LINE_LIMIT} bytes")
+                self._broken = True
+                self._ended()
+            return
+        if self._tail:
+            data = b"".join([*self._tail, data])
+            self._tail.clear()
+        lines = data.split(b"\n")
+        last = lines.pop()
+        if last:
+            self._tail.append(last)
+        self._tail_size = len(last)
+        for raw in lines:
+            self._on_line(raw.decode(errors="replace"))
 
-    @staticmethod
-    async def _lines(stdout: asyncio.StreamReader) -> AsyncIterator[str]:
-        """The client's output lines, from whatever has arrived, read at once: a command's reply
-        blocks come together, and take one wake-up, not one per line."""
-        tail = b""
-        while True:
-            data = await stdout.read(READ_SIZE)
-            if not data:
-                if tail:
-                    yield tail.decode(errors="replace")
-                return
-            lines = (tail + data if tail else data).split(b"\n")
-            tail = lines.pop()
-            if len(tail) > LINE_LIMIT:
-                raise ValueError(f"a tmux control line over {LINE_LIMIT} bytes")
-            for raw in lines:
-                yield raw.decode(errors="replace")
+    def _ended(self) -> None:
+        """The client's output ended (it exited) or cannot be read on: fail what waits."""
+        if self._tail and not self._broken:
+            self._on_line(b"".join(self._tail).decode(errors="replace"))
+        self._tail.clear()
+        self._broken = True
+        self.alive = False
+        while self._pending:
+            fut = self._pending.popleft().future
+            if not fut.done():
+                fut.set_exception(TmuxError("tmux control client exited"))
 
     def _on_line(self, line: str) -> None:
         """One line of the client's output: a reply block's begin, a line of its body, or its end."""
@@ -327,10 +359,6 @@ class ControlClient:
                 with contextlib.suppress(ProcessLookupError):
                     self._proc.kill()
                 await self._proc.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
 
 
 def pane_exit_status(status: str, signal: str, pid: str = "") -> int | None:
