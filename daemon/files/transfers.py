@@ -281,11 +281,13 @@ class _Write:
         sha256: str | None,
         appended: bool = False,
         hint: str | None = None,
+        resolved: str | None = None,
     ) -> WriteFileResult:
+        """The reply; `resolved` is the target's realpath when the caller asked for it already."""
         return WriteFileResult(
             session_id=self.sid,
             path=self.shown,
-            resolved_path=await _resolved(c, target),
+            resolved_path=resolved if resolved is not None else await _resolved(c, target),
             bytes_written=len(self.data),
             size=final.size if final.size is not None else len(self.data),
             mode=_octal(final.mode),
@@ -373,8 +375,11 @@ async def _append(c: SftpClient, w: _Write, target: str, existing: Attrs | None)
     )
 
 
-async def _fill_temp(c: SftpClient, w: _Write, handle: bytes, target: str, existing: Attrs | None) -> None:
-    """Write the data into the fresh temporary file, with the target's mode and (when we may) owner."""
+async def _fill_temp(
+    c: SftpClient, w: _Write, handle: bytes, target: str, existing: Attrs | None
+) -> Attrs | None:
+    """Write the data into the fresh temporary file (and, when we may, give it the target's owner);
+    the mode it must get when it is finished, or None to leave it as created."""
     mine = await c.fstat(handle)
     if existing is not None and not _may_write(existing, mine.uid, mine.gid):
         # Renaming over a file the user could not write would bypass its permissions.
@@ -389,9 +394,7 @@ async def _fill_temp(c: SftpClient, w: _Write, handle: bytes, target: str, exist
     if None not in owner and owner != (mine.uid, mine.gid):
         with contextlib.suppress(SftpError):  # keep the owner: only root (or a member) may
             await c.fsetstat(handle, Attrs(uid=owner[0], gid=owner[1]))
-    if keep is not None:
-        await c.fsetstat(handle, Attrs(permissions=keep))
-    await c.fsync(handle)
+    return Attrs(permissions=keep) if keep is not None else None
 
 
 async def _replace(c: SftpClient, w: _Write, target: str, existing: Attrs | None) -> WriteFileResult:
@@ -406,9 +409,10 @@ async def _replace(c: SftpClient, w: _Write, target: str, existing: Attrs | None
         raise create_error(exc, w.shown, target) from exc
     try:
         assert handle is not None
-        await _fill_temp(c, w, handle, target, existing)
-        await c.close_handle(handle)
-        handle = None
+        attrs = await _fill_temp(c, w, handle, target, existing)
+        # The mode, the fsync and the close in one round trip; the handle is closed either way.
+        finishing, handle = handle, None
+        await c.finish_upload(finishing, attrs)
         try:
             await c.rename(tmp, target)
         except SftpError as exc:
@@ -419,9 +423,11 @@ async def _replace(c: SftpClient, w: _Write, target: str, existing: Attrs | None
         with contextlib.suppress(Exception):
             await c.remove(tmp)
         raise
-    final = await c.stat(target)
+    final, resolved = await asyncio.gather(c.stat(target), _resolved(c, target))
     sha = await _cpu(_sha256, w.data)
-    return await w.result(c, target, final, created=existing is None, atomic=True, sha256=sha)
+    return await w.result(
+        c, target, final, created=existing is None, atomic=True, sha256=sha, resolved=resolved
+    )
 
 
 async def _in_place(c: SftpClient, w: _Write, target: str) -> WriteFileResult:
