@@ -8,7 +8,7 @@ import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -592,7 +592,7 @@ class Commands:
         lost, uncounted = s.unrecorded(rec, end)
         if lost or uncounted:
             hint = " ".join(x for x in (hint, unrecorded_hint(lost, uncounted, s, rec)) if x)
-        return CommandResult(
+        reply: dict[str, Any] = dict(
             session_id=s.id,
             terminal=s.terminal,
             command_id=rec.command_id,
@@ -616,6 +616,8 @@ class Commands:
             source=rec.wire_source,
             person_commands=self.report(s),
         )
+        # Only what is set: every field left out defaults to None, and pydantic validates fewer values.
+        return CommandResult(**{k: v for k, v in reply.items() if v is not None})
 
     async def _save(self, s: Session, rec: CommandRecord, end: int, local_path: str) -> SavedOutput:
         """Write the command's whole output (up to `end`) to a local file, page by page."""
