@@ -115,6 +115,16 @@ def strace(pid: int, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def per_call(counted: Path, calls: int) -> str:
+    """`strace -c` output as each system call's count per call of the benchmark, most first."""
+    rows = []
+    for line in counted.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[-1] != "total" and parts[3].isdigit():
+            rows.append((int(parts[3]) / calls, parts[-1]))
+    return ", ".join(f"{name} {n:.1f}" for n, name in sorted(rows, reverse=True) if n >= 0.05)
+
+
 def stop_spy(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is None:
         return
@@ -315,6 +325,7 @@ async def run(args: argparse.Namespace) -> None:
                 return
             if args.via in ("http", "both"):
                 p = spy(args.py_spy, dpid, out / "daemon-http.txt", args.rate)
+                st = strace(dpid, out / "daemon-strace-http.txt") if args.strace else None
                 await asyncio.sleep(0.5)
                 c0, t0 = cpu_seconds(dpid), time.perf_counter()
                 for i in range(args.calls):
@@ -323,8 +334,14 @@ async def run(args: argparse.Namespace) -> None:
                 wall = time.perf_counter() - t0
                 cpu = cpu_seconds(dpid) - c0
                 stop_spy(p)
+                stop_spy(st)
                 print(f"HTTP: {args.calls} echoes, {1000 * wall / args.calls:.2f} ms each (wall), "
                       f"daemon CPU {1000 * cpu / args.calls:.2f} ms per echo")  # fmt: skip
+                if st is not None and (out / "daemon-strace-http.txt").exists():
+                    print(
+                        "daemon system calls per echo: "
+                        + per_call(out / "daemon-strace-http.txt", args.calls)
+                    )
                 if p is not None and (out / "daemon-http.txt").exists():
                     print("daemon during HTTP echoes:\n" + top(out / "daemon-http.txt"))
             if args.via in ("mcp", "both"):
@@ -373,7 +390,9 @@ def main() -> int:
     ap.add_argument("--file-mb", type=int, default=0, help="profile an N MB read_remote_file instead")
     ap.add_argument("--bulk-mb", type=int, default=0, help="profile N MB of terminal output instead")
     ap.add_argument("--bulk-runs", type=int, default=3)
-    ap.add_argument("--strace", action="store_true", help="with --bulk-mb: count the daemon's system calls")
+    ap.add_argument(
+        "--strace", action="store_true", help="with --bulk-mb or --via http: count the daemon's system calls"
+    )
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "sk-profile")
     asyncio.run(run(ap.parse_args()))
     return 0

@@ -174,6 +174,10 @@ class LazyTools:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "initialize":
             self.ready()
+            # Registered: later messages need not pass through here (the chain is composed per
+            # message from this list).
+            if self.server is not None and self in self.server.middleware:
+                self.server.middleware.remove(self)
         return await call_next(ctx)
 
     async def close(self) -> None:

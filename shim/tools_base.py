@@ -371,15 +371,13 @@ class Tools:
         if ctx is None:
             return None
         try:
-            state, responses = ctx.request_state, ctx.input_responses
+            responses = ctx.input_responses  # None on a first call: the state is not looked at
+            if not responses or FORM_KEY not in responses:
+                return None
+            state = ctx.request_state
         except (AttributeError, ValueError, LookupError):
             return None
-        if (
-            not state
-            or not responses
-            or FORM_KEY not in responses
-            or not re.match(APPROVAL_ID_PATTERN, state)
-        ):
+        if not state or not re.match(APPROVAL_ID_PATTERN, state):
             return None
         answer = responses[FORM_KEY]
         if not isinstance(answer, ElicitResult):

@@ -50,6 +50,8 @@ def endless_reason(command: str) -> str | None:
 def has_background_ampersand(command: str) -> bool:
     """Whether the command line runs something with a lone `&` (not `&&`, `>&`, `&>`, quoted or
     in a comment)."""
+    if "&" not in command:
+        return False
     quote = ""
     i, n = 0, len(command)
     while i < n:

@@ -15,15 +15,16 @@ pipe-pane log keeps them byte for byte.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _MARKER = re.compile(rb"\x1b\]133;([LXCDPW]);([^\x07\x1b]{0,200})\x07")
 _PARTIAL_MAX = 256
+_KINDS = {k.encode(): k for k in "LXCDPW"}
 
 
-@dataclass(frozen=True)
-class Marker:
-    """One marker found in the log: kind, absolute byte offsets, and its fields."""
+class Marker(NamedTuple):
+    """One marker found in the log: kind, absolute byte offsets, and its fields (a tuple: a scan
+    makes a few per command, and a tuple costs a fraction of a frozen dataclass to build)."""
 
     kind: str
     start: int
@@ -35,25 +36,24 @@ class Marker:
 
 
 def _parse_fields(kind: str, fields: str, nonce: str) -> tuple[bool, int | None, int | None, str | None]:
-    parts = fields.split(";")
-    status: int | None = None
-    seq: int | None = None
-    shell: str | None = None
+    tag = "sk=" + nonce
     if kind == "D":
-        if len(parts) != 2 or not parts[1].startswith(f"sk={nonce}:"):
+        status_text, sep, rest = fields.partition(";")
+        # `<status>;sk=<nonce>:<seq>`: exactly two fields, the second this nonce's.
+        if not sep or ";" in rest or not rest.startswith(tag + ":"):
             return False, None, None, None
         try:
-            status = int(parts[0])
-            seq = int(parts[1].rsplit(":", 1)[1])
+            return True, int(status_text), int(rest.rsplit(":", 1)[1]), None
         except ValueError:
             return False, None, None, None
-        return True, status, seq, None
-    if not parts or parts[0] != f"sk={nonce}":
+    first, sep, rest = fields.partition(";")
+    if first != tag:
         return False, None, None, None
     if kind == "W":
-        return len(parts) > 1, None, None, ";".join(parts[1:])  # a directory may hold ';'
-    if kind == "X":
-        for part in parts[1:]:
+        return bool(sep), None, None, rest  # a directory may hold ';'
+    shell: str | None = None
+    if kind == "X" and sep:
+        for part in rest.split(";"):
             if part.startswith("sh="):
                 shell = part[3:]
     return True, None, None, shell
@@ -68,12 +68,15 @@ def find_markers(data: bytes, base: int, nonce: str) -> tuple[list[Marker], int]
     found: list[Marker] = []
     # Every marker starts with ESC: plain output (the bulk of a large one) needs no regex pass.
     for m in _MARKER.finditer(data) if b"\x1b" in data else ():
-        kind = m.group(1).decode()
-        ok, status, seq, shell = _parse_fields(kind, m.group(2).decode(errors="replace"), nonce)
-        if ok and kind == "W":
-            found.append(Marker(kind, base + m.start(), base + m.end(), text=shell))
-        elif ok:
-            found.append(Marker(kind, base + m.start(), base + m.end(), status, seq, shell))
+        kind_b, fields = m.groups()
+        kind = _KINDS[kind_b]
+        ok, status, seq, shell = _parse_fields(kind, fields.decode(errors="replace"), nonce)
+        if ok:
+            start, end = m.span()
+            if kind == "W":
+                found.append(Marker(kind, base + start, base + end, text=shell))
+            else:
+                found.append(Marker(kind, base + start, base + end, status, seq, shell))
     consumed = len(data)
     cut = data.rfind(b"\x1b", max(0, len(data) - _PARTIAL_MAX))
     if cut != -1 and (not found or base + cut >= found[-1].end) and b"\x07" not in data[cut:]:

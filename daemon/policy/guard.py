@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from sshkeep.common.config import LoadedConfig
 from sshkeep.common.errors import ApprovalRequired, PolicyRefused, TmuxError
 from sshkeep.common.logs import mask_text
 from sshkeep.common.models.policy import (
@@ -141,6 +142,10 @@ class Guard:
         self._writer: Writer | None = None
         self._lines: dict[str, KeyLine] = {}
         self._changed = asyncio.Event()
+        # The policy of each connection (None: sessions without one) in the config reading
+        # `_policies_of`: the same until config.yml changes.
+        self._policies_of: LoadedConfig | None = None
+        self._policies: dict[str | None, tuple[PolicyName, Rules, str]] = {}
 
     def attach_audit(self, writer: Writer) -> None:
         self._writer = writer
@@ -150,6 +155,15 @@ class Guard:
     def policy_for(self, s: Session) -> tuple[PolicyName, Rules, str]:
         """(policy, rules, where it comes from). Only config.yml decides."""
         cfg = self.m.config.current()
+        if cfg is not self._policies_of:  # a new reading of config.yml: judge every session anew
+            self._policies_of, self._policies = cfg, {}
+        found = self._policies.get(s.connection)
+        if found is None:
+            found = self._policies[s.connection] = self._policy_in(cfg, s)
+        return found
+
+    @staticmethod
+    def _policy_in(cfg: LoadedConfig, s: Session) -> tuple[PolicyName, Rules, str]:
         if s.connection is not None:
             conn = cfg.connections.get(s.connection)
             if conn is None:

@@ -8,7 +8,7 @@ import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -162,6 +162,8 @@ class Commands:
         # (session key, command) -> output lines a reply has already carried in full, so replies
         # that continue a command (send_keys, interrupt_command) do not send them again.
         self._shown: dict[tuple[str, str], int] = {}
+        # send_command calls between their record and their end (see `_record_intent`).
+        self._running = 0
         self.guard: Guard = guard or (lambda s: None)
         self.report: Report = report or (lambda s: None)
         self.advise: Advise = advise or (lambda s, q: None)
@@ -224,18 +226,23 @@ class Commands:
         if request_id is not None:
             s.requests[request_id] = rec.command_id
         s.interrupt_requested = False
-        await self._record_intent(s, rec)
+        self._running += 1
         try:
-            await self._type(s, text, rec.seq)
-        except TmuxError:
-            s.current = None
-            rec.status = "failed"
-            await self.store.save_command(rec)
-            raise
-        # Quiet time counts from the keys, as after send_keys: a terminal that was quiet before the
-        # command is not a question asked by it (nor worth a look at the screen before it answers).
-        s.last_growth = time.monotonic()
-        await self._wait_command(s, rec, timeout)
+            await self._record_intent(s, rec)
+            try:
+                await self._type(s, text, rec.seq)
+            except TmuxError:
+                s.current = None
+                rec.status = "failed"
+                await self.store.save_command(rec)
+                raise
+            # Quiet time counts from the keys, as after send_keys: a terminal that was quiet before
+            # the command is not a question asked by it (nor worth a look at the screen before it
+            # answers).
+            s.last_growth = time.monotonic()
+            await self._wait_command(s, rec, timeout)
+        finally:
+            self._running -= 1
         if rec.out_end is None:
             # Still running when the caller is told so: its record must survive a daemon crash.
             await self.store.flush()
@@ -280,7 +287,11 @@ class Commands:
         cannot tell from someone else's."""
         self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
         try:
-            if not self.store.flush_now():  # no thread hop before the keys when the store is free
+            # No thread hop before the keys when the store is free. While other commands run,
+            # commands start in bunches (requests that arrived together): they share one commit
+            # at the end of this loop turn; one alone commits right away.
+            written = await self.store.flush_soon() if self._running > 1 else self.store.flush_now()
+            if not written:
                 await self.store.flush()
         except (sqlite3.Error, OSError) as exc:
             # A full disk must not stop the terminal: type anyway, and say so in the log.
@@ -345,6 +356,8 @@ class Commands:
 
     async def _until_reading(self, s: Session) -> None:
         """At an idle prompt, wait until the shell reads its command line (see Session.reading)."""
+        if s.reading() or s.dead or s.closed:
+            return  # the usual case: no lock, no deadline
         deadline = time.monotonic() + READING_WAIT
         async with s.changed:
             while not (s.reading() or s.dead or s.closed) and time.monotonic() < deadline:
@@ -579,7 +592,7 @@ class Commands:
         lost, uncounted = s.unrecorded(rec, end)
         if lost or uncounted:
             hint = " ".join(x for x in (hint, unrecorded_hint(lost, uncounted, s, rec)) if x)
-        return CommandResult(
+        reply: dict[str, Any] = dict(
             session_id=s.id,
             terminal=s.terminal,
             command_id=rec.command_id,
@@ -600,9 +613,11 @@ class Commands:
             uncounted_gaps=uncounted,
             started_at=rec.started_at,
             ended_at=ended_at,
-            source=rec.summary().source,
+            source=rec.wire_source,
             person_commands=self.report(s),
         )
+        # Only what is set: every field left out defaults to None, and pydantic validates fewer values.
+        return CommandResult(**{k: v for k, v in reply.items() if v is not None})
 
     async def _save(self, s: Session, rec: CommandRecord, end: int, local_path: str) -> SavedOutput:
         """Write the command's whole output (up to `end`) to a local file, page by page."""

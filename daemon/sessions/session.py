@@ -47,6 +47,25 @@ log = structlog.get_logger(__name__)
 _FD_LOCK = threading.Lock()
 
 
+class _LastRead:
+    """A log reader that keeps the last range it read: one page's steps (indexing, counting,
+    rendering) read the same range of a short output more than once. Only within one page: the
+    log cap may punch the range out after it."""
+
+    __slots__ = ("_data", "_key", "_read")
+
+    def __init__(self, read: Callable[[int, int], bytes]) -> None:
+        self._read = read
+        self._key = (-1, -1)
+        self._data = b""
+
+    def __call__(self, start: int, end: int) -> bytes:
+        if (start, end) != self._key:
+            self._data = self._read(start, end)
+            self._key = (start, end)
+        return self._data
+
+
 @dataclass(frozen=True)
 class OutputPage:
     """What one reply returns of a command's output."""
@@ -152,6 +171,8 @@ class Session:
     # Held while a reply reads output and while the log cap punches: one reply sees one hole.
     output_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _kept_cache: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # (sent_pos, start of the prompt's line there) of the latest command `_echoed` looked at.
+    _echo_from: tuple[int, int] = (-1, 0)
     # Where the latest prompt starts (end of its D marker), and how that prompt renders: a prompt
     # cycle sshkeep did not start (keys, a person) becomes a record of its own from these.
     prompt_pos: int = -1
@@ -409,7 +430,8 @@ class Session:
         if size != self.log_size:
             self.last_growth = time.monotonic()
             self.log_size = size
-        self.gaps.refresh()
+        if self.scan_pos >= size:
+            self.gaps.refresh()  # nothing new to read: a growing gap (a full disk) may still be news
         while self.scan_pos < size:
             chunk_end = min(size, self.scan_pos + READ_CHUNK)
             data = await self._read_maybe_threaded(self.scan_pos, chunk_end)
@@ -720,10 +742,12 @@ class Session:
             return True  # adopted after a restart: nothing to compare with
         if self.gaps.between(rec.sent_pos, limit) != (0, 0):
             return True  # a full disk kept the echo out of the log: it cannot be compared
-        # From the start of the prompt's line: the row breaks of a wrapped echo depend on it.
-        before = self.read_log(max(0, rec.sent_pos - 4096), rec.sent_pos)
-        line_start = rec.sent_pos - len(before) + before.rfind(b"\n") + 1
-        seen = render(mk.strip_markers(self.read_log(line_start, limit)))
+        # From the start of the prompt's line: the row breaks of a wrapped echo depend on it (the
+        # bytes before the keys never change: found once per command).
+        if self._echo_from[0] != rec.sent_pos:
+            before = self.read_log(max(0, rec.sent_pos - 4096), rec.sent_pos)
+            self._echo_from = (rec.sent_pos, rec.sent_pos - len(before) + before.rfind(b"\n") + 1)
+        seen = render(mk.strip_markers(self.read_log(self._echo_from[1], limit)))
         return needle in seen.replace("\n", "")
 
     def _after_echo(self, rec: CommandRecord, limit: int) -> int:
@@ -814,19 +838,21 @@ class Session:
         index = self._indexes.get(rec.command_id)
         if index is None or index.start > start:
             index = LineIndex.at(start)
-        index.rebase(self.read_log, start)
+        read = _LastRead(self.read_log)  # indexing and rendering a short output read the same bytes
+        index.rebase(read, start)
         self._indexes[rec.command_id] = index
         while len(self._indexes) > 4:
             self._indexes.pop(next(iter(self._indexes)))
-        index.extend(self.read_log, end)
-        total = index.total(self.read_log, end)
+        index.extend(read, end)
+        total = index.total(read, end)
         if first:
             n = FIRST_PAGE_CANDIDATES
-            head = index.lines(self.read_log, 0, min(n, total), end)
-            tail = index.lines(self.read_log, max(0, total - n), min(n, total), end)
+            head = index.lines(read, 0, min(n, total), end)
+            # When the head holds every line, the tail is not needed (first_page_of takes the head).
+            tail = index.lines(read, max(0, total - n), min(n, total), end) if len(head) < total else []
             page, next_offset, truncated = first_page_of(head, tail, total)
             return OutputPage(page, total, 0, next_offset, truncated, dropped)
-        page = index.lines(self.read_log, offset, limit, end)
+        page = index.lines(read, offset, limit, end)
         next_offset = offset + len(page) if offset + len(page) < total else None
         return OutputPage(page, total, offset, next_offset, None, dropped)
 

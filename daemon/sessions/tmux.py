@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,12 @@ log = structlog.get_logger(__name__)
 
 CONTROL_SESSION = "_sshkeep_ctl"
 SERVER_START_TIMEOUT = 15.0
+LINE_LIMIT = 16 * 1024 * 1024  # a longer output line ends the client (as the stream limit did)
+
+
+# What tmux's parser skips when it looks for `;`: escapes, quoted strings (an unclosed one runs to
+# the end of the line; in double quotes a backslash escapes), and the separators themselves.
+_COMMAND_TOKENS = re.compile(r"""\\[\s\S]?|'[^']*'?|"(?:[^"\\]|\\[\s\S]?)*"?|;""")
 
 
 def count_commands(line: str) -> int:
@@ -36,24 +43,10 @@ def count_commands(line: str) -> int:
     and one `%error` block ends the line (a parse error, or a command that failed: tmux skips the
     rest), so replies can only be matched to lines by counting.
     """
-    count = 1
-    quote_char = ""
-    escaped = False
-    for ch in line.rstrip().rstrip(";"):
-        if escaped:
-            escaped = False
-        elif quote_char:
-            if ch == quote_char:
-                quote_char = ""
-            elif ch == "\\" and quote_char == '"':
-                escaped = True
-        elif ch == "\\":
-            escaped = True
-        elif ch in "'\"":
-            quote_char = ch
-        elif ch == ";":
-            count += 1
-    return count
+    body = line.rstrip().rstrip(";")
+    if ";" not in body:
+        return 1
+    return 1 + sum(1 for m in _COMMAND_TOKENS.finditer(body) if m.group() == ";")
 
 
 @dataclass
@@ -177,6 +170,9 @@ class Tmux:
 
     async def control(self) -> ControlClient:
         """The shared control-mode client, (re)started on demand."""
+        client = self._control
+        if client is not None and client.alive:
+            return client  # the usual case: no lock to take
         async with self._control_lock:
             if self._control is None or not self._control.alive:
                 await self.ensure_server()
@@ -208,6 +204,29 @@ class Tmux:
             await self.run("kill-server", check=False)
 
 
+class _ControlProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The control client's pipes: stdin as a stream (its writes wait while tmux is slow to read),
+    stdout straight to the client's line parser (no stream buffer, no reader task)."""
+
+    def __init__(
+        self, on_data: Callable[[bytes], None], on_end: Callable[[], None], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        super().__init__(limit=LINE_LIMIT, loop=loop)
+        self._on_data = on_data
+        self._on_end = on_end
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        if fd == 1 and isinstance(data, bytes):
+            self._on_data(data)
+        else:
+            super().pipe_data_received(fd, data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._on_end()
+        super().pipe_connection_lost(fd, exc)
+
+
 class ControlClient:
     """One `tmux -C` client: commands in on stdin, `%begin/%end/%error` replies out, in order."""
 
@@ -216,70 +235,96 @@ class ControlClient:
         self._env = env
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: deque[_Pending] = deque()
-        self._reader: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.alive = False
+        # The reply block being read: its body lines (None between blocks), and whether it
+        # answers one of our commands (flags 1) rather than the attach.
+        self._body: list[str] | None = None
+        self._ours = False
+        self._tail: list[bytes] = []  # the pieces of an output line not ended yet
+        self._tail_size = 0
+        self._broken = False  # the output ended, or a line was over LINE_LIMIT: no more is read
 
     async def start(self) -> None:
         env = dict(self._env) if self._env is not None else dict(os.environ)
         env.pop("TMUX", None)
-        self._proc = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ControlProtocol(self._feed, self._ended, loop),
             *self._argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             env=env,
-            limit=16 * 1024 * 1024,
         )
-        self.alive = True
+        self._proc = asyncio.subprocess.Process(transport, protocol, loop)
         # The attach itself produces one %begin/%end pair with flags 0 before our commands.
-        self._reader = asyncio.create_task(self._read_loop(), name="tmux-control-reader")
+        self.alive = not self._broken  # (its output may have ended already)
 
-    async def _read_loop(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        stdout = self._proc.stdout
-        body: list[str] | None = None
-        ours = False
-        try:
-            while True:
-                raw = await stdout.readline()
-                if not raw:
-                    break
-                line = raw.decode(errors="replace").rstrip("\n")
-                if body is None:
-                    if line.startswith("%begin "):
-                        parts = line.split()
-                        ours = len(parts) >= 4 and parts[3] == "1"
-                        body = []
-                    # everything else outside a block is a notification we do not need
-                    continue
-                if line.startswith(("%end ", "%error ")):
-                    if ours and self._pending:
-                        pending = self._pending[0]
-                        if line.startswith("%error "):
-                            self._pending.popleft()
-                            if not pending.future.done():
-                                pending.future.set_exception(
-                                    TmuxCommandFailed("tmux command failed: " + " ".join(body))
-                                )
-                        else:
-                            pending.body.extend(body)
-                            pending.left -= 1
-                            if pending.left <= 0:
-                                self._pending.popleft()
-                                if not pending.future.done():
-                                    pending.future.set_result(pending.body)
-                    body = None
-                    continue
-                body.append(line)
-        except (OSError, ValueError) as exc:  # ValueError: line over the stream limit
-            log.warning("tmux_control_read_error", error=str(exc))
-        finally:
-            self.alive = False
-            while self._pending:
-                fut = self._pending.popleft().future
-                if not fut.done():
-                    fut.set_exception(TmuxError("tmux control client exited"))
+    def _feed(self, data: bytes) -> None:
+        """Output of the client, as it arrives (in the event loop's read callback itself: the
+        reply wakes its caller without a reader task in between)."""
+        if self._broken:
+            return
+        if b"\n" not in data:  # a long line in pieces: joined once it ends
+            self._tail.append(data)
+            self._tail_size += len(data)
+            if self._tail_size > LINE_LIMIT:
+                log.warning("tmux_control_read_error", error=f"a tmux control line over {LINE_LIMIT} bytes")
+                self._broken = True
+                self._ended()
+            return
+        if self._tail:
+            data = b"".join([*self._tail, data])
+            self._tail.clear()
+        lines = data.split(b"\n")
+        last = lines.pop()
+        if last:
+            self._tail.append(last)
+        self._tail_size = len(last)
+        for raw in lines:
+            self._on_line(raw.decode(errors="replace"))
+
+    def _ended(self) -> None:
+        """The client's output ended (it exited) or cannot be read on: fail what waits."""
+        if self._tail and not self._broken:
+            self._on_line(b"".join(self._tail).decode(errors="replace"))
+        self._tail.clear()
+        self._broken = True
+        self.alive = False
+        while self._pending:
+            fut = self._pending.popleft().future
+            if not fut.done():
+                fut.set_exception(TmuxError("tmux control client exited"))
+
+    def _on_line(self, line: str) -> None:
+        """One line of the client's output: a reply block's begin, a line of its body, or its end."""
+        body = self._body
+        if body is None:
+            if line.startswith("%begin "):
+                parts = line.split()
+                self._ours = len(parts) >= 4 and parts[3] == "1"
+                self._body = []
+            # everything else outside a block is a notification we do not need
+            return
+        if line.startswith(("%end ", "%error ")):
+            if self._ours and self._pending:
+                pending = self._pending[0]
+                if line.startswith("%error "):
+                    self._pending.popleft()
+                    if not pending.future.done():
+                        failed = TmuxCommandFailed("tmux command failed: " + " ".join(body))
+                        pending.future.set_exception(failed)
+                else:
+                    pending.body.extend(body)
+                    pending.left -= 1
+                    if pending.left <= 0:
+                        self._pending.popleft()
+                        if not pending.future.done():
+                            pending.future.set_result(pending.body)
+            self._body = None
+            return
+        body.append(line)
 
     async def command(self, line: str, timeout: float = 10.0) -> list[str]:
         if "\n" in line:
@@ -297,7 +342,8 @@ class ControlClient:
                 raise TmuxError(f"tmux control client is gone: {exc}") from exc
         try:
             async with asyncio.timeout(timeout):
-                return await asyncio.shield(fut)
+                # Not shielded: a cancelled wait cancels `fut`, which the reader then skips.
+                return await fut
         except TimeoutError as exc:
             raise TmuxError(f"tmux did not answer `{line.split(' ', 1)[0]}` within {timeout:g}s") from exc
 
@@ -313,10 +359,6 @@ class ControlClient:
                 with contextlib.suppress(ProcessLookupError):
                     self._proc.kill()
                 await self._proc.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
 
 
 def pane_exit_status(status: str, signal: str, pid: str = "") -> int | None:

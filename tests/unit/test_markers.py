@@ -147,3 +147,18 @@ def test_a_marker_after_plain_output_is_found_at_its_offset() -> None:
     found, consumed = find_markers(data, 100, NONCE)
     assert [(m.kind, m.start, m.seq) for m in found] == [("D", 100 + 25000, 3)]
     assert consumed == len(data)
+
+
+def test_fields_must_have_their_exact_shape() -> None:
+    data = (
+        f"\x1b]133;D;0;sk={NONCE}:3;more\x07".encode()  # a third field: not ours
+        + f"\x1b]133;D;sk={NONCE}:3\x07".encode()  # no status
+        + plain("W")  # no directory
+        + plain("X", extra=";v=2;sh=zsh")  # the shell field need not come first
+        + plain("W", extra=";")  # an empty directory is still a W marker
+        + plain("C", extra=";extra")
+    )
+    found, consumed = find_markers(data, 100, NONCE)
+    assert consumed == len(data)
+    expected = [("X", "zsh", None), ("W", None, ""), ("C", None, None)]
+    assert [(m.kind, m.shell, m.text) for m in found] == expected

@@ -146,3 +146,55 @@ def test_every_bad_line_gets_a_reply_naming_the_problem(tmp_path: Path) -> None:
     nine = types.CallToolResult.model_validate(by_id[9]["result"])
     assert getattr(nine.content[0], "text", "") == "STILL SERVING!"
     assert set(by_id) == {0, 1, 2, 3, 4, 5, 6, None, "s7", 8, 9}
+
+
+def _union(line: bytes) -> tuple[str, dict[str, Any], set[str]] | None:
+    try:
+        msg = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+    except ValueError:
+        return None
+    return type(msg).__name__, msg.model_dump(), msg.model_fields_set
+
+
+def _ours(line: bytes) -> tuple[str, dict[str, Any], set[str]] | None:
+    from sshkeep.shim.stdio import parse_message
+
+    try:
+        msg = parse_message(line)
+    except ValueError:
+        return None
+    return type(msg).__name__, msg.model_dump(), msg.model_fields_set
+
+
+def test_a_line_parses_to_the_message_the_sdks_union_makes() -> None:
+    """The request fast path never picks another member than the SDK's union, nor accepts what
+    it refuses: every mix of the members' keys, with good and bad values, in both key orders."""
+    import itertools
+
+    values: dict[str, list[Any]] = {
+        "jsonrpc": ["2.0", "1.0"],
+        "id": [7, "a", 1.5, True, None],
+        "method": ["tools/call", 3],
+        "params": [{"name": "x", "arguments": {"result": 1}}, [], None],
+        "result": [{}, 1],
+        "error": [{"code": 1, "message": "m"}, {}],
+    }
+    keys = list(values)
+    seen: set[str] = set()
+    for mask in range(1, 1 << len(keys)):
+        present = [k for i, k in enumerate(keys) if mask >> i & 1]
+        for order in (present, present[::-1]):
+            for combo in itertools.product(*(values[k] for k in order)):
+                line = json.dumps(dict(zip(order, combo, strict=True))).encode()
+                expected = _union(line)
+                assert _ours(line) == expected, line
+                seen.add(expected[0] if expected else "refused")
+    for line in (
+        b"",
+        b"{",
+        b"[]",
+        b'{"id": 1, "method": "x"',
+        b'{"jsonrpc":"2.0","id":1,"method":"\\ud800"}',
+    ):
+        assert _ours(line) is None and _union(line) is None, line
+    assert seen == {"JSONRPCRequest", "JSONRPCNotification", "JSONRPCResponse", "JSONRPCError", "refused"}

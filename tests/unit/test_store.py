@@ -169,3 +169,30 @@ def test_checkpoints_run_in_the_worker(tmp_path: Path) -> None:
         store.close()
 
     asyncio.run(main())
+
+
+def test_flush_soon_commits_the_records_of_one_loop_turn_together(tmp_path: Path) -> None:
+    async def start(store: Store, cid: str) -> bool:
+        store.save_soon(record(cid), ("s-1", 5, int(cid[1:]) + 1))
+        return await store.flush_soon()
+
+    async def main() -> None:
+        store = Store(tmp_path / "db.sqlite")
+        before = store._commits
+        assert await asyncio.gather(start(store, "c1"), start(store, "c2"), start(store, "c3")) == [True] * 3
+        assert store._commits == before + 1  # one transaction for the three
+        other = Store(tmp_path / "db.sqlite")  # committed, as flush_now would have
+        assert await other.commands("s-1") == [record("c1"), record("c2"), record("c3")]
+        assert await other.load_session("s-1") == (5, 4)
+        other.close()
+        # A caller cancelled while waiting leaves the others' commit alone.
+        store.save_soon(record("c4"))
+        first = asyncio.ensure_future(store.flush_soon())
+        second = asyncio.ensure_future(store.flush_soon())
+        await asyncio.sleep(0)
+        first.cancel()
+        assert await second
+        assert [r.command_id for r in await store.commands("s-1")] == ["c1", "c2", "c3", "c4"]
+        store.close()
+
+    asyncio.run(main())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from sshkeep.daemon.sessions.tmux import count_commands
 
 
@@ -13,3 +16,29 @@ def test_count_commands_follows_tmux_quoting() -> None:
     assert count_commands("display-message -p 'it'\"'\"'s; fine'") == 1
     assert count_commands("display-message -p e\\;f") == 1
     assert count_commands("list-sessions ;") == 1
+
+
+def _reference_count(line: str) -> int:
+    """tmux's rule, character by character: `;` outside quotes and escapes separates commands."""
+    count, quote_char, escaped = 1, "", False
+    for ch in line.rstrip().rstrip(";"):
+        if escaped:
+            escaped = False
+        elif quote_char:
+            if ch == quote_char:
+                quote_char = ""
+            elif ch == "\\" and quote_char == '"':
+                escaped = True
+        elif ch == "\\":
+            escaped = True
+        elif ch in "'\"":
+            quote_char = ch
+        elif ch == ";":
+            count += 1
+    return count
+
+
+@given(st.lists(st.sampled_from(["a", " ", ";", "'", '"', "\\", "x;y", "\t", "\n", "é"]), max_size=16))
+def test_count_commands_agrees_with_a_character_by_character_reading(parts: list[str]) -> None:
+    line = "".join(parts)
+    assert count_commands(line) == _reference_count(line)
