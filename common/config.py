@@ -9,7 +9,6 @@ a message or a repr.
 
 from __future__ import annotations
 
-import contextvars
 import glob
 import os
 import pwd
@@ -17,7 +16,6 @@ import re
 import shlex
 import stat
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -756,7 +754,7 @@ def ssh_config_aliases(path: Path | None = None) -> list[str]:
 # --- the daemon's view --------------------------------------------------------------------------------
 
 
-def _stat_key(path: str) -> tuple[int, ...] | None:
+def _stat_key(path: Path) -> tuple[int, ...] | None:
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -767,46 +765,11 @@ def _stat_key(path: str) -> tuple[int, ...] | None:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev, st.st_mode)
 
 
-# Within one request, config.yml is looked at (one stat) at most once in this many seconds.
-REQUEST_STAT_SECONDS = 0.05
-
-
-class _RequestScope:
-    """One request's look at config.yml: which source it asked, and until when that look holds."""
-
-    __slots__ = ("source", "until")
-
-    def __init__(self) -> None:
-        self.source: ConfigSource | None = None
-        self.until = 0.0
-
-
-_SCOPE: contextvars.ContextVar[_RequestScope | None] = contextvars.ContextVar(
-    "sshkeep_config_scope", default=None
-)
-
-
-def begin_request() -> contextvars.Token[_RequestScope | None]:
-    """Start a request's scope (in its task): a `current()` within REQUEST_STAT_SECONDS of the
-    request's last look at the file (e.g. the policy's, then the audit log's rotation) needs no stat."""
-    return _SCOPE.set(_RequestScope())
-
-
-def end_request(token: contextvars.Token[_RequestScope | None]) -> None:
-    """End the request's scope: tasks it started (which carry a copy of it) look at the file again."""
-    scope = _SCOPE.get()
-    if scope is not None:
-        scope.source = None
-    _SCOPE.reset(token)
-
-
 class ConfigSource:
-    """The current config, re-read whenever the file changes (checked with one stat per call;
-    within one request, at most one stat per REQUEST_STAT_SECONDS)."""
+    """The current config, re-read whenever the file changes (checked with one stat per call)."""
 
     def __init__(self, path: Path, env: Mapping[str, str] | None = None) -> None:
         self.path = path
-        self._path = str(path)
         self._env = env
         self._lock = threading.Lock()
         self._key: tuple[int, ...] | None = None
@@ -814,15 +777,8 @@ class ConfigSource:
 
     def current(self) -> LoadedConfig:
         """The config as of now; unchanged entries keep their identical Connection objects."""
-        scope = _SCOPE.get()
-        if scope is not None and scope.source is self and time.monotonic() < scope.until:
-            loaded = self._loaded  # as of this request's look moments ago, or newer
-            if loaded is not None:
-                return loaded
         with self._lock:
-            key = _stat_key(self._path)
-            if scope is not None:
-                scope.source, scope.until = self, time.monotonic() + REQUEST_STAT_SECONDS
+            key = _stat_key(self.path)
             if self._loaded is not None and key == self._key:
                 return self._loaded
             fresh = load_config(self.path, self._env)

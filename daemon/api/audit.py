@@ -33,7 +33,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel
 
-from sshkeep.common import auditchain, config
+from sshkeep.common import auditchain
 from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS, record_keys
 from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from sshkeep.common.operations import MUTATING, op_for
@@ -578,34 +578,29 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         # What the line says of the request is worked out while the handler waits (a command
         # running, say), so that only the reply's own fields are left when the reply is ready.
         asyncio.get_running_loop().call_soon(_note_request, request, note, secret_prompt)
-    # One look at config.yml serves the request (its policy, then its audit line's rotation).
-    scope = config.begin_request()
     try:
+        resp = await handler(request)
+    except asyncio.CancelledError:
+        if audited:  # the client went away: record it without delaying the cancellation
+            record = _record(note, _request_fields(request, note, secret_prompt)[0], start, None, None)
+            asyncio.get_running_loop().create_task(request.app[AUDIT].write(record))
+        raise
+    if not resp.prepared:
+        resp.headers["X-Request-Id"] = rid
+    # A large request's or reply's buffers go back to the system once it is done (memtrim).
+    memtrim.trim_soon(max(request.content_length or 0, resp.content_length or 0))
+    if audited or resp.status == 403:
         try:
-            resp = await handler(request)
-        except asyncio.CancelledError:
-            if audited:  # the client went away: record it without delaying the cancellation
-                record = _record(note, _request_fields(request, note, secret_prompt)[0], start, None, None)
-                asyncio.get_running_loop().create_task(request.app[AUDIT].write(record))
-            raise
-        if not resp.prepared:
-            resp.headers["X-Request-Id"] = rid
-        # A large request's or reply's buffers go back to the system once it is done (memtrim).
-        memtrim.trim_soon(max(request.content_length or 0, resp.content_length or 0))
-        if audited or resp.status == 403:
-            try:
-                fields, params = _request_fields(request, note, secret_prompt)
-                # Only a body the handler already read is cached; never read a refused (413) one again.
-                if params is _NOT_YET:
-                    params = await _unparsed_params(request, resp, secret_prompt)
-                record = _record(note, fields, start, resp, params)
-            except Exception:  # auditing must never turn an answered request into a failure
-                log.exception("audit_record_failed", path=request.path)
-            else:
-                await request.app[AUDIT].write(record)
-        return resp
-    finally:
-        config.end_request(scope)
+            fields, params = _request_fields(request, note, secret_prompt)
+            # Only a body the handler already read is cached; never read a refused (413) one again.
+            if params is _NOT_YET:
+                params = await _unparsed_params(request, resp, secret_prompt)
+            record = _record(note, fields, start, resp, params)
+        except Exception:  # auditing must never turn an answered request into a failure
+            log.exception("audit_record_failed", path=request.path)
+        else:
+            await request.app[AUDIT].write(record)
+    return resp
 
 
 async def _unparsed_params(request: web.Request, resp: web.StreamResponse, secret_prompt: bool) -> Any:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from sshkeep.common import config as config_module
 from sshkeep.common.config import (
     ConfigSource,
     Connection,
-    begin_request,
-    end_request,
     load_config,
     resolve_info_path,
     ssh_config_aliases,
@@ -474,58 +470,6 @@ def test_config_source_reloads_on_change_and_keeps_unchanged_entries(tmp_path: P
     assert second.get("db").host == "c"
     assert second.get("new").host == "n"
     assert source.current() is second
-
-
-def test_a_request_looks_at_the_file_once_and_the_next_one_sees_a_change(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = write_config(tmp_path, "connections:\n  web: {host: a}\n")
-    source = ConfigSource(path, {})
-    looks: list[str] = []
-    real = config_module._stat_key
-    monkeypatch.setattr(config_module, "_stat_key", lambda p: looks.append(p) or real(p))
-    assert source.current() is source.current() and len(looks) == 2, "outside a request: a stat per call"
-
-    async def request(expect: str) -> None:
-        token = begin_request()
-        try:
-            before = len(looks)
-            assert source.current().get("web").host == expect
-            assert source.current().get("web").host == expect  # e.g. the audit line's rotation
-            assert len(looks) == before + 1
-        finally:
-            end_request(token)
-
-    asyncio.run(request("a"))
-    _bump(path, "connections:\n  web: {host: b}\n")
-    asyncio.run(request("b"))
-
-    async def later() -> None:
-        await asyncio.sleep(0)  # runs once the request that started it has ended
-        before = len(looks)
-        source.current()
-        assert len(looks) == before + 1, "once the request ended, its tasks look at the file again"
-
-    async def started_by_a_request() -> None:
-        token = begin_request()
-        source.current()
-        task = asyncio.get_running_loop().create_task(later())  # it carries the request's scope
-        end_request(token)
-        await task
-
-    asyncio.run(started_by_a_request())
-    monkeypatch.setattr(config_module, "REQUEST_STAT_SECONDS", 0.0)
-
-    async def long_request() -> None:
-        token = begin_request()
-        try:
-            source.current()
-            _bump(path, "connections:\n  web: {host: c}\n")
-            assert source.current().get("web").host == "c", "a later look within a long request"
-        finally:
-            end_request(token)
-
-    asyncio.run(long_request())
 
 
 def test_config_source_sees_creation_deletion_and_chmod(tmp_path: Path) -> None:
