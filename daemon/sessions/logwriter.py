@@ -297,14 +297,21 @@ class Writer:
 def run(log_path: str, gaps_path: str) -> int:
     w = Writer(log_path, gaps_path)
     while True:
-        try:
-            ready, _, _ = select.select([0], [], [], w.timeout())
-        except InterruptedError:
-            continue
+        # While the disk takes every byte, a plain blocking read (one system call per chunk, not
+        # two); while dropping, select() wakes the writer to retry the disk with no output coming.
+        ready: object = True
+        if w.low:
+            try:
+                ready, _, _ = select.select([0], [], [], w.timeout())
+            except InterruptedError:
+                continue
         if ready:
             try:
                 data = os.read(0, READ_SIZE)
             except InterruptedError:
+                continue
+            except BlockingIOError:  # an input set non-blocking: wait for it as before
+                select.select([0], [], [])
                 continue
             if not data:
                 break

@@ -4,8 +4,13 @@ keeps out of a log is counted exactly, prompt markers are kept, and logging resu
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 from sshkeep.daemon.sessions.loggaps import WRITER, GapLog, gaps_path, pipe_command
 from sshkeep.daemon.sessions.store import _SAVE_COMMAND, _SAVE_SESSION, compact
@@ -84,6 +89,25 @@ def test_pipe_command_runs_the_writer_isolated(tmp_path: Path) -> None:
     assert gaps_path(log) == tmp_path / "s-1.gaps"
     cmd = pipe_command(log)
     assert cmd.startswith("exec ") and " -I -S " in cmd and str(WRITER) in cmd
+
+
+@pytest.mark.parametrize("nonblocking", [False, True])
+def test_writer_process_appends_every_chunk_until_input_ends(tmp_path: Path, nonblocking: bool) -> None:
+    """The writer as tmux runs it: chunks in on stdin (blocking, as tmux's pipe is, or set
+    non-blocking), all of them in the log in order, and an exit at end of input."""
+    log, gaps = tmp_path / "s.log", tmp_path / "s.gaps"
+    read_end, write_end = os.pipe()
+    if nonblocking:
+        os.set_blocking(read_end, False)
+    proc = subprocess.Popen([sys.executable, "-I", "-S", str(WRITER), str(log), str(gaps)], stdin=read_end)
+    os.close(read_end)
+    chunks = [b"echo one\r\n", b"one\r\n\x1b]133;D;0;sk=ab:1\x07", b"x" * 100_000, b"$ "]
+    for chunk in chunks:
+        os.write(write_end, chunk)
+    os.close(write_end)
+    assert proc.wait(timeout=20) == 0
+    assert log.read_bytes() == b"".join(chunks)
+    assert gaps.read_bytes() == b""
 
 
 def test_compact_keeps_the_last_upsert_of_a_row_but_not_across_a_delete() -> None:
