@@ -100,8 +100,7 @@ class AuditLog:
             self._hold(dict(record))
             return
         try:
-            if not self._write_now(record):
-                await self._write(record)
+            await self._write(record)
         except OSError as exc:
             if not is_full_error(exc):  # a failing audit file must not fail the request itself
                 log.warning("audit_write_failed", path=str(self.path), error=str(exc))
@@ -127,7 +126,7 @@ class AuditLog:
         while self._lost or self._held:
             if self._lost:
                 record: dict[str, Any] = {
-                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "ts": timestamp(),
                     "event": "audit_gap",
                     "lost": self._lost,
                     "since": datetime.fromtimestamp(self._full_since or time.time(), UTC).isoformat(),
@@ -152,8 +151,8 @@ class AuditLog:
         self._full_since, self._backoff = None, RETRY_FIRST
 
     def _write_now(self, record: Mapping[str, Any]) -> bool:
-        """The common case of `_write` without a coroutine: seal and append on the event loop when
-        nothing is queued and the open file takes the line (False: nothing was written)."""
+        """Seal and append on the event loop, when nothing is queued and the open file takes the
+        line (False: nothing was written)."""
         if self._slow.locked() or self._prev is None or self._fd is None:
             return False
         data, digest = auditchain.seal(record, self._prev)
@@ -164,16 +163,9 @@ class AuditLog:
 
     async def _write(self, record: Mapping[str, Any]) -> None:
         """Seal and append one record; on failure nothing of it stays in the file."""
-        if not self._slow.locked() and self._prev is not None and self._fd is not None:
-            data, digest = auditchain.seal(record, self._prev)
-            if self._append_fast(data):
-                self._prev = digest
-                return
-            async with self._slow:  # free (checked above): taken without yielding, order holds
-                await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._append_sealed, data, digest
-                )
+        if self._write_now(record):
             return
+        # Otherwise in the worker, in order: the lock is taken without yielding when it is free.
         async with self._slow:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._chain, dict(record))
 
