@@ -228,9 +228,8 @@ class Commands:
         s.interrupt_requested = False
         self._running += 1
         try:
-            await self._record_intent(s, rec)
             try:
-                await self._type(s, text, rec.seq)
+                await self._type(s, text, rec)
             except TmuxError:
                 s.current = None
                 rec.status = "failed"
@@ -282,12 +281,13 @@ class Commands:
         return res
 
     async def _record_intent(self, s: Session, rec: CommandRecord) -> None:
-        """On disk before a key is typed: a daemon killed at any moment after this leaves a record
-        that a restarted daemon follows (or, untyped, drops: see resume.py), never a command it
-        cannot tell from someone else's."""
+        """The record on disk before its keys are typed, or (when the typed mark carries it) just
+        after they went to tmux: a daemon killed at any moment after this leaves a record that a
+        restarted daemon follows (or, untyped, drops: see resume.py), never a command it cannot
+        tell from someone else's."""
         self.store.save_soon(rec, (s.key, s.scan_pos, s.next_seq))
         try:
-            # No thread hop before the keys when the store is free. While other commands run,
+            # No thread hop when the store is free. While other commands run,
             # commands start in bunches (requests that arrived together): they share one commit
             # at the end of this loop turn; one alone commits right away.
             written = await self.store.flush_soon() if self._running > 1 else self.store.flush_now()
@@ -366,21 +366,27 @@ class Commands:
                         s.changed.wait(), max(0.01, min(0.25, deadline - time.monotonic()))
                     )
 
-    async def _type(self, s: Session, text: str, seq: int) -> None:
-        """Type `text` as command `seq`: the keys and the pane's typed mark in one tmux line, which
-        tmux runs whole or not at all (see resume.py)."""
+    async def _type(self, s: Session, text: str, rec: CommandRecord) -> None:
+        """Type `text` as command `rec`, with its record on disk (see `_record_intent`): the keys
+        and the pane's typed mark go in one tmux line, which tmux runs whole or not at all.
+
+        A pasted command's record is written before its keys; a short one's typed mark carries its
+        record, which is written while tmux and the shell take the keys (see resume.py)."""
         keys = clear_line_keys(s.shell)  # one send-keys for all of them: one reply block fewer
-        lead = f"{typed_mark(s.pane_id, seq)} ; "
-        lead += f"send-keys -t {s.pane_id} {' '.join(keys)} ; " if keys else ""
+        clear = f"send-keys -t {s.pane_id} {' '.join(keys)} ; " if keys else ""
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
+            await self._record_intent(s, rec)
             buf = f"sk-{s.key}"
             await self.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
             await self.tmux.command(
-                f"{lead}paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
+                f"{typed_mark(s.pane_id, rec.seq)} ; {clear}"
+                f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
             )
         else:
             await self.tmux.command(
-                f"{lead}send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter"
+                f"{typed_mark(s.pane_id, rec.seq, rec)} ; {clear}"
+                f"send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter",
+                sent=lambda: self._record_intent(s, rec),
             )
 
     async def _wait_command(self, s: Session, rec: CommandRecord, timeout: float) -> Question | None:

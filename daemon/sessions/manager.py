@@ -49,7 +49,7 @@ from sshkeep.daemon.sessions.replies import (
     login_hint,
     reconnect_hint,
 )
-from sshkeep.daemon.sessions.resume import resume, typed_mark, typed_marks
+from sshkeep.daemon.sessions.resume import TypedMark, resume, typed_mark, typed_marks
 from sshkeep.daemon.sessions.session import QUIET_FOR_QUESTION, SETUP_GRACE, Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.terminals import OPT as TERMINAL_OPT
@@ -160,7 +160,7 @@ class SessionManager:
         """Terminal `name` of session `sid`; None or "main" is the session itself."""
         return self.terminals.get(sid, name)
 
-    async def adopt(self, marks: dict[str, int]) -> None:
+    async def adopt(self, marks: dict[str, TypedMark]) -> None:
         """Take over every sshkeep session on our tmux server (after a daemon restart); `marks`:
         the panes' typed marks (`typed_marks`)."""
         lines = await self.tmux.command(f"list-panes -a -F {SESSION_PANE_FORMAT}")

@@ -39,7 +39,7 @@ from sshkeep.common.models.jobs import TerminalInfo
 from sshkeep.common.paths import Paths
 from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.daemon.sessions.loggaps import gaps_path, pipe_command
-from sshkeep.daemon.sessions.resume import resume, typed_mark
+from sshkeep.daemon.sessions.resume import TypedMark, resume, typed_mark
 from sshkeep.daemon.sessions.session import Session, terminal_key
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, pane_exit_status, quote
@@ -373,7 +373,7 @@ class Terminals:
         )
         return {line.split("\t", 1)[0] for line in lines if "\t" in line and line.split("\t", 1)[1]}
 
-    async def adopt(self, marks: dict[str, int]) -> None:
+    async def adopt(self, marks: dict[str, TypedMark]) -> None:
         """Take over the terminals of every adopted session (after a daemon restart); `marks`: the
         panes' typed marks (`typed_marks`)."""
         lines = await self.m.tmux.command(f"list-panes -a -F {quote(chr(9).join(_ADOPT_FIELDS))}")

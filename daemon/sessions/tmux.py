@@ -13,7 +13,7 @@ import contextlib
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,16 +181,30 @@ class Tmux:
                 self._control = client
             return self._control
 
-    async def command(self, line: str, timeout: float = 10.0) -> list[str]:
-        """Run one tmux command line through the control client; fall back to a process."""
+    async def command(
+        self, line: str, timeout: float = 10.0, sent: Callable[[], Awaitable[None]] | None = None
+    ) -> list[str]:
+        """Run one tmux command line through the control client; fall back to a process. `sent`,
+        if given, is awaited once the line is on its way to tmux, before its reply."""
+        done = False
+
+        async def once() -> None:
+            nonlocal done
+            if sent is not None and not done:
+                done = True
+                await sent()
+
         try:
             client = await self.control()
-            return await client.command(line, timeout)
+            return await client.command(line, timeout, once)
         except TmuxCommandFailed:
             raise
         except TmuxError as exc:
+            if done:
+                raise  # the line went to tmux already: running it again could type keys twice
             log.warning("tmux_control_fallback", error=exc.message)
             out = await self.run("source-file", "-", stdin=(line + "\n").encode(), timeout=timeout)
+            await once()
             return out.splitlines()
 
     async def close(self) -> None:
@@ -326,7 +340,9 @@ class ControlClient:
             return
         body.append(line)
 
-    async def command(self, line: str, timeout: float = 10.0) -> list[str]:
+    async def command(
+        self, line: str, timeout: float = 10.0, sent: Callable[[], Awaitable[None]] | None = None
+    ) -> list[str]:
         if "\n" in line:
             raise TmuxError("a tmux control command cannot contain a newline")
         if not self.alive or self._proc is None or self._proc.stdin is None:
@@ -340,6 +356,8 @@ class ControlClient:
             except (OSError, RuntimeError) as exc:
                 self.alive = False
                 raise TmuxError(f"tmux control client is gone: {exc}") from exc
+        if sent is not None:
+            await sent()
         try:
             async with asyncio.timeout(timeout):
                 # Not shielded: a cancelled wait cancels `fut`, which the reader then skips.

@@ -7,8 +7,9 @@ daemon, which adopts the session, and sends the same call again: each command mu
 to the remote file exactly once, and each reply must be that command's own result.
 
 The narrow moments get a test each: a retry that finds its command still running (followed, not
-`session_busy`), a record whose keys never reached tmux (dropped, then typed by the retry), and
-keys the daemon died under (not sent again: `call_interrupted`).
+`session_busy`), a record whose keys never reached tmux (dropped, then typed by the retry), keys
+that reached tmux before their record reached the store (recorded from the typed mark, followed by
+the retry), and keys the daemon died under (not sent again: `call_interrupted`).
 """
 
 from __future__ import annotations
@@ -171,6 +172,35 @@ async def test_a_command_recorded_but_never_typed_runs_on_its_retry(instance: In
         assert (res.status, res.output, res.note) == ("completed", "done-late", None)
         assert res.command_id != f"c{seq}"  # the id of the command that never ran is not reused
     assert (await asyncio.to_thread(marks.read_text)).split() == ["late"]
+
+
+async def test_a_command_typed_before_its_record_was_stored_is_followed_by_its_retry(
+    instance: Instance, marks: Path
+) -> None:
+    body = SendCommandRequest(
+        command=f"sleep 0.3; echo typed >> {marks}; echo done-typed", request_id="early-0001"
+    )
+    async with instance.client() as c:
+        sid = await open_session(c, "bash")
+        first = await c.send_command(sid, body.model_copy(update={"timeout": 0.1}))
+        assert first.status == "running"
+    instance.stop(signal.SIGKILL)
+    # What a daemon killed after typing a short command and before its commit leaves behind: the
+    # keys in tmux with the pane's typed mark, and no record in the store.
+    store = Store(instance.paths.db_file)
+    await store.forget_command(sid, first.command_id)
+    assert [r.command_id for r in await store.commands(sid)] == []
+    store.close()
+    instance.start()
+    async with instance.client() as c:
+        again = await c.send_command(sid, body.model_copy(update={"timeout": 20}))
+        assert (again.command_id, again.status, again.output) == (first.command_id, "completed", "done-typed")
+        assert again.note is not None and "nothing was typed again" in again.note
+        listed = await c.list_commands(sid)
+        assert [x.command_id for x in listed.commands] == [first.command_id]
+        after = await c.send_command(sid, SendCommandRequest(command="echo next"))
+        assert (after.output, after.command_id) != ("next", first.command_id) and after.output == "next"
+    assert (await asyncio.to_thread(marks.read_text)).split() == ["typed"]
 
 
 async def test_keys_the_daemon_died_under_are_not_sent_again(idle_instance: Instance, marks: Path) -> None:

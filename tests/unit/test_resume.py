@@ -1,4 +1,5 @@
-"""After a daemon restart: a record whose keys never reached tmux is dropped, every other followed."""
+"""After a daemon restart: a record whose keys never reached tmux is dropped, a typed command without
+one is recorded from its typed mark's intent, every other followed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from sshkeep.daemon.sessions.resume import resume
+from sshkeep.daemon.sessions.resume import Intent, TypedMark, mark_value, parse_mark, resume
 from sshkeep.daemon.sessions.session import Session
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 
@@ -29,13 +30,15 @@ def session(tmp_path: Path) -> Session:
     )  # fmt: skip
 
 
-def resumed(tmp_path: Path, records: list[CommandRecord], typed: int | None) -> tuple[Session, list[str]]:
+def resumed(
+    tmp_path: Path, records: list[CommandRecord], typed: int | TypedMark | None
+) -> tuple[Session, list[str]]:
     async def main() -> tuple[Session, list[str]]:
         store = Store(tmp_path / "db.sqlite")
         for r in records:
             store.save_soon(r, ("s-1", 900, 1))
         s = session(tmp_path)
-        await resume(s, store, typed)
+        await resume(s, store, TypedMark(typed) if isinstance(typed, int) else typed)
         left = [r.command_id for r in await store.commands("s-1")]
         store.close()
         return s, left
@@ -65,3 +68,32 @@ def test_without_a_typed_mark_and_for_others_commands_records_are_trusted(tmp_pa
     person = replace(record(2), source="person")  # seen in the log, never typed by sshkeep
     s, _ = resumed(tmp_path / "x", [person], typed=0)
     assert s.current is not None and s.current.command_id == "c2"
+
+
+def test_a_typed_command_the_store_never_got_is_recorded_from_its_intent(tmp_path: Path) -> None:
+    typed = record(2, request_id="req-000002")
+    mark = parse_mark(mark_value(2, typed))
+    assert mark == TypedMark(2, Intent.of(typed))
+    s, left = resumed(tmp_path, [record(1, "completed")], typed=mark)
+    assert left == ["c1", "c2"]  # in the store from now on
+    assert s.current == typed  # followed from where it was typed, and found by its retry
+    assert s.requests == {"req-000002": "c2"} and s.scan_pos == 200 and s.next_seq == 3
+
+
+def test_a_stored_record_wins_over_the_intent_and_a_mark_alone_keeps_ids_unique(tmp_path: Path) -> None:
+    stored = replace(record(2), status="completed", exit_code=0, out_end=250)
+    s, left = resumed(tmp_path, [record(1, "completed"), stored], typed=TypedMark(2, Intent.of(record(2))))
+    assert left == ["c1", "c2"] and s.commands["c2"] == stored and s.current is None
+    s, left = resumed(tmp_path / "x", [record(1, "completed")], typed=5)  # no intent: nothing to record
+    assert left == ["c1"] and s.next_seq == 6
+
+
+def test_typed_mark_values_read_back() -> None:
+    rec = replace(record(7, request_id="r-1"), command="echo '#{pane_id}' \"é\" \x1b ; \\")
+    value = mark_value(7, rec)
+    assert value.isascii() and value.isprintable() and "#" not in value
+    mark = parse_mark(value)
+    assert mark is not None and mark.intent is not None and mark.intent.record("s-1", 7) == rec
+    assert parse_mark("7") == TypedMark(7)
+    assert parse_mark("7 {not json") == TypedMark(7)  # typed all the same; nothing to record
+    assert parse_mark("") is None and parse_mark("x 1") is None
