@@ -44,7 +44,8 @@ class Intent(BaseModel):
 
     @classmethod
     def of(cls, rec: CommandRecord) -> Intent:
-        return cls(
+        # The record's fields have their types already: nothing to validate on the command's path.
+        return cls.model_construct(
             command=rec.command,
             sent_pos=rec.sent_pos,
             skip_newlines=rec.skip_newlines,
