@@ -32,3 +32,12 @@ set-hook -g client-attached '{HOLD_HOOK}'
 def quote(word: str) -> str:
     """Quote one word for tmux's command parser (single quotes; no expansion inside)."""
     return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+def quote_controls(chars: str) -> str:
+    """Control characters as a tmux word (double quotes, octal escapes): a control line holds no
+    raw newline, and the other control characters read as what they are. Quoted words written
+    side by side are one word to tmux (`"\\005"'echo'"\\r"`)."""
+    if not all(ord(c) < 0x20 or ord(c) == 0x7F for c in chars):
+        raise ValueError("only control characters are quoted this way")
+    return '"' + "".join(f"\\{ord(c):03o}" for c in chars) + '"' if chars else ""

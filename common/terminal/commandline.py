@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 
 from sshkeep.common.terminal.shellinit import SHELLS_WITH_HOOKS, START_FUNCTION
+from sshkeep.common.tmux import quote, quote_controls
 
 # Shell kind recorded for a login shell the setup lines could not integrate.
 NO_SHELL = "none"
@@ -61,8 +62,19 @@ def echo_needle(text: str) -> str:
     return text.split("\n", 1)[0].lstrip(" ")[:60]
 
 
-def clear_line_keys(shell: str | None) -> list[str]:
-    """tmux keys that empty the shell's input line before a command is typed.
+ENTER = "\r"  # what the Enter key sends
+
+
+def typing_keys(pane_id: str, shell: str | None, text: str) -> str:
+    """The tmux command that types a one-line `text` at `shell`'s prompt: the keys that empty the
+    line, the text and Enter, as one literal `send-keys` (tmux writes them to the pane as one
+    write, the bytes key names would give: Ctrl-E is 0x05 either way)."""
+    keys = quote_controls(clear_line_bytes(shell)) + quote(text) + quote_controls(ENTER)
+    return f"send-keys -t {pane_id} -l -- {keys}"
+
+
+def clear_line_bytes(shell: str | None) -> str:
+    """The control characters that empty the shell's input line before a command is typed.
 
     Whatever sits there would be prepended to the command: a half-typed line a person left, or
     a terminal's answer to a query the last program printed (`ESC[c`, `ESC[6n`), which arrives as
@@ -72,10 +84,10 @@ def clear_line_keys(shell: str | None) -> list[str]:
     Ctrl-U rings readline's bell: the bash setup silences the line editor's bell, shellinit.py.)
     """
     if shell == NO_SHELL or shell is None:
-        return []
+        return ""
     if shell == "dash":
-        return ["C-u"]
-    return ["C-e", "C-u"]
+        return "\x15"
+    return "\x05\x15"
 
 
 def ansi_c_quote(text: str) -> str:

@@ -36,9 +36,10 @@ from sshkeep.common.models.sessions import (
 from sshkeep.common.terminal.commandline import (
     NO_SHELL,
     PASTE_THRESHOLD,
-    clear_line_keys,
+    clear_line_bytes,
     echo_needle,
     typed_text,
+    typing_keys,
 )
 from sshkeep.common.terminal.foreground import (
     endless_reason,
@@ -48,6 +49,7 @@ from sshkeep.common.terminal.foreground import (
 )
 from sshkeep.common.terminal.keys import LINE_ENDING_KEYS, keys_command
 from sshkeep.common.terminal.screenmode import compact_screen, drawn
+from sshkeep.common.tmux import quote_controls
 from sshkeep.daemon.sessions.options import set_line
 from sshkeep.daemon.sessions.replies import (
     DEFAULT_PAGE_LINES,
@@ -68,7 +70,7 @@ from sshkeep.daemon.sessions.session import (
     lost_integration_text,
 )
 from sshkeep.daemon.sessions.store import CommandRecord, Store
-from sshkeep.daemon.sessions.tmux import Tmux, quote
+from sshkeep.daemon.sessions.tmux import Tmux
 from sshkeep.daemon.sessions.waitscan import BUDGET, BudgetSpent, Pattern, search_chunk
 
 log = structlog.get_logger(__name__)
@@ -372,20 +374,20 @@ class Commands:
 
         A pasted command's record is written before its keys; a short one's typed mark carries its
         record, which is written while tmux and the shell take the keys (see resume.py)."""
-        keys = clear_line_keys(s.shell)  # one send-keys for all of them: one reply block fewer
-        clear = f"send-keys -t {s.pane_id} {' '.join(keys)} ; " if keys else ""
         if "\n" in text or len(text) >= PASTE_THRESHOLD:
             await self._record_intent(s, rec)
             buf = f"sk-{s.key}"
             await self.tmux.run("load-buffer", "-b", buf, "-", stdin=text.encode())
+            clear = clear_line_bytes(s.shell)
             await self.tmux.command(
-                f"{typed_mark(s.pane_id, rec.seq)} ; {clear}"
-                f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
+                f"{typed_mark(s.pane_id, rec.seq)} ; "
+                + (f"send-keys -t {s.pane_id} -l -- {quote_controls(clear)} ; " if clear else "")
+                + f"paste-buffer -d -p -b {buf} -t {s.pane_id} ; send-keys -t {s.pane_id} Enter"
             )
         else:
+            # One reply block to wait for, after the mark's.
             await self.tmux.command(
-                f"{typed_mark(s.pane_id, rec.seq, rec)} ; {clear}"
-                f"send-keys -t {s.pane_id} -l -- {quote(text)} ; send-keys -t {s.pane_id} Enter",
+                f"{typed_mark(s.pane_id, rec.seq, rec)} ; {typing_keys(s.pane_id, s.shell, text)}",
                 sent=lambda: self._record_intent(s, rec),
             )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from sshkeep.common.errors import TmuxError
+from sshkeep.common.terminal.commandline import typing_keys
 from sshkeep.common.terminal.keys import keys_command
 from sshkeep.daemon.sessions.tmux import Tmux
 from tests.support import wait_until
@@ -102,3 +103,26 @@ def test_keys_round_trip_through_real_tmux(tmux_pane: tuple[list[str], Path]) ->
     subprocess.run([*base, "-C", "attach", "-t", "k"], input=line + "\n", text=True, timeout=10, check=True)
     expected = 'it\'s $HOME a;b \\; "q" #{pane_id} ~\nline2\tx \n'
     wait_until(lambda: out.exists() and out.read_text() == expected, f"the pane to receive {expected!r}")
+
+
+def test_a_typed_command_reaches_the_pane_byte_for_byte(tmp_path: Path) -> None:
+    """What `send_command` types (the line-emptying keys, the text, Enter: one literal send-keys)
+    arrives in a raw pty as exactly those bytes, whatever the text holds."""
+    sock, out = tmp_path / "tmux.sock", tmp_path / "raw.bin"
+    base = ["tmux", "-S", str(sock), "-f", "/dev/null"]
+    reader = f"stty raw -echo; exec cat > {out}"
+    subprocess.run([*base, "new-session", "-d", "-s", "r", "--", "sh", "-c", reader], check=True, timeout=10)
+    try:
+        shown = [*base, "display-message", "-p", "-t", "r", "#{pane_id}"]
+        pane = subprocess.run(shown, capture_output=True, text=True, timeout=10).stdout.strip()
+        wait_until(out.exists, "the raw reader to start")
+        text = "echo 'it''s' \"$HOME\" #{pane_id} ~ a;b \\; \t\x1b[A é"
+        expected = b""
+        for shell, clear in (("bash", b"\x05\x15"), ("dash", b"\x15"), (None, b"")):
+            line = typing_keys(pane, shell, text)
+            control = [*base, "-C", "attach", "-t", "r"]
+            subprocess.run(control, input=line + "\n", text=True, timeout=10, check=True)
+            expected += clear + text.encode() + b"\r"
+        wait_until(lambda: out.read_bytes() == expected, f"the pane to receive {expected!r}")
+    finally:
+        subprocess.run([*base, "kill-server"], timeout=10, check=False)

@@ -284,7 +284,7 @@ class PtyReader:
 
 
 def test_emptying_an_empty_line_rings_no_bell_in_bash(tmp_path: Path) -> None:
-    # The keys typed before each command (Ctrl-E Ctrl-U, see clear_line_keys) ring readline's
+    # The keys typed before each command (Ctrl-E Ctrl-U, see clear_line_bytes) ring readline's
     # bell on an empty line: one BEL more through ssh, tmux and the log per command.
     proc, fd = pty_bash(tmp_path)
     tty = PtyReader(fd)

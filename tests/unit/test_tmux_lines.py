@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sshkeep.common.terminal.commandline import typing_keys
+from sshkeep.common.tmux import quote_controls
 from sshkeep.daemon.sessions.tmux import count_commands
 
 
@@ -42,3 +45,17 @@ def _reference_count(line: str) -> int:
 def test_count_commands_agrees_with_a_character_by_character_reading(parts: list[str]) -> None:
     line = "".join(parts)
     assert count_commands(line) == _reference_count(line)
+
+
+def test_control_characters_are_one_double_quoted_word_of_octal_escapes() -> None:
+    assert quote_controls("\x05\x15") == '"\\005\\025"'
+    assert quote_controls("\r") == '"\\015"' and quote_controls("") == ""
+    with pytest.raises(ValueError, match="only control characters"):
+        quote_controls("\x05a")
+
+
+def test_a_typed_command_is_one_command_of_its_line() -> None:
+    keys = typing_keys("%3", "bash", "echo 'a;b' \"c;d\" ; e")
+    assert keys == 'send-keys -t %3 -l -- "\\005\\025"\'echo \'"\'"\'a;b\'"\'"\' "c;d" ; e\'"\\015"'
+    assert count_commands(keys) == 1 and count_commands(f"set-option -p @x 1 ; {keys}") == 2
+    assert typing_keys("%3", None, "x") == "send-keys -t %3 -l -- 'x'\"\\015\""
