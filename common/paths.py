@@ -10,9 +10,7 @@ and `resolve_paths` follows that record.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -75,6 +73,8 @@ class Paths:
 
 
 def _short_runtime(seed: str) -> Path:
+    import hashlib  # here: most commands never need it, and `sshkeep status` starts faster
+
     digest = hashlib.sha256(seed.encode()).hexdigest()[:12]
     return Path(f"/tmp/sshkeep-{os.getuid()}-{digest}")
 
@@ -158,6 +158,8 @@ def claim_runtime_dir(paths: Paths) -> tuple[Paths, str | None]:
             if make_private_dir(candidate) is None:
                 write_record(paths.state_dir, None if candidate == paths.fallback else candidate)
                 return _with_runtime(paths, candidate), problem
+        import tempfile  # only when both usual dirs are taken: it costs every command ~5 ms to load
+
         chosen = Path(tempfile.mkdtemp(prefix=f"sshkeep-{os.getuid()}-", dir="/tmp"))  # 0700, atomic
         write_record(paths.state_dir, chosen)
     return _with_runtime(paths, chosen), problem
