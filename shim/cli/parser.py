@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,14 +19,46 @@ from sshkeep import __version__
 SERVICE_KINDS = ("systemd", "launchd")
 
 
+def _columns() -> int:
+    """The terminal's width as `shutil.get_terminal_size` finds it ($COLUMNS, then stdout's tty,
+    else 80), without importing shutil (and with it zlib, bz2 and lzma) into every command."""
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    out = sys.__stdout__
+    if out is None:
+        return 80
+    try:
+        return os.get_terminal_size(out.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, given the width (argparse works it out through shutil)."""
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (its subcommands' parsers too) with that formatter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
 def _handler(sub: argparse.ArgumentParser, target: str) -> None:
     sub.set_defaults(handler=target)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="sshkeep", description="Persistent interactive SSH terminals for agents and people."
-    )
+    p = _Parser(prog="sshkeep", description="Persistent interactive SSH terminals for agents and people.")
     p.add_argument("--version", action="version", version=f"sshkeep {__version__}")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
     sub = p.add_subparsers(dest="cmd", required=True)
