@@ -188,25 +188,29 @@ class Tmux:
     ) -> list[str]:
         """Run one tmux command line through the control client; fall back to a process. `sent`,
         if given, is awaited once the line is on its way to tmux, before its reply."""
-        done = False
+        wrote = False
+        hook: Callable[[], Awaitable[None]] | None = None
+        if sent is not None:
+            after = sent
 
-        async def once() -> None:
-            nonlocal done
-            if sent is not None and not done:
-                done = True
-                await sent()
+            async def written() -> None:
+                nonlocal wrote
+                wrote = True
+                await after()
 
+            hook = written  # a line without `sent` waits for nothing between its write and reply
         try:
             client = await self.control()
-            return await client.command(line, timeout, once)
+            return await client.command(line, timeout, hook)
         except TmuxCommandFailed:
             raise
         except TmuxError as exc:
-            if done:
+            if wrote:
                 raise  # the line went to tmux already: running it again could type keys twice
             log.warning("tmux_control_fallback", error=exc.message)
             out = await self.run("source-file", "-", stdin=(line + "\n").encode(), timeout=timeout)
-            await once()
+            if sent is not None:
+                await sent()
             return out.splitlines()
 
     async def close(self) -> None:
