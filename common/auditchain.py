@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,24 @@ import pydantic_core
 GENESIS = "0" * 64
 _SUFFIX = re.compile(r',"hash":"([0-9a-f]{64})"\}$')
 TAIL_BYTES = 256 * 1024
+
+
+class _Second:
+    """The text of the current second, made once a second (see `timestamp`)."""
+
+    number = -1
+    text = ""
+
+
+def timestamp() -> str:
+    """Now in UTC as ISO 8601 with milliseconds, as `datetime.now(UTC).isoformat(timespec=
+    "milliseconds")` says it (the date and time of day formatted once a second)."""
+    now = time.time()
+    second = int(now)
+    if second != _Second.number:
+        _Second.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _Second.number = second
+    return f"{_Second.text}.{int((now - second) * 1000):03d}+00:00"
 
 
 def seal(record: Mapping[str, Any], prev: str) -> tuple[bytes, str]:

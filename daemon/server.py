@@ -18,13 +18,13 @@ import fcntl
 import os
 import signal
 import socket
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import structlog
 from aiohttp import web
 
+from sshkeep.common.auditchain import timestamp
 from sshkeep.common.config import ConfigSource, load_config
 from sshkeep.common.errors import DaemonAlreadyRunning, SshkeepError
 from sshkeep.common.paths import Paths, claim_runtime_dir, ensure_private_dir
@@ -191,7 +191,7 @@ async def listen(runner: web.AppRunner, socket_path: Path, activated: socket.soc
 def _refusal_record(usual: Path, problem: str, using: Path) -> dict[str, object]:
     """The audit line saying that the guessable runtime dir was someone else's and was not used."""
     return {
-        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "ts": timestamp(),
         "event": "runtime_dir_refused",
         "decision": "refused",
         "path": str(usual),

@@ -34,6 +34,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from sshkeep.common import auditchain
+from sshkeep.common.auditchain import timestamp
 from sshkeep.common.keyrecord import SECRET_QUESTION_KINDS, record_keys
 from sshkeep.common.logs import MASK, SECRET_KEYS, mask_text, rotate
 from sshkeep.common.operations import MUTATING, op_for
@@ -536,24 +537,6 @@ def request_id(request: web.Request) -> str:
     """The caller's X-Request-Id when it is sane, else a fresh one."""
     given = request.headers.get("X-Request-Id", "")
     return given if _REQUEST_ID.match(given) else os.urandom(6).hex()
-
-
-class _Second:
-    """The text of the current second, made once a second (see `timestamp`)."""
-
-    number = -1
-    text = ""
-
-
-def timestamp() -> str:
-    """Now in UTC as ISO 8601 with milliseconds, as `datetime.now(UTC).isoformat(timespec=
-    "milliseconds")` says it (the date and time of day formatted once a second)."""
-    now = time.time()
-    second = int(now)
-    if second != _Second.number:
-        _Second.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _Second.number = second
-    return f"{_Second.text}.{int((now - second) * 1000):03d}+00:00"
 
 
 # --- the middleware -----------------------------------------------------------------------------

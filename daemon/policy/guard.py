@@ -17,11 +17,11 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from sshkeep.common.auditchain import timestamp
 from sshkeep.common.config import LoadedConfig
 from sshkeep.common.errors import ApprovalRequired, PolicyRefused, TmuxError
 from sshkeep.common.logs import mask_text
@@ -479,7 +479,7 @@ class Guard:
     async def _write(self, record: dict[str, Any]) -> None:
         if self._writer is None:
             return
-        record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), **record}
+        record = {"ts": timestamp(), **record}
         try:
             await self._writer(record)
         except Exception:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sshkeep.common import auditchain
@@ -81,3 +83,13 @@ def test_a_line_is_compact_json_in_utf8_and_a_lone_surrogate_stays_its_escape(tm
     path.write_bytes(line + odd)
     report = auditchain.verify(path)
     assert report.ok and report.lines == 2, report.text()
+
+
+def test_timestamp_reads_as_datetimes_own_iso_form() -> None:
+    before = datetime.now(UTC)
+    text = auditchain.timestamp()
+    after = datetime.now(UTC)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", text), text
+    assert (
+        before.replace(microsecond=before.microsecond // 1000 * 1000) <= datetime.fromisoformat(text) <= after
+    )
