@@ -11,8 +11,8 @@ and `resolve_paths` follows that record.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from sshkeep.common.rundir import make_private_dir, read_record, record_lock, write_record
 
@@ -20,9 +20,9 @@ from sshkeep.common.rundir import make_private_dir, read_record, record_lock, wr
 _MAX_RUNTIME_DIR = 104 - len("/cm/") - 40 - 17 - 1
 
 
-@dataclass(frozen=True)
-class Paths:
-    """Every path one sshkeep instance uses."""
+class Paths(NamedTuple):
+    """Every path one sshkeep instance uses (a NamedTuple: `dataclasses` and the `inspect` it
+    imports cost `sshkeep status` a quarter of its start-up)."""
 
     home: Path | None
     config_dir: Path
@@ -167,6 +167,6 @@ def claim_runtime_dir(paths: Paths) -> tuple[Paths, str | None]:
 
 def _with_runtime(paths: Paths, runtime_dir: Path) -> Paths:
     default_socket = paths.socket == paths.runtime_dir / "daemon.sock"
-    return replace(
-        paths, runtime_dir=runtime_dir, socket=runtime_dir / "daemon.sock" if default_socket else paths.socket
+    return paths._replace(
+        runtime_dir=runtime_dir, socket=runtime_dir / "daemon.sock" if default_socket else paths.socket
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_HEAD = 64 * 1024
 
@@ -33,8 +33,7 @@ class HttpUnavailable(Exception):
         self.sent = sent
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     headers: dict[str, str]
     body: bytes

@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -115,7 +114,7 @@ def test_configured_runtime_dir_that_is_not_ours_fails_clearly() -> None:
     paths = resolve_paths({"SSHKEEP_HOME": str(tmp_path / "home")})
     assert paths.fallback is None and paths.runtime_dir == link
     with pytest.raises(UnsafeRuntimeDir) as err:
-        claim_runtime_dir(replace(paths))
+        claim_runtime_dir(paths._replace())
     assert str(link) in err.value.message and err.value.status == 403
     assert os.path.islink(link)
     shutil.rmtree(tmp_path)
