@@ -9,7 +9,8 @@ shell) re-points the hooks at the new nonce instead of stacking a second copy.
 History: the first line (it holds no nonce) switches bash's history list off and zsh's
 `hist_ignore_space` on before any line holding the nonce is read; the last line switches bash's
 history back on if it was on. dash and busybox ash cannot switch theirs off: there the first line
-reads the other lines itself (`read` from the tty, so their line editor never sees them). So the
+reads the other lines itself (`read` from the tty, so their line editor never sees them), and so
+does it in bash, where that is faster than readline. So the
 nonce never reaches `~/.bash_history`, `~/.zsh_history`, `~/.ash_history` or an in-memory history
 list, whatever `HISTCONTROL`, `HISTIGNORE` or the user's zsh options say. History expansion (`!`)
 is switched off in bash and zsh: command text is data.
@@ -36,14 +37,22 @@ START_FUNCTION = "__sk_c"
 # Holds no nonce: this line may land in history before history is off. dash and busybox ash
 # have no way to switch their history list off, so there this line reads the lines after it
 # with `read` (from the tty, never through the line editor and its history) and runs each, up to
-# the last. bash and zsh skip the test, and with it a fork of `readlink` per login. Input that is
-# not a tty (a pipe) may be read ahead by the shell: there they are typed as is.
+# the last. bash reads them the same way, for speed: readline takes ~3 ms a line to echo and
+# redraw it (and ~4 KB of echo for the log), `read` a fraction of that. bash's `read` takes all
+# the tty holds in one system call unless it counts characters (`-n`), which makes it read one
+# byte at a time: nothing typed after the last line is swallowed. The lines after the first end
+# in a line feed (`line_ends`): a newline to `read` whatever the tty's mode (a carriage return
+# typed while readline had the tty stays one), accept-line to readline and zle. bash and zsh skip
+# the `readlink` fork. Input that is not a tty (a pipe) may be read ahead by the shell: there the
+# lines are typed as is.
 _HISTORY_OFF = (
     ' [ -n "$BASH_VERSION" ] && { [[ -o history ]] && __sk_ho=1; set +o history; }; '
     '[ -n "$ZSH_VERSION" ] && setopt hist_ignore_space; '
-    '[ -t 0 ] && [ -z "$BASH_VERSION$ZSH_VERSION" ] && case "$(readlink /proc/$$/exe 2>/dev/null)" in '
-    "*/busybox|*/dash) "
-    'while IFS= read -r __sk_l; do eval "$__sk_l"; case "$__sk_l" in " export "*) break;; esac; done; '
+    '[ -t 0 ] && [ -z "$ZSH_VERSION" ] && '
+    'case "${BASH_VERSION:+bash}${BASH_VERSION:-$(readlink /proc/$$/exe 2>/dev/null)}" in '
+    "bash*|*/busybox|*/dash) "
+    'while IFS= read -r ${BASH_VERSION:+-n65536} __sk_l; do eval "$__sk_l"; '
+    'case "$__sk_l" in " export "*) break;; esac; done; '
     "unset __sk_l;; esac; :"
 )
 
@@ -173,6 +182,13 @@ def setup_lines(nonce: str, cwd: str | None = None, seq: int = 0) -> list[str]:
         *cd,
         f" {posix}",
     ]
+
+
+def line_ends(lines: list[str]) -> list[tuple[str, str]]:
+    """Each setup line with the key that ends it: Enter (a carriage return) for the first, which
+    the shell's line editor reads; a line feed for the others, which bash, dash and ash read with
+    `read` from the tty (see `_HISTORY_OFF`)."""
+    return [(line, "\r" if n == 0 else "\n") for n, line in enumerate(lines)]
 
 
 def _single(code: str) -> str:

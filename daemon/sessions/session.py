@@ -27,7 +27,8 @@ from sshkeep.common.terminal import markers as mk
 from sshkeep.common.terminal.commandline import NO_SHELL
 from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
-from sshkeep.common.terminal.shellinit import SHELLS_WITH_HOOKS, restorable, setup_lines
+from sshkeep.common.terminal.shellinit import SHELLS_WITH_HOOKS, line_ends, restorable, setup_lines
+from sshkeep.common.tmux import quote_controls
 from sshkeep.daemon.sessions.lineindex import LineIndex
 from sshkeep.daemon.sessions.loggaps import GapLog, gaps_path
 from sshkeep.daemon.sessions.options import set_line
@@ -727,9 +728,8 @@ class Session:
             return
         parts: list[str] = []
         # A shell that replaced the old one (seq > 0) starts where the old one was: no cd.
-        for line in setup_lines(self.nonce, None if seq else self.restore_cwd, seq):
-            parts.append(f"send-keys -t {self.pane_id} -l -- {quote(line)}")
-            parts.append(f"send-keys -t {self.pane_id} Enter")
+        for line, end in line_ends(setup_lines(self.nonce, None if seq else self.restore_cwd, seq)):
+            parts.append(f"send-keys -t {self.pane_id} -l -- {quote(line)}{quote_controls(end)}")
         await self.send_line(" ; ".join(parts))
 
     # --- command output ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sshkeep.common.terminal.markers import Marker, find_markers
-from sshkeep.common.terminal.shellinit import setup_lines
+from sshkeep.common.terminal.shellinit import line_ends, setup_lines
 
 NONCE = "0123456789abcdef"
 
@@ -253,13 +253,13 @@ def test_a_directory_that_cannot_be_typed_back_is_refused(bad: str) -> None:
         setup_lines(NONCE, bad)
 
 
-def pty_bash(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """Interactive bash on a pty of its own (readline on), no rc files."""
+def pty_bash(tmp_path: Path, shell: str = "bash") -> tuple[subprocess.Popen[bytes], int]:
+    """An interactive shell (bash by default, readline on) on a pty of its own, no rc files."""
     master, slave = os.openpty()
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "xterm", "PS1": "$ "}
     proc = subprocess.Popen(
-        ["bash", "--norc", "--noprofile", "-i"], stdin=slave, stdout=slave, stderr=slave, env=env,
-        cwd=tmp_path, start_new_session=True,
+        SHELL_ARGV[shell], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=tmp_path,
+        start_new_session=True,
     )  # fmt: skip
     os.close(slave)
     return proc, master
@@ -302,6 +302,40 @@ def test_emptying_an_empty_line_rings_no_bell_in_bash(tmp_path: Path) -> None:
         assert b"echo two" in typed and b"\x07" not in typed, out
         markers, _ = find_markers(out, 0, NONCE)
         assert [m.kind for m in markers if m.kind in "CD"] == ["C", "D"], out
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(fd)
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash", "ash"])
+def test_on_a_tty_the_first_line_reads_the_others_and_nothing_after_them(shell: str, tmp_path: Path) -> None:
+    # Typed as the daemon types them, in one write with a command after them: the shell's `read`
+    # takes the lines after the first (no line editor echoes or records them) and stops at the
+    # last, so the command after them still reaches the prompt.
+    proc, fd = pty_bash(tmp_path, shell)
+    tty = PtyReader(fd)
+    try:
+        tty.until(b"$ ")
+        if shell == "bash":
+            os.write(fd, b"HISTCONTROL= HISTIGNORE=; set -o history\r")
+            tty.until(b"$ ")
+        keys = "".join(line + end for line, end in line_ends(setup_lines(NONCE)))
+        os.write(fd, (keys + " echo after-setup\r").encode())
+        out = tty.until(b"after-setup\r\n") + tty.until(b"after-setup\r\n") + tty.until(b"$ ")
+        assert f"133;X;sk={NONCE};sh={shell}".encode() in out, out
+        # Run once, at the first prompt after the X marker (echoed once or, when the keys reach
+        # the tty before the line editor has it, by the tty as well).
+        ran = [line for line in out.split(b"\r\n") if line.endswith(b"after-setup") and b"echo" not in line]
+        assert len(ran) == 1, out
+        kinds = [m.kind for m in find_markers(out, 0, NONCE)[0]]
+        assert [k for k in kinds[kinds.index("X") :] if k != "C"] == ["X", "D", "W", "D", "W"], out
+        if shell == "bash":
+            # readline starts each line it reads with bracketed paste on: it read none of them.
+            assert b"\x1b[?2004h" not in out.split(b"\x1b]133;X;")[0], out
+            os.write(fd, b"history\r")
+            history = tty.until(b"\x1b]133;D;")
+            assert b"echo after-setup" in history and f"__sk_k={NONCE}".encode() not in history, history
     finally:
         proc.kill()
         proc.wait()
