@@ -73,6 +73,13 @@ def typing_keys(pane_id: str, shell: str | None, text: str) -> str:
     return f"send-keys -t {pane_id} -l -- {keys}"
 
 
+def line_ends(lines: list[str]) -> list[tuple[str, str]]:
+    """Each setup line (shellinit.setup_lines) with the key that ends it: Enter for the first,
+    which the shell's line editor reads; a line feed for the others, which bash, dash and ash read
+    with `read` from the tty (see shellinit's `_HISTORY_OFF`)."""
+    return [(line, ENTER if n == 0 else "\n") for n, line in enumerate(lines)]
+
+
 def clear_line_bytes(shell: str | None) -> str:
     """The control characters that empty the shell's input line before a command is typed.
 

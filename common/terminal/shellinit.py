@@ -9,11 +9,11 @@ shell) re-points the hooks at the new nonce instead of stacking a second copy.
 History: the first line (it holds no nonce) switches bash's history list off and zsh's
 `hist_ignore_space` on before any line holding the nonce is read; the last line switches bash's
 history back on if it was on. dash and busybox ash cannot switch theirs off: there the first line
-reads the other lines itself (`read` from the tty, so their line editor never sees them), and so
-does it in bash, where that is faster than readline. So the
-nonce never reaches `~/.bash_history`, `~/.zsh_history`, `~/.ash_history` or an in-memory history
-list, whatever `HISTCONTROL`, `HISTIGNORE` or the user's zsh options say. History expansion (`!`)
-is switched off in bash and zsh: command text is data.
+reads the other lines itself (`read` from the tty, so their line editor never sees them); bash's
+does the same, as that is faster than readline. So the nonce never reaches `~/.bash_history`,
+`~/.zsh_history`, `~/.ash_history` or an in-memory history list, whatever `HISTCONTROL`,
+`HISTIGNORE` or the user's zsh options say. History expansion (`!`) is switched off in bash and
+zsh: command text is data.
 
 A user's `trap … DEBUG` (bash, zsh) would fire for sshkeep's own prompt hooks and print into the
 output of every later command; the prompt hook sets such a trap again, wrapped so that it skips
@@ -41,7 +41,7 @@ START_FUNCTION = "__sk_c"
 # redraw it (and ~4 KB of echo for the log), `read` a fraction of that. bash's `read` takes all
 # the tty holds in one system call unless it counts characters (`-n`), which makes it read one
 # byte at a time: nothing typed after the last line is swallowed. The lines after the first end
-# in a line feed (`line_ends`): a newline to `read` whatever the tty's mode (a carriage return
+# in a line feed (`commandline.line_ends`): a newline to `read` whatever the tty's mode (a carriage return
 # typed while readline had the tty stays one), accept-line to readline and zle. bash and zsh skip
 # the `readlink` fork. Input that is not a tty (a pipe) may be read ahead by the shell: there the
 # lines are typed as is.
@@ -182,13 +182,6 @@ def setup_lines(nonce: str, cwd: str | None = None, seq: int = 0) -> list[str]:
         *cd,
         f" {posix}",
     ]
-
-
-def line_ends(lines: list[str]) -> list[tuple[str, str]]:
-    """Each setup line with the key that ends it: Enter (a carriage return) for the first, which
-    the shell's line editor reads; a line feed for the others, which bash, dash and ash read with
-    `read` from the tty (see `_HISTORY_OFF`)."""
-    return [(line, "\r" if n == 0 else "\n") for n, line in enumerate(lines)]
 
 
 def _single(code: str) -> str:

@@ -24,10 +24,10 @@ from sshkeep.common.models.base import MAIN_TERMINAL, SessionState
 from sshkeep.common.models.sessions import Question, SessionInfo
 from sshkeep.common.terminal import lastwords
 from sshkeep.common.terminal import markers as mk
-from sshkeep.common.terminal.commandline import NO_SHELL
+from sshkeep.common.terminal.commandline import NO_SHELL, line_ends
 from sshkeep.common.terminal.questions import detect_question
 from sshkeep.common.terminal.render import render, split_lines
-from sshkeep.common.terminal.shellinit import SHELLS_WITH_HOOKS, line_ends, restorable, setup_lines
+from sshkeep.common.terminal.shellinit import SHELLS_WITH_HOOKS, restorable, setup_lines
 from sshkeep.common.tmux import quote_controls
 from sshkeep.daemon.sessions.lineindex import LineIndex
 from sshkeep.daemon.sessions.loggaps import GapLog, gaps_path

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from sshkeep.common.terminal.commandline import line_ends
 from sshkeep.common.terminal.markers import Marker, find_markers
-from sshkeep.common.terminal.shellinit import line_ends, setup_lines
+from sshkeep.common.terminal.shellinit import setup_lines
 
 NONCE = "0123456789abcdef"
 
@@ -253,7 +254,7 @@ def test_a_directory_that_cannot_be_typed_back_is_refused(bad: str) -> None:
         setup_lines(NONCE, bad)
 
 
-def pty_bash(tmp_path: Path, shell: str = "bash") -> tuple[subprocess.Popen[bytes], int]:
+def pty_shell(tmp_path: Path, shell: str = "bash") -> tuple[subprocess.Popen[bytes], int]:
     """An interactive shell (bash by default, readline on) on a pty of its own, no rc files."""
     master, slave = os.openpty()
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "xterm", "PS1": "$ "}
@@ -286,7 +287,7 @@ class PtyReader:
 def test_emptying_an_empty_line_rings_no_bell_in_bash(tmp_path: Path) -> None:
     # The keys typed before each command (Ctrl-E Ctrl-U, see clear_line_bytes) ring readline's
     # bell on an empty line: one BEL more through ssh, tmux and the log per command.
-    proc, fd = pty_bash(tmp_path)
+    proc, fd = pty_shell(tmp_path)
     tty = PtyReader(fd)
     try:
         tty.until(b"$ ")
@@ -313,7 +314,7 @@ def test_on_a_tty_the_first_line_reads_the_others_and_nothing_after_them(shell: 
     # Typed as the daemon types them, in one write with a command after them: the shell's `read`
     # takes the lines after the first (no line editor echoes or records them) and stops at the
     # last, so the command after them still reaches the prompt.
-    proc, fd = pty_bash(tmp_path, shell)
+    proc, fd = pty_shell(tmp_path, shell)
     tty = PtyReader(fd)
     try:
         tty.until(b"$ ")
