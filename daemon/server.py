@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import os
 import signal
 import socket
@@ -50,6 +51,8 @@ from sshkeep.daemon.sessions.store import Store
 from sshkeep.daemon.sessions.tmux import Tmux
 
 log = structlog.get_logger(__name__)
+
+YOUNG_GC_THRESHOLD = 10_000  # net container allocations between passes over the youngest objects
 
 
 class Daemon:
@@ -207,6 +210,21 @@ def rotate_own_log(paths: Paths) -> None:
         cap_daemon_log(paths.daemon_log, *load_config(paths.config_file).tunables.daemon_log_rotation)
 
 
+def settle_collector() -> None:
+    """Once serving: what start-up loaded (modules, models, the grammar, resumed sessions) leaves
+    the cyclic collector's sight, and its youngest generation is collected 10,000 net allocations
+    apart instead of 700.
+
+    With the defaults, 50 commands in flight kept 1,000-3,000 live objects (their tasks, contexts,
+    requests) in the youngest generation, each pass took 0.7-1 ms and came every ~30 commands,
+    and a full pass over the start-up objects stalled everything for ~30 ms; most objects die by
+    reference count, so the higher threshold came 2 times in a run of 4,000 commands (the
+    collector's time fell from 150-230 ms to ~5 ms)."""
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, middle, old)
+
+
 async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
     notifier = Notifier.from_env()  # before any child (tmux) could inherit $NOTIFY_SOCKET
     activated = activated_socket(paths.socket)
@@ -229,6 +247,7 @@ async def serve(paths: Paths, ready: asyncio.Event | None = None) -> None:
             await app[AUDIT].write(_refusal_record(usual, refused, paths.runtime_dir))
         await listen(runner, paths.socket, activated)
         log.info("daemon_listening", socket=str(paths.socket), pid=os.getpid(), sessions=len(m.sessions))
+        settle_collector()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
