@@ -45,6 +45,7 @@ import anyio
 import mcp_types as types
 from mcp.server.lowlevel.server import Server
 from mcp.shared.message import SessionMessage
+from pydantic_core import from_json
 
 LINE_LIMIT = 256 * 1024 * 1024  # one JSON-RPC message per line; file contents make long ones
 WRITE_PIECE = 64 * 1024
@@ -165,17 +166,28 @@ class WireIn:
         await self.aclose()
 
 
+_REQUEST_KEYS, _REPLY_KEYS = {"method", "id"}, {"result", "error"}
+
+
 def parse_message(line: bytes) -> types.JSONRPCMessage:
-    """The message a line holds, as the SDK's union of message models makes it (ValidationError
-    when it is none). A line naming an id and a method, and neither a result nor an error, is
-    almost always a request: it is validated as one first, which costs a third of trying the whole
-    union; should it not be one, the union decides. (A line that validates as a request and has
-    no result or error member is one to the union as well; with an error member the union would
-    prefer the error, which is why such lines go to the union.)"""
-    if b'"method"' in line and b'"id"' in line and b'"error"' not in line and b'"result"' not in line:
+    """The message a line holds, as the SDK's union of message models makes it (ValueError when it
+    is none). The line is parsed once; an object with an id and a method and neither a result nor
+    an error member is almost always a request, so it is validated as one first (a third of the
+    cost of trying the whole union); should it not be one, the union decides. (With an error
+    member the union would prefer the error, which is why such objects go to the union.) Its
+    members are looked up, not searched for in the line: a 1 MB file's content is not scanned
+    twice more for `"error"` and `"result"`."""
+    data = from_json(line)
+    if (
+        isinstance(data, dict)
+        and "method" in data
+        and "id" in data
+        and "error" not in data
+        and "result" not in data
+    ):
         with contextlib.suppress(ValueError):
-            return types.JSONRPCRequest.model_validate_json(line)
-    return types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+            return types.JSONRPCRequest.model_validate(data)
+    return types.jsonrpc_message_adapter.validate_python(data, by_name=False)
 
 
 # Where a line that does not parse says its id: before its params (as every client writes it).

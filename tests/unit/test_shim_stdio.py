@@ -172,8 +172,8 @@ def test_a_line_parses_to_the_message_the_sdks_union_makes() -> None:
     import itertools
 
     values: dict[str, list[Any]] = {
-        "jsonrpc": ["2.0", "1.0"],
-        "id": [7, "a", 1.5, True, None],
+        "jsonrpc": ["2.0", "1.0", 2.0],
+        "id": [7, "a", "7", 1.5, 7.0, True, None, 2**70],
         "method": ["tools/call", 3],
         "params": [{"name": "x", "arguments": {"result": 1}}, [], None],
         "result": [{}, 1],
