@@ -165,7 +165,8 @@ class ApiClient:
         body: BaseModel | None = None,
         params: dict[str, str] | None = None,
     ) -> R:
-        data = body.model_dump_json(exclude_none=True).encode() if body is not None else None
+        # Straight to UTF-8 bytes: model_dump_json would make a str of a file's content first.
+        data = body.__pydantic_serializer__.to_json(body, exclude_none=True) if body is not None else None
         target = f"{path}?{urlencode(params)}" if params else path
         try:
             async with asyncio.timeout(self._timeout):
