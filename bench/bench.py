@@ -1044,7 +1044,11 @@ class Bench:
                 f"{ratio:.2f}x HTTP (target <= 2x: {'met' if ratio <= 2 else 'MISSED'}); {how}; "
                 f"{(read.median or 0) / (b1.median or 1):.1f}x a fresh ssh cat"
             )
-            write.note = f"{(write.median or 0) / (b2.median or 1):.1f}x a fresh ssh cat >"
+            wratio = (write.median or 0) / (hwrite.median or 1)
+            write.note = (
+                f"{wratio:.2f}x HTTP (target <= 2x: {'met' if wratio <= 2 else 'MISSED'}); "
+                f"{(write.median or 0) / (b2.median or 1):.1f}x a fresh ssh cat >"
+            )
             hread.note = f"MCP adds {(read.median or 0) - (hread.median or 0):.0f} ms"
             hwrite.note = f"MCP adds {(write.median or 0) - (hwrite.median or 0):.0f} ms"
         finally:
