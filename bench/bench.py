@@ -38,6 +38,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -527,6 +528,51 @@ def ssh_run(sshd: SshServer, remote: str, stdin: bytes | None = None) -> tuple[f
     if done.returncode != 0:
         raise RuntimeError(f"ssh {remote!r} exited {done.returncode}: {done.stderr.decode(errors='replace')}")
     return ms, done.stdout
+
+
+# A process that answers each byte on a Unix socket with itself: the cost of waking one process.
+WAKE_SERVER = """\
+import asyncio, sys
+
+async def main():
+    async def echo(reader, writer):
+        while data := await reader.read(64):
+            writer.write(data)
+
+    server = await asyncio.start_unix_server(echo, sys.argv[1])
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+def wake_round_trips(workdir: Path, rounds: int, idle: float) -> tuple[list[float], list[float]]:
+    """Round trips to a bare asyncio echo server in another process, back to back and `idle`
+    seconds apart (ms): what a process woken from idle costs on this machine, once per hop."""
+    path = workdir / "wake.sock"
+    server = subprocess.Popen([sys.executable, "-c", WAKE_SERVER, str(path)])
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists():
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the wake-up echo server did not start")
+            time.sleep(0.01)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+            out: tuple[list[float], list[float]] = ([], [])
+            for i in range(2 * rounds + 10):
+                gap = idle if i % 2 else 0.0
+                time.sleep(gap)
+                t0 = time.perf_counter()
+                sock.sendall(b"x")
+                if sock.recv(8) != b"x":
+                    raise RuntimeError("the wake-up echo server answered something else")
+                if i >= 10:  # warm-up
+                    out[i % 2].append((time.perf_counter() - t0) * 1000)
+            return out
+    finally:
+        server.kill()
+        server.wait()
 
 
 NOOP_SERVER = """\
@@ -1127,6 +1173,18 @@ class Bench:
                     gwr.skipped, gwr.note = True, "could not install it from PyPI"
                 elif mcpr.median and gwr.median:
                     mcpr.note += f"; {mcpr.median / gwr.median:.2f}x mcp-ssh-gateway"
+            # Each hop of an echo (client, daemon, tmux, ssh, sshd, shell, log writer) wakes a process
+            # that has slept for a round trip: what that costs here, without any of our code.
+            warm, cold = await asyncio.to_thread(wake_round_trips, self.raw.workdir, n, RTT_MS / 1000)
+            name = "  a bare asyncio Unix-socket echo, back to back"
+            wrow = self.table.add(Row(name, samples=warm, p95=True))
+            crow = self.table.add(Row(f"  the same, {RTT_MS:g} ms apart", samples=cold, p95=True))
+            wrow.note = "another process answering each byte: one wake-up each way"
+            if wrow.median and crow.median:
+                crow.note = (
+                    f"+{1000 * (crow.median - wrow.median):.0f} us per round trip after {RTT_MS:g} ms idle: "
+                    "each hop woken from idle pays about half of it"
+                )
             await self.api.close_session(sid)
 
     # --- bulk output -------------------------------------------------------------------------------
