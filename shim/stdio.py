@@ -166,9 +166,6 @@ class WireIn:
         await self.aclose()
 
 
-_REQUEST_KEYS, _REPLY_KEYS = {"method", "id"}, {"result", "error"}
-
-
 def parse_message(line: bytes) -> types.JSONRPCMessage:
     """The message a line holds, as the SDK's union of message models makes it (ValueError when it
     is none). The line is parsed once; an object with an id and a method and neither a result nor
