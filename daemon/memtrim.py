@@ -7,14 +7,17 @@ more RSS from then on, its traced Python memory unchanged (and the 200 sessions 
 benchmark, opened after such transfers, seemed to cost that). `trim_soon` runs `malloc_trim(0)`
 once, a moment after a large request or reply (the app calls it as a reply is prepared) or a
 streamed local copy, in a worker thread, instead of fixing the threshold for the whole process,
-which would map and unmap every large buffer of the output path. Without glibc (macOS, musl) it
-does nothing.
+which would map and unmap every large buffer of the output path. Before the trim, the cyclic
+collector runs once: the daemon spaces its passes far apart (see `daemon/server.py`), and what a
+large transfer left in a reference cycle would otherwise hold its memory until the next one.
+Without glibc (macOS, musl) it does nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 from collections.abc import Callable
 
 import structlog
@@ -65,6 +68,10 @@ async def _trim() -> None:
     fn = _malloc_trim
     if fn is None:
         return
+    # A large body or reply can sit in a reference cycle (a request and its handler's frames, an
+    # error's traceback) until the collector's next pass, which the daemon spaces 10,000
+    # allocations apart: pass now (a few ms over what start-up did not freeze), then trim.
+    gc.collect()
     try:
         await asyncio.to_thread(fn, 0)  # walks every arena: off the event loop
     except Exception as exc:  # never worth failing anything for

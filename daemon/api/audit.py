@@ -575,7 +575,17 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.exception("audit_record_failed", path=request.path)
         else:
             await request.app[AUDIT].write(record)
+    if (request.content_length or 0) >= memtrim.TRIM_AFTER_BYTES:
+        _let_go_of_body(request)
     return resp
+
+
+def _let_go_of_body(request: web.Request) -> None:
+    """Drop the body aiohttp's `read()` cached on a request that is done with it: the keep-alive
+    connection's handler holds its last request until the next one comes (a 30 MB write stayed in
+    the daemon while the client's connection idled), and the memory trim that follows a large
+    request can only return what nothing holds."""
+    request._read_bytes = None
 
 
 async def _unparsed_params(request: web.Request, resp: web.StreamResponse, secret_prompt: bool) -> Any:

@@ -212,10 +212,20 @@ def parse_query(request: web.Request, model: type[M]) -> M:
 _JSON_HEADERS = CIMultiDict({hdrs.CONTENT_TYPE: "application/json; charset=utf-8"})
 
 
+class SentReply(web.Response):
+    """A reply that lets go of its body once it is sent. aiohttp's handler of a keep-alive
+    connection holds its last request and response until the next request comes: a 30 MB
+    read_remote_file reply stayed in the daemon for as long as the client's connection idled."""
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        await super().write_eof(data)
+        self.body = None
+
+
 def reply(model: BaseModel, status: int = 200) -> web.Response:
     # Serialised straight to UTF-8 bytes (model_dump_json would make a str, encoded again here).
     body = model.__pydantic_serializer__.to_json(model)
-    return web.Response(body=body, status=status, headers=_JSON_HEADERS)  # the headers are copied
+    return SentReply(body=body, status=status, headers=_JSON_HEADERS)  # the headers are copied
 
 
 def with_disk_notice(request: web.Request, out: BaseModel) -> BaseModel:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import sys
+import weakref
 
 import pytest
 
@@ -32,6 +34,35 @@ async def test_one_trim_follows_large_transfers_and_none_small_ones(monkeypatch:
             break
         await asyncio.sleep(0.01)
     assert calls == [0, 0]
+
+
+async def test_the_trim_first_collects_cycles_that_hold_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon collects its youngest objects far apart: a large body held in a reference cycle
+    is freed by the trim's own collection, not whenever the collector next runs."""
+
+    class Holder:
+        pass
+
+    calls: list[int] = []
+    monkeypatch.setattr(memtrim, "_malloc_trim", calls.append)
+    monkeypatch.setattr(memtrim, "TRIM_DELAY_SECONDS", 0.01)
+    gc.disable()  # no automatic pass in between: only the trim's may free the cycle
+    try:
+        held = Holder()
+        held.self = held  # type: ignore[attr-defined]
+        held.body = b"x" * 2_000_000  # type: ignore[attr-defined]
+        gone = weakref.ref(held)
+        del held
+        assert gone() is not None
+        memtrim.trim_soon(2_000_000)
+        for _ in range(200):
+            if calls and not memtrim._running:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        gc.enable()
+    assert calls == [0]
+    assert gone() is None
 
 
 def test_glibc_malloc_trim_is_found_where_it_exists() -> None:
