@@ -563,7 +563,8 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not resp.prepared:
         resp.headers["X-Request-Id"] = rid
     # A large request's or reply's buffers go back to the system once it is done (memtrim).
-    memtrim.trim_soon(max(request.content_length or 0, resp.content_length or 0))
+    size = max(request.content_length or 0, resp.content_length or 0)
+    memtrim.trim_soon(size)
     if audited or resp.status == 403:
         try:
             fields, params = _request_fields(request, note, secret_prompt)
@@ -575,17 +576,19 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.exception("audit_record_failed", path=request.path)
         else:
             await request.app[AUDIT].write(record)
-    if (request.content_length or 0) >= memtrim.TRIM_AFTER_BYTES:
-        _let_go_of_body(request)
+    if size >= memtrim.TRIM_AFTER_BYTES:
+        _let_go_of_body(request, note)
     return resp
 
 
-def _let_go_of_body(request: web.Request) -> None:
-    """Drop the body aiohttp's `read()` cached on a request that is done with it: the keep-alive
-    connection's handler holds its last request until the next one comes (a 30 MB write stayed in
-    the daemon while the client's connection idled), and the memory trim that follows a large
-    request can only return what nothing holds."""
+def _let_go_of_body(request: web.Request, note: Note) -> None:
+    """Drop what a request that is answered still holds of a large body: the bytes aiohttp's
+    `read()` cached, and the note's parsed body and reply model. The keep-alive connection's
+    handler holds its last request until the next one comes (a 30 MB write stayed in the daemon
+    while the client's connection idled), and the memory trim that follows a large request can
+    only return what nothing holds."""
     request._read_bytes = None
+    note.body = note.reply = None
 
 
 async def _unparsed_params(request: web.Request, resp: web.StreamResponse, secret_prompt: bool) -> Any:
