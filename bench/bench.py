@@ -1504,7 +1504,8 @@ class Bench:
             busy = sids[: self.plan.concurrency]
             lat: list[float] = []
             # The idle reference, measured here, among the same sessions: one command at a time, one
-            # in each session that will be busy (20 samples gave medians 3.2-4.1 ms from run to run).
+            # in each session that will be busy (it was 20, whose first ones, right after the idle window,
+            # ran coldest).
             quiet = self.table.add(Row(f"  echo, one at a time, among {n} sessions", p95=True))
             for i in range(max(20, len(busy))):
                 req = SendCommandRequest(command=f"echo Q{i}")
