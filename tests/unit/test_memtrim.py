@@ -14,38 +14,43 @@ import pytest
 from sshkeep.daemon import memtrim
 
 
-async def test_one_trim_follows_large_transfers_and_none_small_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    monkeypatch.setattr(memtrim, "_malloc_trim", calls.append)
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The trims run, recorded instead of made, a moment after each large transfer."""
+    made: list[int] = []
+    monkeypatch.setattr(memtrim, "_malloc_trim", made.append)
     monkeypatch.setattr(memtrim, "TRIM_DELAY_SECONDS", 0.01)
+    return made
+
+
+async def _until_trimmed(calls: list[int], n: int) -> None:
+    """Wait (up to 2 s) until `n` trims were made and none is still running."""
+    for _ in range(200):
+        if len(calls) >= n and not memtrim._running:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_one_trim_follows_large_transfers_and_none_small_ones(calls: list[int]) -> None:
     memtrim.trim_soon(memtrim.TRIM_AFTER_BYTES - 1)
     assert memtrim._pending is None
     memtrim.trim_soon(50_000_000)
     memtrim.trim_soon(20_000_000)  # within the delay: the same trim
     assert memtrim._pending is not None
-    for _ in range(200):
-        if calls and not memtrim._running:
-            break
-        await asyncio.sleep(0.01)
+    await _until_trimmed(calls, 1)
     assert calls == [0] and memtrim._pending is None
     memtrim.trim_soon(5_000_000)  # a later transfer gets a trim of its own
-    for _ in range(200):
-        if len(calls) == 2 and not memtrim._running:
-            break
-        await asyncio.sleep(0.01)
+    await _until_trimmed(calls, 2)
     assert calls == [0, 0]
 
 
-async def test_the_trim_first_collects_cycles_that_hold_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_trim_first_collects_cycles_that_hold_memory(calls: list[int]) -> None:
     """The daemon collects its youngest objects far apart: a large body held in a reference cycle
     is freed by the trim's own collection, not whenever the collector next runs."""
 
     class Holder:
         pass
 
-    calls: list[int] = []
-    monkeypatch.setattr(memtrim, "_malloc_trim", calls.append)
-    monkeypatch.setattr(memtrim, "TRIM_DELAY_SECONDS", 0.01)
     gc.disable()  # no automatic pass in between: only the trim's may free the cycle
     try:
         held = Holder()
@@ -55,10 +60,7 @@ async def test_the_trim_first_collects_cycles_that_hold_memory(monkeypatch: pyte
         del held
         assert gone() is not None
         memtrim.trim_soon(2_000_000)
-        for _ in range(200):
-            if calls and not memtrim._running:
-                break
-            await asyncio.sleep(0.01)
+        await _until_trimmed(calls, 1)
     finally:
         gc.enable()
     assert calls == [0]
