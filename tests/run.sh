@@ -115,6 +115,9 @@ say "ruff format --check ."
 say "mypy"
 "$BIN/mypy"
 
+say "mypy --strict bench (the benchmark imports the installed package)"
+"$BIN/mypy" --strict bench
+
 say "pytest -q $*"
 status=0
 "$BIN/python" -m pytest -q "$@" || status=$?
