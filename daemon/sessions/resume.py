@@ -15,7 +15,7 @@ offset. Retries find their command by the caller's request id.
 
 from __future__ import annotations
 
-import json
+from json.encoder import encode_basestring_ascii
 from typing import NamedTuple
 
 import structlog
@@ -78,14 +78,26 @@ class TypedMark(NamedTuple):
     intent: Intent | None = None
 
 
+_INTENT_FIELDS = tuple(Intent.model_fields)
+
+
 def mark_value(seq: int, rec: CommandRecord | None = None) -> str:
-    """The typed mark's value: `seq`, and with `rec` its intent as JSON (see `Intent`)."""
+    """The typed mark's value: `seq`, and with `rec` its intent as JSON (see `Intent`).
+
+    Printable ASCII only (control characters and non-ASCII text as JSON escapes), and no `#`,
+    which only a format could ever take for anything: the value is read back as it was set. The
+    JSON is written member by member as json.dumps writes these values (text through its own
+    ASCII escaper, numbers as their repr): this runs for every command typed, and building an
+    `Intent` to dump it took three times as long."""
     if rec is None:
         return str(seq)
-    # Printable ASCII only (control characters and non-ASCII text as JSON escapes), and no `#`,
-    # which only a format could ever take for anything: the value is read back as it was set.
-    data = json.dumps(Intent.of(rec).model_dump(exclude_none=True), ensure_ascii=True)
-    return f"{seq} " + data.replace("#", "\\u0023")
+    members = []
+    for name in _INTENT_FIELDS:
+        value = getattr(rec, name)
+        if value is not None:
+            text = encode_basestring_ascii(value) if isinstance(value, str) else repr(value)
+            members.append(f'"{name}":{text}')
+    return f"{seq} {{" + ",".join(members).replace("#", "\\u0023") + "}"
 
 
 def typed_mark(pane_id: str, seq: int, rec: CommandRecord | None = None) -> str:

@@ -4,6 +4,8 @@ one is recorded from its typed mark's intent, every other followed."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -97,3 +99,23 @@ def test_typed_mark_values_read_back() -> None:
     assert parse_mark("7") == TypedMark(7)
     assert parse_mark("7 {not json") == TypedMark(7)  # typed all the same; nothing to record
     assert parse_mark("") is None and parse_mark("x 1") is None
+
+
+def test_typed_mark_values_are_the_intents_json() -> None:
+    # Written member by member on the command's path: the same text json.dumps gives for the
+    # Intent (compact), whatever the command holds.
+    commands = [
+        "echo 1",
+        "",
+        'a"b\\c',
+        "tab\tnl\nesc\x1bdel\x7f",
+        "é ü 中 😀 \u2028",
+        "#{pane_id} ##",
+        "\ud800 lone",
+    ]
+    for n, command in enumerate(commands):
+        for request_id in (None, f"req-{n}#x"):
+            for started_at in (1.5, time.time(), 1e-7, 12345678901.0):
+                rec = replace(record(n + 1, request_id=request_id), command=command, started_at=started_at)
+                want = json.dumps(Intent.of(rec).model_dump(exclude_none=True), separators=(",", ":"))
+                assert mark_value(n + 1, rec) == f"{n + 1} " + want.replace("#", "\\u0023")
