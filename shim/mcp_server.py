@@ -119,16 +119,18 @@ def build_server(paths: Paths, client: ApiClient, tools: Tools | None = None) ->
 
 def lean_schemas(server: MCPServer[Any]) -> None:
     """Tool schemas carry what a model needs once: no pydantic titles, output schemas types only."""
-    from sshkeep.shim.tools_base import lean_input, lean_output
+    from sshkeep.common.operations import OPERATIONS
+    from sshkeep.shim.tools_base import lean_input, reply_schema
 
     manager = getattr(server, "_tool_manager", None)
     for tool in manager.list_tools() if manager is not None else []:
         tool.parameters = lean_input(tool.parameters)
         meta = tool.fn_metadata
-        if meta.output_schema is not None:
-            meta.output_schema = lean_output(meta.output_schema)
+        reply = OPERATIONS[tool.name].reply
+        meta.output_schema = reply_schema(reply) if reply is not None else None
         # Every tool returns a CallToolResult whose structured content is the daemon's reply, which
-        # the API client validated into its model already: the SDK need not validate it again.
+        # the API client validated into its model already: the SDK need not validate it again (a
+        # schema without a model is published, not checked).
         meta.output_model = None
         tool.__dict__.pop("output_schema", None)  # a cached_property: recompute from the lean one
 

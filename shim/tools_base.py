@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import structlog
 from mcp.server import MCPServer
@@ -92,7 +94,12 @@ def tool(server: MCPServer[Any], op_id: str) -> Callable[[F], F]:
             raise ValueError(f"tool function {fn.__name__!r} must be named like its operation {op_id!r}")
         assert op.tool is not None
         text = " ".join(inspect.cleandoc(fn.__doc__ or op.summary).split())  # one line, no indents
-        server.tool(name=op_id, description=text, annotations=ANNOTATIONS[op.tool])(fn)
+        # Unstructured to the SDK: it would derive a full output schema from the return annotation
+        # (half of the tools' registration time) only for `lean_schemas` to cut it down to
+        # top-level types; the published one comes from the table instead (`reply_schema`).
+        server.tool(name=op_id, description=text, annotations=ANNOTATIONS[op.tool], structured_output=False)(
+            fn
+        )
         return fn
 
     return register
@@ -550,6 +557,48 @@ def _drop_titles(node: Any) -> Any:
     if isinstance(node, list):
         return [_drop_titles(v) for v in node]
     return node
+
+
+_PLAIN: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
+_SEQUENCES = (list, tuple, set, frozenset)
+
+
+@functools.cache
+def reply_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The published output schema of a tool replying with `model`: what `lean_output` makes of
+    the model's JSON schema, read off the fields' annotations when each is a plain one (no JSON
+    schema generated: ~3 ms a model at start-up), else from the JSON schema itself."""
+    props: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        kind = None if info.alias or info.serialization_alias else _annotation_type(info.annotation)
+        if kind is None:
+            return lean_output(model.model_json_schema())
+        props[name] = kind
+    return {"type": "object", "properties": props}
+
+
+def _annotation_type(annotation: Any) -> dict[str, Any] | None:
+    """`_json_type` of the schema pydantic gives a field of this annotation, for the plain ones
+    (scalars, literals, lists, dicts, models, and unions of them); None for any other."""
+    union = get_origin(annotation) in (Union, UnionType)
+    kinds: list[str] = []
+    for arm in get_args(annotation) if union else (annotation,):
+        origin = get_origin(arm)
+        if arm in _PLAIN:
+            kind = _PLAIN[arm]
+        elif origin is Literal:
+            kind = "string"  # an enum or a const: `_json_type` calls either a string
+        elif origin in _SEQUENCES or arm in _SEQUENCES:
+            kind = "array"
+        elif origin is dict or arm is dict or (isinstance(arm, type) and issubclass(arm, BaseModel)):
+            kind = "object"
+        else:
+            return None
+        if kind not in kinds:
+            kinds.append(kind)
+    if "number" in kinds and "integer" in kinds:
+        kinds.remove("integer")
+    return {"type": kinds[0] if len(kinds) == 1 else kinds}
 
 
 def lean_output(schema: dict[str, Any]) -> dict[str, Any]:

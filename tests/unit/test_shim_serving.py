@@ -11,12 +11,17 @@ from typing import Any
 
 import mcp_types as types
 import pytest
+from mcp.server.mcpserver.utilities.func_metadata import func_metadata
 from opentelemetry import trace
+from pydantic import BaseModel, Field
 
 from sshkeep.common.client import ApiClient
+from sshkeep.common.models.base import Reply
+from sshkeep.common.operations import OPERATIONS
 from sshkeep.common.paths import resolve_paths
 from sshkeep.shim import mcp_server
 from sshkeep.shim.stdio import AHEAD_LIMIT, WireIn, WireOut, sdk_era_loops
+from sshkeep.shim.tools_base import lean_output, reply_schema
 
 
 class _NoWrites(WireOut):
@@ -119,3 +124,37 @@ def test_tools_publish_output_schemas_but_leave_the_reply_to_the_api_client(tmp_
             if kind is not types.InputRequiredResult:
                 assert typing.get_origin(kind) is typing.Annotated, (tool.name, kind)
                 assert typing.get_args(kind)[0] is types.CallToolResult, (tool.name, kind)
+
+
+def test_published_output_schemas_are_what_the_sdk_would_derive_cut_to_top_level_types(
+    tmp_path: Path,
+) -> None:
+    # The SDK is told the tools are unstructured (it would derive a full schema only for the shim to
+    # cut it down): what each tool publishes, from the table's reply model, is that cut-down schema
+    # of what the SDK derives from the tool function's return annotation.
+    tools = _server(tmp_path)._tool_manager.list_tools()
+    for tool in tools:
+        skip = [tool.context_kwarg] if tool.context_kwarg else []
+        derived = func_metadata(tool.fn, skip_names=skip).output_schema
+        assert derived is not None, tool.name
+        assert tool.output_schema == lean_output(derived), tool.name
+
+
+def test_reply_schemas_read_off_annotations_match_the_json_schema() -> None:
+    replies = {op.reply for op in OPERATIONS.values() if op.reply is not None}
+    assert len(replies) > 20
+    for model in replies:
+        assert reply_schema(model) == lean_output(model.model_json_schema()), model.__name__
+
+    class Odd(Reply):  # an annotation the fast path does not know: the JSON schema decides
+        when: typing.Any = None
+        pairs: dict[str, int] = Field(default_factory=dict)
+        maybe: int | float | None = None
+
+    class Aliased(BaseModel):  # the wire name is the alias: the JSON schema decides
+        x: int = Field(0, alias="X")
+
+    assert reply_schema(Odd) == lean_output(Odd.model_json_schema())
+    assert reply_schema(Odd)["properties"]["when"] == {}
+    assert reply_schema(Odd)["properties"]["maybe"] == {"type": ["number", "null"]}
+    assert reply_schema(Aliased) == {"type": "object", "properties": {"X": {"type": "integer"}}}
