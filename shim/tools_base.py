@@ -97,9 +97,10 @@ def tool(server: MCPServer[Any], op_id: str) -> Callable[[F], F]:
         # Unstructured to the SDK: it would derive a full output schema from the return annotation
         # (half of the tools' registration time) only for `lean_schemas` to cut it down to
         # top-level types; the published one comes from the table instead (`reply_schema`).
-        server.tool(name=op_id, description=text, annotations=ANNOTATIONS[op.tool], structured_output=False)(
-            fn
+        add = server.tool(
+            name=op_id, description=text, annotations=ANNOTATIONS[op.tool], structured_output=False
         )
+        add(fn)
         return fn
 
     return register
@@ -570,7 +571,8 @@ def reply_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema generated: ~3 ms a model at start-up), else from the JSON schema itself."""
     props: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        kind = None if info.alias or info.serialization_alias else _annotation_type(info.annotation)
+        renamed = info.alias or info.validation_alias or info.serialization_alias
+        kind = None if renamed else _annotation_type(info.annotation)
         if kind is None:
             return lean_output(model.model_json_schema())
         props[name] = kind
@@ -596,9 +598,7 @@ def _annotation_type(annotation: Any) -> dict[str, Any] | None:
             return None
         if kind not in kinds:
             kinds.append(kind)
-    if "number" in kinds and "integer" in kinds:
-        kinds.remove("integer")
-    return {"type": kinds[0] if len(kinds) == 1 else kinds}
+    return _one_type(kinds)
 
 
 def lean_output(schema: dict[str, Any]) -> dict[str, Any]:
@@ -621,8 +621,13 @@ def _json_type(prop: dict[str, Any]) -> dict[str, Any]:
             kind = str(branch.get("type", ""))
         if kind and kind not in types:
             types.append(kind)
-    if not types:
+    return _one_type(types)
+
+
+def _one_type(kinds: list[str]) -> dict[str, Any]:
+    """The `type` of a property that may be any of `kinds` (JSON types, in order, no repeats)."""
+    if not kinds:
         return {}
-    if "number" in types and "integer" in types:
-        types.remove("integer")
-    return {"type": types[0] if len(types) == 1 else types}
+    if "number" in kinds and "integer" in kinds:
+        kinds = [k for k in kinds if k != "integer"]
+    return {"type": kinds[0] if len(kinds) == 1 else kinds}
