@@ -97,7 +97,6 @@ class Row:
     name: str
     samples: list[float] = field(default_factory=list)  # milliseconds, or the unit below
     unit: str = "ms"
-    p95: bool = False
     note: str = ""
     skipped: bool = False
     value: float | None = None  # a single number instead of samples (RSS, throughput)
@@ -131,7 +130,8 @@ class Table:
                 lines.append((r.name, "skipped", "", "", r.note))
                 continue
             med = r.median
-            p95 = f"{pct(r.samples, 0.95):.1f}" if r.p95 and len(r.samples) >= 5 else ""
+            # Under five samples a 95th percentile is the maximum: not shown (the JSON has it).
+            p95 = f"{pct(r.samples, 0.95):.1f}" if len(r.samples) >= 5 else ""
             n = str(len(r.samples)) if r.samples else ""
             lines.append((r.name, f"{med:.1f} {r.unit}" if med is not None else "-", p95, n, r.note))
         widths = [max(len(line[i]) for line in lines) for i in range(4)]
@@ -767,12 +767,12 @@ class Bench:
     async def echo_rounds(self, mcp: Client, gateway: GatewayEcho | None, pty: Any) -> None:
         n = self.plan.echo_rounds
         log(f"echo: {n} interleaved rounds of bare pty / raw spawn / raw control / HTTP / MCP / gateway")
-        bare = self.table.add(Row("bare pty round trip (ssh -tt, logged in)", p95=True))
-        spawn = self.table.add(Row("raw floor: send-keys process + pipe-pane", p95=True))
-        control = self.table.add(Row("raw floor: tmux -C control client + pipe-pane", p95=True))
-        http = self.table.add(Row("echo via HTTP (ApiClient.send_command)", p95=True))
-        mcpr = self.table.add(Row("echo via MCP (call_tool send_command)", p95=True))
-        gw = self.table.add(Row("mcp-ssh-gateway echo via MCP (call_tool run)", p95=True))
+        bare = self.table.add(Row("bare pty round trip (ssh -tt, logged in)"))
+        spawn = self.table.add(Row("raw floor: send-keys process + pipe-pane"))
+        control = self.table.add(Row("raw floor: tmux -C control client + pipe-pane"))
+        http = self.table.add(Row("echo via HTTP (ApiClient.send_command)"))
+        mcpr = self.table.add(Row("echo via MCP (call_tool send_command)"))
+        gw = self.table.add(Row("mcp-ssh-gateway echo via MCP (call_tool run)"))
         counter = 0
 
         async def http_echo() -> float:
@@ -844,7 +844,7 @@ class Bench:
 
         lines = [line for line, _ in TABLE]
         raw = classify.__wrapped__  # the daemon caches by line; measure the cold cost
-        row = self.table.add(Row(f"classify one command line ({len(lines)} lines, uncached)", p95=True))
+        row = self.table.add(Row(f"classify one command line ({len(lines)} lines, uncached)"))
         for _ in range(10):
             for line in lines:
                 t0 = time.perf_counter()
@@ -858,10 +858,10 @@ class Bench:
     async def overheads(self, mcp: Client) -> None:
         """Round trips that do no ssh work, interleaved: where the time goes outside the terminal."""
         n = self.plan.echo_rounds
-        health = self.table.add(Row("HTTP round trip: GET /v1/health", p95=True))
-        lst = self.table.add(Row("HTTP round trip: GET /v1/sessions", p95=True))
-        mlst = self.table.add(Row("MCP round trip: call_tool list_sessions", p95=True))
-        noop = self.table.add(Row("MCP SDK floor: no-op tool over stdio, no sshkeep", p95=True))
+        health = self.table.add(Row("HTTP round trip: GET /v1/health"))
+        lst = self.table.add(Row("HTTP round trip: GET /v1/sessions"))
+        mlst = self.table.add(Row("MCP round trip: call_tool list_sessions"))
+        noop = self.table.add(Row("MCP SDK floor: no-op tool over stdio, no sshkeep"))
         script = self.raw.workdir / "noop_mcp_server.py"
         script.write_text(NOOP_SERVER)
         params = StdioServerParameters(command=sys.executable, args=[str(script)])
@@ -886,7 +886,7 @@ class Bench:
         noop.note = "the mcp SDK's own stdio round trip (structured output)"
 
     async def open_sessions(self) -> None:
-        row = self.table.add(Row("open_session (bash, key auth) via HTTP", p95=False))
+        row = self.table.add(Row("open_session (bash, key auth) via HTTP"))
         log(f"open_session x{self.plan.opens}")
         for _ in range(self.plan.opens):
             ms, info = await timed(lambda: self.api.open_session(OpenSessionRequest(host="bash")))
@@ -901,7 +901,7 @@ class Bench:
     async def terminals_and_jobs(self) -> None:
         """A terminal in the existing session (its ControlMaster: no login) against a new session,
         then 20 idle jobs in one session: what they cost the daemon at rest."""
-        row = self.table.add(Row("open_terminal in an existing session via HTTP", p95=True))
+        row = self.table.add(Row("open_terminal in an existing session via HTTP"))
         n = max(5, self.plan.opens * 3)
         log(f"open_terminal x{n}")
         for _ in range(n):
@@ -1007,7 +1007,7 @@ class Bench:
             )
         )
         self.table.add(Row(f"{mb} MB output: daemon CPU per MB", unit="ms/MB", value=cpu / mb * 1000))
-        health = self.table.add(Row(f"health while wait_for scans {mb} MB (since=0)", p95=True))
+        health = self.table.add(Row(f"health while wait_for scans {mb} MB (since=0)"))
         wait = asyncio.create_task(
             self.api.wait_for(sid, WaitForRequest(pattern=r"NEVER\d", since=0, timeout=8))
         )
@@ -1022,7 +1022,7 @@ class Bench:
         await self.api.close_session(sid)
 
     async def files(self, mcp: Client) -> None:
-        row = self.table.add(Row("exec_command `echo` via MCP (side channel, no tty)", p95=True))
+        row = self.table.add(Row("exec_command `echo` via MCP (side channel, no tty)"))
         for i in range(self.plan.echo_rounds // 2 + 2):
             ms, res = await timed(
                 lambda i=i: mcp.call_tool(  # type: ignore[misc]
@@ -1136,7 +1136,7 @@ class Bench:
                     params = gateway_params(gateway_script, self.sshd, workdir, port=path.port)
                     client = await stack.enter_async_context(Client(params, read_timeout_seconds=120))
                     gw = GatewayEcho(client)
-                rows = [self.table.add(Row(f"{RTT_MS:g} ms RTT: {name}", p95=True)) for name in names]
+                rows = [self.table.add(Row(f"{RTT_MS:g} ms RTT: {name}")) for name in names]
                 bare, http, mcpr, gwr = rows
                 counter = 0
 
@@ -1180,8 +1180,8 @@ class Bench:
             # that has slept for a round trip: what that costs here, without any of our code.
             warm, cold = await asyncio.to_thread(wake_round_trips, self.raw.workdir, n, RTT_MS / 1000)
             name = "  a bare asyncio Unix-socket echo, back to back"
-            wrow = self.table.add(Row(name, samples=warm, p95=True))
-            crow = self.table.add(Row(f"  the same, {RTT_MS:g} ms apart", samples=cold, p95=True))
+            wrow = self.table.add(Row(name, samples=warm))
+            crow = self.table.add(Row(f"  the same, {RTT_MS:g} ms apart", samples=cold))
             wrow.note = "another process answering each byte: one wake-up each way"
             if wrow.median and crow.median:
                 crow.note = (
@@ -1480,7 +1480,7 @@ class Bench:
             t0 = time.perf_counter()
             opens = await asyncio.gather(*(open_one() for _ in range(n)))
             wall_open = time.perf_counter() - t0
-            self.table.add(Row(f"open {n} sessions, 10 at a time: each", samples=list(opens), p95=True,
+            self.table.add(Row(f"open {n} sessions, 10 at a time: each", samples=list(opens),
                                note=f"all {n} in {wall_open:.1f} s"))  # fmt: skip
             tmux_pid = self.tmux_pid()
             await asyncio.sleep(2)  # let the logins' after-effects settle
@@ -1509,7 +1509,7 @@ class Bench:
             # The idle reference, measured here, among the same sessions: one command at a time, one
             # in each session that will be busy (it was 20, whose first ones, right after the idle window,
             # ran coldest).
-            quiet = self.table.add(Row(f"  echo, one at a time, among {n} sessions", p95=True))
+            quiet = self.table.add(Row(f"  echo, one at a time, among {n} sessions"))
             for i in range(max(20, len(busy))):
                 req = SendCommandRequest(command=f"echo Q{i}")
                 ms, r = await timed(lambda i=i, req=req: self.api.send_command(busy[i % len(busy)], req))  # type: ignore[misc]
@@ -1540,7 +1540,7 @@ class Bench:
             tcpu = (cpu_seconds(tmux_pid) - t0c) if tmux_pid else float("nan")
             mbusy = machine_busy() - busy0
             row = self.table.add(Row(f"echo under load: {len(busy)} concurrent commands, {k} each",
-                                     samples=lat, p95=True))  # fmt: skip
+                                     samples=lat))  # fmt: skip
             idle_p50 = quiet.median or float("nan")
             ratio = (row.median or 0) / idle_p50
             bound = len(busy) / (len(lat) / wall) * 1000  # Little's law: concurrency / throughput
@@ -1570,13 +1570,13 @@ class Bench:
         script = self.raw.workdir / "noop_mcp_server.py"
         script.write_text(NOOP_SERVER)
         rows = {
-            "py": self.table.add(Row("`python -c pass`", p95=True)),
-            "help": self.table.add(Row("`sshkeep --help`", p95=True)),
-            "status": self.table.add(Row("`sshkeep status` (daemon running)", p95=True)),
-            "bare": self.table.add(Row("initialize: a bare MCPServer (mcp SDK, one tool)", p95=True)),
-            "shim": self.table.add(Row("initialize: `sshkeep mcp`", p95=True)),
-            "bare_list": self.table.add(Row("  initialize + tools/list: the bare MCPServer", p95=True)),
-            "shim_list": self.table.add(Row("  initialize + tools/list: `sshkeep mcp`", p95=True)),
+            "py": self.table.add(Row("`python -c pass`")),
+            "help": self.table.add(Row("`sshkeep --help`")),
+            "status": self.table.add(Row("`sshkeep status` (daemon running)")),
+            "bare": self.table.add(Row("initialize: a bare MCPServer (mcp SDK, one tool)")),
+            "shim": self.table.add(Row("initialize: `sshkeep mcp`")),
+            "bare_list": self.table.add(Row("  initialize + tools/list: the bare MCPServer")),
+            "shim_list": self.table.add(Row("  initialize + tools/list: `sshkeep mcp`")),
         }
         py = sys.executable
         for i in range(n + 1):
@@ -1605,9 +1605,9 @@ class Bench:
         """open_session through a shim that found no daemon (started it) vs a fresh `ssh host true`."""
         n = self.plan.opens
         log(f"first open_session with the daemon's auto-start x{n}")
-        first = self.table.add(Row("first open_session via MCP, daemon auto-started by the shim", p95=False))
-        later = self.table.add(Row("  a later open_session via MCP", p95=False))
-        base = self.table.add(Row("  baseline: fresh `ssh host true`", p95=False))
+        first = self.table.add(Row("first open_session via MCP, daemon auto-started by the shim"))
+        later = self.table.add(Row("  a later open_session via MCP"))
+        base = self.table.add(Row("  baseline: fresh `ssh host true`"))
         inst = new_instance({"bash": dict(self.sshd.connection("bash"))})
         try:
             for _ in range(n):
@@ -1679,9 +1679,9 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     else:
         plan = Plan(
-            echo_rounds=60, opens=5, big_runs=3, file_runs=5, sessions=args.sessions or 200,
+            echo_rounds=60, opens=5, big_runs=5, file_runs=5, sessions=args.sessions or 200,
             commands_per_session=10, concurrency=min(50, args.sessions or 200), rtt_rounds=30, bulk_mb=100,
-            bulk_runs=3, sftp_mb=50, sftp_runs=9, idle_seconds=60, startup_rounds=10, flood_mb=200,
+            bulk_runs=5, sftp_mb=50, sftp_runs=9, idle_seconds=60, startup_rounds=10, flood_mb=200,
         )  # fmt: skip
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
     if only - set(SECTIONS):
