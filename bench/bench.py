@@ -1575,8 +1575,8 @@ class Bench:
                 f"tmux server {tcpu / wall:.0%}, "
                 f"machine {mbusy / wall / (os.cpu_count() or 1):.0%} of {os.cpu_count()} cores"
             )
-            per = sorted(spent.items(), key=lambda kv: -kv[1])
-            note = ", ".join(f"{name} {1000 * v / len(lat):.2f}" for name, v in per if v > 0)
+            per = sorted(((name, 1000 * v / len(lat)) for name, v in spent.items()), key=lambda kv: -kv[1])
+            note = ", ".join(f"{name} {ms:.2f}" for name, ms in per if ms >= 0.005)  # shown as 0.01+
             total = sum(spent.values()) * 1000 / len(lat)
             self.table.add(Row("  CPU per command under load, by process", unit="ms", value=total, note=note))
         finally:
