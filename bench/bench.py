@@ -718,6 +718,7 @@ class Bench:
         self.sshd_dir = sshd_dir
         self.only = only
         self.gateway_script: Path | None = None
+        self.gateway: GatewayEcho | None = None
 
     async def run(self) -> Table:
         want = self.only
@@ -731,7 +732,7 @@ class Bench:
             self.sid = info.session_id
             async with contextlib.AsyncExitStack() as stack:
                 mcp = await stack.enter_async_context(Client(mcp_params(self.inst), read_timeout_seconds=120))
-                gateway = await self.start_gateway(stack)
+                gateway = self.gateway = await self.start_gateway(stack)
                 pty = stack.enter_context(bare_pty(self.sshd, [a for a in ssh_base(self.sshd) if a != "-T"]))
                 if "echo" in want:
                     await self.echo_rounds(mcp, gateway, pty)
@@ -1225,6 +1226,7 @@ class Bench:
         row = self.table.add(Row(f"{mb} MB through send_command until completed", unit="ms"))
         pane = self.table.add(Row("  the same in a bare tmux pane (pipe-pane log, no daemon)"))
         pty_row = self.table.add(Row("  the same over ssh -tt (no tmux)"))
+        gw_row = self.table.add(Row("  the same via mcp-ssh-gateway (call_tool run until completed)"))
         cpu_row = self.table.add(Row("  daemon CPU per MB of output", unit="ms"))
         cpu_tmux = self.table.add(Row("  tmux server CPU per MB of output", unit="ms"))
         tmux_pid = self.tmux_pid()
@@ -1253,8 +1255,13 @@ class Bench:
                 v = await asyncio.to_thread(pty.bulk, command, 300)
                 if v is not None:
                     pty_row.samples.append(v)
+                if self.gateway is not None:
+                    gw_row.samples.append(await self.gateway.bulk(command))
         ratio = (row.median or 0) / (pane.median or 1)
         row.note = f"{ratio:.2f}x the bare tmux pane (target <= 1.2x: {'met' if ratio <= 1.2 else 'MISSED'})"
+        if gw_row.median:
+            row.note += f"; {(row.median or 0) / gw_row.median:.2f}x mcp-ssh-gateway"
+            gw_row.note = "peer: a first page of its output when the command ends, as send_command's"
         per_mb = (cpu_row.median or 0) / 1000
         cpu_row.note = f"{per_mb:.4f} s/MB (target <= 0.01 s/MB: {'met' if per_mb <= 0.01 else 'MISSED'})"
         self.table.add(Row("  daemon RSS after the bulk output", unit="MB", value=rss_peak / 1024))
