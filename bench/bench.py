@@ -70,7 +70,7 @@ from sshkeep.daemon.files.sftp import FXF_CREAT, FXF_READ, FXF_TRUNC, FXF_WRITE,
 from sshkeep.daemon.files.sidechannel import side_argv  # noqa: E402
 from tests import delayed  # noqa: E402
 from tests.instance import Instance, new_instance  # noqa: E402
-from tests.sshd import SshServer, environment_problem, start_sshd  # noqa: E402
+from tests.sshd import SshServer, descendants, environment_problem, start_sshd  # noqa: E402
 
 SECTIONS = ("echo", "rtt", "open", "startup", "output", "files", "scale")
 RTT_MS = 50.0
@@ -450,6 +450,19 @@ def machine_busy() -> float:
     ticks = [int(x) for x in first[1:]]
     idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
     return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def pss_uss_kb(pid: int) -> tuple[int, int] | None:
+    """(PSS, USS) of `pid` in kB: its fair share of the pages it maps, and the pages only it maps."""
+    got: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("Pss", "Private_Clean", "Private_Dirty"):
+                got[key] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return got.get("Pss", 0), got.get("Private_Clean", 0) + got.get("Private_Dirty", 0)
 
 
 def rss_kb(pid: int) -> int | None:
@@ -1492,6 +1505,31 @@ class Bench:
         out = self.inst.tmux("display-message", "-p", "#{pid}").stdout.strip()
         return int(out) if out.isdigit() else None
 
+    def session_processes(self, tmux_pid: int, n: int) -> None:
+        """What the processes each session adds under the tmux server take: its pane's ssh client
+        and its log writer (PSS: each one's share of pages mapped by several, so they add up)."""
+        kinds: dict[str, list[tuple[int, int]]] = {"ssh clients": [], "log writers": []}
+        for pid in descendants(tmux_pid):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            kind = (
+                "log writers"
+                if any(a.endswith(b"logwriter.py") for a in argv)
+                else "ssh clients"
+                if os.path.basename(argv[0]) == b"ssh"
+                else None
+            )
+            mem = pss_uss_kb(pid) if kind is not None else None
+            if kind is not None and mem is not None:
+                kinds[kind].append(mem)
+        for kind, mems in kinds.items():
+            if mems:
+                pss, uss = sum(m[0] for m in mems) / 1024, statistics.median(m[1] for m in mems) / 1024
+                note = f"{len(mems)} processes, PSS summed; each {uss:.1f} MB of its own (USS, median)"
+                self.table.add(Row(f"  {kind}, {n} sessions", unit="MB", value=pss, note=note))
+
     async def scale(self, rss0: int | None) -> None:
         """Many sessions in one daemon: open them 10 at a time, memory, idle CPU, echo under load."""
         n = self.plan.sessions
@@ -1522,6 +1560,7 @@ class Bench:
             if tmux_pid is not None:
                 trss = (rss_kb(tmux_pid) or 0) / 1024
                 self.table.add(Row(f"tmux server RSS, {n} sessions", unit="MB", value=trss))
+                self.session_processes(tmux_pid, n)
             window = self.plan.idle_seconds
             c0, t0c = cpu_seconds(self.daemon_pid), cpu_seconds(tmux_pid) if tmux_pid else 0.0
             await asyncio.sleep(window)
