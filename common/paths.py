@@ -61,6 +61,11 @@ class Paths(NamedTuple):
         return self.runtime_dir / "cm"
 
     @property
+    def writer_socket(self) -> Path:
+        """Where the log writers' host listens (daemon/sessions/writerhost.py)."""
+        return self.runtime_dir / "lw.sock"
+
+    @property
     def tmux_args(self) -> list[str]:
         """Arguments that select our private tmux server (never the user's default one)."""
         if self.home is None:

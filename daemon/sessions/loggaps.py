@@ -23,10 +23,19 @@ def gaps_path(log_path: Path) -> Path:
     return log_path.with_suffix(".gaps")
 
 
-def pipe_command(log_path: Path) -> str:
-    """The shell command tmux's pipe-pane runs for this log (in place of `cat >> log`)."""
+def pipe_command(log_path: Path, host: Path | None = None) -> str:
+    """The shell command tmux's pipe-pane runs for this log (in place of `cat >> log`); with
+    `host`, the writer first hands the pane's output to the writer host listening there."""
     words = [sys.executable, "-I", "-S", str(WRITER), str(log_path), str(gaps_path(log_path))]
+    if host is not None:
+        words.append(str(host))
     return "exec " + " ".join(shlex.quote(w) for w in words)
+
+
+def host_command(host: Path) -> str:
+    """The shell command that runs the writer host on the socket `host` (see writerhost.py)."""
+    words = [sys.executable, "-I", "-S", str(WRITER), "--host", str(host)]
+    return "exec " + " ".join(shlex.quote(w) for w in words) + " </dev/null >/dev/null 2>&1"
 
 
 @dataclass

@@ -21,6 +21,7 @@ It runs by path with `-I -S` (standard library only): a few MB per pane, no pack
 
 from __future__ import annotations
 
+import _socket
 import ctypes
 import errno
 import os
@@ -321,8 +322,146 @@ def run(log_path: str, gaps_path: str) -> int:
     return 0
 
 
+# --- the writer host: one Python for every pane's writer ------------------------------------------
+#
+# A writer started by itself is a whole interpreter: ~4 MB of memory of its own per pane. The host
+# is one writer process per tmux server (started by the daemon, living with tmux), that forks a
+# child per pane instead: the children share the interpreter's pages with it, ~0.7 MB each of their
+# own. The process tmux starts for a pane hands its input (tmux's end of the pipe) to the host over
+# a Unix socket and exits; tmux keeps the pipe as long as anyone holds it. Any doubt — no host, a
+# socket that is not ours, another version of this file, no answer — and it writes the log itself,
+# as before. A pane's input is written by exactly one process: the child starts only once the
+# process that handed it over says so, and that one writes itself only if it never said so.
+
+VERSION = str(os.stat(__file__).st_mtime_ns) + ":" + str(os.stat(__file__).st_size)
+HANDOFF_TIMEOUT = 5.0  # seconds the pane's process waits for the host's child to be ready
+_READY, _GO, _NO = b"R", b"G", b"N"
+
+
+def _ours(st: os.stat_result) -> bool:
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def _peer_uid(sock: _socket.socket) -> int:
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # pid, uid, gid
+    return int.from_bytes(creds[4:8], sys.byteorder)
+
+
+def handoff(host: str, log_path: str, gaps_path: str) -> bool:
+    """Hand this process's input to the host's child for this log: True once that child writes it."""
+    try:
+        if not (_ours(os.stat(os.path.dirname(host) or ".")) and _ours(os.lstat(host))):
+            return False  # a directory or socket someone else could have put there
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    except OSError:
+        return False
+    try:
+        sock.settimeout(HANDOFF_TIMEOUT)
+        sock.connect(host)
+        if _peer_uid(sock) != os.getuid():
+            return False
+        message = "\0".join((VERSION, log_path, gaps_path)).encode("utf-8", "surrogateescape")
+        fds = (0).to_bytes(4, sys.byteorder)
+        sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        if sock.recv(1) != _READY:
+            return False
+        sock.sendall(_GO)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def serve(host: str) -> int:
+    """The host: accept handed-over inputs on `host` and fork a writer for each, until killed."""
+    import fcntl
+    import gc
+    import signal
+    import socket  # the host's imports are shared with its children: socket's `accept` is fine here
+
+    lock = os.open(host + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # a host is running already
+    try:  # noqa: SIM105 - contextlib would add its imports to every writer's memory
+        os.unlink(host)
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_mask = os.umask(0o177)
+    try:
+        listener.bind(host)
+    finally:
+        os.umask(old_mask)
+    listener.listen(64)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    gc.collect()
+    gc.freeze()  # what the children share stays shared: the collector does not touch it
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except InterruptedError:
+            continue
+        except OSError:
+            time.sleep(0.1)
+            continue
+        fds: list[int] = []
+        try:
+            conn.settimeout(HANDOFF_TIMEOUT)
+            if _peer_uid(conn) != os.getuid():
+                continue
+            data, ancillary, _flags, _addr = conn.recvmsg(8192, _socket.CMSG_SPACE(4))
+            for level, kind, payload in ancillary:
+                if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                    fds += [
+                        int.from_bytes(payload[i : i + 4], sys.byteorder)
+                        for i in range(0, len(payload) // 4 * 4, 4)
+                    ]
+            parts = data.decode("utf-8", "surrogateescape").split("\0")
+            if len(parts) != 3 or len(fds) != 1:
+                continue
+            if parts[0] != VERSION:
+                conn.sendall(_NO)
+                return 0  # a newer writer asks: this host is stale, the daemon starts another
+            if os.fork() == 0:  # the child: this pane's writer, never back in this loop
+                code = 1
+                try:
+                    os.close(lock)
+                    listener.close()
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    code = _child(conn, fds[0], parts[1], parts[2])
+                finally:
+                    os._exit(code)
+        except OSError:
+            pass
+        finally:
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+
+
+def _child(conn: _socket.socket, fd: int, log_path: str, gaps_path: str) -> int:
+    try:
+        conn.sendall(_READY)
+        if conn.recv(1) != _GO:
+            return 0  # the pane's process writes the log itself
+    except OSError:
+        return 0
+    finally:
+        conn.close()
+    os.dup2(fd, 0)
+    os.close(fd)
+    return run(log_path, gaps_path)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.stderr.write("usage: logwriter.py LOG GAPS\n")
+    if len(sys.argv) == 3 and sys.argv[1] == "--host":
+        sys.exit(serve(sys.argv[2]))
+    if len(sys.argv) not in (3, 4):
+        sys.stderr.write("usage: logwriter.py LOG GAPS [HOST] | logwriter.py --host HOST\n")
         sys.exit(2)
+    if len(sys.argv) == 4 and handoff(sys.argv[3], sys.argv[1], sys.argv[2]):
+        sys.exit(0)
     sys.exit(run(sys.argv[1], sys.argv[2]))

@@ -55,6 +55,7 @@ from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.terminals import OPT as TERMINAL_OPT
 from sshkeep.daemon.sessions.terminals import JobHooks, NoJobs, Terminals
 from sshkeep.daemon.sessions.tmux import Tmux, quote
+from sshkeep.daemon.sessions.writerhost import WriterHost
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +94,7 @@ class SessionManager:
         self.tmux = tmux
         self.store = store
         self.auth = auth
+        self.writers = WriterHost(tmux, paths.writer_socket)
         self.sessions: dict[str, Session] = {}
         self.terminals = Terminals(self)
         # The jobs (daemon/sessions/jobs.py), plugged in by the composition root.
@@ -330,7 +332,9 @@ class SessionManager:
             log.warning("log_pipe_gap_unrecorded", session=s.key, error=str(exc))
             return
         try:
-            await self.tmux.command(f"pipe-pane -O -t {s.pane_id} {quote(pipe_command(s.log_path))}")
+            await self.writers.ensure()
+            line = f"pipe-pane -O -t {s.pane_id} {quote(pipe_command(s.log_path, self.writers.path))}"
+            await self.tmux.command(line)
         except TmuxError as exc:
             log.warning("log_pipe_reattach_failed", session=s.key, error=exc.message)
             return
@@ -461,10 +465,11 @@ class SessionManager:
 
         Sent through the control client (no tmux process to spawn: a few ms of every open); the
         pane's environment is the server's plus the `-e` words, as from a tmux process of ours."""
+        await self.writers.ensure()
         words = [
             "new-session", "-d", "-s", sid, "-x", "200", "-y", "50", "-P", "-F", "#{pane_id}",
             "-e", f"SSHKEEP_SESSION={sid}", *env_args, "--", *argv,
-            ";", "pipe-pane", "-O", "-t", f"={sid}:", pipe_command(log_path),
+            ";", "pipe-pane", "-O", "-t", f"={sid}:", pipe_command(log_path, self.writers.path),
             *SessionOptions(
                 id=sid, nonce=nonce, target=req.host, conn=conn.name if conn else None, created=created,
                 argv=argv,

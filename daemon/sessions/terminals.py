@@ -43,6 +43,7 @@ from sshkeep.daemon.sessions.resume import TypedMark, resume, typed_mark
 from sshkeep.daemon.sessions.session import Session, terminal_key
 from sshkeep.daemon.sessions.store import CommandRecord, Store
 from sshkeep.daemon.sessions.tmux import Tmux, pane_exit_status, quote
+from sshkeep.daemon.sessions.writerhost import WriterHost
 
 log = structlog.get_logger(__name__)
 
@@ -146,6 +147,8 @@ class Engine(Protocol):
     def sessions(self) -> dict[str, Session]: ...
     @property
     def jobs(self) -> JobHooks: ...
+    @property
+    def writers(self) -> WriterHost: ...
 
     def get(self, sid: str) -> Session: ...
 
@@ -259,10 +262,11 @@ class Terminals:
         # One tmux invocation: the new pane is the current one for the commands after new-window,
         # so pipe-pane is attached before tmux reads anything ssh prints; last-window gives the
         # people watching the session the window they had.
+        await self.m.writers.ensure()
         out = await self.m.tmux.run(
             "new-window", "-t", f"={sid}:", "-n", name, "-P", "-F", "#{pane_id}",
             "-e", f"SSHKEEP_SESSION={sid}", "-e", f"SSHKEEP_TERMINAL={name}", "--", *argv,
-            ";", "pipe-pane", "-O", pipe_command(log_path),
+            ";", "pipe-pane", "-O", pipe_command(log_path, self.m.writers.path),
             ";", "set-option", "-p", OPT, name,
             ";", "set-option", "-p", f"{OPT}_nonce", nonce,
             ";", "set-option", "-p", f"{OPT}_created", f"{created:.3f}",

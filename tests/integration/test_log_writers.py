@@ -1,0 +1,79 @@
+"""Every pane's log writer is a child of one writer host living with the tmux server: a pane's
+writer costs a fraction of an interpreter's memory, output stays exact, and the host outlives the
+daemon (a restarted daemon's new sessions are served by the same host)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
+from tests.instance import Instance
+from tests.support import eventually
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def ppid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rfind(")") + 2 :].split()[1])
+
+
+def processes() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def hosts(inst: Instance) -> list[int]:
+    """The host: its children (the writers) were forked from it and show the same command line."""
+    sock = str(inst.paths.writer_socket)
+    matched = [p for p in processes() if cmdline(p)[-2:] == ["--host", sock]]
+    return [p for p in matched if ppid(p) not in matched]
+
+
+def writers_by_itself(inst: Instance) -> list[int]:
+    """Writers that kept their input (no host took it): their command line names a log of ours."""
+    logs = str(inst.paths.logs_dir)
+    return [p for p in processes() if any(a.startswith(logs) and a.endswith(".log") for a in cmdline(p))]
+
+
+async def test_each_pane_s_writer_is_a_child_of_the_host(instance: Instance) -> None:
+    async with instance.client() as c:
+        a = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
+        b = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
+        (host,) = hosts(instance)
+        tmux_pid = int(instance.tmux("display-message", "-p", "#{pid}").stdout.strip())
+        assert ppid(host) == tmux_pid  # started through tmux: it lives as long as the server
+        children = [p for p in processes() if ppid(p) == host]
+        assert len(children) == 2 and writers_by_itself(instance) == []
+        for sid in (a, b):
+            r = await c.send_command(sid, SendCommandRequest(command=f"printf '%s\\n' {sid} x y"))
+            assert (r.status, r.output) == ("completed", f"{sid}\nx\ny")
+        await c.close_session(a)
+
+        async def one_child_left() -> bool:
+            return len([p for p in processes() if ppid(p) == host]) == 1
+
+        await eventually(one_child_left, "the closed session's writer to exit")
+
+
+async def test_the_host_outlives_the_daemon(instance: Instance) -> None:
+    async with instance.client() as c:
+        first = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
+    (host,) = hosts(instance)
+    instance.stop(signal.SIGKILL)
+    instance.start()
+    async with instance.client() as c:
+        again = await c.send_command(first, SendCommandRequest(command="echo still"))
+        assert (again.status, again.output) == ("completed", "still")
+        second = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
+        r = await c.send_command(second, SendCommandRequest(command="echo new"))
+        assert (r.status, r.output) == ("completed", "new")
+    assert hosts(instance) == [host]
+    assert len([p for p in processes() if ppid(p) == host]) == 2
+    assert writers_by_itself(instance) == []
