@@ -8,23 +8,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sshkeep.daemon.sessions.loggaps import WRITER, host_command, pipe_command
+from tests.support import wait_until
 
 CHUNKS = [b"echo one\r\n", b"one\r\n\x1b]133;D;0;sk=ab:1\x07", b"x" * 100_000, b"$ "]
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture
