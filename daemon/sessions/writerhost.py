@@ -30,6 +30,7 @@ class WriterHost:
         self.tmux = tmux
         self.path = path
         self._tried = float("-inf")
+        self._starting: asyncio.Future[None] | None = None
 
     def answers(self) -> bool:
         """Whether a host accepts connections on the socket now (a local connect: no waiting)."""
@@ -44,19 +45,24 @@ class WriterHost:
         return True
 
     async def ensure(self) -> None:
-        """Start a host unless one answers (at most once per RETRY_AFTER while none comes up)."""
+        """Start a host unless one answers (at most once per RETRY_AFTER while none comes up);
+        panes opened meanwhile wait for the one being started."""
         if self.answers():
             return
-        now = time.monotonic()
-        if now - self._tried < RETRY_AFTER:
-            return
-        self._tried = now
+        if self._starting is None or self._starting.done():
+            if time.monotonic() - self._tried < RETRY_AFTER:
+                return
+            self._tried = time.monotonic()
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
         try:
             await self.tmux.command(f"run-shell -b {quote(host_command(self.path))}")
         except TmuxError as exc:
             log.warning("log_writer_host_not_started", error=exc.message)
             return
-        deadline = now + START_WAIT
+        deadline = time.monotonic() + START_WAIT
         while not self.answers():
             if time.monotonic() > deadline:
                 log.warning("log_writer_host_silent", socket=str(self.path))

@@ -4,6 +4,7 @@ daemon (a restarted daemon's new sessions are served by the same host)."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
@@ -43,23 +44,24 @@ def writers_by_itself(inst: Instance) -> list[int]:
 
 
 async def test_each_pane_s_writer_is_a_child_of_the_host(instance: Instance) -> None:
+    """Sessions opened together by a daemon that has no host yet: they wait for the one it starts."""
     async with instance.client() as c:
-        a = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
-        b = (await c.open_session(OpenSessionRequest(host="bash"))).session_id
+        opened = await asyncio.gather(*(c.open_session(OpenSessionRequest(host="bash")) for _ in range(3)))
+        sids = [o.session_id for o in opened]
         (host,) = hosts(instance)
         tmux_pid = int(instance.tmux("display-message", "-p", "#{pid}").stdout.strip())
         assert ppid(host) == tmux_pid  # started through tmux: it lives as long as the server
         children = [p for p in processes() if ppid(p) == host]
-        assert len(children) == 2 and writers_by_itself(instance) == []
-        for sid in (a, b):
+        assert len(children) == 3 and writers_by_itself(instance) == []
+        for sid in sids:
             r = await c.send_command(sid, SendCommandRequest(command=f"printf '%s\\n' {sid} x y"))
             assert (r.status, r.output) == ("completed", f"{sid}\nx\ny")
-        await c.close_session(a)
+        await c.close_session(sids[0])
 
-        async def one_child_left() -> bool:
-            return len([p for p in processes() if ppid(p) == host]) == 1
+        async def two_children_left() -> bool:
+            return len([p for p in processes() if ppid(p) == host]) == 2
 
-        await eventually(one_child_left, "the closed session's writer to exit")
+        await eventually(two_children_left, "the closed session's writer to exit")
 
 
 async def test_the_host_outlives_the_daemon(instance: Instance) -> None:
