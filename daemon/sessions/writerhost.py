@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -24,16 +25,20 @@ RETRY_AFTER = 10.0  # seconds between two attempts to start one that did not com
 
 
 class WriterHost:
-    """Checks for (and starts) the host listening on `path` for this tmux server."""
+    """Checks for (and starts) the host listening on `path` for this tmux server. Linux only (the
+    host checks its peers with SO_PEERCRED): elsewhere `path` is None and every writer writes by
+    itself."""
 
     def __init__(self, tmux: Tmux, path: Path) -> None:
         self.tmux = tmux
-        self.path = path
+        self.path: Path | None = path if sys.platform.startswith("linux") else None
         self._tried = float("-inf")
         self._starting: asyncio.Future[None] | None = None
 
     def answers(self) -> bool:
         """Whether a host accepts connections on the socket now (a local connect: no waiting)."""
+        if self.path is None:
+            return False
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
@@ -47,7 +52,7 @@ class WriterHost:
     async def ensure(self) -> None:
         """Start a host unless one answers (at most once per RETRY_AFTER while none comes up);
         panes opened meanwhile wait for the one being started."""
-        if self.answers():
+        if self.path is None or self.answers():
             return
         if self._starting is None or self._starting.done():
             if time.monotonic() - self._tried < RETRY_AFTER:
@@ -57,6 +62,7 @@ class WriterHost:
         await asyncio.shield(self._starting)
 
     async def _start(self) -> None:
+        assert self.path is not None
         try:
             await self.tmux.command(f"run-shell -b {quote(host_command(self.path))}")
         except TmuxError as exc:
