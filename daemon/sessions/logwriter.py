@@ -338,6 +338,7 @@ def run(log_path: str, gaps_path: str) -> int:
 
 VERSION = str(os.stat(__file__).st_mtime_ns) + ":" + str(os.stat(__file__).st_size)
 HANDOFF_TIMEOUT = 5.0  # seconds the pane's process waits for the host's child to be ready
+PARENT_CHECK = 2.0  # seconds between the host's looks at whether the tmux server still runs
 _READY, _GO, _NO = b"R", b"G", b"N"
 
 
@@ -399,12 +400,18 @@ def serve(host: str) -> int:
     finally:
         os.umask(old_mask)
     listener.listen(64)
+    listener.settimeout(PARENT_CHECK)
+    parent = os.getppid()  # the tmux server: once it is gone, so is every pane to serve
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     gc.collect()
     gc.freeze()  # what the children share stays shared: the collector does not touch it
     while True:
         try:
             conn, _ = listener.accept()
+        except TimeoutError:
+            if os.getppid() != parent:
+                return 0
+            continue
         except InterruptedError:
             continue
         except OSError:

@@ -259,10 +259,10 @@ class Terminals:
         with contextlib.suppress(FileNotFoundError):
             gaps_path(log_path).unlink()  # a closed terminal of the same name left its gaps
         created = time.time()
+        await self.m.writers.ensure()
         # One tmux invocation: the new pane is the current one for the commands after new-window,
         # so pipe-pane is attached before tmux reads anything ssh prints; last-window gives the
         # people watching the session the window they had.
-        await self.m.writers.ensure()
         out = await self.m.tmux.run(
             "new-window", "-t", f"={sid}:", "-n", name, "-P", "-F", "#{pane_id}",
             "-e", f"SSHKEEP_SESSION={sid}", "-e", f"SSHKEEP_TERMINAL={name}", "--", *argv,

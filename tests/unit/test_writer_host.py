@@ -148,3 +148,25 @@ def test_a_second_host_on_the_same_socket_exits(host: tuple[Path, subprocess.Pop
     )
     assert second.returncode == 0
     assert proc.poll() is None and sock.exists()
+
+
+def test_the_host_exits_once_its_parent_the_tmux_server_is_gone(rundir: Path) -> None:
+    sock = rundir / "lw.sock"
+    parent = subprocess.Popen(
+        ["sh", "-c", f"{sys.executable} -I -S {WRITER} --host {sock} & echo $!; sleep 1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    wait_until(sock.exists, "the host's socket")
+    parent.wait(timeout=10)  # tmux gone: the host is re-parented
+    wait_until(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), "the host to exit", timeout=15)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2 :].split()[0] == "Z"
