@@ -33,7 +33,6 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from sshkeep.common.client import ApiClient
-from sshkeep.common.config import ConfigSource
 from sshkeep.common.errors import (
     ApprovalRequired,
     CallInterrupted,
@@ -260,6 +259,10 @@ class Tools:
             raise FormattedError(format_error(err)) from err
 
     def max_wait(self) -> float:
+        # Imported here: config.yml's parser (PyYAML, ~20 ms with it) is needed only for a wait over
+        # one call's limit, not for the tool list an agent waits for after `initialize`.
+        from sshkeep.common.config import ConfigSource
+
         try:
             return ConfigSource(self.paths.config_file).current().tunables.mcp_max_wait_seconds
         except Exception:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -159,12 +160,17 @@ def test_the_host_exits_once_its_parent_the_tmux_server_is_gone(rundir: Path) ->
     )
     assert parent.stdout is not None
     pid = int(parent.stdout.readline())
-    wait_until(sock.exists, "the host's socket")
-    parent.wait(timeout=10)  # tmux gone: the host is re-parented
-    wait_until(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), "the host to exit", timeout=15)
+    try:
+        wait_until(sock.exists, "the host's socket")
+        parent.wait(timeout=10)  # tmux gone: the host is re-parented
+        wait_until(lambda: _zombie(pid), "the host to exit", timeout=15)
+    finally:
+        if not _zombie(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _zombie(pid: int) -> bool:
+    """Gone, or exited and not yet reaped (its new parent may never reap it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
