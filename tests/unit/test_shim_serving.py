@@ -21,7 +21,7 @@ from sshkeep.common.operations import OPERATIONS
 from sshkeep.common.paths import resolve_paths
 from sshkeep.shim import mcp_server
 from sshkeep.shim.stdio import AHEAD_LIMIT, WireIn, WireOut, sdk_era_loops
-from sshkeep.shim.tools_base import lean_output, reply_schema
+from sshkeep.shim.tools_base import LONG_WAIT_SECONDS, Tools, lean_output, reply_schema
 
 
 class _NoWrites(WireOut):
@@ -158,3 +158,13 @@ def test_reply_schemas_read_off_annotations_match_the_json_schema() -> None:
     assert reply_schema(Odd)["properties"]["when"] == {}
     assert reply_schema(Odd)["properties"]["maybe"] == {"type": ["number", "null"]}
     assert reply_schema(Aliased) == {"type": "object", "properties": {"X": {"type": "integer"}}}
+
+
+def test_a_wait_limit_comes_from_config_yml_when_asked(tmp_path: Path) -> None:
+    """The tool modules load config.yml's parser only when a long wait asks for its limit."""
+    paths = resolve_paths({"SSHKEEP_HOME": str(tmp_path), "HOME": str(tmp_path)})
+    tools = Tools(ApiClient(paths.socket), paths)
+    assert tools.max_wait() == LONG_WAIT_SECONDS  # no config.yml: the default
+    paths.config_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.config_file.write_text("settings:\n  mcp_max_wait_seconds: 123\n")
+    assert tools.max_wait() == 123
