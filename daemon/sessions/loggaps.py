@@ -26,16 +26,18 @@ def gaps_path(log_path: Path) -> Path:
 def pipe_command(log_path: Path, host: Path | None = None) -> str:
     """The shell command tmux's pipe-pane runs for this log (in place of `cat >> log`); with
     `host`, the writer first hands the pane's output to the writer host listening there."""
-    words = [sys.executable, "-I", "-S", str(WRITER), str(log_path), str(gaps_path(log_path))]
-    if host is not None:
-        words.append(str(host))
-    return "exec " + " ".join(shlex.quote(w) for w in words)
+    hosted = [str(host)] if host is not None else []
+    return _writer(str(log_path), str(gaps_path(log_path)), *hosted)
 
 
 def host_command(host: Path) -> str:
     """The shell command that runs the writer host on the socket `host` (see writerhost.py)."""
-    words = [sys.executable, "-I", "-S", str(WRITER), "--host", str(host)]
-    return "exec " + " ".join(shlex.quote(w) for w in words) + " </dev/null >/dev/null 2>&1"
+    return _writer("--host", str(host)) + " </dev/null >/dev/null 2>&1"
+
+
+def _writer(*args: str) -> str:
+    """`exec` of the writer, isolated (`-I -S`: no site, no package imports), with `args`."""
+    return "exec " + " ".join(shlex.quote(w) for w in [sys.executable, "-I", "-S", str(WRITER), *args])
 
 
 @dataclass

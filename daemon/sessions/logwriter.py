@@ -336,7 +336,8 @@ def run(log_path: str, gaps_path: str) -> int:
 # as before. A pane's input is written by exactly one process: the child starts only once the
 # process that handed it over says so, and that one writes itself only if it never said so.
 
-VERSION = str(os.stat(__file__).st_mtime_ns) + ":" + str(os.stat(__file__).st_size)
+_SELF = os.stat(__file__)
+VERSION = f"{_SELF.st_mtime_ns}:{_SELF.st_size}"  # this file as installed: a host of another differs
 HANDOFF_TIMEOUT = 5.0  # seconds the pane's process waits for the host's child to be ready
 PARENT_CHECK = 2.0  # seconds between the host's looks at whether the tmux server still runs
 _READY, _GO, _NO = b"R", b"G", b"N"
@@ -411,8 +412,6 @@ def serve(host: str) -> int:
         except TimeoutError:
             if os.getppid() != parent:
                 return 0
-            continue
-        except InterruptedError:
             continue
         except OSError:
             time.sleep(0.1)

@@ -1,5 +1,5 @@
 """The log writers' host: one process living in the tmux server that forks every pane's log
-writer, so that a pane's writer costs ~0.7 MB of memory of its own instead of a whole interpreter's
+writer, so that a pane's writer costs ~1 MB of memory of its own instead of a whole interpreter's
 ~4 MB (the protocol is in logwriter.py). Started through tmux (`run-shell -b`: a child of the tmux
 server, in its cgroup, outliving the daemon) whenever a pane is about to be piped and none answers.
 Without one a pane's writer simply writes by itself, as it always could."""
