@@ -86,14 +86,7 @@ class GatewayEcho:
 
     async def once(self) -> float:
         self.n += 1
-        args: dict[str, Any] = {"server": "bench", "command": f"echo G{self.n}"}
-        if self.session_id is not None:
-            args["session_id"] = self.session_id
-        start = time.perf_counter()
-        res = await self.client.call_tool("run", args)
-        ms = (time.perf_counter() - start) * 1000
-        data = payload(res)
-        self.session_id = str(data.get("session_id") or self.session_id or "") or None
+        ms, data = await self._run(f"echo G{self.n}")
         if f"G{self.n}" not in json.dumps(data):
             raise RuntimeError(f"gateway echo returned {data!r}")
         return ms
@@ -101,17 +94,22 @@ class GatewayEcho:
     async def bulk(self, command: str) -> float:
         """ms until `command` has ended, as `run` reports it: with a first page of its output (the
         rest is for `read`, which this does not ask for)."""
-        self.n += 1
-        args: dict[str, Any] = {"server": "bench", "command": command, "wait": 300}
-        if self.session_id is not None:
-            args["session_id"] = self.session_id
-        start = time.perf_counter()
-        data = payload(await self.client.call_tool("run", args))
-        ms = (time.perf_counter() - start) * 1000
-        self.session_id = str(data.get("session_id") or self.session_id or "") or None
+        ms, data = await self._run(command, wait=300)
         if data.get("status") != "completed" or data.get("exit_code") != 0:
             raise RuntimeError(f"gateway bulk returned {str(data)[:300]}")
         return ms
+
+    async def _run(self, command: str, **extra: Any) -> tuple[float, dict[str, Any]]:
+        """One `run` in the gateway's shell (opened by the first): ms of the call, and its answer."""
+        args: dict[str, Any] = {"server": "bench", "command": command, **extra}
+        if self.session_id is not None:
+            args["session_id"] = self.session_id
+        start = time.perf_counter()
+        res = await self.client.call_tool("run", args)
+        ms = (time.perf_counter() - start) * 1000
+        data = payload(res)
+        self.session_id = str(data.get("session_id") or self.session_id or "") or None
+        return ms, data
 
 
 class BarePty:
