@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
 from tests.instance import Instance
+from tests.sshd import descendants
 from tests.support import eventually
 
 
@@ -55,7 +56,7 @@ async def test_each_pane_s_writer_is_a_child_of_the_host(instance: Instance) -> 
         (host,) = hosts(instance)
         tmux_pid = int(instance.tmux("display-message", "-p", "#{pid}").stdout.strip())
         assert ppid(host) == tmux_pid  # started through tmux: it lives as long as the server
-        children = [p for p in processes() if ppid(p) == host]
+        children = descendants(host)  # its writers, which start nothing
         assert len(children) == 3
 
         async def none_by_itself() -> bool:  # the processes tmux started exit once they handed over
@@ -68,7 +69,7 @@ async def test_each_pane_s_writer_is_a_child_of_the_host(instance: Instance) -> 
         await c.close_session(sids[0])
 
         async def two_children_left() -> bool:
-            return len([p for p in processes() if ppid(p) == host]) == 2
+            return len(descendants(host)) == 2
 
         await eventually(two_children_left, "the closed session's writer to exit")
 
@@ -86,7 +87,7 @@ async def test_the_host_outlives_the_daemon(instance: Instance) -> None:
         r = await c.send_command(second, SendCommandRequest(command="echo new"))
         assert (r.status, r.output) == ("completed", "new")
     assert hosts(instance) == [host]
-    assert len([p for p in processes() if ppid(p) == host]) == 2
+    assert len(descendants(host)) == 2
 
     async def none_by_itself() -> bool:
         return writers_by_itself(instance) == []

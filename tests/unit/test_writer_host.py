@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sshkeep.daemon.sessions.loggaps import WRITER, host_command, pipe_command
+from tests.sshd import descendants
 from tests.support import wait_until
 
 CHUNKS = [b"echo one\r\n", b"one\r\n\x1b]133;D;0;sk=ab:1\x07", b"x" * 100_000, b"$ "]
@@ -52,13 +53,6 @@ def pane_writer(log: Path, sock: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, write_end
 
 
-def children(pid: int) -> list[int]:
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
-    )
-    return [int(p) for p in out.stdout.split()]
-
-
 def test_the_pipe_command_names_the_host() -> None:
     cmd = pipe_command(Path("/x/s-1.log"), Path("/run/lw.sock"))
     assert cmd.startswith("exec ") and cmd.endswith(" /x/s-1.log /x/s-1.gaps /run/lw.sock")
@@ -72,11 +66,11 @@ def test_a_pane_writer_hands_its_input_to_a_child_of_the_host(
     log = tmp_path / "s.log"
     writer, pipe = pane_writer(log, sock)
     assert writer.wait(timeout=10) == 0  # handed over: it exits before any output comes
-    wait_until(lambda: len(children(proc.pid)) == 1, "the host's child for the pane")
+    wait_until(lambda: len(descendants(proc.pid)) == 1, "the host's child for the pane")
     for chunk in CHUNKS:
         os.write(pipe, chunk)
     os.close(pipe)  # the pane's end: its writer exits
-    wait_until(lambda: not children(proc.pid), "the child to exit at the end of its input")
+    wait_until(lambda: not descendants(proc.pid), "the child to exit at the end of its input")
     assert log.read_bytes() == b"".join(CHUNKS)
     assert log.with_suffix(".gaps").read_bytes() == b""
     assert proc.poll() is None  # the host goes on
@@ -90,11 +84,11 @@ def test_many_panes_each_get_their_own_child(
     for i in range(5):
         writer, pipes[i] = pane_writer(tmp_path / f"s{i}.log", sock)
         assert writer.wait(timeout=10) == 0
-    wait_until(lambda: len(children(proc.pid)) == 5, "five children")
+    wait_until(lambda: len(descendants(proc.pid)) == 5, "five children")
     for i, pipe in pipes.items():
         os.write(pipe, f"pane {i}\n".encode() * 1000)
         os.close(pipe)
-    wait_until(lambda: not children(proc.pid), "every child to exit")
+    wait_until(lambda: not descendants(proc.pid), "every child to exit")
     for i in range(5):
         assert (tmp_path / f"s{i}.log").read_bytes() == f"pane {i}\n".encode() * 1000
 
@@ -120,7 +114,7 @@ def test_a_host_in_a_directory_others_can_enter_is_not_trusted(tmp_path: Path) -
     proc = start_host(shared / "lw.sock")
     try:
         run_alone(tmp_path / "s.log", shared / "lw.sock")
-        assert children(proc.pid) == []
+        assert descendants(proc.pid) == []
     finally:
         proc.kill()
         proc.wait()
