@@ -1061,6 +1061,12 @@ class Bench:
 
     async def files(self, mcp: Client) -> None:
         row = self.table.add(Row("exec_command `echo` via MCP (side channel, no tty)"))
+        mux = self.table.add(Row("  baseline: an `ssh -S` client's `echo` on the same master"))
+        conn = self.sshd.connection("bash")
+        argv = side_argv(
+            str(self.inst.paths.control_dir / self.sid), ["-p", str(conn["port"])],
+            f"{conn['user']}@{conn['host']}", command="echo M",
+        )  # fmt: skip
         for i in range(self.plan.echo_rounds // 2 + 2):
             ms, res = await timed(
                 lambda i=i: mcp.call_tool(  # type: ignore[misc]
@@ -1070,9 +1076,21 @@ class Bench:
             out = structured(res)
             if (out.get("exit_code"), out.get("stdout", "").strip()) != (0, f"E{i}"):
                 raise RuntimeError(f"exec_command returned {out}")
+            t0 = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE
+            )
+            said, _ = await proc.communicate()
+            mux_ms = (time.perf_counter() - t0) * 1000
+            if (proc.returncode, said) != (0, b"M\n"):
+                raise RuntimeError(f"ssh -S echo returned {proc.returncode} {said!r}")
             if i >= 2:
                 row.samples.append(ms)
-        row.note = "a new channel on the session's ssh connection per call"
+                mux.samples.append(mux_ms)
+        row.note = "a new channel on the session's ssh connection per call, opened by the daemon itself"
+        if row.median and mux.median:
+            row.note += f"; {row.median / mux.median:.2f}x the ssh -S client alone"
+        mux.note = "a multiplexing client process per call, as exec_command ran before (no MCP, no daemon)"
         log(f"files x{self.plan.file_runs}")
         tag = f"{os.getpid()}-{time.time_ns()}"
         src = f"/tmp/sk-bench-read-{tag}.txt"

@@ -415,6 +415,8 @@ PrintMotd no
 PrintLastLog no
 X11Forwarding no
 Subsystem sftp internal-sftp
+# Side commands carry what the client's SetEnv/SendEnv name (tests/integration/test_side_commands.py).
+AcceptEnv LC_SKTEST
 LogLevel VERBOSE
 """
 

@@ -40,11 +40,13 @@ from typing import TypeVar
 import structlog
 
 from sshkeep.common.errors import (
+    RemoteError,
     SessionDisconnected,
     SessionNotFound,
     SessionNotReady,
     TmuxError,
 )
+from sshkeep.daemon.files import muxclient
 from sshkeep.daemon.files.errors import exec_error, lost_error, open_error, spawn_error
 from sshkeep.daemon.files.sftp import ChannelLost, SftpClient
 from sshkeep.daemon.sessions.session import Session
@@ -160,23 +162,6 @@ def side_argv(control_path: str, options: Sequence[str], dest: str, *, subsystem
     return [*argv, "--", dest, command or ""]
 
 
-# ssh's own words when the multiplexing client could not reach the master (then it tried to connect
-# by itself through ProxyCommand=false, which fails like this).
-_NO_MASTER_WORDS = (
-    "kex_exchange_identification",
-    "Connection closed by UNKNOWN",
-    "mux_client",
-    "Control socket",
-    "ControlSocket",
-    "master hello",
-    "Session open refused",
-)
-
-
-def looks_like_no_master(stderr: str) -> bool:
-    return any(w in stderr for w in _NO_MASTER_WORDS)
-
-
 def tty_is_raw(path: str) -> bool | None:
     """Whether the tty at `path` is in raw mode (ICANON off); None when it cannot be read."""
     try:
@@ -212,6 +197,8 @@ class SideChannel:
     opened: int = 0
     # The session nonce when the remote shell was seen exiting (a reconnect changes the nonce).
     released_nonce: str | None = None
+    # What a side command's new session carries besides its command (from `ssh -G`, once).
+    exec_flags: muxclient.SessionFlags | None = None
 
     def argv(self, *, subsystem: str | None = None, command: str | None = None) -> list[str]:
         return side_argv(
@@ -278,6 +265,32 @@ class SideChannels:
                 "the terminal.",
             )
         return ch
+
+    # --- side commands ---------------------------------------------------------------------------
+
+    async def session_flags(self, ch: SideChannel) -> muxclient.SessionFlags:
+        """What an `ssh -S` client would send with a side command (SendEnv, SetEnv, forwarding),
+        read once per channel from `ssh -G` with the side client's options."""
+        if ch.exec_flags is not None:
+            return ch.exec_flags
+        argv = ch.argv(command="true")
+        argv.insert(1, "-G")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise spawn_error("a side command", exc) from exc
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            why = err.decode("utf-8", errors="replace").strip()[-300:]
+            raise RemoteError(f"ssh -G could not read the side client's configuration: {why}")
+        ch.exec_flags = muxclient.session_flags(out.decode("utf-8", errors="replace"), dict(os.environ))
+        return ch.exec_flags
 
     # --- the SFTP channel ------------------------------------------------------------------------
 
@@ -418,50 +431,74 @@ class _Capture:
 async def run_side_command(
     reg: SideChannels, s: Session, command: str, timeout: float, cap: int
 ) -> ExecOutcome:
-    """Run `command` on an exec channel of the session's master: stdin empty, no tty, no pane."""
+    """Run `command` on an exec channel of the session's master: stdin empty, no tty, no pane.
+
+    The daemon opens the channel itself, speaking the master's protocol (daemon/files/muxclient.py)
+    with what an `ssh -S` client of the same options would send."""
     ch = reg.require_master(s)
-    started = time.monotonic()
+    flags = await reg.session_flags(ch)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *ch.argv(command=command),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise spawn_error("a side command", exc) from exc
+        return await _run_on_master(ch, command, timeout, cap, flags)
+    except muxclient.MuxError as exc:
+        raise exec_error(s.id, str(exc), s.dead or not ch.control_path.exists()) from exc
+
+
+async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    return reader, transport
+
+
+async def _run_on_master(
+    ch: SideChannel, command: str, timeout: float, cap: int, flags: muxclient.SessionFlags
+) -> ExecOutcome:
+    """The command on a channel the daemon opens on the master itself, its output in two pipes."""
+    started = time.monotonic()
+    fds: list[int] = []
+    try:
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        fds.append(null)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        fds += [out_r, out_w]
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        fds += [err_r, err_w]
+        mux = await muxclient.open_session(ch.control_path, command, flags, (null, out_w, err_w))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    # The master holds its own copies: the pipes end when it closes them with the channel.
+    for fd in (null, out_w, err_w):
+        os.close(fd)
+    out_stream, out_t = await _pipe_reader(out_r)
+    err_stream, err_t = await _pipe_reader(err_r)
     out, err = _Capture(cap), _Capture(cap)
     tasks = [
-        asyncio.create_task(out.pump(proc.stdout)),
-        asyncio.create_task(err.pump(proc.stderr)),
-        asyncio.create_task(proc.wait()),
+        asyncio.create_task(out.pump(out_stream)),
+        asyncio.create_task(err.pump(err_stream)),
+        asyncio.create_task(mux.wait()),
     ]
     try:
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
-        # Output still open after ssh exited (a remote background job holding it) is not a timeout.
+        # Output still open after the channel closed (a remote background job holding it) is not
+        # a timeout.
         timed_out = tasks[2] in pending
     finally:
-        if proc.returncode is None:
-            # Ending the multiplexing client makes the master close the channel.
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 3.0)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        mux.close()  # a channel still open is closed by the master, and with it the pipes
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 3.0)
         for t in tasks:
             if not t.done():
                 t.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-    stderr_text = err.buf.decode("utf-8", errors="replace")
-    if not timed_out and proc.returncode == 255 and looks_like_no_master(stderr_text):
-        raise exec_error(s.id, stderr_text, s.dead or not ch.control_path.exists())
+        out_t.close()
+        err_t.close()
     return ExecOutcome(
-        exit_code=None if timed_out else proc.returncode,
+        exit_code=None if timed_out else tasks[2].result(),
         stdout=bytes(out.buf),
         stderr=bytes(err.buf),
         stdout_truncated=out.dropped,

@@ -19,6 +19,7 @@ import pytest
 from sshkeep.common.client import ApiClient
 from sshkeep.common.errors import UnsafeRuntimeDir
 from sshkeep.common.models.sessions import OpenSessionRequest, SendCommandRequest
+from sshkeep.daemon.files import muxclient
 from tests.instance import Instance
 from tests.integration.conftest import default_connections
 from tests.sshd import SshServer
@@ -131,6 +132,14 @@ async def test_taken_fallback_dir_is_refused_and_the_daemon_moves(
         assert refusals[0]["using"] == str(moved.runtime_dir) and attacker in str(refusals[0]["problem"])
 
 
+async def side_command_on(sock: Path) -> None:
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        await muxclient.open_session(sock, "id", muxclient.SessionFlags(), (null, null, null))
+    finally:
+        os.close(null)
+
+
 async def health_of(sock: Path) -> None:
     async with ApiClient(sock) as c:
         await c.health()
@@ -161,6 +170,10 @@ def test_socket_served_by_another_uid_is_refused(sshd: SshServer) -> None:
                 env=env, capture_output=True, timeout=30, start_new_session=True,
             )  # fmt: skip
             assert helper.returncode == 1 and helper.stdout == b""  # no tty to ask: it fails, sends nothing
+
+            # Nor does a side command taking it for the session's ssh master: not even the hello.
+            with pytest.raises(muxclient.NoMaster, match="runs as"):
+                asyncio.run(side_command_on(planted))
             assert received.read_bytes() == b""
     finally:
         shutil.rmtree(mine, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tty
 
-from sshkeep.daemon.files.sidechannel import looks_like_no_master, side_argv, split_ssh_argv, tty_is_raw
+from sshkeep.daemon.files.sidechannel import side_argv, split_ssh_argv, tty_is_raw
 
 # --- side ssh argv -----------------------------------------------------------------------------------
 
@@ -60,11 +60,6 @@ def test_side_argv_cannot_log_in_by_itself() -> None:
     assert argv.index("ProxyCommand=false") < argv.index("deploy")
     cmd = side_argv("/s", [], "web", command="echo 'a b' $HOME")
     assert cmd[-3:] == ["--", "web", "echo 'a b' $HOME"]
-
-
-def test_no_master_words() -> None:
-    assert looks_like_no_master("kex_exchange_identification: Connection closed by remote host\r\n")
-    assert not looks_like_no_master("ls: cannot access 'x': No such file or directory\n")
 
 
 def test_tty_raw_mode_is_seen() -> None:
