@@ -66,6 +66,7 @@ from sshkeep.common.models.sessions import (  # noqa: E402
     SendCommandRequest,
     WaitForRequest,
 )
+from sshkeep.daemon.files.muxclient import SessionFlags  # noqa: E402
 from sshkeep.daemon.files.sftp import FXF_CREAT, FXF_READ, FXF_TRUNC, FXF_WRITE, SftpClient  # noqa: E402
 from sshkeep.daemon.files.sidechannel import side_argv  # noqa: E402
 from tests import delayed  # noqa: E402
@@ -1493,12 +1494,7 @@ class Bench:
     async def sftp_client_alone(self, src: str, dst: str, size: int) -> tuple[float, float]:
         """ms to read `src` and write it to `dst` with the daemon's SFTP client (daemon/files/sftp.py),
         over the session's ControlMaster as the daemon does, without the API and its JSON."""
-        conn = self.sshd.connection("bash")
-        argv = side_argv(
-            str(self.inst.paths.control_dir / self.sid), ["-p", str(conn["port"])],
-            f"{conn['user']}@{conn['host']}", subsystem="sftp",
-        )  # fmt: skip
-        c = await SftpClient.start(argv, "bench")
+        c = await SftpClient.on_master(self.inst.paths.control_dir / self.sid, SessionFlags(), "bench")
         try:
             t0 = time.perf_counter()
             h = await c.open(src, FXF_READ)

@@ -65,8 +65,9 @@ async def write_error(c: SftpClient, exc: SftpError, shown: str, directory: str,
 
 
 def spawn_error(what: str, exc: OSError) -> SshkeepError:
-    """ssh itself could not be started (for `what`: the side channel, a side command)."""
-    return RemoteError(f"could not start ssh for {what}: {exc}")
+    """The system refused what `what` (the side channel, a side command) needs: its pipes, or
+    the `ssh -G` that reads what a side client of the session would send."""
+    return RemoteError(f"could not set up {what}: {exc}")
 
 
 def open_error(sid: str, exc: ChannelLost, master_gone: bool) -> SshkeepError:

@@ -92,8 +92,9 @@ class SessionFlags:
     forward_x11: bool = False
 
 
-def new_session(rid: int, command: str, flags: SessionFlags) -> bytes:
-    """NEW_SESSION for `command` with no tty (stdin, stdout, stderr follow as descriptors)."""
+def new_session(rid: int, command: str, flags: SessionFlags, *, subsystem: bool = False) -> bytes:
+    """NEW_SESSION for `command` (a subsystem's name with `subsystem`) with no tty (stdin,
+    stdout, stderr follow as descriptors)."""
     body = (
         _u32(C_NEW_SESSION)
         + _u32(rid)
@@ -101,7 +102,7 @@ def new_session(rid: int, command: str, flags: SessionFlags) -> bytes:
         + _u32(0)  # tty
         + _u32(int(flags.forward_x11))
         + _u32(int(flags.forward_agent))
-        + _u32(0)  # subsystem
+        + _u32(int(subsystem))
         + _u32(NO_ESCAPE)
         + _string(b"")  # TERM: used with a tty only
         + _string(command)
@@ -245,7 +246,7 @@ class MuxSession:
 
 
 async def open_session(
-    control: Path, command: str, flags: SessionFlags, fds: tuple[int, int, int]
+    control: Path, command: str, flags: SessionFlags, fds: tuple[int, int, int], *, subsystem: bool = False
 ) -> MuxSession:
     """Run `command` on a new channel of the master at `control`, with stdin, stdout and stderr
     the descriptors `fds` (the caller closes its copies afterwards)."""
@@ -279,7 +280,7 @@ async def open_session(
             )
         rid = 1
         try:
-            await loop.sock_sendall(sock, new_session(rid, command, flags))
+            await loop.sock_sendall(sock, new_session(rid, command, flags, subsystem=subsystem))
             for fd in fds:
                 await _send_fd(sock, fd)
             payload = await messages.next()

@@ -1,5 +1,6 @@
-"""SFTP v3 (draft-ietf-secsh-filexfer-02): the wire protocol and an async client over the pipes of
-one subprocess (an ssh running the sftp subsystem).
+"""SFTP v3 (draft-ietf-secsh-filexfer-02): the wire protocol and an async client over one byte
+stream: the pipes of a channel opened on an ssh master (the daemon's way), or of a subprocess
+(OpenSSH's `sftp-server` itself, for tests; any `ssh -s … sftp`).
 
 Only what file transfer needs is implemented: open/read/write/close, (l|f)stat, (f)setstat, mkdir,
 remove, rename (atomic with `posix-rename@openssh.com`), realpath, and the OpenSSH extensions fsync,
@@ -13,13 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import os
 import stat
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
+
+from sshkeep.daemon.files import muxclient
 
 log = structlog.get_logger(__name__)
 
@@ -334,12 +339,10 @@ class _Framer:
         return out
 
 
-class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """The ssh subprocess's protocol: its stdout goes to a `_Framer` rather than to a StreamReader
-    (what arrives before `attach` is kept for it); stdin and stderr are asyncio's streams."""
+class _Output:
+    """Where the server's bytes go: a `_Framer` once attached (what arrives before is kept)."""
 
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=limit, loop=loop)
+    def __init__(self) -> None:
         self._framer: _Framer | None = None
         self._on_eof: Callable[[], None] | None = None
         self._early: list[bytes] = []
@@ -353,41 +356,193 @@ class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
         if self._eof:
             on_eof()
 
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        if fd != 1:
-            super().pipe_data_received(fd, data)
-        elif isinstance(data, str):
+    def output(self, data: bytes | str) -> None:
+        if isinstance(data, str):
             raise TypeError("the side channel's pipes carry bytes")
-        elif self._framer is not None:
+        if self._framer is not None:
             self._framer.feed(data)
         else:
             self._early.append(data)
 
+    def output_ended(self) -> None:
+        self._eof = True
+        if self._on_eof is not None:
+            self._on_eof()
+
+
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol, _Output):
+    """A server subprocess's protocol: its stdout goes to the framer rather than to a
+    StreamReader; stdin and stderr are asyncio's streams."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.subprocess.SubprocessStreamProtocol.__init__(self, limit=limit, loop=loop)
+        _Output.__init__(self)
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        if fd != 1:
+            super().pipe_data_received(fd, data)
+        else:
+            self.output(data)
+
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
-            self._eof = True
-            if self._on_eof is not None:
-                self._on_eof()
+            self.output_ended()
         super().pipe_connection_lost(fd, exc)
 
 
-def _widen_pipes(proc: asyncio.subprocess.Process) -> None:
-    """Make the pipes to and from ssh hold a whole window of requests: with the default 64 KiB,
+class _PipeOutput(asyncio.Protocol, _Output):
+    """The read end of the pipe the ssh master writes the server's bytes into."""
+
+    def __init__(self) -> None:
+        _Output.__init__(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.output(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.output_ended()
+
+
+def _widen(fd: int) -> None:
+    """Make a pipe to or from the server hold a whole window of requests: with the default 64 KiB,
     each 255 KiB reply takes several wake-ups of ssh and of the event loop."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+
+
+def _widen_pipes(proc: asyncio.subprocess.Process) -> None:
     transport = getattr(proc, "_transport", None)
     for fd in (0, 1):
         pipe = transport.get_pipe_transport(fd) if transport is not None else None
         f = pipe.get_extra_info("pipe") if pipe is not None else None
         if f is not None:
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(f.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+            _widen(f.fileno())
+
+
+class _Carrier:
+    """What carries the SFTP stream: requests written to `writer`, diagnostics read from `stderr`."""
+
+    writer: asyncio.StreamWriter
+    stderr: asyncio.StreamReader
+
+    @property
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    async def end(self) -> None:
+        """After the writer is closed: wait for the carrier to finish, forcing it if it does not."""
+        raise NotImplementedError
+
+
+class _Subprocess(_Carrier):
+    """A server subprocess (`sftp-server` itself, or an `ssh -s … sftp`)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdin is not None and proc.stderr is not None
+        self.proc = proc
+        self.writer, self.stderr = proc.stdin, proc.stderr
+
+    @property
+    def running(self) -> bool:
+        return self.proc.returncode is None
+
+    async def end(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                await asyncio.wait_for(self.proc.wait(), 2.0)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.proc.wait(), 5.0)
+
+
+class _MasterChannel(_Carrier):
+    """A subsystem channel the daemon opened on an ssh master itself (daemon/files/muxclient.py),
+    its three pipes handed to the master."""
+
+    def __init__(
+        self,
+        mux: muxclient.MuxSession,
+        writer: asyncio.StreamWriter,
+        stderr: asyncio.StreamReader,
+        transports: list[asyncio.BaseTransport],
+    ) -> None:
+        self.mux = mux
+        self.writer, self.stderr = writer, stderr
+        self._transports = transports
+        self._closed = asyncio.ensure_future(mux.wait())
+
+    @property
+    def running(self) -> bool:
+        return not self._closed.done()
+
+    async def end(self) -> None:
+        # The server exits at EOF on its input, and the master then closes the channel and the
+        # socket; closing the socket ourselves makes the master close a channel still open.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._closed), 2.0)
+        self.mux.close()
+        with contextlib.suppress(TimeoutError, Exception):
+            await asyncio.wait_for(self._closed, 2.0)
+        for t in self._transports:
+            t.close()
+
+
+async def _open_on_master(
+    control: Path, flags: muxclient.SessionFlags, subsystem: str
+) -> tuple[_MasterChannel, _PipeOutput]:
+    """Open `subsystem` on a new channel of the master at `control`, over three new pipes."""
+    loop = asyncio.get_running_loop()
+    fds: list[int] = []
+    try:
+        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        fds += [in_r, in_w]
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        fds += [out_r, out_w]
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        fds += [err_r, err_w]
+        _widen(in_w)
+        _widen(out_r)
+        mux = await muxclient.open_session(control, subsystem, flags, (in_r, out_w, err_w), subsystem=True)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)  # the master holds its own copies
+    transports: list[asyncio.BaseTransport] = []
+    try:
+        w_transport, w_proto = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(loop), os.fdopen(in_w, "wb", buffering=0)
+        )
+        transports.append(w_transport)
+        writer = asyncio.StreamWriter(w_transport, w_proto, None, loop)
+        out = _PipeOutput()
+        out_t, _ = await loop.connect_read_pipe(lambda: out, os.fdopen(out_r, "rb", buffering=0))
+        transports.append(out_t)
+        stderr = asyncio.StreamReader(limit=READ_LIMIT)
+        err_t, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stderr), os.fdopen(err_r, "rb", buffering=0)
+        )
+        transports.append(err_t)
+    except BaseException:
+        mux.close()
+        for t in transports:
+            t.close()
+        raise
+    return _MasterChannel(mux, writer, stderr, transports), out
 
 
 class SftpClient:
-    """An SFTP v3 client over one ssh subprocess's pipes; requests may run concurrently."""
+    """An SFTP v3 client over one byte stream (a subprocess's pipes, or a channel opened on an ssh
+    master); requests may run concurrently."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, label: str) -> None:
-        self.proc = proc
+    def __init__(self, carrier: _Carrier, label: str) -> None:
+        self.carrier = carrier
         self.label = label
         self.extensions: dict[str, bytes] = {}
         self.read_chunk = DEFAULT_CHUNK
@@ -403,7 +558,8 @@ class SftpClient:
 
     @classmethod
     async def start(cls, argv: Sequence[str], label: str, timeout: float = OPEN_TIMEOUT) -> SftpClient:
-        """Spawn `argv` (an ssh running the sftp subsystem) and do the INIT/VERSION handshake."""
+        """Spawn `argv` (an SFTP server, or an ssh running the sftp subsystem) and do the
+        INIT/VERSION handshake."""
         loop = asyncio.get_running_loop()
         transport, proto = await loop.subprocess_exec(
             lambda: _Protocol(limit=READ_LIMIT, loop=loop),
@@ -415,25 +571,37 @@ class SftpClient:
         )
         proc = asyncio.subprocess.Process(transport, proto, loop)
         _widen_pipes(proc)
-        client = cls(proc, label)
-        proto.attach(_Framer(client._arrived, client._lose), lambda: client._lose("the side channel closed"))
-        client._stderr_task = asyncio.create_task(client._drain_stderr())
+        return await cls(_Subprocess(proc), label)._begin(proto, timeout)
+
+    @classmethod
+    async def on_master(
+        cls, control: Path, flags: muxclient.SessionFlags, label: str, timeout: float = OPEN_TIMEOUT
+    ) -> SftpClient:
+        """Open the sftp subsystem on a channel of the ssh master at `control` (what
+        `ssh -S <control> -s <host> sftp` would ask for, with `flags`), and do the handshake. The
+        master's refusals raise `muxclient.MuxError`."""
+        carrier, out = await _open_on_master(control, flags, "sftp")
+        return await cls(carrier, label)._begin(out, timeout)
+
+    async def _begin(self, out: _Output, timeout: float) -> SftpClient:
+        out.attach(_Framer(self._arrived, self._lose), lambda: self._lose("the side channel closed"))
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
         try:
-            await asyncio.wait_for(client._handshake(), timeout)
+            await asyncio.wait_for(self._handshake(), timeout)
         except TimeoutError as exc:
-            await client.close()
-            raise ChannelLost(f"no SFTP answer within {timeout:g}s{client.stderr_note()}") from exc
+            await self.close()
+            raise ChannelLost(f"no SFTP answer within {timeout:g}s{self.stderr_note()}") from exc
         except ChannelLost as exc:
-            await client.close()
-            raise ChannelLost(f"{exc}{client.stderr_note()}") from exc
-        if "limits@openssh.com" in client.extensions:
+            await self.close()
+            raise ChannelLost(f"{exc}{self.stderr_note()}") from exc
+        if "limits@openssh.com" in self.extensions:
             with contextlib.suppress(SftpError, ChannelLost, TimeoutError):
-                r = await client._call(FXP_EXTENDED, Writer().string("limits@openssh.com").bytes())
+                r = await self._call(FXP_EXTENDED, Writer().string("limits@openssh.com").bytes())
                 max_packet, max_read, max_write = r.u64(), r.u64(), r.u64()
                 cap = min(MAX_CHUNK, max_packet - 1024) if max_packet else MAX_CHUNK
-                client.read_chunk = min(cap, max_read) if max_read else client.read_chunk
-                client.write_chunk = min(cap, max_write) if max_write else client.write_chunk
-        return client
+                self.read_chunk = min(cap, max_read) if max_read else self.read_chunk
+                self.write_chunk = min(cap, max_write) if max_write else self.write_chunk
+        return self
 
     async def _handshake(self) -> None:
         self._write(packet(FXP_INIT, struct.pack(">I", 3)))
@@ -449,9 +617,8 @@ class SftpClient:
             self.extensions[name] = r.string()
 
     async def _drain_stderr(self) -> None:
-        assert self.proc.stderr is not None
         with contextlib.suppress(Exception):
-            while chunk := await self.proc.stderr.read(4096):
+            while chunk := await self.carrier.stderr.read(4096):
                 if len(self._stderr) < 8192:
                     self._stderr += chunk
 
@@ -461,22 +628,14 @@ class SftpClient:
 
     @property
     def alive(self) -> bool:
-        return self.lost is None and self.proc.returncode is None
+        return self.lost is None and self.carrier.running
 
     async def close(self) -> None:
-        """End the channel: EOF to the server, then make sure the ssh client exits."""
+        """End the channel: EOF to the server, then make sure its carrier ends."""
         self._lose("closed")
-        if self.proc.stdin is not None:
-            with contextlib.suppress(Exception):
-                self.proc.stdin.close()
-        if self.proc.returncode is None:
-            try:
-                await asyncio.wait_for(self.proc.wait(), 2.0)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.proc.wait(), 5.0)
+        with contextlib.suppress(Exception):
+            self.carrier.writer.close()
+        await self.carrier.end()
         if self._stderr_task is not None:
             # ssh's last words (e.g. "subsystem request failed") may still be in the pipe.
             with contextlib.suppress(TimeoutError, Exception):
@@ -499,9 +658,10 @@ class SftpClient:
     # --- framing ----------------------------------------------------------------------------------
 
     def _write(self, data: bytes | memoryview) -> None:
-        if self.proc.stdin is None or self.proc.stdin.is_closing():
+        writer = self.carrier.writer
+        if writer.is_closing():
             raise ChannelLost("the side channel's ssh is gone")
-        self.proc.stdin.write(data)
+        writer.write(data)
 
     def _arrived(self, reply: Reply) -> None:
         """A packet from the server: the answer to the request with its id (VERSION has none)."""
@@ -543,11 +703,10 @@ class SftpClient:
         return fut
 
     async def drain(self) -> None:
-        if self.proc.stdin is not None:
-            try:
-                await self.proc.stdin.drain()
-            except (ConnectionError, BrokenPipeError) as exc:
-                raise ChannelLost("the side channel's ssh is gone") from exc
+        try:
+            await self.carrier.writer.drain()
+        except (ConnectionError, BrokenPipeError) as exc:
+            raise ChannelLost("the side channel's ssh is gone") from exc
 
     async def wait(self, fut: asyncio.Future[Reply], timeout: float = REQUEST_TIMEOUT) -> Reply:
         try:

@@ -6,12 +6,15 @@ atomically (`posix-rename@openssh.com`), and needs nothing on the remote host be
 OpenSSH enables by default (`internal-sftp` does not even start a login shell). A side shell would
 depend on the remote shell's quoting rules and tools (base64, head -c, mv) and on a quiet ~/.bashrc.
 
-One SFTP channel per session is opened lazily (`ssh -S <ControlPath> -s <dest> sftp`, a multiplexing
-client of the pane's ssh, so password and 2FA sessions need no new login) and kept for reuse:
-opening a channel costs a round trip plus, for an external sftp-server, a login shell start; once
-open, a request costs a fraction of a millisecond. It is reopened if it dies (e.g. after a
-reconnect) and closed when the session closes, dies or stays idle. The SFTP client itself (packets,
-attributes, pipelined reads and writes) is daemon/files/sftp.py.
+One SFTP channel per session is opened lazily and kept for reuse: the sftp subsystem on a channel
+the daemon opens on the pane's ssh master itself, speaking the master's own protocol over its
+socket (daemon/files/muxclient.py), as `ssh -S <ControlPath> -s <dest> sftp` would but without a
+process, so password and 2FA sessions need no new login. Opening a channel costs a round trip
+plus, for an external sftp-server, a login shell start; once open, a request costs a fraction of
+a millisecond. It is reopened if it dies (e.g. after a reconnect) and closed when the session
+closes, dies or stays idle. Side commands (`exec_command`) get an exec channel the same way, one
+per call. The SFTP client itself (packets, attributes, pipelined reads and writes) is
+daemon/files/sftp.py.
 
 One trap shapes the design: an ssh master does not exit while any multiplexed channel is open, so
 a side channel held open would keep the pane's ssh alive after the remote shell exits (`exit`
@@ -19,10 +22,11 @@ typed in the pane would leave a hung pane). When the master's own session ends, 
 mode on its terminal; a watcher polls the pane's tty (one tcgetattr per second while a channel is
 open) and closes the side channel at once when it sees that, so the pane dies as it should.
 
-The ssh argv of a side client is the session's own argv, minus what only the master may do
-(ControlMaster=yes, LocalCommand, forwardings, -J), plus `-o ControlMaster=no -S <path>` and
-`ProxyCommand=false`: if the master is gone, ssh would otherwise silently open a fresh connection
-(a new login, impossible for password hosts); with it, the fallback fails at once.
+What such a channel carries besides its command (SendEnv, SetEnv, agent and X11 forwarding) is
+what an `ssh -S` client would send: `ssh -G` prints it, once per channel, for the argv of a side
+client, which is the session's own argv minus what only the master may do (ControlMaster=yes,
+LocalCommand, forwardings, -J), plus `-o ControlMaster=no -S <path>` and `ProxyCommand=false`
+(that argv, run, could never open a fresh connection: a new login, impossible for password hosts).
 """
 
 from __future__ import annotations
@@ -197,13 +201,12 @@ class SideChannel:
     opened: int = 0
     # The session nonce when the remote shell was seen exiting (a reconnect changes the nonce).
     released_nonce: str | None = None
-    # What a side command's new session carries besides its command (from `ssh -G`, once).
+    # What a new channel carries besides its command (from `ssh -G`, once).
     exec_flags: muxclient.SessionFlags | None = None
 
-    def argv(self, *, subsystem: str | None = None, command: str | None = None) -> list[str]:
-        return side_argv(
-            str(self.control_path), self.options, self.dest, subsystem=subsystem, command=command
-        )
+    def argv(self, command: str) -> list[str]:
+        """The argv of an `ssh -S` client running `command` (for `ssh -G` to read its settings)."""
+        return side_argv(str(self.control_path), self.options, self.dest, command=command)
 
     async def close(self) -> None:
         client, self.client = self.client, None
@@ -266,14 +269,14 @@ class SideChannels:
             )
         return ch
 
-    # --- side commands ---------------------------------------------------------------------------
+    # --- what a new channel carries --------------------------------------------------------------
 
     async def session_flags(self, ch: SideChannel) -> muxclient.SessionFlags:
-        """What an `ssh -S` client would send with a side command (SendEnv, SetEnv, forwarding),
-        read once per channel from `ssh -G` with the side client's options."""
+        """What an `ssh -S` client would send with a new channel (SendEnv, SetEnv, forwarding),
+        read once per channel record from `ssh -G` with the side client's options."""
         if ch.exec_flags is not None:
             return ch.exec_flags
-        argv = ch.argv(command="true")
+        argv = ch.argv("true")
         argv.insert(1, "-G")
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -302,8 +305,12 @@ class SideChannels:
             if ch.client is not None:
                 await ch.close()
             started = time.monotonic()
+            flags = await self.session_flags(ch)
             try:
-                client = await SftpClient.start(ch.argv(subsystem="sftp"), ch.session.id)
+                try:
+                    client = await SftpClient.on_master(ch.control_path, flags, ch.session.id)
+                except muxclient.MuxError as exc:
+                    raise ChannelLost(str(exc)) from exc
             except ChannelLost as exc:
                 gone = not ch.control_path.exists() or ch.session.dead
                 raise open_error(ch.session.id, exc, gone) from exc

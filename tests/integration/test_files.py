@@ -124,20 +124,17 @@ def channel_opens(instance: Instance, sid: str) -> int:
     )
 
 
-def side_processes(instance: Instance, sid: str) -> list[int]:
-    """Local ssh processes that are side clients of this session's master."""
+def side_channels(instance: Instance, sid: str) -> int:
+    """How many channels the daemon holds open on this session's master: its connections to the
+    master's socket. The master's end of each bears the address the master bound, a temporary
+    `<ControlPath>.<random>` that ssh then links into place; St 03 is connected."""
     control = str(instance.paths.control_dir / sid)
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"-S" in argv and control.encode() in argv:
-            found.append(int(entry.name))
-    return found
+    count = 0
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7].startswith(f"{control}.") and fields[5] == "03":
+            count += 1
+    return count
 
 
 async def test_large_content_through_mcp_goes_to_a_local_file_or_is_paged(
@@ -587,7 +584,7 @@ async def test_one_channel_reused_released_on_exit_and_reopened(instance: Instan
             assert (await read(c, sid, workdir / "f.txt")).content == "hello"
         await write(c, sid, workdir / "g.txt", "written")
         assert channel_opens(instance, sid) == 1
-        assert len(side_processes(instance, sid)) == 1
+        assert side_channels(instance, sid) == 1
 
         # The remote shell exits while the side channel is open: the pane's ssh must still end.
         await c.send_keys(sid, SendKeysRequest(keys=["exit", "Enter"]))
@@ -608,10 +605,10 @@ async def test_one_channel_reused_released_on_exit_and_reopened(instance: Instan
 
         await c.close_session(sid)
 
-        async def no_side_clients() -> bool:
-            return side_processes(instance, sid) == []
+        async def no_side_channels() -> bool:
+            return side_channels(instance, sid) == 0
 
-        await eventually(no_side_clients, "the side channel's ssh to exit after close_session", timeout=20)
+        await eventually(no_side_channels, "the side channel to close with the session", timeout=20)
 
 
 async def test_password_session_needs_no_new_login(
@@ -665,6 +662,6 @@ async def test_concurrent_transfers_and_daemon_restart(instance: Instance, workd
         assert (await run_exec(c, sid, "echo adopted")).stdout == "adopted\n"
 
         async def only_the_new_channel() -> bool:
-            return len(side_processes(instance, sid)) == 1
+            return side_channels(instance, sid) == 1
 
         await eventually(only_the_new_channel, "the old daemon's side channel to end", timeout=20)

@@ -1,4 +1,5 @@
-"""exec_command opens its channel on the session's ControlMaster itself (daemon/files/muxclient.py):
+"""exec_command and the file tools open their channels on the session's ControlMaster itself
+(daemon/files/muxclient.py), with no ssh process of their own:
 what a command sees and returns is what an `ssh -S` client of the same master gets, command by
 command (environment, exit status, both streams, no stdin, no tty, death by a signal), and many
 at once each get their own channel."""
@@ -6,11 +7,14 @@ at once each get their own channel."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from sshkeep.common.client import ApiClient
-from sshkeep.common.models.files import ExecRequest
+from sshkeep.common.models.files import ExecRequest, ReadFileRequest
 from sshkeep.daemon.files.sidechannel import side_argv
 from tests.instance import Instance
 from tests.sshd import SshServer
@@ -81,16 +85,46 @@ async def test_each_command_sees_and_returns_what_ssh_S_gets(instance: Instance,
         assert (await by_daemon(c, sid, "kill -9 $$"))[0] == 255
 
 
+def side_clients(control: Path) -> list[int]:
+    """`ssh -S <control>` processes: multiplexing clients of the master."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        # `-S <path>` is how a client names the master (the master's own argv has ControlPath=).
+        if argv[0].endswith(b"ssh") and any(
+            a == b"-S" and b == str(control).encode() for a, b in itertools.pairwise(argv)
+        ):
+            found.append(int(entry.name))
+    return found
+
+
 async def test_many_at_once_each_on_a_channel_of_its_own(instance: Instance) -> None:
-    async with instance.client() as c:
-        sid = await open_session(c)
-        results = await asyncio.gather(
-            *(by_daemon(c, sid, f"echo {i}; echo e{i} >&2; exit {i}") for i in range(30))
-        )
-        assert results == [(i, f"{i}\n", f"e{i}\n") for i in range(30)]
-        # No descriptor of the channels stays open in the daemon.
-        pid = instance.daemon_pid()
-        assert pid is not None
-        before = len(os.listdir(f"/proc/{pid}/fd"))
-        await asyncio.gather(*(by_daemon(c, sid, "true") for _ in range(10)))
-        assert len(os.listdir(f"/proc/{pid}/fd")) < before + 10  # three per call would leak 30
+    shared = Path(tempfile.mkdtemp(prefix="sk-side-", dir="/tmp"))
+    try:
+        os.chmod(shared, 0o755)
+        (shared / "f.txt").write_text("beside")
+        os.chmod(shared / "f.txt", 0o644)
+        async with instance.client() as c:
+            sid = await open_session(c)
+            runs = [by_daemon(c, sid, f"echo {i}; echo e{i} >&2; exit {i}") for i in range(30)]
+            reads = [
+                c.read_remote_file(sid, ReadFileRequest(remote_path=str(shared / "f.txt"))) for _ in range(5)
+            ]
+            results = await asyncio.gather(*runs, *reads)
+            assert results[:30] == [(i, f"{i}\n", f"e{i}\n") for i in range(30)]
+            assert [getattr(r, "content", None) for r in results[30:]] == ["beside"] * 5
+            # Neither the file channel nor a command started an ssh process of its own.
+            assert side_clients(instance.paths.control_dir / sid) == []
+            # No descriptor of the channels stays open in the daemon.
+            pid = instance.daemon_pid()
+            assert pid is not None
+            before = len(os.listdir(f"/proc/{pid}/fd"))
+            await asyncio.gather(*(by_daemon(c, sid, "true") for _ in range(10)))
+            assert len(os.listdir(f"/proc/{pid}/fd")) < before + 10  # three per call would leak 30
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
