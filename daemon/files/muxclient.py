@@ -219,16 +219,20 @@ async def _send_fd(sock: socket.socket, fd: int) -> None:
 
 
 class MuxSession:
-    """A command running on an exec channel of the master, its output going into `fds`."""
+    """A command (or subsystem) running on a channel of the master, its streams the descriptors
+    the master was given."""
 
     def __init__(self, sock: socket.socket, messages: _Messages, sid: int) -> None:
         self.sock = sock
         self._messages = messages
         self.sid = sid
+        self._waiting = False
 
     async def wait(self) -> int:
-        """The command's exit status once the master closes the socket (255 when none came)."""
+        """The command's exit status once the master closes the socket (255 when none came);
+        the socket is closed then."""
         status = NO_EXIT_STATUS
+        self._waiting = True
         try:
             while (payload := await self._messages.next()) is not None:
                 r = parse_reply(payload)
@@ -237,11 +241,18 @@ class MuxSession:
                     status = got if got is not None else NO_EXIT_STATUS
         except (OSError, MuxError):
             pass  # the socket broke: as if it closed
+        finally:
+            self._waiting = False
+            self.sock.close()
         return status
 
     def close(self) -> None:
-        """Close the socket: the master closes the channel if it is still open."""
+        """Hang up: the master closes the channel if it is still open. A `wait` in progress sees
+        the end and closes the socket (closing it under a pending read would leave the event
+        loop watching a descriptor number that the next open file may take)."""
         with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        if not self._waiting:
             self.sock.close()
 
 

@@ -63,6 +63,7 @@ T = TypeVar("T")
 IDLE_CLOSE = 120.0  # seconds an unused channel stays open
 IDLE_CLOSE_BLIND = 5.0  # ... when the pane's tty cannot be watched
 WATCH_INTERVAL = 1.0
+FLAGS_TIMEOUT = 10.0  # seconds `ssh -G` may take to print a side client's configuration
 
 
 # --- ssh argv -------------------------------------------------------------------------------------
@@ -202,7 +203,7 @@ class SideChannel:
     # The session nonce when the remote shell was seen exiting (a reconnect changes the nonce).
     released_nonce: str | None = None
     # What a new channel carries besides its command (from `ssh -G`, once).
-    exec_flags: muxclient.SessionFlags | None = None
+    flags: muxclient.SessionFlags | None = None
 
     def argv(self, command: str) -> list[str]:
         """The argv of an `ssh -S` client running `command` (for `ssh -G` to read its settings)."""
@@ -274,8 +275,8 @@ class SideChannels:
     async def session_flags(self, ch: SideChannel) -> muxclient.SessionFlags:
         """What an `ssh -S` client would send with a new channel (SendEnv, SetEnv, forwarding),
         read once per channel record from `ssh -G` with the side client's options."""
-        if ch.exec_flags is not None:
-            return ch.exec_flags
+        if ch.flags is not None:
+            return ch.flags
         argv = ch.argv("true")
         argv.insert(1, "-G")
         try:
@@ -287,13 +288,21 @@ class SideChannels:
                 start_new_session=True,
             )
         except OSError as exc:
-            raise spawn_error("a side command", exc) from exc
-        out, err = await proc.communicate()
+            raise spawn_error("a side channel", exc) from exc
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), FLAGS_TIMEOUT)
+        except TimeoutError as exc:  # a `Match exec` of the user's ssh_config that never ends
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise RemoteError(
+                f"ssh -G did not print the side client's configuration within {FLAGS_TIMEOUT:g}s"
+            ) from exc
         if proc.returncode != 0:
             why = err.decode("utf-8", errors="replace").strip()[-300:]
             raise RemoteError(f"ssh -G could not read the side client's configuration: {why}")
-        ch.exec_flags = muxclient.session_flags(out.decode("utf-8", errors="replace"), dict(os.environ))
-        return ch.exec_flags
+        ch.flags = muxclient.session_flags(out.decode("utf-8", errors="replace"), dict(os.environ))
+        return ch.flags
 
     # --- the SFTP channel ------------------------------------------------------------------------
 
