@@ -262,7 +262,7 @@ async def open_session(
     """Run `command` on a new channel of the master at `control`, with stdin, stdout and stderr
     the descriptors `fds` (the caller closes its copies afterwards)."""
     loop = asyncio.get_running_loop()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # not inheritable (PEP 446)
     sock.setblocking(False)
     try:
         try:

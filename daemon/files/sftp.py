@@ -499,11 +499,11 @@ async def _open_on_master(
     loop = asyncio.get_running_loop()
     fds: list[int] = []
     try:
-        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        in_r, in_w = os.pipe()
         fds += [in_r, in_w]
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe()
         fds += [out_r, out_w]
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe()
         fds += [err_r, err_w]
         _widen(in_w)
         _widen(out_r)

@@ -477,9 +477,9 @@ async def _run_on_master(
     try:
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         fds.append(null)
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe()
         fds += [out_r, out_w]
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe()
         fds += [err_r, err_w]
         mux = await muxclient.open_session(ch.control_path, command, flags, (null, out_w, err_w))
     except BaseException:
