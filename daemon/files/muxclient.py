@@ -26,7 +26,6 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
-import os
 import re
 import socket
 import struct
@@ -310,7 +309,3 @@ async def open_session(
         with contextlib.suppress(OSError):
             sock.close()
         raise
-
-
-def devnull() -> int:
-    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)

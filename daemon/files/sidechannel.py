@@ -456,6 +456,8 @@ async def run_side_command(
     try:
         return await _run_on_master(ch, command, timeout, cap, flags)
     except muxclient.MuxError as exc:
+        if exc.started:  # the request went out: the command may be running, so never "did not run"
+            raise exec_error(s.id, f"{exc}; the command may have started", False) from exc
         raise exec_error(s.id, str(exc), s.dead or not ch.control_path.exists()) from exc
 
 
