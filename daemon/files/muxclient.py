@@ -26,6 +26,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import os
 import re
 import socket
 import struct
@@ -309,3 +310,54 @@ async def open_session(
         with contextlib.suppress(OSError):
             sock.close()
         raise
+
+
+@dataclass(frozen=True)
+class Piped:
+    """A channel whose streams are new pipes: the master holds their far ends, these are ours."""
+
+    mux: MuxSession
+    stdin: int | None  # the write end of the command's input (None: it reads /dev/null)
+    stdout: int
+    stderr: int
+
+
+async def open_piped(
+    control: Path, command: str, flags: SessionFlags, *, stdin: bool = False, subsystem: bool = False
+) -> Piped:
+    """`open_session` with a new pipe for each stream (stdin /dev/null unless `stdin`). The master
+    gets the far ends and holds its own copies, so each pipe ends when it closes the channel."""
+    theirs: list[int] = []
+    ours: list[int] = []
+    try:
+        if stdin:
+            r, w = os.pipe()
+            theirs.append(r)
+            ours.append(w)
+        else:
+            theirs.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        for _ in ("stdout", "stderr"):
+            r, w = os.pipe()
+            ours.append(r)
+            theirs.append(w)
+        mux = await open_session(
+            control, command, flags, (theirs[0], theirs[1], theirs[2]), subsystem=subsystem
+        )
+    except BaseException:
+        for fd in ours:
+            os.close(fd)
+        raise
+    finally:
+        for fd in theirs:
+            os.close(fd)
+    return Piped(mux, ours[0] if stdin else None, ours[-2], ours[-1])
+
+
+async def pipe_reader(fd: int, limit: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """A StreamReader over the read end `fd` of a channel's pipe (the transport owns `fd`)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    return reader, transport

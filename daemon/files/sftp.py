@@ -497,37 +497,22 @@ async def _open_on_master(
 ) -> tuple[_MasterChannel, _PipeOutput]:
     """Open `subsystem` on a new channel of the master at `control`, over three new pipes."""
     loop = asyncio.get_running_loop()
-    fds: list[int] = []
-    try:
-        in_r, in_w = os.pipe()
-        fds += [in_r, in_w]
-        out_r, out_w = os.pipe()
-        fds += [out_r, out_w]
-        err_r, err_w = os.pipe()
-        fds += [err_r, err_w]
-        _widen(in_w)
-        _widen(out_r)
-        mux = await muxclient.open_session(control, subsystem, flags, (in_r, out_w, err_w), subsystem=True)
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    for fd in (in_r, out_w, err_w):
-        os.close(fd)  # the master holds its own copies
+    piped = await muxclient.open_piped(control, subsystem, flags, stdin=True, subsystem=True)
+    mux = piped.mux
+    assert piped.stdin is not None
+    _widen(piped.stdin)
+    _widen(piped.stdout)
     transports: list[asyncio.BaseTransport] = []
     try:
         w_transport, w_proto = await loop.connect_write_pipe(
-            lambda: asyncio.streams.FlowControlMixin(loop), os.fdopen(in_w, "wb", buffering=0)
+            lambda: asyncio.streams.FlowControlMixin(loop), os.fdopen(piped.stdin, "wb", buffering=0)
         )
         transports.append(w_transport)
         writer = asyncio.StreamWriter(w_transport, w_proto, None, loop)
         out = _PipeOutput()
-        out_t, _ = await loop.connect_read_pipe(lambda: out, os.fdopen(out_r, "rb", buffering=0))
+        out_t, _ = await loop.connect_read_pipe(lambda: out, os.fdopen(piped.stdout, "rb", buffering=0))
         transports.append(out_t)
-        stderr = asyncio.StreamReader(limit=READ_LIMIT)
-        err_t, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(stderr), os.fdopen(err_r, "rb", buffering=0)
-        )
+        stderr, err_t = await muxclient.pipe_reader(piped.stderr, READ_LIMIT)
         transports.append(err_t)
     except BaseException:
         mux.close()

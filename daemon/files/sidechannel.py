@@ -63,6 +63,7 @@ T = TypeVar("T")
 IDLE_CLOSE = 120.0  # seconds an unused channel stays open
 IDLE_CLOSE_BLIND = 5.0  # ... when the pane's tty cannot be watched
 WATCH_INTERVAL = 1.0
+OUTPUT_READ_LIMIT = 1 << 20  # a side command's streams are read in chunks, capped by _Capture
 FLAGS_TIMEOUT = 10.0  # seconds `ssh -G` may take to print a side client's configuration
 
 
@@ -461,38 +462,15 @@ async def run_side_command(
         raise exec_error(s.id, str(exc), s.dead or not ch.control_path.exists()) from exc
 
 
-async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 20)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
-    )
-    return reader, transport
-
-
 async def _run_on_master(
     ch: SideChannel, command: str, timeout: float, cap: int, flags: muxclient.SessionFlags
 ) -> ExecOutcome:
     """The command on a channel the daemon opens on the master itself, its output in two pipes."""
     started = time.monotonic()
-    fds: list[int] = []
-    try:
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        fds.append(null)
-        out_r, out_w = os.pipe()
-        fds += [out_r, out_w]
-        err_r, err_w = os.pipe()
-        fds += [err_r, err_w]
-        mux = await muxclient.open_session(ch.control_path, command, flags, (null, out_w, err_w))
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    # The master holds its own copies: the pipes end when it closes them with the channel.
-    for fd in (null, out_w, err_w):
-        os.close(fd)
-    out_stream, out_t = await _pipe_reader(out_r)
-    err_stream, err_t = await _pipe_reader(err_r)
+    piped = await muxclient.open_piped(ch.control_path, command, flags)
+    mux = piped.mux
+    out_stream, out_t = await muxclient.pipe_reader(piped.stdout, OUTPUT_READ_LIMIT)
+    err_stream, err_t = await muxclient.pipe_reader(piped.stderr, OUTPUT_READ_LIMIT)
     out, err = _Capture(cap), _Capture(cap)
     tasks = [
         asyncio.create_task(out.pump(out_stream)),

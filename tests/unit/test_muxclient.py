@@ -149,14 +149,20 @@ def master(tmp_path: Path) -> Iterator[Callable[[Master], Path]]:
         s.close()
 
 
+def _take_request(conn: socket.socket) -> bytes:
+    """Both hellos, then the client's NEW_SESSION (its descriptors are still to be received)."""
+    _send(conn, 1, 4)
+    assert _read_message(conn) == struct.pack(">II", 1, 4)
+    request = _read_message(conn)
+    assert struct.unpack(">I", request[:4])[0] == 0x10000002
+    return request
+
+
 def _exec_master(status: int | None, out: bytes, err: bytes) -> Master:
     """Says yes, writes `out` and `err` into the descriptors it got, then exits with `status`."""
 
     def behave(conn: socket.socket) -> None:
-        _send(conn, 1, 4)
-        assert _read_message(conn) == struct.pack(">II", 1, 4)
-        request = _read_message(conn)
-        assert struct.unpack(">I", request[:4])[0] == 0x10000002
+        request = _take_request(conn)
         fds = [_receive_fd(conn) for _ in range(3)]
         assert os.read(fds[0], 10) == b""  # stdin is empty
         os.write(fds[1], out)
@@ -205,9 +211,7 @@ def test_another_protocol_version_is_refused_before_any_command(master: Callable
 
 def test_a_refusal_says_why(master: Callable[[Master], Path]) -> None:
     def behave(conn: socket.socket) -> None:
-        _send(conn, 1, 4)
-        _read_message(conn)
-        _read_message(conn)
+        _take_request(conn)
         for _ in range(3):
             os.close(_receive_fd(conn))
         _send(conn, 0x80000002, 1, tail=struct.pack(">I", 17) + b"Permission denied")
@@ -220,9 +224,7 @@ def test_a_refusal_says_why(master: Callable[[Master], Path]) -> None:
 
 def test_a_master_that_hangs_up_after_the_request(master: Callable[[Master], Path]) -> None:
     def behave(conn: socket.socket) -> None:
-        _send(conn, 1, 4)
-        _read_message(conn)
-        _read_message(conn)
+        _take_request(conn)
 
     path = master(behave)
     with pytest.raises(muxclient.MuxError) as e:
