@@ -93,6 +93,15 @@ def pct(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+def times(ratio: float, target: float, digits: int = 2) -> str:
+    """`ratio` as "1.23x", with one more digit where the rounded figure would read as the target
+    itself (0.796 is "0.796x", not a "0.80x" that misses 0.8)."""
+    text = f"{ratio:.{digits}f}"
+    if float(text) == target and ratio != target:
+        text = f"{ratio:.{digits + 1}f}"
+    return text + "x"
+
+
 @dataclass
 class Row:
     name: str
@@ -866,9 +875,8 @@ class Bench:
         med = mcpr.median or float("nan")
         if gateway is not None and gw.median:
             ratio = med / gw.median
-            mcpr.note += (
-                f"; {ratio:.2f}x mcp-ssh-gateway (target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'})"
-            )
+            verdict = "met" if ratio <= 1.5 else "MISSED"
+            mcpr.note += f"; {times(ratio, 1.5)} mcp-ssh-gateway (target <= 1.5x: {verdict})"
             gw.note = (
                 f"peer, same MCP client, same sshd; {gw.median / (bare.median or float('nan')):.1f}x bare pty"
             )
@@ -1147,12 +1155,12 @@ class Bench:
             b2 = self.table.add(Row("  baseline: fresh `ssh host 'cat > file'`", samples=wb))
             ratio = (read.median or 0) / (hread.median or 1)
             read.note = (
-                f"{ratio:.2f}x HTTP (target <= 2x: {'met' if ratio <= 2 else 'MISSED'}); {how}; "
+                f"{times(ratio, 2)} HTTP (target <= 2x: {'met' if ratio <= 2 else 'MISSED'}); {how}; "
                 f"{(read.median or 0) / (b1.median or 1):.1f}x a fresh ssh cat"
             )
             wratio = (write.median or 0) / (hwrite.median or 1)
             write.note = (
-                f"{wratio:.2f}x HTTP (target <= 2x: {'met' if wratio <= 2 else 'MISSED'}); "
+                f"{times(wratio, 2)} HTTP (target <= 2x: {'met' if wratio <= 2 else 'MISSED'}); "
                 f"{(write.median or 0) / (b2.median or 1):.1f}x a fresh ssh cat >"
             )
             hread.note = f"MCP adds {(read.median or 0) - (hread.median or 0):.0f} ms"
@@ -1290,7 +1298,8 @@ class Bench:
                 if self.gateway is not None:
                     gw_row.samples.append(await self.gateway.bulk(command))
         ratio = (row.median or 0) / (pane.median or 1)
-        row.note = f"{ratio:.2f}x the bare tmux pane (target <= 1.2x: {'met' if ratio <= 1.2 else 'MISSED'})"
+        verdict = "met" if ratio <= 1.2 else "MISSED"
+        row.note = f"{times(ratio, 1.2)} the bare tmux pane (target <= 1.2x: {verdict})"
         if gw_row.median:
             row.note += f"; {(row.median or 0) / gw_row.median:.2f}x mcp-ssh-gateway"
             gw_row.note = "peer: a first page of its output when the command ends, as send_command's"
@@ -1437,7 +1446,7 @@ class Bench:
                 row.note = f"{speed:.2f}x OpenSSH sftp {what}'s speed (what a streamed local-path copy moves)"
             elif row in (lread, lwrite) or not streamed:
                 verdict = "met" if speed >= 0.8 else "MISSED"
-                row.note = f"{speed:.2f}x OpenSSH sftp {what}'s speed (target >= 0.8x: {verdict})"
+                row.note = f"{times(speed, 0.8)} OpenSSH sftp {what}'s speed (target >= 0.8x: {verdict})"
                 if row in (lread, lwrite):
                     synced = sreadf if what == "get" else swritef
                     row.note += f", {(synced.median or 0) / (row.median or 1):.2f}x {what} -f's"
@@ -1449,10 +1458,10 @@ class Bench:
                     shown.note + "; " if shown.note else ""
                 ) + f"{mb / shown.median * 1000:.0f} MB/s"
         ratio = (mread.median or 0) / (hread.median or 1)
-        mread.note = f"{ratio:.2f}x HTTP (target <= 2x: {'met' if ratio <= 2 else 'MISSED'}); {how}"
+        mread.note = f"{times(ratio, 2)} HTTP (target <= 2x: {'met' if ratio <= 2 else 'MISSED'}); {how}"
         if mlocal is not None and lread is not None:
             r2 = (mlocal.median or 0) / (lread.median or 1)
-            mlocal.note = f"{r2:.2f}x the same via HTTP (target <= 2x: {'met' if r2 <= 2 else 'MISSED'})"
+            mlocal.note = f"{times(r2, 2)} the same via HTTP (target <= 2x: {'met' if r2 <= 2 else 'MISSED'})"
 
     async def big_pages(self, mcp: Client) -> None:
         """A large page of command output, as an agent pages it (get_command offset/limit) via MCP
@@ -1487,7 +1496,8 @@ class Bench:
             mrow.samples.append(ms)
         ratio = (mrow.median or 0) / (hrow.median or 1)
         mrow.note = (
-            f"{ratio:.2f}x HTTP (target <= 2x: {'met' if ratio <= 2 else 'MISSED'}); cut at the inline limit "
+            f"{times(ratio, 2)} HTTP (target <= 2x: {'met' if ratio <= 2 else 'MISSED'}); "
+            "cut at the inline limit "
             f"({chars} characters, next_offset and local_path named)"
         )
 
@@ -1629,7 +1639,8 @@ class Bench:
             ratio = (row.median or 0) / idle_p50
             bound = len(busy) / (len(lat) / wall) * 1000  # Little's law: concurrency / throughput
             row.note = (
-                f"p50 {ratio:.1f}x one at a time (target <= 10x: {'met' if ratio <= 10 else 'MISSED'}); "
+                f"p50 {times(ratio, 10, 1)} one at a time "
+                f"(target <= 10x: {'met' if ratio <= 10 else 'MISSED'}); "
                 f"concurrency / throughput = {bound:.1f} ms; "
                 f"{len(lat) / wall:.0f} commands/s; CPU: daemon {cpu / wall:.0%}, "
                 f"tmux server {tcpu / wall:.0%}, "
@@ -1681,7 +1692,7 @@ class Bench:
             rows[key].note = f"target <= {target:g} ms: {'met' if med <= target else 'MISSED'}"
         ratio = (rows["shim"].median or 0) / (rows["bare"].median or 1)
         verdict = "met" if ratio <= 1.1 else "MISSED"
-        rows["shim"].note = f"{ratio:.2f}x the bare server (target <= 1.1x: {verdict})"
+        rows["shim"].note = f"{times(ratio, 1.1)} the bare server (target <= 1.1x: {verdict})"
         ratio = (rows["shim_list"].median or 0) / (rows["bare_list"].median or 1)
         rows["shim_list"].note = f"{ratio:.2f}x the bare server (20 tools vs 1)"
 
@@ -1716,8 +1727,8 @@ class Bench:
             inst.destroy()
         b = base.median or 1
         r1, r2 = (first.median or 0) / b, (later.median or 0) / b
-        first.note = f"{r1:.2f}x a bare ssh login (target <= 1.5x: {'met' if r1 <= 1.5 else 'MISSED'})"
-        later.note = f"{r2:.2f}x a bare ssh login (target <= 1.1x: {'met' if r2 <= 1.1 else 'MISSED'})"
+        first.note = f"{times(r1, 1.5)} a bare ssh login (target <= 1.5x: {'met' if r1 <= 1.5 else 'MISSED'})"
+        later.note = f"{times(r2, 1.1)} a bare ssh login (target <= 1.1x: {'met' if r2 <= 1.1 else 'MISSED'})"
 
 
 # --- main -----------------------------------------------------------------------------------------
