@@ -82,3 +82,12 @@ def test_run_seconds_of_a_gone_process_is_none() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # reaped: its /proc entry is gone
     assert in_bench(f"import json, bench\nprint(json.dumps(bench.run_seconds({child.pid})))") is None
+
+
+def test_a_ratio_that_rounds_to_its_target_shows_one_more_digit() -> None:
+    shown = in_bench(
+        "import json, bench\n"
+        "print(json.dumps([bench.times(0.796, 0.8), bench.times(0.83, 0.8), bench.times(1.104, 1.1),\n"
+        "                  bench.times(1.1, 1.1), bench.times(9.96, 10, 1), bench.times(13.84, 10, 1)]))\n"
+    )
+    assert shown == ["0.796x", "0.83x", "1.104x", "1.10x", "9.96x", "13.8x"]
