@@ -70,7 +70,8 @@ def _said_after(world: Instance, sid: str, last_output: str) -> list[str]:
     tmux's own "Pane is dead" line: what ssh printed as it ended."""
     screen = world.tmux("capture-pane", "-p", "-t", f"={sid}:").stdout.splitlines()
     assert last_output in screen, screen
-    after = screen[len(screen) - 1 - screen[::-1].index(last_output) + 1 :]
+    last = max(i for i, line in enumerate(screen) if line == last_output)
+    after = screen[last + 1 :]
     return [ln.strip() for ln in after if ln.strip() and not ln.startswith("Pane is dead")]
 
 
