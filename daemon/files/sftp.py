@@ -564,8 +564,11 @@ class SftpClient:
     ) -> SftpClient:
         """Open the sftp subsystem on a channel of the ssh master at `control` (what
         `ssh -S <control> -s <host> sftp` would ask for, with `flags`), and do the handshake. The
-        master's refusals raise `muxclient.MuxError`."""
-        carrier, out = await _open_on_master(control, flags, "sftp")
+        master's refusals raise `ChannelLost`, as a channel that closes does."""
+        try:
+            carrier, out = await _open_on_master(control, flags, "sftp")
+        except muxclient.MuxError as exc:
+            raise ChannelLost(str(exc)) from exc
         return await cls(carrier, label)._begin(out, timeout)
 
     async def _begin(self, out: _Output, timeout: float) -> SftpClient:

@@ -317,10 +317,7 @@ class SideChannels:
             started = time.monotonic()
             flags = await self.session_flags(ch)
             try:
-                try:
-                    client = await SftpClient.on_master(ch.control_path, flags, ch.session.id)
-                except muxclient.MuxError as exc:
-                    raise ChannelLost(str(exc)) from exc
+                client = await SftpClient.on_master(ch.control_path, flags, ch.session.id)
             except ChannelLost as exc:
                 gone = not ch.control_path.exists() or ch.session.dead
                 raise open_error(ch.session.id, exc, gone) from exc
