@@ -57,9 +57,8 @@ def test_new_session_lays_out_what_the_master_reads() -> None:
     second, pos = _strings(body, pos)
     assert (term, command, first, second, pos) == (b"", b"echo 'a b'", b"LANG=C.UTF-8", b"FOO=bar", len(body))
     sub = muxclient.new_session(4, "sftp", SessionFlags(), subsystem=True)[4:]
-    assert (
-        struct.unpack(">I", sub[24:28])[0] == 1
-    )  # the subsystem flag: after type, id, reserved, tty, X11, agent
+    # The subsystem flag comes after type, id, reserved, tty, X11 and agent.
+    assert struct.unpack(">I", sub[24:28])[0] == 1
 
 
 def test_flags_are_what_ssh_would_send() -> None:
